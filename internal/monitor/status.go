@@ -1,0 +1,60 @@
+// Package monitor holds the status of a link as every reader sees it: the
+// CLI's status command, its JSON output and later the dashboard share the
+// one Status struct, so field names stay stable.
+package monitor
+
+import "time"
+
+// Phases of a link, stored in the target's pglink schema.
+const (
+	PhaseSeeding     = "seeding"
+	PhaseReplicating = "replicating"
+	PhaseFailingOver = "failing_over"
+	PhaseFailedOver  = "failed_over"
+	PhaseBroken      = "broken"
+)
+
+// Status is a link's state at one moment. The JSON names are an interface
+// users script against: keep them.
+type Status struct {
+	Name        string    `json:"name"`
+	Phase       string    `json:"phase"`
+	SourceLSN   string    `json:"source_lsn,omitempty"`  // source's current WAL position
+	AppliedLSN  string    `json:"applied_lsn,omitempty"` // last source commit applied on the target
+	LagBytes    *int64    `json:"lag_bytes"`
+	LagSeconds  *float64  `json:"lag_seconds"`
+	LastError   string    `json:"last_error,omitempty"`
+	Remedy      string    `json:"remedy,omitempty"`
+	Running     bool      `json:"running"` // a pglink process holds the link's lease
+	Tables      []Table   `json:"tables"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	LastApplied time.Time `json:"last_applied_commit_time,omitzero"` // source commit time of the last applied transaction
+	// Apply throughput, averaged over the last reporting interval of the
+	// running process.
+	ApplyTxnPerSec    float64  `json:"apply_txn_per_sec"`
+	ApplyChangePerSec float64  `json:"apply_changes_per_sec"`
+	SlotName          string   `json:"slot_name"`
+	SlotActive        *bool    `json:"slot_active,omitempty"`
+	SlotRetainedBytes *int64   `json:"slot_retained_bytes,omitempty"` // WAL the source keeps for the slot
+	Warnings          []string `json:"warnings,omitempty"`
+}
+
+// Table is one table's seeding state.
+type Table struct {
+	Name        string   `json:"name"`  // schema.table
+	State       string   `json:"state"` // pending, copying, copied
+	RowsCopied  int64    `json:"rows_copied"`
+	BytesCopied int64    `json:"bytes_copied"`
+	EstRows     int64    `json:"est_rows"`
+	EstBytes    int64    `json:"est_bytes"`
+	SyncLSN     string   `json:"sync_lsn,omitempty"`
+	ETASeconds  *float64 `json:"eta_seconds,omitempty"`
+}
+
+// Table states.
+const (
+	TablePending = "pending"
+	TableCopying = "copying"
+	TableCopied  = "copied"
+)
