@@ -58,3 +58,16 @@ const (
 	TableCopying = "copying"
 	TableCopied  = "copied"
 )
+
+// CopyProgress is one report of a seeding copy job, sent often while it
+// copies a table (or a range of one) and once more when it is done.
+type CopyProgress struct {
+	Job      int           // 0-based job number
+	Table    string        // schema.table
+	Part     string        // the range being copied, empty for a whole table
+	Rows     int64         // rows copied so far in this table part
+	Bytes    int64         // bytes copied so far in this table part
+	EstBytes int64         // estimated bytes of this table part (0 when unknown)
+	Elapsed  time.Duration // since this part started
+	Done     bool
+}
