@@ -1,0 +1,134 @@
+//go:build pglink_wip
+
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/apply"
+	"github.com/pglink/pglink/internal/endpoint"
+)
+
+// Drop removes what the link made on both sides: slot, publication, origin,
+// the read-only guard, its rows in the pglink schema (and the schema when no
+// link remains). The target's data stays. It works on a broken or half-made
+// link, and says what it could not remove.
+func Drop(ctx context.Context, name, source, target string, log *slog.Logger) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	src, err := endpoint.Parse(endpoint.Source, source)
+	if err != nil {
+		return err
+	}
+	tgt, err := endpoint.Parse(endpoint.Target, target)
+	if err != nil {
+		return err
+	}
+	tgt = targetEndpoint(tgt)
+	l, err := acquireLease(ctx, tgt, name)
+	if err != nil {
+		return fmt.Errorf("%w (pglink drop needs the link stopped)", err)
+	}
+	defer l.release(ctx)
+	var errs []error
+	if err := dropSourceSide(ctx, src, name, log); err != nil {
+		errs = append(errs, err)
+	}
+	if err := dropTargetSide(ctx, tgt, name, log); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("drop link %s: not everything could be removed; fix the cause and run pglink drop again: %w", name, errors.Join(errs...))
+	}
+	return nil
+}
+
+func dropSourceSide(ctx context.Context, src *endpoint.Endpoint, name string, log *slog.Logger) error {
+	conn, err := src.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	names := namesFor(name)
+	for _, slot := range []string{names.Slot, names.SyncSlot} {
+		if err := dropSlot(ctx, conn, slot); err != nil {
+			return err
+		}
+	}
+	log.Info("dropped replication slot", "slot", names.Slot)
+	exists, ours, err := publicationOwner(ctx, conn, names.Publication, name)
+	if err != nil {
+		return err
+	}
+	if exists && !ours {
+		log.Warn("publication exists but was not made by this link; left alone", "publication", names.Publication)
+		return nil
+	}
+	if err := dropPublication(ctx, conn, names.Publication); err != nil {
+		return err
+	}
+	log.Info("dropped publication", "publication", names.Publication)
+	return nil
+}
+
+func dropPublicationIfOurs(ctx context.Context, conn *pgx.Conn, pub, link string) error {
+	exists, ours, err := publicationOwner(ctx, conn, pub, link)
+	if err != nil || !exists || !ours {
+		return err
+	}
+	return dropPublication(ctx, conn, pub)
+}
+
+func dropTargetSide(ctx context.Context, tgt *endpoint.Endpoint, name string, log *slog.Logger) error {
+	conn, err := tgt.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := apply.DropOrigin(ctx, conn, namesFor(name).Origin); err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	if err := removeLinkState(ctx, conn, name); err != nil {
+		return err
+	}
+	log.Info("removed the link from the target", "origin", namesFor(name).Origin)
+	return nil
+}
+
+// removeLinkState removes the link's guard and rows from the target, and
+// the pglink schema when no other link is left in it.
+func removeLinkState(ctx context.Context, conn *pgx.Conn, name string) error {
+	exists, err := stateSchemaExists(ctx, conn)
+	if err != nil || !exists {
+		return err
+	}
+	var others int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pglink.links WHERE name <> $1`, name).Scan(&others); err != nil {
+		return fmt.Errorf("target: count links: %w", err)
+	}
+	if err := unguardTables(ctx, conn, namesFor(name), others > 0); err != nil {
+		return err
+	}
+	sql := `DELETE FROM pglink.links WHERE name = $1`
+	args := []any{name}
+	if others == 0 {
+		sql, args = `DROP SCHEMA pglink CASCADE`, nil
+	}
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("target: remove link %s: %w", name, err)
+	}
+	return nil
+}
+
+// joinNames lists names for a message.
+func joinNames(names []string) string { return strings.Join(names, ", ") }

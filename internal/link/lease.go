@@ -1,0 +1,62 @@
+package link
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/endpoint"
+)
+
+// A lease is a session-level advisory lock in the target database, held by
+// the one process that drives a link; it ends with that process's session,
+// so a killed process never leaves a stale lease behind.
+type lease struct {
+	conn *pgx.Conn
+}
+
+func leaseKey(link string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(namesFor(link).LockKey))
+	return int64(h.Sum64())
+}
+
+// acquireLease takes the link's lease or says who holds it.
+func acquireLease(ctx context.Context, ep *endpoint.Endpoint, link string) (*lease, error) {
+	conn, err := ep.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, leaseKey(link)).Scan(&got); err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("target: take the lease of link %s: %w", link, err)
+	}
+	if !got {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("target: link %s is already run by another pglink process (it holds the link's lease); stop that process first, or use pglink status to watch it", link)
+	}
+	return &lease{conn: conn}, nil
+}
+
+func (l *lease) release(ctx context.Context) {
+	if l != nil && l.conn != nil {
+		l.conn.Close(context.WithoutCancel(ctx))
+	}
+}
+
+// leaseHeld reports whether some process holds the link's lease now.
+func leaseHeld(ctx context.Context, conn *pgx.Conn, link string) (bool, error) {
+	key := uint64(leaseKey(link))
+	var held bool
+	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1 AND granted)`,
+		int64(key>>32), int64(key&0xffffffff)).Scan(&held)
+	if err != nil {
+		return false, fmt.Errorf("target: check the lease of link %s: %w", link, err)
+	}
+	return held, nil
+}

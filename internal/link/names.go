@@ -1,0 +1,42 @@
+package link
+
+import (
+	"fmt"
+	"regexp"
+)
+
+var validName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
+
+// ValidateName checks a link name. The name becomes part of the slot,
+// publication and origin names, which PostgreSQL limits to lowercase
+// letters, digits and underscores (slots) and 63 bytes.
+func ValidateName(name string) error {
+	if name == "" {
+		return fmt.Errorf("no link name: give --name or set PGLINK_NAME (lowercase letters, digits and underscores, starting with a letter, at most 40 characters)")
+	}
+	if !validName.MatchString(name) {
+		return fmt.Errorf("invalid link name %q: use lowercase letters, digits and underscores, starting with a letter, at most 40 characters (it names the replication slot, publication and origin)", name)
+	}
+	return nil
+}
+
+// objectNames are the names of what a link creates.
+type objectNames struct {
+	Slot        string // on the source
+	SyncSlot    string // temporary slot on the source, for re-seeding after a restart
+	Publication string // on the source
+	Origin      string // on the target
+	Trigger     string // the read-only guard trigger on each target table
+	LockKey     string // advisory lock key text for the lease
+}
+
+func namesFor(link string) objectNames {
+	return objectNames{
+		Slot:        "pglink_" + link,
+		SyncSlot:    "pglink_" + link + "_sync",
+		Publication: "pglink_" + link,
+		Origin:      "pglink_" + link,
+		Trigger:     "pglink_read_only_" + link,
+		LockKey:     "pglink link " + link,
+	}
+}

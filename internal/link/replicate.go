@@ -1,0 +1,244 @@
+//go:build pglink_wip
+
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pglink/pglink/internal/apply"
+	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/stream"
+)
+
+// HeartbeatInterval is how often the link writes a heartbeat into the
+// source's WAL: it keeps the slot moving when the source is idle and gives
+// the lag in seconds a clock to go by.
+var HeartbeatInterval = time.Second
+
+// heartbeatPrefix marks pglink's logical decoding messages.
+const heartbeatPrefix = "pglink"
+
+// queueSize bounds the changes between stream and apply.
+const queueSize = 4096
+
+// replicate streams and applies until ctx ends, reconnecting with backoff
+// when a connection is lost. An error the servers answer with (not a lost
+// connection) marks the link broken, with the error and its remedy, and is
+// retried more slowly: the user may fix the cause while pglink waits.
+func (r *runner) replicate(ctx context.Context) error {
+	wait := time.Duration(0)
+	for {
+		err := r.streamOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		r.log.Warn("replication interrupted; retrying", "error", err, "in", nextBackoff(wait))
+		if !endpoint.IsConnectionLost(err) {
+			r.markBroken(ctx, err)
+		} else {
+			r.recordError(ctx, err)
+		}
+		wait = nextBackoff(wait)
+		if err := sleep(ctx, wait); err != nil {
+			return nil
+		}
+		if err := r.reconnectControl(ctx); err != nil {
+			r.log.Warn("target not reachable", "error", err)
+		}
+	}
+}
+
+func (r *runner) markBroken(ctx context.Context, err error) {
+	if r.tgtConn == nil || r.tgtConn.IsClosed() {
+		return
+	}
+	if perr := setPhase(ctx, r.tgtConn, r.cfg.Name, monitor.PhaseBroken); perr != nil {
+		r.log.Warn("could not record the broken phase", "error", perr)
+	}
+	r.recordError(ctx, err)
+}
+
+// reconnectControl replaces the control sessions when they were lost.
+func (r *runner) reconnectControl(ctx context.Context) error {
+	if r.tgtConn == nil || r.tgtConn.IsClosed() || r.tgtConn.Ping(ctx) != nil {
+		conn, err := r.tgt.Connect(ctx)
+		if err != nil {
+			return err
+		}
+		r.tgtConn = conn
+	}
+	if r.srcConn == nil || r.srcConn.IsClosed() || r.srcConn.Ping(ctx) != nil {
+		conn, err := r.src.Connect(ctx)
+		if err != nil {
+			return err
+		}
+		r.srcConn = conn
+	}
+	return nil
+}
+
+// syncPositions returns the per-table positions the seeding copied at.
+func (r *runner) syncPositions(ctx context.Context) (map[string]change.LSN, error) {
+	rows, err := loadTables(ctx, r.tgtConn, r.cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]change.LSN, len(rows))
+	for _, t := range rows {
+		out[t.Key()] = t.SyncLSN
+	}
+	return out, nil
+}
+
+// streamOnce runs one replication session: stream, apply, heartbeats and
+// the status reporter, until one of them fails or ctx ends.
+func (r *runner) streamOnce(ctx context.Context) error {
+	syncAt, err := r.syncPositions(ctx)
+	if err != nil {
+		return err
+	}
+	applyConn, err := r.tgt.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer applyConn.Close(context.WithoutCancel(ctx))
+	if err := apply.PrepareSession(ctx, applyConn); err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	if err := apply.EnsureOrigin(ctx, applyConn, r.names.Origin); err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	start, err := apply.OriginProgress(ctx, applyConn, r.names.Origin)
+	if err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	streamer := stream.New(stream.Options{
+		Conn: sourceStreamConfig(r.src), Slot: r.names.Slot, Publication: r.names.Publication,
+		StartLSN: start, SpoolDir: filepath.Join(os.TempDir(), "pglink-spool-"+r.cfg.Name), Logger: r.log,
+	})
+	applier := apply.New(apply.Options{
+		Conn: applyConn, Origin: r.names.Origin, Logger: r.log, OnApplied: streamer.SetApplied,
+		SyncLSN: func(table string) (change.LSN, bool) {
+			lsn, ok := syncAt[table]
+			return lsn, ok
+		},
+		ProgressSQL: `UPDATE pglink.progress SET applied_lsn = $1::text::pg_lsn, applied_commit_time = $2,
+			applied_at = now(), txns_applied = txns_applied + $3, changes_applied = changes_applied + $4
+			WHERE link = ` + quoteLiteral(r.cfg.Name),
+	})
+	r.log.Info("streaming", "from", start.String(), "slot", r.names.Slot)
+	changes := make(chan *change.Change, queueSize)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return streamer.Run(gctx, changes) })
+	g.Go(func() error { return applier.Run(gctx, changes) })
+	g.Go(func() error { return r.heartbeat(gctx) })
+	g.Go(func() error { return r.report(gctx, streamer, applier) })
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// sourceStreamConfig returns the replication connection settings; the
+// session settings make the source's text output exact and unambiguous,
+// as native logical replication's walreceiver does.
+func sourceStreamConfig(src *endpoint.Endpoint) *pgconn.Config {
+	cfg := src.Config.Config.Copy()
+	cfg.RuntimeParams["DateStyle"] = "ISO"
+	cfg.RuntimeParams["IntervalStyle"] = "postgres"
+	cfg.RuntimeParams["extra_float_digits"] = "3"
+	return cfg
+}
+
+// heartbeat writes a transactional logical message into the source's WAL
+// every HeartbeatInterval, on its own session.
+func (r *runner) heartbeat(ctx context.Context) error {
+	conn, err := r.src.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	tick := time.NewTicker(HeartbeatInterval)
+	defer tick.Stop()
+	for {
+		if _, err := conn.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, heartbeatPrefix, r.cfg.Name); err != nil {
+			return fmt.Errorf("source: write heartbeat: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// report publishes the running process's view every second: lag in
+// seconds, throughput and the source's WAL end. A link marked broken goes
+// back to replicating once changes flow again.
+func (r *runner) report(ctx context.Context, s *stream.Streamer, a *apply.Applier) error {
+	conn, err := r.tgt.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	prev, prevAt := a.Stats(), time.Now()
+	healthy := false
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		st, ss, now := a.Stats(), s.Stats(), time.Now()
+		secs := now.Sub(prevAt).Seconds()
+		lag := lagSeconds(st, ss, now)
+		if _, err := conn.Exec(ctx, `UPDATE pglink.links SET lag_seconds = $2, txn_per_sec = $3, changes_per_sec = $4,
+			server_wal_end = nullif($5, '0/0')::pg_lsn, updated_at = now() WHERE name = $1`, r.cfg.Name, lag,
+			float64(st.Txns-prev.Txns)/secs, float64(st.Changes-prev.Changes)/secs, ss.ServerWALEnd.String()); err != nil {
+			return fmt.Errorf("target: report status: %w", err)
+		}
+		if !healthy && (st.LastEndLSN != prev.LastEndLSN || lag == 0) {
+			healthy = true
+			if err := r.markHealthy(ctx, conn); err != nil {
+				return err
+			}
+		}
+		prev, prevAt = st, now
+	}
+}
+
+func (r *runner) markHealthy(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, `UPDATE pglink.links SET phase = 'replicating', last_error = NULL, remedy = NULL
+		WHERE name = $1 AND phase IN ('replicating', 'broken')`, r.cfg.Name)
+	if err != nil {
+		return fmt.Errorf("target: record link %s healthy: %w", r.cfg.Name, err)
+	}
+	return nil
+}
+
+// lagSeconds is 0 when everything received has been applied and the
+// stream is current; otherwise the age of the last applied source commit,
+// an upper bound of the real lag.
+func lagSeconds(a apply.Stats, s stream.Stats, now time.Time) float64 {
+	if a.LastEndLSN >= s.ReceivedLSN && now.Sub(s.LastMessage) < 3*HeartbeatInterval+5*time.Second {
+		return 0
+	}
+	if a.LastCommitTime.IsZero() {
+		return now.Sub(s.LastMessage).Seconds()
+	}
+	return max(0, now.Sub(a.LastCommitTime).Seconds())
+}

@@ -1,0 +1,284 @@
+//go:build pglink_wip
+
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/catalog"
+	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/monitor"
+)
+
+// runner drives one link through its phases.
+type runner struct {
+	cfg      Config
+	src, tgt *endpoint.Endpoint
+	names    objectNames
+	log      *slog.Logger
+	srcConn  *pgx.Conn // control session on the source
+	tgtConn  *pgx.Conn // control session on the target (pglink settings)
+	row      *linkRow
+	tables   []catalog.Table // the link's tables, as the source has them now
+}
+
+func newRunner(cfg Config) (*runner, error) {
+	if err := ValidateName(cfg.Name); err != nil {
+		return nil, err
+	}
+	if cfg.Schema == "" {
+		cfg.Schema = SchemaCopy
+	}
+	if cfg.Schema != SchemaCopy && cfg.Schema != SchemaExisting {
+		return nil, fmt.Errorf("invalid --schema %q: use %q (copy the schema with pg_dump) or %q (the target already has the tables)", cfg.Schema, SchemaCopy, SchemaExisting)
+	}
+	if cfg.Jobs <= 0 {
+		cfg.Jobs = runtime.NumCPU()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	src, err := endpoint.Parse(endpoint.Source, cfg.Source)
+	if err != nil {
+		return nil, err
+	}
+	tgt, err := endpoint.Parse(endpoint.Target, cfg.Target)
+	if err != nil {
+		return nil, err
+	}
+	return &runner{cfg: cfg, src: src, tgt: targetEndpoint(tgt), names: namesFor(cfg.Name),
+		log: cfg.Logger.With("link", cfg.Name)}, nil
+}
+
+func (r *runner) close(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	if r.srcConn != nil {
+		r.srcConn.Close(ctx)
+	}
+	if r.tgtConn != nil {
+		r.tgtConn.Close(ctx)
+	}
+}
+
+// Run creates the link or resumes it, then seeds and streams until ctx ends
+// (a clean stop, returning nil) or a permanent error.
+func Run(ctx context.Context, cfg Config) error {
+	r, err := newRunner(cfg)
+	if err != nil {
+		return err
+	}
+	defer r.close(ctx)
+	if r.srcConn, err = r.src.Connect(ctx); err != nil {
+		return err
+	}
+	if r.tgtConn, err = connectTarget(ctx, r.tgt, true); err != nil {
+		return err
+	}
+	if err := ensureStateSchema(ctx, r.tgtConn); err != nil {
+		return err
+	}
+	l, err := acquireLease(ctx, r.tgt, cfg.Name)
+	if err != nil {
+		return err
+	}
+	defer l.release(ctx)
+	if err := r.createOrResume(ctx); err != nil {
+		return err
+	}
+	err = r.drive(ctx)
+	if ctx.Err() != nil {
+		r.log.Info("link stopped; run the same command again to resume")
+		return nil
+	}
+	return err
+}
+
+// drive moves the link through its phases until ctx ends.
+func (r *runner) drive(ctx context.Context) error {
+	for {
+		switch r.row.Phase {
+		case monitor.PhaseSeeding:
+			if err := r.seed(ctx); err != nil {
+				r.recordError(ctx, err)
+				return err
+			}
+			r.row.Phase = monitor.PhaseReplicating
+		case monitor.PhaseReplicating, monitor.PhaseBroken:
+			return r.replicate(ctx)
+		case monitor.PhaseFailingOver, monitor.PhaseFailedOver:
+			return fmt.Errorf("link %s is %s: it cannot be started again; use pglink status, or pglink drop to remove what is left", r.cfg.Name, r.row.Phase)
+		default:
+			return fmt.Errorf("link %s has an unknown phase %q", r.cfg.Name, r.row.Phase)
+		}
+	}
+}
+
+// createOrResume loads the link, or creates it when the target has none
+// of that name. A new link that fails before it exists in full is removed
+// again, so bad input leaves nothing behind.
+func (r *runner) createOrResume(ctx context.Context) error {
+	row, err := loadLink(ctx, r.tgtConn, r.cfg.Name)
+	if err == nil {
+		r.row = row
+		return r.resume(ctx)
+	}
+	if !errors.Is(err, errNoLink) {
+		return err
+	}
+	if err := r.create(ctx); err != nil {
+		r.undoCreate(ctx)
+		return err
+	}
+	r.row, err = loadLink(ctx, r.tgtConn, r.cfg.Name)
+	return err
+}
+
+func (r *runner) resume(ctx context.Context) error {
+	id, err := systemIdentity(ctx, r.srcConn)
+	if err != nil {
+		return err
+	}
+	if id != r.row.SourceSystem {
+		return fmt.Errorf("source: link %s was made from %s (database %s), but the source given is a different database (%s); give the link's source, or another --name", r.cfg.Name, r.row.SourceDesc, r.row.SourceSystem, id)
+	}
+	r.tables, err = catalog.Tables(ctx, r.srcConn, catalog.Filter{Include: r.row.Include, Exclude: r.row.Exclude})
+	if err != nil {
+		return fmt.Errorf("source: list tables: %w", err)
+	}
+	r.log.Info("resuming link", "phase", r.row.Phase, "source", r.src.Describe(), "target", r.tgt.Describe())
+	return nil
+}
+
+func (r *runner) create(ctx context.Context) error {
+	var err error
+	r.tables, err = catalog.Tables(ctx, r.srcConn, catalog.Filter{Include: r.cfg.Tables, Exclude: r.cfg.ExcludeTables})
+	if err != nil {
+		return fmt.Errorf("source: list tables: %w", err)
+	}
+	probs, err := r.checks(ctx)
+	if err != nil {
+		return err
+	}
+	if len(probs) > 0 {
+		return &ProblemsError{Problems: probs}
+	}
+	id, err := systemIdentity(ctx, r.srcConn)
+	if err != nil {
+		return err
+	}
+	if err := r.insertLink(ctx, id); err != nil {
+		return err
+	}
+	if err := createPublication(ctx, r.srcConn, r.names.Publication, r.cfg.Name, r.tables); err != nil {
+		return err
+	}
+	r.log.Info("link created", "source", r.src.Describe(), "target", r.tgt.Describe(), "tables", len(r.tables))
+	return nil
+}
+
+// checks gathers everything that blocks a new link, on both sides.
+func (r *runner) checks(ctx context.Context) ([]Problem, error) {
+	probs, err := checkSource(ctx, r.srcConn, r.tables)
+	if err != nil {
+		return nil, err
+	}
+	slot, err := lookupSlot(ctx, r.srcConn, r.names.Slot)
+	if err != nil {
+		return nil, err
+	}
+	if slot.Exists {
+		probs = append(probs, Problem{endpoint.Source,
+			fmt.Sprintf("a replication slot named %s already exists, and the target has no link %s", r.names.Slot, r.cfg.Name),
+			fmt.Sprintf("choose another --name, or if the slot is a leftover of this link, run pglink drop --name %s (or SELECT pg_drop_replication_slot('%s'); on the source)", r.cfg.Name, r.names.Slot)})
+	}
+	pubExists, _, err := publicationOwner(ctx, r.srcConn, r.names.Publication, r.cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	if pubExists {
+		probs = append(probs, Problem{endpoint.Source,
+			fmt.Sprintf("a publication named %s already exists, and the target has no link %s", r.names.Publication, r.cfg.Name),
+			fmt.Sprintf("choose another --name, or if it is a leftover of this link run pglink drop --name %s (or DROP PUBLICATION %s; on the source)", r.cfg.Name, r.names.Publication)})
+	}
+	tprobs, err := checkTarget(ctx, r.tgtConn, r.tables, r.cfg.Schema)
+	if err != nil {
+		return nil, err
+	}
+	return append(probs, tprobs...), nil
+}
+
+func (r *runner) insertLink(ctx context.Context, sourceID string) error {
+	tx, err := r.tgtConn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("target: record link %s: %w", r.cfg.Name, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	_, err = tx.Exec(ctx, `INSERT INTO pglink.links (name, phase, seed_step, source_desc, source_system, source_db,
+		target_db, tables_include, tables_exclude, schema_mode) VALUES ($1, 'seeding', 'schema', $2, $3, $4, $5, $6, $7, $8)`,
+		r.cfg.Name, r.src.Describe(), sourceID, r.src.Database(), r.tgt.Database(), nonNil(r.cfg.Tables),
+		nonNil(r.cfg.ExcludeTables), r.cfg.Schema)
+	if err != nil {
+		return fmt.Errorf("target: record link %s: %w", r.cfg.Name, err)
+	}
+	if _, err = tx.Exec(ctx, `INSERT INTO pglink.progress (link) VALUES ($1)`, r.cfg.Name); err != nil {
+		return fmt.Errorf("target: record link %s: %w", r.cfg.Name, err)
+	}
+	for _, t := range r.tables {
+		_, err = tx.Exec(ctx, `INSERT INTO pglink.tables (link, table_schema, table_name, est_rows, est_bytes)
+			VALUES ($1, $2, $3, $4, $5)`, r.cfg.Name, t.Schema, t.Name, max(t.EstRows, 0), t.SizeBytes)
+		if err != nil {
+			return fmt.Errorf("target: record table %s: %w", t.Key(), err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("target: record link %s: %w", r.cfg.Name, err)
+	}
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// undoCreate removes what a failed creation made: the publication, the
+// link's rows, and the pglink schema when no link is left in it.
+func (r *runner) undoCreate(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	if err := dropPublicationIfOurs(ctx, r.srcConn, r.names.Publication, r.cfg.Name); err != nil {
+		r.log.Warn("could not remove the publication of the failed link", "error", err)
+	}
+	if err := removeLinkState(ctx, r.tgtConn, r.cfg.Name); err != nil {
+		r.log.Warn("could not remove the state of the failed link", "error", err)
+	}
+}
+
+// recordError keeps the error in the link's row for pglink status.
+func (r *runner) recordError(ctx context.Context, err error) {
+	if err == nil || ctx.Err() != nil {
+		return
+	}
+	if rerr := setError(context.WithoutCancel(ctx), r.tgtConn, r.cfg.Name, err.Error(), remedyFor(err)); rerr != nil {
+		r.log.Warn("could not record the error in the target", "error", rerr)
+	}
+}
+
+// remedyFor gives the fix for an error when the error carries one.
+func remedyFor(err error) string {
+	var ee *endpoint.Error
+	if errors.As(err, &ee) {
+		return ee.Remedy
+	}
+	if endpoint.IsConnectionLost(err) {
+		return "pglink retries by itself; check that both servers run and can be reached"
+	}
+	return "fix the cause named in the error; pglink retries, or run pglink start again"
+}

@@ -1,0 +1,227 @@
+//go:build pglink_wip
+
+package link
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pglink/pglink/internal/catalog"
+	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/seed"
+	"github.com/pglink/pglink/internal/stream"
+)
+
+// seed brings the target from nothing to a consistent copy, step by step;
+// each step is recorded in the target, so a restart goes on where the last
+// process stopped.
+func (r *runner) seed(ctx context.Context) error {
+	for {
+		var err error
+		switch r.row.SeedStep {
+		case stepSchema:
+			err = r.seedSchema(ctx)
+		case stepCopy:
+			err = r.seedData(ctx)
+		case stepPost:
+			err = r.seedPostData(ctx)
+		case stepDone:
+			if err := r.guard(ctx); err != nil {
+				return err
+			}
+			if err := setPhase(ctx, r.tgtConn, r.cfg.Name, monitor.PhaseReplicating); err != nil {
+				return err
+			}
+			r.log.Info("seeding done; replicating")
+			return addHistory(ctx, r.tgtConn, r.cfg.Name, "seeded", "")
+		default:
+			return fmt.Errorf("link %s has an unknown seeding step %q", r.cfg.Name, r.row.SeedStep)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (r *runner) advance(ctx context.Context, step string) error {
+	if err := setSeedStep(ctx, r.tgtConn, r.cfg.Name, step); err != nil {
+		return err
+	}
+	r.row.SeedStep = step
+	return nil
+}
+
+func (r *runner) schemaOptions() seed.SchemaOptions {
+	return seed.SchemaOptions{Source: r.src.ConnString(), Target: r.tgt.ConnString(), Tables: r.tables, Logger: r.log}
+}
+
+func (r *runner) seedSchema(ctx context.Context) error {
+	if r.row.SchemaMode == SchemaCopy {
+		r.log.Info("copying the schema (pre-data)")
+		rep, err := seed.PreData(ctx, r.schemaOptions())
+		if err != nil {
+			return fmt.Errorf("seed schema: %w", err)
+		}
+		r.reportRoles(ctx, rep)
+	}
+	if err := r.guard(ctx); err != nil {
+		return err
+	}
+	return r.advance(ctx, stepCopy)
+}
+
+func (r *runner) reportRoles(ctx context.Context, rep seed.Report) {
+	if len(rep.MissingRoles) == 0 {
+		return
+	}
+	msg := "roles missing on the target; their owners and grants were not copied: " + strings.Join(rep.MissingRoles, ", ")
+	r.log.Warn(msg)
+	if err := addHistory(ctx, r.tgtConn, r.cfg.Name, "missing_roles", msg); err != nil {
+		r.log.Warn("could not record missing roles", "error", err)
+	}
+}
+
+// guard makes the link's target tables read-only for everyone but pglink.
+func (r *runner) guard(ctx context.Context) error {
+	return guardTables(ctx, r.tgtConn, r.names, r.tables)
+}
+
+func (r *runner) seedPostData(ctx context.Context) error {
+	if r.row.SchemaMode == SchemaCopy {
+		r.log.Info("building indexes, constraints and triggers (post-data)", "jobs", r.cfg.Jobs)
+		rep, err := seed.PostData(ctx, r.schemaOptions(), r.cfg.Jobs)
+		if err != nil {
+			return fmt.Errorf("seed indexes and constraints: %w", err)
+		}
+		r.reportRoles(ctx, rep)
+	}
+	return r.advance(ctx, stepDone)
+}
+
+// seedData copies every table not yet copied. The first time, the copy
+// reads the snapshot that the link's slot exported, so copy and stream meet
+// exactly. After a restart the slot's snapshot is gone: the remaining tables
+// are copied from a temporary slot's snapshot, and that slot's position is
+// recorded per table, so the stream skips their changes up to it.
+func (r *runner) seedData(ctx context.Context) error {
+	rows, err := loadTables(ctx, r.tgtConn, r.cfg.Name)
+	if err != nil {
+		return err
+	}
+	todo, err := r.tablesToCopy(ctx, rows)
+	if err != nil {
+		return err
+	}
+	if len(todo) > 0 {
+		if err := r.copyTables(ctx, todo); err != nil {
+			return err
+		}
+	}
+	return r.advance(ctx, stepPost)
+}
+
+// tablesToCopy returns the link's tables not copied yet, emptied on the
+// target (a killed copy may have committed some of a table's ranges).
+func (r *runner) tablesToCopy(ctx context.Context, rows []tableRow) ([]catalog.Table, error) {
+	byKey := map[string]catalog.Table{}
+	for _, t := range r.tables {
+		byKey[t.Key()] = t
+	}
+	var todo []catalog.Table
+	var names []string
+	for _, row := range rows {
+		if row.State == monitor.TableCopied {
+			continue
+		}
+		t, ok := byKey[row.Key()]
+		if !ok {
+			return nil, fmt.Errorf("source: table %s of link %s no longer exists; drop the link and start again", row.Key(), r.cfg.Name)
+		}
+		todo = append(todo, t)
+		names = append(names, t.QualifiedName())
+	}
+	if len(names) > 0 {
+		if _, err := r.tgtConn.Exec(ctx, "TRUNCATE "+strings.Join(names, ", ")); err != nil {
+			return nil, fmt.Errorf("target: empty the tables to copy: %w", err)
+		}
+	}
+	return todo, nil
+}
+
+func (r *runner) copyTables(ctx context.Context, todo []catalog.Table) error {
+	slot, err := lookupSlot(ctx, r.srcConn, r.names.Slot)
+	if err != nil {
+		return err
+	}
+	replConn, err := r.src.ConnectPg(ctx, stream.ReplicationConfig(&r.src.Config.Config))
+	if err != nil {
+		return err
+	}
+	var closeOnce sync.Once
+	release := func() { closeOnce.Do(func() { replConn.Close(context.WithoutCancel(ctx)) }) }
+	defer release()
+	info, err := r.exportSnapshot(ctx, replConn, slot.Exists)
+	if err != nil {
+		return err
+	}
+	r.log.Info("copying tables", "tables", len(todo), "jobs", r.cfg.Jobs, "snapshot_lsn", info.ConsistentPoint.String())
+	prog := newProgressWriter(r.tgtConn.Config(), r.cfg.Name, r.cfg.Progress)
+	defer prog.close(ctx)
+	for _, t := range todo {
+		if err := markTable(ctx, r.tgtConn, r.cfg.Name, tableRow{Schema: t.Schema, Name: t.Name, State: monitor.TableCopying}); err != nil {
+			return err
+		}
+	}
+	stats, err := seed.Copy(ctx, seed.CopyOptions{
+		Source: r.src.Config, Target: r.tgt.Config, Snapshot: info.SnapshotName, Tables: todo, Jobs: r.cfg.Jobs,
+		Progress: prog.report, Logger: r.log,
+		TableDone: func(ctx context.Context, t catalog.Table, rows, bytes int64) error {
+			return r.tableCopied(ctx, t, rows, bytes, info.ConsistentPoint)
+		},
+	}, release)
+	if err != nil {
+		return fmt.Errorf("seed data: %w", err)
+	}
+	r.log.Info("tables copied", "tables", stats.Tables, "rows", stats.Rows, "bytes", stats.Bytes, "elapsed", stats.Elapsed.Round(time.Millisecond))
+	return nil
+}
+
+// exportSnapshot creates the link's slot with an exported snapshot, or,
+// when the slot exists already (a restart), a temporary one.
+func (r *runner) exportSnapshot(ctx context.Context, conn *pgconn.PgConn, slotExists bool) (stream.SlotInfo, error) {
+	if !slotExists {
+		info, err := stream.CreateSlot(ctx, conn, r.names.Slot, false, true)
+		if err != nil {
+			return info, fmt.Errorf("source: create replication slot %s: %w", r.names.Slot, err)
+		}
+		return info, addHistory(ctx, r.tgtConn, r.cfg.Name, "slot_created", info.ConsistentPoint.String())
+	}
+	info, err := stream.CreateSlot(ctx, conn, r.names.SyncSlot, true, true)
+	if err != nil {
+		return info, fmt.Errorf("source: create temporary replication slot %s: %w", r.names.SyncSlot, err)
+	}
+	return info, nil
+}
+
+func (r *runner) tableCopied(ctx context.Context, t catalog.Table, rows, bytes int64, at change.LSN) error {
+	row := tableRow{Schema: t.Schema, Name: t.Name, State: monitor.TableCopied, Rows: rows, Bytes: bytes, SyncLSN: at}
+	// The job callbacks run concurrently; the control session is not
+	// safe for that, so each record gets its own short session.
+	conn, err := pgx.ConnectConfig(ctx, r.tgt.Config.Copy())
+	if err != nil {
+		return r.tgt.Explain(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := markTable(ctx, conn, r.cfg.Name, row); err != nil {
+		return err
+	}
+	r.log.Info("table copied", "table", t.Key(), "rows", rows, "bytes", bytes)
+	return nil
+}

@@ -1,0 +1,250 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/monitor"
+)
+
+// The link's durable state lives in the target database, in schema pglink,
+// so any pglink process anywhere can resume, report on or drop the link.
+// One schema serves every link into that database.
+const stateSchemaSQL = `
+CREATE SCHEMA IF NOT EXISTS pglink;
+CREATE TABLE IF NOT EXISTS pglink.links (
+	name            text PRIMARY KEY,
+	phase           text NOT NULL,
+	seed_step       text NOT NULL DEFAULT 'schema',
+	source_desc     text NOT NULL,
+	source_system   text NOT NULL,
+	source_db       text NOT NULL,
+	target_db       text NOT NULL,
+	tables_include  text[] NOT NULL DEFAULT '{}',
+	tables_exclude  text[] NOT NULL DEFAULT '{}',
+	schema_mode     text NOT NULL,
+	lag_seconds     double precision,
+	txn_per_sec     double precision NOT NULL DEFAULT 0,
+	changes_per_sec double precision NOT NULL DEFAULT 0,
+	server_wal_end  pg_lsn,
+	last_error      text,
+	remedy          text,
+	created_at      timestamptz NOT NULL DEFAULT now(),
+	updated_at      timestamptz NOT NULL DEFAULT now()
+);
+-- Written by the apply in the same transaction as the data it applies;
+-- kept apart from pglink.links so the status reporter never waits on it.
+CREATE TABLE IF NOT EXISTS pglink.progress (
+	link                text PRIMARY KEY REFERENCES pglink.links (name) ON DELETE CASCADE,
+	applied_lsn         pg_lsn,
+	applied_commit_time timestamptz,
+	applied_at          timestamptz,
+	txns_applied        bigint NOT NULL DEFAULT 0,
+	changes_applied     bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS pglink.tables (
+	link         text NOT NULL REFERENCES pglink.links (name) ON DELETE CASCADE,
+	table_schema text NOT NULL,
+	table_name   text NOT NULL,
+	state        text NOT NULL DEFAULT 'pending',
+	rows_copied  bigint NOT NULL DEFAULT 0,
+	bytes_copied bigint NOT NULL DEFAULT 0,
+	est_rows     bigint NOT NULL DEFAULT 0,
+	est_bytes    bigint NOT NULL DEFAULT 0,
+	sync_lsn     pg_lsn,
+	copy_started timestamptz,
+	PRIMARY KEY (link, table_schema, table_name)
+);
+CREATE TABLE IF NOT EXISTS pglink.history (
+	link   text NOT NULL,
+	at     timestamptz NOT NULL DEFAULT now(),
+	event  text NOT NULL,
+	detail text
+);
+CREATE OR REPLACE FUNCTION pglink.refuse_write() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+	RAISE EXCEPTION 'table %.% is the target of a pglink link and read-only until failover', TG_TABLE_SCHEMA, TG_TABLE_NAME
+		USING ERRCODE = '25006', HINT = 'run pglink failover, or pglink drop to end the link';
+END
+$f$;
+`
+
+// Seeding steps, in order, kept in pglink.links.seed_step.
+const (
+	stepSchema = "schema" // pre-data schema not yet on the target
+	stepCopy   = "copy"   // copying table data
+	stepPost   = "post"   // indexes, constraints, triggers
+	stepDone   = "done"
+)
+
+// linkRow is a link's row in pglink.links.
+type linkRow struct {
+	Name, Phase, SeedStep          string
+	SourceDesc, SourceSystem       string
+	SourceDB, TargetDB, SchemaMode string
+	Include, Exclude               []string
+	AppliedLSN                     change.LSN
+	AppliedCommitTime, AppliedAt   *time.Time
+	TxnsApplied, ChangesApplied    int64
+	LagSeconds                     *float64
+	TxnPerSec, ChangesPerSec       float64
+	ServerWALEnd                   change.LSN
+	LastError, Remedy              *string
+	CreatedAt, UpdatedAt           time.Time
+}
+
+var errNoLink = errors.New("no such link")
+
+func ensureStateSchema(ctx context.Context, conn *pgx.Conn) error {
+	if _, err := conn.Exec(ctx, stateSchemaSQL); err != nil {
+		return fmt.Errorf("target: create schema pglink: %w", err)
+	}
+	return nil
+}
+
+// stateSchemaExists reports whether the target has pglink's tables.
+func stateSchemaExists(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var ok bool
+	err := conn.QueryRow(ctx, `SELECT to_regclass('pglink.links') IS NOT NULL`).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("target: look for schema pglink: %w", err)
+	}
+	return ok, nil
+}
+
+func loadLink(ctx context.Context, conn *pgx.Conn, name string) (*linkRow, error) {
+	r := &linkRow{}
+	var applied, walEnd *string
+	err := conn.QueryRow(ctx, `SELECT name, phase, seed_step, source_desc, source_system, source_db, target_db,
+		schema_mode, tables_include, tables_exclude, p.applied_lsn::text, p.applied_commit_time, p.applied_at,
+		coalesce(p.txns_applied, 0), coalesce(p.changes_applied, 0), lag_seconds, txn_per_sec, changes_per_sec,
+		server_wal_end::text, last_error, remedy, created_at, updated_at
+		FROM pglink.links l LEFT JOIN pglink.progress p ON p.link = l.name WHERE l.name = $1`, name).Scan(&r.Name, &r.Phase, &r.SeedStep, &r.SourceDesc,
+		&r.SourceSystem, &r.SourceDB, &r.TargetDB, &r.SchemaMode, &r.Include, &r.Exclude, &applied,
+		&r.AppliedCommitTime, &r.AppliedAt, &r.TxnsApplied, &r.ChangesApplied, &r.LagSeconds, &r.TxnPerSec,
+		&r.ChangesPerSec, &walEnd, &r.LastError, &r.Remedy, &r.CreatedAt, &r.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errNoLink
+	}
+	if err != nil {
+		return nil, fmt.Errorf("target: read link %s: %w", name, err)
+	}
+	r.AppliedLSN = parseLSN(applied)
+	r.ServerWALEnd = parseLSN(walEnd)
+	return r, nil
+}
+
+func parseLSN(s *string) change.LSN {
+	if s == nil {
+		return 0
+	}
+	var hi, lo uint32
+	if _, err := fmt.Sscanf(*s, "%X/%X", &hi, &lo); err != nil {
+		return 0
+	}
+	return change.LSN(uint64(hi)<<32 | uint64(lo))
+}
+
+func setPhase(ctx context.Context, conn *pgx.Conn, name, phase string) error {
+	_, err := conn.Exec(ctx, `UPDATE pglink.links SET phase = $2, updated_at = now() WHERE name = $1`, name, phase)
+	if err != nil {
+		return fmt.Errorf("target: set link %s phase %s: %w", name, phase, err)
+	}
+	return nil
+}
+
+func setSeedStep(ctx context.Context, conn *pgx.Conn, name, step string) error {
+	_, err := conn.Exec(ctx, `UPDATE pglink.links SET seed_step = $2, updated_at = now() WHERE name = $1`, name, step)
+	if err != nil {
+		return fmt.Errorf("target: set link %s seeding step %s: %w", name, step, err)
+	}
+	return nil
+}
+
+// setError records the last error and its remedy (empty clears them).
+func setError(ctx context.Context, conn *pgx.Conn, name, msg, remedy string) error {
+	_, err := conn.Exec(ctx, `UPDATE pglink.links SET last_error = nullif($2, ''), remedy = nullif($3, ''),
+		updated_at = now() WHERE name = $1`, name, msg, remedy)
+	if err != nil {
+		return fmt.Errorf("target: record error of link %s: %w", name, err)
+	}
+	return nil
+}
+
+func addHistory(ctx context.Context, conn *pgx.Conn, name, event, detail string) error {
+	_, err := conn.Exec(ctx, `INSERT INTO pglink.history (link, event, detail) VALUES ($1, $2, $3)`, name, event, detail)
+	if err != nil {
+		return fmt.Errorf("target: record %s of link %s: %w", event, name, err)
+	}
+	return nil
+}
+
+// tableRow is a table's seeding state.
+type tableRow struct {
+	Schema, Name string
+	State        string
+	Rows, Bytes  int64
+	EstRows      int64
+	EstBytes     int64
+	SyncLSN      change.LSN
+}
+
+func (t tableRow) Key() string { return t.Schema + "." + t.Name }
+
+func loadTables(ctx context.Context, conn *pgx.Conn, name string) ([]tableRow, error) {
+	rows, err := conn.Query(ctx, `SELECT table_schema, table_name, state, rows_copied, bytes_copied, est_rows,
+		est_bytes, sync_lsn::text FROM pglink.tables WHERE link = $1 ORDER BY table_schema, table_name`, name)
+	if err != nil {
+		return nil, fmt.Errorf("target: read tables of link %s: %w", name, err)
+	}
+	var out []tableRow
+	for rows.Next() {
+		var t tableRow
+		var lsn *string
+		if err := rows.Scan(&t.Schema, &t.Name, &t.State, &t.Rows, &t.Bytes, &t.EstRows, &t.EstBytes, &lsn); err != nil {
+			return nil, fmt.Errorf("target: read tables of link %s: %w", name, err)
+		}
+		t.SyncLSN = parseLSN(lsn)
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("target: read tables of link %s: %w", name, err)
+	}
+	return out, nil
+}
+
+func markTable(ctx context.Context, conn *pgx.Conn, link string, t tableRow) error {
+	var lsn *string
+	if t.SyncLSN != 0 {
+		s := t.SyncLSN.String()
+		lsn = &s
+	}
+	_, err := conn.Exec(ctx, `UPDATE pglink.tables SET state = $4, rows_copied = $5, bytes_copied = $6,
+		sync_lsn = $7::pg_lsn, copy_started = CASE WHEN $4 = 'copying' THEN now() ELSE copy_started END
+		WHERE link = $1 AND table_schema = $2 AND table_name = $3`,
+		link, t.Schema, t.Name, t.State, t.Rows, t.Bytes, lsn)
+	if err != nil {
+		return fmt.Errorf("target: record state of table %s: %w", t.Key(), err)
+	}
+	return nil
+}
+
+// statusTables converts table rows for the status output, with an ETA from
+// the copy rate when a table is being copied.
+func statusTables(ts []tableRow) []monitor.Table {
+	out := make([]monitor.Table, 0, len(ts))
+	for _, t := range ts {
+		mt := monitor.Table{Name: t.Key(), State: t.State, RowsCopied: t.Rows, BytesCopied: t.Bytes,
+			EstRows: t.EstRows, EstBytes: t.EstBytes}
+		if t.SyncLSN != 0 {
+			mt.SyncLSN = t.SyncLSN.String()
+		}
+		out = append(out, mt)
+	}
+	return out
+}

@@ -1,0 +1,175 @@
+//go:build pglink_wip
+
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/monitor"
+)
+
+// Status reads a link's status from the target, and from the source when
+// source is not empty (its current WAL position and the slot).
+func Status(ctx context.Context, name, target, source string) (*monitor.Status, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	tgt, err := endpoint.Parse(endpoint.Target, target)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := tgt.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	st, applied, err := targetStatus(ctx, conn, name)
+	if err != nil {
+		return nil, err
+	}
+	if source != "" {
+		if err := sourceStatus(ctx, source, st); err != nil {
+			st.Warnings = append(st.Warnings, err.Error())
+		}
+	}
+	fillLag(st, applied)
+	return st, nil
+}
+
+func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.Status, *linkRow, error) {
+	exists, err := stateSchemaExists(ctx, conn)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !exists {
+		return nil, nil, fmt.Errorf("target: there is no link %s in database %s (no pglink schema); check --target and --name", name, conn.Config().Database)
+	}
+	row, err := loadLink(ctx, conn, name)
+	if errors.Is(err, errNoLink) {
+		return nil, nil, fmt.Errorf("target: there is no link %s in database %s; check --target and --name", name, conn.Config().Database)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	tables, err := loadTables(ctx, conn, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	running, err := leaseHeld(ctx, conn, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	st := &monitor.Status{Name: name, Phase: row.Phase, Running: running, Tables: statusTables(tables),
+		CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt, SlotName: namesFor(name).Slot}
+	if row.LastError != nil {
+		st.LastError = *row.LastError
+	}
+	if row.Remedy != nil {
+		st.Remedy = *row.Remedy
+	}
+	if row.AppliedLSN != 0 {
+		st.AppliedLSN = row.AppliedLSN.String()
+	}
+	if row.AppliedCommitTime != nil {
+		st.LastApplied = *row.AppliedCommitTime
+	}
+	if row.ServerWALEnd != 0 {
+		st.SourceLSN = row.ServerWALEnd.String()
+	}
+	if running {
+		st.ApplyTxnPerSec, st.ApplyChangePerSec = row.TxnPerSec, row.ChangesPerSec
+	}
+	fillETAs(ctx, conn, name, st)
+	return st, row, nil
+}
+
+// fillETAs estimates, for tables being copied, the time left from the rate so far.
+func fillETAs(ctx context.Context, conn *pgx.Conn, name string, st *monitor.Status) {
+	rows, err := conn.Query(ctx, `SELECT table_schema || '.' || table_name, extract(epoch FROM now() - copy_started)
+		FROM pglink.tables WHERE link = $1 AND state = 'copying' AND copy_started IS NOT NULL`, name)
+	if err != nil {
+		return
+	}
+	elapsed := map[string]float64{}
+	for rows.Next() {
+		var t string
+		var secs float64
+		if rows.Scan(&t, &secs) == nil {
+			elapsed[t] = secs
+		}
+	}
+	rows.Close()
+	for i, t := range st.Tables {
+		secs, ok := elapsed[t.Name]
+		if !ok || t.BytesCopied == 0 || t.EstBytes <= t.BytesCopied || secs <= 0 {
+			continue
+		}
+		eta := float64(t.EstBytes-t.BytesCopied) / (float64(t.BytesCopied) / secs)
+		st.Tables[i].ETASeconds = &eta
+	}
+}
+
+// sourceStatus adds the source's current position and the slot's state.
+func sourceStatus(ctx context.Context, source string, st *monitor.Status) error {
+	src, err := endpoint.Parse(endpoint.Source, source)
+	if err != nil {
+		return err
+	}
+	conn, err := src.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var lsn string
+	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
+		return fmt.Errorf("source: read the current WAL position: %w", err)
+	}
+	st.SourceLSN = lsn
+	var active bool
+	var retained int64
+	err = conn.QueryRow(ctx, `SELECT active, coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint
+		FROM pg_replication_slots WHERE slot_name = $1`, st.SlotName).Scan(&active, &retained)
+	if errors.Is(err, pgx.ErrNoRows) {
+		if st.Phase != monitor.PhaseFailedOver {
+			st.Warnings = append(st.Warnings, fmt.Sprintf("source: the replication slot %s is missing; the link cannot stream", st.SlotName))
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("source: read slot %s: %w", st.SlotName, err)
+	}
+	st.SlotActive, st.SlotRetainedBytes = &active, &retained
+	return nil
+}
+
+// fillLag computes lag in bytes (source position minus applied position)
+// and seconds (the running process's measure, or the age of the last
+// applied commit when no process runs the link).
+func fillLag(st *monitor.Status, row *linkRow) {
+	if st.AppliedLSN == "" || st.SourceLSN == "" {
+		return
+	}
+	src := parseLSN(&st.SourceLSN)
+	b := int64(0)
+	if src > row.AppliedLSN {
+		b = int64(src - row.AppliedLSN)
+	}
+	st.LagBytes = &b
+	switch {
+	case st.Running && row.LagSeconds != nil && time.Since(row.UpdatedAt) < 10*time.Second:
+		s := *row.LagSeconds
+		st.LagSeconds = &s
+	case row.AppliedCommitTime != nil:
+		s := max(0, time.Since(*row.AppliedCommitTime).Seconds())
+		st.LagSeconds = &s
+	}
+}
+
+var _ = change.LSN(0)

@@ -1,0 +1,182 @@
+//go:build pglink_wip
+
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pglink/pglink/internal/catalog"
+	"github.com/pglink/pglink/internal/endpoint"
+)
+
+// targetSessionParams are set on every session pglink opens on the target:
+// the target database is read-only for everyone else, and pglink's writes
+// behave like native logical replication's apply (no user triggers, no FK
+// checks: the source already ran them).
+var targetSessionParams = map[string]string{
+	"default_transaction_read_only": "off",
+	"session_replication_role":      "replica",
+	"DateStyle":                     "ISO",
+	"IntervalStyle":                 "postgres",
+	"extra_float_digits":            "3",
+}
+
+// targetEndpoint returns the target endpoint with pglink's session settings.
+func targetEndpoint(ep *endpoint.Endpoint) *endpoint.Endpoint {
+	cfg := ep.Config.Copy()
+	for k, v := range targetSessionParams {
+		cfg.RuntimeParams[k] = v
+	}
+	return &endpoint.Endpoint{Side: ep.Side, Config: cfg}
+}
+
+// connectTarget connects to the target database, creating it when it does
+// not exist yet (from the server's maintenance database).
+func connectTarget(ctx context.Context, ep *endpoint.Endpoint, create bool) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, ep.Config.Copy())
+	if err == nil {
+		return conn, nil
+	}
+	var pgErr *pgconn.PgError
+	if !create || !errors.As(err, &pgErr) || pgErr.Code != "3D000" {
+		return nil, ep.Explain(err)
+	}
+	admin, aerr := ep.WithDatabase("postgres").Connect(ctx)
+	if aerr != nil {
+		return nil, fmt.Errorf("target: database %q does not exist, and pglink cannot connect to database postgres to create it: %w", ep.Database(), aerr)
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	if _, cerr := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{ep.Database()}.Sanitize()); cerr != nil {
+		return nil, fmt.Errorf("target: create database %q: %w (grant the user CREATEDB, or create the database first)", ep.Database(), cerr)
+	}
+	conn, err = pgx.ConnectConfig(ctx, ep.Config.Copy())
+	if err != nil {
+		return nil, ep.Explain(err)
+	}
+	return conn, nil
+}
+
+// conflictingTables lists the tables that already exist on the target.
+func conflictingTables(ctx context.Context, conn *pgx.Conn, tables []catalog.Table) ([]string, error) {
+	var out []string
+	for _, t := range tables {
+		var exists bool
+		err := conn.QueryRow(ctx, `SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL`,
+			t.Schema, t.Name).Scan(&exists)
+		if err != nil {
+			return nil, fmt.Errorf("target: look for table %s: %w", t.Key(), err)
+		}
+		if exists {
+			out = append(out, t.Key())
+		}
+	}
+	return out, nil
+}
+
+// checkTarget finds what on the target blocks the link.
+func checkTarget(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, schemaMode string) ([]Problem, error) {
+	var probs []Problem
+	existing, err := conflictingTables(ctx, conn, tables)
+	if err != nil {
+		return nil, err
+	}
+	switch schemaMode {
+	case SchemaCopy:
+		if len(existing) > 0 {
+			probs = append(probs, Problem{endpoint.Target, "tables already exist: " + strings.Join(existing, ", "),
+				"drop them on the target, choose an empty target database, or use --schema existing to copy into them"})
+		}
+	case SchemaExisting:
+		var missing []string
+		have := map[string]bool{}
+		for _, k := range existing {
+			have[k] = true
+		}
+		for _, t := range tables {
+			if !have[t.Key()] {
+				missing = append(missing, t.Key())
+			}
+		}
+		if len(missing) > 0 {
+			probs = append(probs, Problem{endpoint.Target, "with --schema existing the tables must exist, and these do not: " + strings.Join(missing, ", "),
+				"create them on the target, or use --schema copy"})
+		}
+	}
+	return probs, nil
+}
+
+// guardTables makes the target tables read-only for everyone but pglink:
+// a statement trigger on each table (and each partition) refuses writes.
+// pglink's sessions run with session_replication_role = replica, where
+// ordinary triggers do not fire, and only a superuser can set that role.
+// The database default default_transaction_read_only = on gives every
+// other session a clear error early.
+func guardTables(ctx context.Context, conn *pgx.Conn, names objectNames, tables []catalog.Table) error {
+	var b strings.Builder
+	for _, t := range tables {
+		rels, err := relationTree(ctx, conn, t)
+		if err != nil {
+			return err
+		}
+		for _, rel := range rels {
+			fmt.Fprintf(&b, `DO $g$ BEGIN
+				IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = %s::regclass) THEN
+					CREATE TRIGGER %s BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s
+					FOR EACH STATEMENT EXECUTE FUNCTION pglink.refuse_write();
+				END IF; END $g$;`, quoteLiteral(names.Trigger), quoteLiteral(rel),
+				pgx.Identifier{names.Trigger}.Sanitize(), rel)
+		}
+	}
+	if _, err := conn.Exec(ctx, b.String()); err != nil {
+		return fmt.Errorf("target: make the tables read-only: %w", err)
+	}
+	db := conn.Config().Database
+	if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s SET default_transaction_read_only = on",
+		pgx.Identifier{db}.Sanitize())); err != nil {
+		return fmt.Errorf("target: make database %s read-only: %w", db, err)
+	}
+	return nil
+}
+
+// unguardTables removes the link's guard triggers, and the database's
+// read-only default when no other link writes into it.
+func unguardTables(ctx context.Context, conn *pgx.Conn, names objectNames, otherLinks bool) error {
+	_, err := conn.Exec(ctx, `DO $g$ DECLARE r record; BEGIN
+		FOR r IN SELECT tgrelid::regclass AS rel FROM pg_trigger WHERE tgname = `+quoteLiteral(names.Trigger)+` LOOP
+			EXECUTE format('DROP TRIGGER %I ON %s', `+quoteLiteral(names.Trigger)+`, r.rel);
+		END LOOP; END $g$`)
+	if err != nil {
+		return fmt.Errorf("target: remove the read-only guard of %s: %w", names.Trigger, err)
+	}
+	if otherLinks {
+		return nil
+	}
+	db := conn.Config().Database
+	if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RESET default_transaction_read_only",
+		pgx.Identifier{db}.Sanitize())); err != nil {
+		return fmt.Errorf("target: make database %s writable: %w", db, err)
+	}
+	return nil
+}
+
+// relationTree returns a table and all its partitions, quoted.
+func relationTree(ctx context.Context, conn *pgx.Conn, t catalog.Table) ([]string, error) {
+	rows, err := conn.Query(ctx, `SELECT relid::regclass::text
+		FROM pg_partition_tree(to_regclass(format('%I.%I', $1::text, $2::text)))`, t.Schema, t.Name)
+	if err != nil {
+		return nil, fmt.Errorf("target: list partitions of %s: %w", t.Key(), err)
+	}
+	rels, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("target: list partitions of %s: %w", t.Key(), err)
+	}
+	return rels, nil
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
