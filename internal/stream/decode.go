@@ -1,0 +1,143 @@
+package stream
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pglogrepl"
+
+	"github.com/pglink/pglink/internal/change"
+)
+
+// parseMessage decodes one pgoutput message. inStream says whether it came
+// between StreamStart and StreamStop, where change messages carry the xid
+// of their (sub)transaction first. pglogrepl indexes the buffer without
+// bounds checks, so a malformed message is turned from a panic into an
+// error here.
+func parseMessage(data []byte, inStream bool) (msg pglogrepl.Message, err error) {
+	if len(data) == 0 {
+		return nil, errors.New("empty pgoutput message")
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			msg, err = nil, fmt.Errorf("malformed pgoutput message of type %q (%d bytes): %v", data[0], len(data), r)
+		}
+	}()
+	msg, err = pglogrepl.ParseV2(data, inStream)
+	if err != nil {
+		return nil, fmt.Errorf("decode pgoutput message of type %q: %w", data[0], err)
+	}
+	return msg, nil
+}
+
+// relationCache maps pgoutput relation ids to what the last Relation
+// message said. pgoutput announces a relation before the first change that
+// uses it and again after its schema changes; a change always refers to the
+// latest announcement.
+type relationCache map[uint32]*change.Relation
+
+// update stores a new *change.Relation for m. A Relation already handed out
+// is never modified: the apply may still hold changes that point to it.
+func (rc relationCache) update(m *pglogrepl.RelationMessage) {
+	rel := &change.Relation{
+		ID:              m.RelationID,
+		Schema:          m.Namespace,
+		Name:            m.RelationName,
+		ReplicaIdentity: m.ReplicaIdentity,
+		Columns:         make([]change.Column, len(m.Columns)),
+	}
+	for i, c := range m.Columns {
+		rel.Columns[i] = change.Column{
+			Name:    c.Name,
+			TypeOID: c.DataType,
+			TypeMod: c.TypeModifier,
+			Key:     c.Flags&1 != 0, // flag 1: part of the replica identity
+		}
+	}
+	rc[m.RelationID] = rel
+}
+
+func (rc relationCache) get(id uint32) (*change.Relation, error) {
+	rel := rc[id]
+	if rel == nil {
+		return nil, fmt.Errorf("change for relation id %d that was never announced", id)
+	}
+	return rel, nil
+}
+
+// rowChange turns a pgoutput Insert, Update, Delete, Truncate or logical
+// Message into a Change (CommitLSN and XID are the caller's to set). It
+// returns nil for messages that carry nothing to apply: non-transactional
+// logical messages, which are not part of any source transaction.
+func (rc relationCache) rowChange(msg pglogrepl.Message) (*change.Change, error) {
+	switch m := msg.(type) {
+	case *pglogrepl.InsertMessageV2:
+		return rc.tupleChange(change.Insert, m.RelationID, nil, m.Tuple)
+	case *pglogrepl.UpdateMessageV2:
+		return rc.tupleChange(change.Update, m.RelationID, m.OldTuple, m.NewTuple)
+	case *pglogrepl.DeleteMessageV2:
+		return rc.tupleChange(change.Delete, m.RelationID, m.OldTuple, nil)
+	case *pglogrepl.TruncateMessageV2:
+		c := &change.Change{
+			Kind:            change.Truncate,
+			Cascade:         m.Option&pglogrepl.TruncateOptionCascade != 0,
+			RestartIdentity: m.Option&pglogrepl.TruncateOptionRestartIdentity != 0,
+		}
+		for _, id := range m.RelationIDs {
+			rel, err := rc.get(id)
+			if err != nil {
+				return nil, fmt.Errorf("truncate: %w", err)
+			}
+			c.Truncated = append(c.Truncated, rel)
+		}
+		return c, nil
+	case *pglogrepl.LogicalDecodingMessageV2:
+		if !m.Transactional {
+			return nil, nil
+		}
+		// Content points into the receive buffer, which the next receive
+		// overwrites.
+		return &change.Change{Kind: change.Message, Prefix: m.Prefix, Content: bytes.Clone(m.Content)}, nil
+	}
+	return nil, fmt.Errorf("unexpected pgoutput message %s", msg.Type())
+}
+
+func (rc relationCache) tupleChange(kind change.Kind, relID uint32, old, new *pglogrepl.TupleData) (*change.Change, error) {
+	rel, err := rc.get(relID)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", kind, err)
+	}
+	c := &change.Change{Kind: kind, Rel: rel}
+	if c.Old, err = tuple(rel, old); err != nil {
+		return nil, fmt.Errorf("%s %s: old row: %w", kind, rel.QualifiedName(), err)
+	}
+	if c.New, err = tuple(rel, new); err != nil {
+		return nil, fmt.Errorf("%s %s: new row: %w", kind, rel.QualifiedName(), err)
+	}
+	return c, nil
+}
+
+// tuple converts pgoutput TupleData. pglogrepl already copies each value
+// out of the receive buffer, so Data is kept as is. A tuple always has one
+// entry per column of its relation's latest announcement.
+func tuple(rel *change.Relation, td *pglogrepl.TupleData) (change.Tuple, error) {
+	if td == nil {
+		return nil, nil
+	}
+	if len(td.Columns) != len(rel.Columns) {
+		return nil, fmt.Errorf("%d values for %d announced columns", len(td.Columns), len(rel.Columns))
+	}
+	t := make(change.Tuple, len(td.Columns))
+	for i, col := range td.Columns {
+		switch col.DataType {
+		case change.ValueNull, change.ValueUnchanged:
+			t[i] = change.Value{Kind: col.DataType}
+		case change.ValueText, change.ValueBinary:
+			t[i] = change.Value{Kind: col.DataType, Data: col.Data}
+		default:
+			return nil, fmt.Errorf("column %s: unknown value kind %q", rel.Columns[i].Name, col.DataType)
+		}
+	}
+	return t, nil
+}

@@ -1,0 +1,80 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/jackc/pglogrepl"
+
+	"github.com/pglink/pglink/internal/change"
+)
+
+// streamCommit replays a streamed transaction that the source committed:
+// Begin, every spooled change read back one record at a time (so memory
+// stays bounded whatever the transaction's size), Commit. The file is
+// removed afterwards.
+func (ss *session) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitMessageV2) error {
+	if ss.inStream {
+		return fmt.Errorf("stream commit of xid %d inside a stream block", m.Xid)
+	}
+	t, ok, err := ss.spool.finish(m.Xid)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("stream commit of xid %d, which was never streamed", m.Xid)
+	}
+	ss.txnOpen, ss.txnXID, ss.txnCommitLSN = true, m.Xid, m.CommitLSN
+	begin := &change.Change{Kind: change.Begin, XID: m.Xid, CommitLSN: m.CommitLSN, CommitTime: m.CommitTime}
+	if err := ss.emit(ctx, begin); err != nil {
+		return err
+	}
+	if err := ss.replayFile(ctx, t.path); err != nil {
+		return fmt.Errorf("replay streamed xid %d: %w", m.Xid, err)
+	}
+	if err := ss.spool.discard(t); err != nil {
+		return err
+	}
+	c := &change.Change{Kind: change.Commit, XID: m.Xid, CommitLSN: m.CommitLSN,
+		EndLSN: m.TransactionEndLSN, CommitTime: m.CommitTime}
+	if err := ss.emit(ctx, c); err != nil {
+		return err
+	}
+	ss.committed(c.EndLSN, true)
+	ss.log.Debug("streamed transaction replayed", "xid", m.Xid, "commit_lsn", m.CommitLSN.String())
+	return nil
+}
+
+// replayFile decodes and emits each record of a spool file, as part of the
+// open transaction.
+func (ss *session) replayFile(ctx context.Context, path string) (err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open spool file: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("close spool file: %w", cerr)
+		}
+	}()
+	rr := newRecordReader(f)
+	for {
+		rec, err := rr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		msg, err := parseMessage(rec, true)
+		if err != nil {
+			return err
+		}
+		if err := ss.regularChange(ctx, msg); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,284 @@
+package stream
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pglink/pglink/internal/change"
+)
+
+// session is the state of one Run: one replication connection, owned by
+// the one goroutine that runs the loop. Receiving, decoding, sending on out
+// and sending standby status all happen on it, so no lock guards the
+// connection; while a send on out blocks, emit keeps the status going.
+type session struct {
+	*Streamer
+	conn  *pgconn.PgConn
+	out   chan<- *change.Change
+	rels  relationCache
+	spool *spool
+
+	inStream bool // between StreamStart and StreamStop
+
+	// The open regular transaction, from Begin until its Commit is sent.
+	txnOpen      bool
+	txnXID       uint32
+	txnCommitLSN change.LSN
+
+	lastSentEnd  change.LSN // EndLSN of the last Commit sent on out
+	serverWALEnd change.LSN // from the last keepalive
+	flushed      change.LSN // last flush position reported
+	nextStatus   time.Time
+}
+
+// loop receives until ctx ends or an error. Each receive waits at most
+// until the next standby status is due.
+func (ss *session) loop(ctx context.Context) error {
+	for {
+		if !time.Now().Before(ss.nextStatus) {
+			if err := ss.sendStatus(ctx); err != nil {
+				return err
+			}
+		}
+		recvCtx, cancel := context.WithDeadline(ctx, ss.nextStatus)
+		msg, err := ss.conn.ReceiveMessage(recvCtx)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("source: replication stream: %w", err)
+		}
+		if err := ss.handleBackend(ctx, msg); err != nil {
+			return err
+		}
+	}
+}
+
+func (ss *session) handleBackend(ctx context.Context, msg pgproto3.BackendMessage) error {
+	switch m := msg.(type) {
+	case *pgproto3.CopyData:
+		ss.updateStats(func(st *Stats) { st.LastMessage = time.Now() })
+		return ss.handleCopyData(ctx, m.Data)
+	case *pgproto3.ErrorResponse:
+		return fmt.Errorf("source: replication stream: %w", pgconn.ErrorResponseToPgError(m))
+	case *pgproto3.CopyDone:
+		return errors.New("source: the server ended the replication stream")
+	case *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
+		return nil
+	}
+	return fmt.Errorf("source: replication stream: unexpected message %T", msg)
+}
+
+// handleCopyData handles one message of the streaming replication protocol:
+// a primary keepalive ('k') or WAL data ('w') holding one pgoutput message.
+func (ss *session) handleCopyData(ctx context.Context, data []byte) error {
+	if len(data) == 0 {
+		return errors.New("source: empty replication message")
+	}
+	switch data[0] {
+	case pglogrepl.PrimaryKeepaliveMessageByteID:
+		ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
+		if err != nil {
+			return fmt.Errorf("source: keepalive: %w", err)
+		}
+		ss.serverWALEnd = max(ss.serverWALEnd, ka.ServerWALEnd)
+		ss.updateStats(func(st *Stats) { st.ServerWALEnd = ss.serverWALEnd })
+		if ka.ReplyRequested {
+			return ss.sendStatus(ctx)
+		}
+		return nil
+	case pglogrepl.XLogDataByteID:
+		xld, err := pglogrepl.ParseXLogData(data[1:])
+		if err != nil {
+			return fmt.Errorf("source: wal data: %w", err)
+		}
+		ss.updateStats(func(st *Stats) { st.ReceivedLSN = max(st.ReceivedLSN, xld.WALStart) })
+		if err := ss.handlePgoutput(ctx, xld.WALData); err != nil {
+			return fmt.Errorf("source: at %s: %w", xld.WALStart, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("source: unknown replication message type %q", data[0])
+}
+
+// handlePgoutput handles one pgoutput message. data is only valid until the
+// next receive: whatever is kept is copied (the decoder copies tuple
+// values, the spool copies raw messages to its buffer).
+func (ss *session) handlePgoutput(ctx context.Context, data []byte) error {
+	if len(data) == 0 {
+		return errors.New("empty pgoutput message")
+	}
+	if ss.inStream && isRowMessage(data[0]) {
+		if len(data) < 5 {
+			return fmt.Errorf("in-stream %q message too short", data[0])
+		}
+		return ss.spool.write(binary.BigEndian.Uint32(data[1:5]), data)
+	}
+	msg, err := parseMessage(data, ss.inStream)
+	if err != nil {
+		return err
+	}
+	switch m := msg.(type) {
+	case *pglogrepl.BeginMessage:
+		return ss.begin(ctx, m)
+	case *pglogrepl.CommitMessage:
+		return ss.commit(ctx, m)
+	case *pglogrepl.RelationMessageV2:
+		ss.rels.update(&m.RelationMessage) // inside a stream too: at once, never spooled
+		return nil
+	case *pglogrepl.TypeMessageV2, *pglogrepl.OriginMessage:
+		return nil // values stay text, and origins are not filtered here
+	case *pglogrepl.StreamStartMessageV2:
+		ss.inStream = true
+		return ss.spool.start(m.Xid, m.FirstSegment == 1)
+	case *pglogrepl.StreamStopMessageV2:
+		ss.inStream = false
+		ss.updateStats(func(st *Stats) { st.SpooledBytes, st.SpoolBytes = ss.spool.written, ss.spool.onDisk })
+		return ss.spool.stop()
+	case *pglogrepl.StreamAbortMessageV2:
+		return ss.streamAbort(m)
+	case *pglogrepl.StreamCommitMessageV2:
+		return ss.streamCommit(ctx, m)
+	}
+	return ss.regularChange(ctx, msg)
+}
+
+// isRowMessage reports the pgoutput message types that belong to a
+// transaction's content: inside a stream block they are spooled.
+func isRowMessage(t byte) bool {
+	switch pglogrepl.MessageType(t) {
+	case pglogrepl.MessageTypeInsert, pglogrepl.MessageTypeUpdate, pglogrepl.MessageTypeDelete,
+		pglogrepl.MessageTypeTruncate, pglogrepl.MessageTypeMessage:
+		return true
+	}
+	return false
+}
+
+func (ss *session) begin(ctx context.Context, m *pglogrepl.BeginMessage) error {
+	if ss.txnOpen {
+		return fmt.Errorf("begin of xid %d inside xid %d", m.Xid, ss.txnXID)
+	}
+	ss.txnOpen, ss.txnXID, ss.txnCommitLSN = true, m.Xid, m.FinalLSN
+	return ss.emit(ctx, &change.Change{Kind: change.Begin, XID: m.Xid, CommitLSN: m.FinalLSN, CommitTime: m.CommitTime})
+}
+
+func (ss *session) commit(ctx context.Context, m *pglogrepl.CommitMessage) error {
+	if !ss.txnOpen {
+		return fmt.Errorf("commit at %s without begin", m.CommitLSN)
+	}
+	c := &change.Change{Kind: change.Commit, XID: ss.txnXID, CommitLSN: m.CommitLSN,
+		EndLSN: m.TransactionEndLSN, CommitTime: m.CommitTime}
+	if err := ss.emit(ctx, c); err != nil {
+		return err
+	}
+	ss.committed(c.EndLSN, false)
+	return nil
+}
+
+// committed records that a transaction's Commit went out on out.
+func (ss *session) committed(end change.LSN, streamed bool) {
+	ss.txnOpen = false
+	ss.lastSentEnd = max(ss.lastSentEnd, end)
+	ss.updateStats(func(st *Stats) {
+		st.Transactions++
+		if streamed {
+			st.StreamedTxns++
+		}
+		st.SpooledBytes, st.SpoolBytes = ss.spool.written, ss.spool.onDisk
+	})
+}
+
+func (ss *session) regularChange(ctx context.Context, msg pglogrepl.Message) error {
+	c, err := ss.rels.rowChange(msg)
+	if err != nil || c == nil {
+		return err
+	}
+	if !ss.txnOpen {
+		return fmt.Errorf("%s outside a transaction", c.Kind)
+	}
+	c.XID, c.CommitLSN = ss.txnXID, ss.txnCommitLSN
+	return ss.emit(ctx, c)
+}
+
+func (ss *session) streamAbort(m *pglogrepl.StreamAbortMessageV2) error {
+	if err := ss.spool.abort(m.Xid, m.SubXid); err != nil {
+		return err
+	}
+	ss.updateStats(func(st *Stats) { st.SpoolBytes = ss.spool.onDisk })
+	return nil
+}
+
+// emit sends c on out. While out is full it keeps sending standby status
+// on time: a client silent for wal_sender_timeout is dropped by the server.
+func (ss *session) emit(ctx context.Context, c *change.Change) error {
+	select {
+	case ss.out <- c:
+		ss.sent(c)
+		return nil
+	default:
+	}
+	for {
+		timer := time.NewTimer(time.Until(ss.nextStatus))
+		select {
+		case ss.out <- c:
+			timer.Stop()
+			ss.sent(c)
+			return nil
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-timer.C:
+			if err := ss.sendStatus(ctx); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (ss *session) sent(c *change.Change) {
+	if c.Kind != change.Begin && c.Kind != change.Commit {
+		ss.updateStats(func(st *Stats) { st.Changes++ })
+	}
+}
+
+// flushPosition is what the source may consider durably replicated: the
+// applied position, or, when every transaction sent has been applied and
+// none is open, the server's WAL end as the last keepalive gave it (native
+// apply's send_feedback does the same when it has no pending transaction).
+// It never goes back.
+func flushPosition(applied, lastSentEnd, serverWALEnd, previous change.LSN, idle bool) change.LSN {
+	pos := applied
+	if idle && applied >= lastSentEnd {
+		pos = max(pos, serverWALEnd)
+	}
+	return max(pos, previous)
+}
+
+// sendStatus sends a standby status update and schedules the next one.
+// Write, flush and apply positions are all the flush position: pglink has
+// no use for the server holding WAL for any other reason.
+func (ss *session) sendStatus(ctx context.Context) error {
+	idle := !ss.txnOpen && !ss.inStream && ss.spool.empty()
+	pos := flushPosition(change.LSN(ss.applied.Load()), ss.lastSentEnd, ss.serverWALEnd, ss.flushed, idle)
+	err := pglogrepl.SendStandbyStatusUpdate(ctx, ss.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: pos, WALFlushPosition: pos, WALApplyPosition: pos,
+	})
+	if err != nil {
+		return fmt.Errorf("source: send standby status: %w", err)
+	}
+	ss.flushed = pos
+	ss.nextStatus = time.Now().Add(ss.opts.StatusInterval)
+	ss.updateStats(func(st *Stats) { st.FlushedLSN = pos })
+	return nil
+}

@@ -1,0 +1,188 @@
+// Package stream is the source side of a link's change stream: it owns the
+// replication connection, decodes pgoutput into change.Changes, spools
+// streamed (in-progress) transactions to disk so memory stays bounded, and
+// reports to the source, through standby status messages, only what the
+// target has durably applied.
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pglink/pglink/internal/change"
+)
+
+// Errors a caller can test with errors.Is; the returned errors also wrap the
+// server's *pgconn.PgError.
+var (
+	ErrSlotMissing = errors.New("replication slot does not exist")
+	ErrSlotActive  = errors.New("replication slot is active in another process")
+)
+
+// SQLSTATEs the server uses for a missing slot (undefined_object) and for a
+// slot held by another walsender (object_in_use).
+const (
+	sqlstateUndefinedObject = "42704"
+	sqlstateObjectInUse     = "55006"
+)
+
+// slotNameRE is PostgreSQL's rule for slot names (ReplicationSlotValidateName):
+// lower-case letters, digits and underscores, at most NAMEDATALEN-1 bytes.
+// Replication commands take the name unquoted, so this check also keeps any
+// other text out of the command.
+var slotNameRE = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
+func checkSlotName(name string) error {
+	if !slotNameRE.MatchString(name) {
+		return fmt.Errorf("source: invalid replication slot name %q: use 1 to 63 lower-case letters, digits or underscores", name)
+	}
+	return nil
+}
+
+// SlotInfo is what CREATE_REPLICATION_SLOT reports.
+type SlotInfo struct {
+	Name string
+	// ConsistentPoint is the LSN from which the slot decodes: every
+	// transaction that commits after it is streamed, every one before it is
+	// in the exported snapshot.
+	ConsistentPoint change.LSN
+	// SnapshotName is empty unless the snapshot was exported.
+	SnapshotName string
+}
+
+// ReplicationConfig returns a copy of cfg that opens a logical replication
+// connection (replication=database): such a connection accepts replication
+// commands and, unlike a physical one, is bound to cfg's database.
+func ReplicationConfig(cfg *pgconn.Config) *pgconn.Config {
+	c := cfg.Copy()
+	params := make(map[string]string, len(c.RuntimeParams)+1)
+	for k, v := range c.RuntimeParams {
+		params[k] = v
+	}
+	params["replication"] = "database"
+	c.RuntimeParams = params
+	return c
+}
+
+// CreateSlot creates a logical slot with the pgoutput plugin on conn, a
+// replication=database connection.
+//
+// With exportSnapshot the snapshot stays valid only until the next command on
+// conn or until conn closes: the caller keeps conn open and idle while copy
+// jobs import it (SET TRANSACTION SNAPSHOT). A temporary slot vanishes when
+// conn closes. The legacy syntax used here (TEMPORARY, EXPORT_SNAPSHOT,
+// NOEXPORT_SNAPSHOT) is accepted by every server from 10 to 17.
+func CreateSlot(ctx context.Context, conn *pgconn.PgConn, name string, temporary, exportSnapshot bool) (SlotInfo, error) {
+	if err := checkSlotName(name); err != nil {
+		return SlotInfo{}, err
+	}
+	action := "NOEXPORT_SNAPSHOT"
+	if exportSnapshot {
+		action = "EXPORT_SNAPSHOT"
+	}
+	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, name, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
+		Temporary:      temporary,
+		SnapshotAction: action,
+		Mode:           pglogrepl.LogicalReplication,
+	})
+	if err != nil {
+		return SlotInfo{}, fmt.Errorf("source: create replication slot %s: %w", name, err)
+	}
+	lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	if err != nil {
+		return SlotInfo{}, fmt.Errorf("source: create replication slot %s: consistent point: %w", name, err)
+	}
+	return SlotInfo{Name: res.SlotName, ConsistentPoint: lsn, SnapshotName: res.SnapshotName}, nil
+}
+
+// dropRetryFor bounds how long DropSlot waits for the slot's walsender to
+// let go: a walsender that was just told to stop releases it within moments.
+const dropRetryFor = 10 * time.Second
+
+// DropSlot drops slot name over conn (a replication connection). When the
+// slot is still active - typically a walsender of a stream that was just
+// stopped - it retries for a few seconds rather than use DROP ... WAIT, which
+// would block without bound on a slot held by another live process.
+func DropSlot(ctx context.Context, conn *pgconn.PgConn, name string) error {
+	if err := checkSlotName(name); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(dropRetryFor)
+	for {
+		err := pglogrepl.DropReplicationSlot(ctx, conn, name, pglogrepl.DropReplicationSlotOptions{})
+		if err == nil {
+			return nil
+		}
+		err = slotError(name, err)
+		if !errors.Is(err, ErrSlotActive) || time.Now().After(deadline) {
+			return fmt.Errorf("drop: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("source: drop replication slot %s: %w", name, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// slotError turns the server's errors about a slot into ones that say what
+// to do, keeping the original error wrapped.
+func slotError(name string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case sqlstateUndefinedObject:
+			return fmt.Errorf("source: replication slot %s does not exist (it was dropped, or never created): %w: %w", name, ErrSlotMissing, err)
+		case sqlstateObjectInUse:
+			return fmt.Errorf("source: replication slot %s is in use by another process (another pglink, or a subscriber): %w: %w", name, ErrSlotActive, err)
+		}
+	}
+	return fmt.Errorf("source: replication slot %s: %w", name, err)
+}
+
+// serverVersionNum returns the server's version as server_version_num
+// (e.g. 150004). SHOW is one of the commands a walsender accepts.
+func serverVersionNum(ctx context.Context, conn *pgconn.PgConn) (int, error) {
+	results, err := conn.Exec(ctx, "SHOW server_version_num").ReadAll()
+	if err != nil {
+		return 0, fmt.Errorf("source: read server_version_num: %w", err)
+	}
+	if len(results) != 1 || len(results[0].Rows) != 1 || len(results[0].Rows[0]) != 1 {
+		return 0, errors.New("source: read server_version_num: unexpected result shape")
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(results[0].Rows[0][0])))
+	if err != nil {
+		return 0, fmt.Errorf("source: read server_version_num: %w", err)
+	}
+	return v, nil
+}
+
+// pluginArgs returns pgoutput's START_REPLICATION options for a server.
+// Protocol 2 with streaming of in-progress transactions and logical messages
+// exist from PostgreSQL 14; PostgreSQL 13 only speaks protocol 1 and sends
+// neither. Values stay text (no "binary"): type OIDs of user-defined types
+// differ between source and target.
+func pluginArgs(versionNum int, publication string) []string {
+	args := []string{
+		// pgoutput splits the value as a list of identifiers
+		// (SplitIdentifierString), so the name is quoted as one first.
+		"publication_names " + quoteLiteral(change.QuoteIdent(publication)),
+	}
+	if versionNum >= 140000 {
+		return append([]string{"proto_version '2'"}, append(args, "streaming 'on'", "messages 'true'")...)
+	}
+	return append([]string{"proto_version '1'"}, args...)
+}
+
+// quoteLiteral quotes s as a SQL string literal.
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}

@@ -1,0 +1,173 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pglink/pglink/internal/change"
+)
+
+// DefaultStatusInterval is how often standby status goes to the source when
+// Options.StatusInterval is zero. The server drops a client that stays
+// silent for wal_sender_timeout (60 s by default).
+const DefaultStatusInterval = time.Second
+
+// Options configure a Streamer.
+type Options struct {
+	// Conn is the source; the streamer opens its own replication connection
+	// from it (see ReplicationConfig).
+	Conn        *pgconn.Config
+	Slot        string
+	Publication string
+	// StartLSN is where to start: the target's applied position. With 0 the
+	// server starts at the slot's confirmed_flush_lsn. It also counts as
+	// applied: the streamer never reports less to the source.
+	StartLSN change.LSN
+	// SpoolDir holds spooled streamed transactions; created if missing.
+	// Files of a previous run in it are removed, so each link needs its
+	// own directory.
+	SpoolDir       string
+	StatusInterval time.Duration // standby status period; DefaultStatusInterval when 0
+	Logger         *slog.Logger  // may be nil
+}
+
+// Stats are counters and positions of a Streamer.
+type Stats struct {
+	ReceivedLSN  change.LSN // start of the last WAL data message received
+	ServerWALEnd change.LSN // source WAL end reported by the last keepalive
+	FlushedLSN   change.LSN // flush position last reported to the source
+	LastMessage  time.Time  // when the source last sent anything
+	Transactions int64      // transactions sent on out (Commit sent)
+	Changes      int64      // row changes and messages sent on out
+	StreamedTxns int64      // of Transactions, those spooled while in progress
+	SpooledBytes int64      // bytes written to spool files, ever
+	SpoolBytes   int64      // bytes in spool files now
+}
+
+// Streamer reads a source's logical replication slot and sends the decoded
+// Changes in source commit order. Run it once at a time.
+type Streamer struct {
+	opts    Options
+	log     *slog.Logger
+	applied atomic.Uint64
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// New returns a Streamer for opts.
+func New(opts Options) *Streamer {
+	if opts.StatusInterval <= 0 {
+		opts.StatusInterval = DefaultStatusInterval
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Streamer{opts: opts, log: log}
+	s.applied.Store(uint64(opts.StartLSN))
+	return s
+}
+
+// SetApplied tells the streamer that every transaction with EndLSN <= lsn
+// is durably committed on the target. The flush position sent to the
+// source never passes it, except when every transaction sent has been
+// applied and none is open: then the server's WAL end from its keepalives
+// is reported, as native logical replication does, so an idle slot (or one
+// whose source only writes in other databases) advances. Positions only
+// move forward; a smaller lsn is ignored.
+func (s *Streamer) SetApplied(lsn change.LSN) {
+	for {
+		cur := s.applied.Load()
+		if uint64(lsn) <= cur || s.applied.CompareAndSwap(cur, uint64(lsn)) {
+			return
+		}
+	}
+}
+
+// Stats returns a snapshot of the counters; safe for concurrent use.
+func (s *Streamer) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+func (s *Streamer) updateStats(f func(*Stats)) {
+	s.mu.Lock()
+	f(&s.stats)
+	s.mu.Unlock()
+}
+
+func (o Options) validate() error {
+	switch {
+	case o.Conn == nil:
+		return errors.New("stream: no source connection config")
+	case o.Publication == "":
+		return errors.New("stream: no publication")
+	case o.SpoolDir == "":
+		return errors.New("stream: no spool directory")
+	}
+	return checkSlotName(o.Slot)
+}
+
+// Run connects, starts replication and sends Changes on out, in source
+// commit order, until ctx ends (returning ctx.Err()) or an error. It never
+// closes out. Every row change carries the CommitLSN of its transaction.
+// Spool files are removed when Run returns.
+func (s *Streamer) Run(ctx context.Context, out chan<- *change.Change) (err error) {
+	if err := s.opts.validate(); err != nil {
+		return err
+	}
+	sp, err := openSpool(s.opts.SpoolDir)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, sp.removeAll()) }()
+
+	conn, err := pgconn.ConnectConfig(ctx, ReplicationConfig(s.opts.Conn))
+	if err != nil {
+		return fmt.Errorf("source: connect for replication: %w", err)
+	}
+	defer closeConn(conn)
+
+	versionNum, err := serverVersionNum(ctx, conn)
+	if err != nil {
+		return err
+	}
+	start := s.opts.StartLSN
+	err = pglogrepl.StartReplication(ctx, conn, s.opts.Slot, start, pglogrepl.StartReplicationOptions{
+		Mode:       pglogrepl.LogicalReplication,
+		PluginArgs: pluginArgs(versionNum, s.opts.Publication),
+	})
+	if err != nil {
+		return fmt.Errorf("start replication: %w", slotError(s.opts.Slot, err))
+	}
+	s.log.Info("replication started", "slot", s.opts.Slot, "start_lsn", start.String(),
+		"publication", s.opts.Publication, "server_version_num", versionNum)
+
+	ss := &session{
+		Streamer:   s,
+		conn:       conn,
+		out:        out,
+		rels:       make(relationCache),
+		spool:      sp,
+		nextStatus: time.Now(),
+	}
+	return ss.loop(ctx)
+}
+
+// closeConn ends the replication connection; the server's walsender then
+// exits and releases the slot (and drops it, when it is temporary).
+func closeConn(conn *pgconn.PgConn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = conn.Close(ctx) // the connection is gone either way; nothing is lost
+}
