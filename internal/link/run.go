@@ -25,7 +25,10 @@ type runner struct {
 	srcConn  *pgx.Conn // control session on the source
 	tgtConn  *pgx.Conn // control session on the target (pglink settings)
 	row      *linkRow
-	tables   []catalog.Table // the link's tables, as the source has them now
+	// createdDB is set when this process created the target database, so
+	// a failed creation of the link removes it again.
+	createdDB bool
+	tables    []catalog.Table // the link's tables, as the source has them now
 }
 
 func newRunner(cfg Config) (*runner, error) {
@@ -77,7 +80,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if r.srcConn, err = r.src.Connect(ctx); err != nil {
 		return err
 	}
-	if r.tgtConn, err = connectTarget(ctx, r.tgt, true); err != nil {
+	if r.tgtConn, r.createdDB, err = connectTarget(ctx, r.tgt); err != nil {
 		return err
 	}
 	if err := ensureStateSchema(ctx, r.tgtConn); err != nil {
@@ -258,6 +261,14 @@ func (r *runner) undoCreate(ctx context.Context) {
 	}
 	if err := removeLinkState(ctx, r.tgtConn, r.cfg.Name); err != nil {
 		r.log.Warn("could not remove the state of the failed link", "error", err)
+	}
+	if r.createdDB {
+		r.tgtConn.Close(ctx)
+		r.tgtConn = nil
+		sql := "DROP DATABASE IF EXISTS " + pgx.Identifier{r.tgt.Database()}.Sanitize() + " WITH (FORCE)"
+		if err := adminExec(ctx, r.tgt, sql); err != nil {
+			r.log.Warn("could not remove the target database created for the failed link", "error", err)
+		}
 	}
 }
 

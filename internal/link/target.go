@@ -37,29 +37,35 @@ func targetEndpoint(ep *endpoint.Endpoint) *endpoint.Endpoint {
 }
 
 // connectTarget connects to the target database, creating it when it does
-// not exist yet (from the server's maintenance database).
-func connectTarget(ctx context.Context, ep *endpoint.Endpoint, create bool) (*pgx.Conn, error) {
-	conn, err := pgx.ConnectConfig(ctx, ep.Config.Copy())
+// not exist yet (from the server's maintenance database); created says so.
+func connectTarget(ctx context.Context, ep *endpoint.Endpoint) (conn *pgx.Conn, created bool, err error) {
+	conn, err = pgx.ConnectConfig(ctx, ep.Config.Copy())
 	if err == nil {
-		return conn, nil
+		return conn, false, nil
 	}
 	var pgErr *pgconn.PgError
-	if !create || !errors.As(err, &pgErr) || pgErr.Code != "3D000" {
-		return nil, ep.Explain(err)
+	if !errors.As(err, &pgErr) || pgErr.Code != "3D000" {
+		return nil, false, ep.Explain(err)
 	}
-	admin, aerr := ep.WithDatabase("postgres").Connect(ctx)
-	if aerr != nil {
-		return nil, fmt.Errorf("target: database %q does not exist, and pglink cannot connect to database postgres to create it: %w", ep.Database(), aerr)
-	}
-	defer admin.Close(context.WithoutCancel(ctx))
-	if _, cerr := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{ep.Database()}.Sanitize()); cerr != nil {
-		return nil, fmt.Errorf("target: create database %q: %w (grant the user CREATEDB, or create the database first)", ep.Database(), cerr)
+	if err := adminExec(ctx, ep, "CREATE DATABASE "+pgx.Identifier{ep.Database()}.Sanitize()); err != nil {
+		return nil, false, fmt.Errorf("target: create database %q: %w (grant the user CREATEDB, or create the database first)", ep.Database(), err)
 	}
 	conn, err = pgx.ConnectConfig(ctx, ep.Config.Copy())
 	if err != nil {
-		return nil, ep.Explain(err)
+		return nil, true, ep.Explain(err)
 	}
-	return conn, nil
+	return conn, true, nil
+}
+
+// adminExec runs sql in the target server's maintenance database.
+func adminExec(ctx context.Context, ep *endpoint.Endpoint, sql string) error {
+	admin, err := ep.WithDatabase("postgres").Connect(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to database postgres: %w", err)
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	_, err = admin.Exec(ctx, sql)
+	return err
 }
 
 // conflictingTables lists the tables that already exist on the target.

@@ -1,0 +1,44 @@
+//go:build pglink_wip
+
+package link
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/pglink/pglink/internal/pgtest"
+)
+
+// TestMillionRowTransaction applies one source transaction of a million
+// rows with pglink running as its own process, and checks its peak memory.
+// The server streams the transaction before it commits (it exceeds
+// logical_decoding_work_mem); pglink spools it to disk and applies it from
+// there, so memory does not grow with the transaction.
+func TestMillionRowTransaction(t *testing.T) {
+	if os.Getenv("PGLINK_SHORT") != "" {
+		t.Skip("PGLINK_SHORT is set")
+	}
+	src := pgtest.Start(t, pgtest.Options{})
+	dst := pgtest.Start(t, pgtest.Options{})
+	src.CreateDB("big")
+	src.Exec("big", `CREATE TABLE public.rows (id bigint PRIMARY KEY, v text, n numeric)`)
+	p := startProcess(t, "big", src.URL("big"), dst.URL("big"))
+	l := &testLink{t: t, cfg: Config{Name: "big", Target: dst.URL("big")}}
+	waitFor(t, "replicating", time.Minute, nil, func() (bool, error) {
+		var phase string
+		err := execQueryString(dst, "big", `SELECT phase FROM pglink.links WHERE name = 'big'`, &phase)
+		return err == nil && phase == "replicating", nil
+	})
+	src.Exec("big", `INSERT INTO public.rows SELECT g, md5(g::text), g * 1.5 FROM generate_series(1, 1000000) g`)
+	waitCaughtUp(t, l, src, "big", 5*time.Minute)
+	if got := dst.QueryString("big", "SELECT count(*) FROM public.rows"); got != "1000000" {
+		t.Fatalf("target has %s rows, want 1000000", got)
+	}
+	peak := p.peakRSS()
+	t.Logf("peak RSS of pglink while applying a 1,000,000-row transaction: %d MB", peak>>20)
+	if peak <= 0 || peak > 300<<20 {
+		t.Errorf("peak RSS = %d MB, want under 300 MB", peak>>20)
+	}
+	assertSame(t, src, dst, "big", "big")
+}
