@@ -66,7 +66,7 @@ func Sequences(ctx context.Context, conn *pgx.Conn) ([]Sequence, error) {
 	batch := &pgx.Batch{}
 	for i := range seqs {
 		seq := &seqs[i]
-		batch.Queue("SELECT last_value, is_called FROM "+seq.QualifiedName()).QueryRow(func(row pgx.Row) error {
+		batch.Queue("SELECT last_value, is_called FROM " + seq.QualifiedName()).QueryRow(func(row pgx.Row) error {
 			if err := row.Scan(&seq.LastValue, &seq.IsCalled); err != nil {
 				return fmt.Errorf("read sequence %s: %w", seq.Key(), err)
 			}
