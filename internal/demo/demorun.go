@@ -229,7 +229,7 @@ func (d *demo) printComparison(res compare.Result) {
 	for _, df := range res.Diffs {
 		diffs[df.Table] = df
 	}
-	tw := tabwriter.NewWriter(d.out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(d.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "table\trows\tmissing\textra\tdifferent\tresult\t")
 	for _, name := range sortedNames(res.Counts) {
 		df, bad := diffs[name]
