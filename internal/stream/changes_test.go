@@ -19,7 +19,7 @@ func kinds(cs []*change.Change) []change.Kind {
 // expectTxn reads one transaction and checks the kinds of its changes.
 func expectTxn(t *testing.T, r *running, want ...change.Kind) []*change.Change {
 	t.Helper()
-	body, _ := r.txn()
+	body, _ := r.txn(t)
 	if got := kinds(body); !slices.Equal(got, want) {
 		t.Fatalf("changes %v, want %v", got, want)
 	}

@@ -13,11 +13,15 @@ import (
 // parseMessage decodes one pgoutput message. inStream says whether it came
 // between StreamStart and StreamStop, where change messages carry the xid
 // of their (sub)transaction first. pglogrepl indexes the buffer without
-// bounds checks, so a malformed message is turned from a panic into an
-// error here.
+// bounds checks and sizes allocations from lengths in the message, so a
+// malformed message is checked first, and any panic left is turned into an
+// error.
 func parseMessage(data []byte, inStream bool) (msg pglogrepl.Message, err error) {
 	if len(data) == 0 {
 		return nil, errors.New("empty pgoutput message")
+	}
+	if err := checkLengths(data, inStream); err != nil {
+		return nil, fmt.Errorf("malformed pgoutput message of type %q (%d bytes): %w", data[0], len(data), err)
 	}
 	defer func() {
 		if r := recover(); r != nil {

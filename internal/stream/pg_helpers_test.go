@@ -120,28 +120,32 @@ func (s *source) stream(slot string, outCap int, tune func(*Options)) *running {
 	r := &running{Streamer: New(opts), t: s.t, out: make(chan *change.Change, outCap),
 		errc: make(chan error, 1), cancel: cancel, spoolDir: opts.SpoolDir}
 	go func() { r.errc <- r.Run(ctx, r.out) }()
-	s.t.Cleanup(func() {
-		cancel()
-		if err := <-r.errc; err != nil && !errors.Is(err, context.Canceled) {
-			s.t.Errorf("streamer: %v", err)
-		}
-		r.errc <- nil // later cleanups and stop() see a finished run
-	})
+	s.t.Cleanup(r.stop)
 	return r
+}
+
+// stop ends the run and checks that it ended only because it was told to.
+// It may be called more than once.
+func (r *running) stop() {
+	r.cancel()
+	if err := <-r.errc; err != nil && !errors.Is(err, context.Canceled) {
+		r.t.Errorf("streamer: %v", err)
+	}
+	r.errc <- nil // a later stop sees a finished run
 }
 
 // next returns the next change, failing the test when the streamer stops
 // or nothing comes in time.
-func (r *running) next() *change.Change {
-	r.t.Helper()
+func (r *running) next(t *testing.T) *change.Change {
+	t.Helper()
 	select {
 	case c := <-r.out:
 		return c
 	case err := <-r.errc:
 		r.errc <- err
-		r.t.Fatalf("streamer stopped: %v", err)
+		t.Fatalf("streamer stopped: %v", err)
 	case <-time.After(waitTime):
-		r.t.Fatal("no change in time")
+		t.Fatal("no change in time")
 	}
 	return nil
 }
@@ -149,20 +153,20 @@ func (r *running) next() *change.Change {
 // txn reads one whole transaction, checks its framing (Begin first, Commit
 // last, every change with the transaction's XID and CommitLSN) and returns
 // the changes between Begin and Commit, and the Commit.
-func (r *running) txn() (body []*change.Change, commit *change.Change) {
-	r.t.Helper()
-	begin := r.next()
+func (r *running) txn(t *testing.T) (body []*change.Change, commit *change.Change) {
+	t.Helper()
+	begin := r.next(t)
 	if begin.Kind != change.Begin || begin.CommitLSN == 0 || begin.CommitTime.IsZero() {
-		r.t.Fatalf("want a Begin with CommitLSN and time, got %+v", begin)
+		t.Fatalf("want a Begin with CommitLSN and time, got %+v", begin)
 	}
 	for {
-		c := r.next()
+		c := r.next(t)
 		if c.XID != begin.XID || c.CommitLSN != begin.CommitLSN {
-			r.t.Fatalf("%s: XID %d CommitLSN %s, want %d %s", c.Kind, c.XID, c.CommitLSN, begin.XID, begin.CommitLSN)
+			t.Fatalf("%s: XID %d CommitLSN %s, want %d %s", c.Kind, c.XID, c.CommitLSN, begin.XID, begin.CommitLSN)
 		}
 		if c.Kind == change.Commit {
 			if c.EndLSN <= c.CommitLSN || !c.CommitTime.Equal(begin.CommitTime) {
-				r.t.Fatalf("bad Commit %+v for Begin %+v", c, begin)
+				t.Fatalf("bad Commit %+v for Begin %+v", c, begin)
 			}
 			return body, c
 		}
@@ -171,10 +175,10 @@ func (r *running) txn() (body []*change.Change, commit *change.Change) {
 }
 
 // spoolFiles lists what is left in the spool directory.
-func (r *running) spoolFiles() []string {
+func (r *running) spoolFiles(t *testing.T) []string {
 	entries, err := os.ReadDir(r.spoolDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		r.t.Fatal(err)
+		t.Fatal(err)
 	}
 	var names []string
 	for _, e := range entries {

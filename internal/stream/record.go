@@ -49,7 +49,7 @@ func (rr *recordReader) Next() ([]byte, error) {
 		if err == io.EOF {
 			return nil, io.EOF
 		}
-		return nil, fmt.Errorf("%w: truncated record header: %w", ErrCorruptSpool, err)
+		return nil, fmt.Errorf("%w: truncated record header: %v", ErrCorruptSpool, err)
 	}
 	n := int(binary.BigEndian.Uint32(hdr[:]))
 	if n == 0 || n > maxRecordLen {
@@ -62,7 +62,8 @@ func (rr *recordReader) Next() ([]byte, error) {
 		start := len(rr.buf)
 		rr.buf = rr.buf[:start+chunk]
 		if _, err := io.ReadFull(rr.r, rr.buf[start:]); err != nil {
-			return nil, fmt.Errorf("%w: record of %d bytes cut short: %w", ErrCorruptSpool, n, err)
+			// Not wrapped: a caller must never take a cut record for io.EOF.
+			return nil, fmt.Errorf("%w: record of %d bytes cut short: %v", ErrCorruptSpool, n, err)
 		}
 	}
 	return rr.buf, nil

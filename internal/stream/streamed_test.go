@@ -45,13 +45,13 @@ func TestStreamedTransactions(t *testing.T) {
 
 	t.Run("large transaction", func(t *testing.T) {
 		src.Exec(srcDB, insert(1, 50000))
-		body, _ := r.txn()
+		body, _ := r.txn(t)
 		expectIDs(t, body, [2]int{1, 50000})
 		st := r.Stats()
 		if st.StreamedTxns != 1 || st.SpooledBytes < 50000*40 || st.SpoolBytes != 0 {
 			t.Errorf("stats: %+v", st)
 		}
-		if files := r.spoolFiles(); len(files) != 0 {
+		if files := r.spoolFiles(t); len(files) != 0 {
 			t.Errorf("spool files left: %v", files)
 		}
 	})
@@ -59,7 +59,7 @@ func TestStreamedTransactions(t *testing.T) {
 		before := r.Stats()
 		src.Exec(srcDB, "BEGIN; "+insert(100001, 110000)+"; SAVEPOINT s; "+insert(110001, 130000)+
 			"; ROLLBACK TO SAVEPOINT s; "+insert(130001, 135000)+"; COMMIT")
-		body, _ := r.txn()
+		body, _ := r.txn(t)
 		expectIDs(t, body, [2]int{100001, 110000}, [2]int{130001, 135000})
 		if st := r.Stats(); st.StreamedTxns != before.StreamedTxns+1 {
 			t.Errorf("streamed transactions: %d, want %d", st.StreamedTxns, before.StreamedTxns+1)
@@ -68,7 +68,7 @@ func TestStreamedTransactions(t *testing.T) {
 	t.Run("aborted transaction", func(t *testing.T) {
 		before := r.Stats()
 		src.Exec(srcDB, "BEGIN; "+insert(200001, 230000)+"; ROLLBACK", "INSERT INTO marker VALUES (1)")
-		body, _ := r.txn()
+		body, _ := r.txn(t)
 		if len(body) != 1 || body[0].Rel.Name != "marker" {
 			t.Fatalf("after an aborted transaction: got %v, want the marker insert", kinds(body))
 		}
@@ -76,7 +76,7 @@ func TestStreamedTransactions(t *testing.T) {
 		if st.SpooledBytes == before.SpooledBytes || st.SpoolBytes != 0 || st.StreamedTxns != before.StreamedTxns {
 			t.Errorf("stats before %+v, after %+v", before, st)
 		}
-		if files := r.spoolFiles(); len(files) != 0 {
+		if files := r.spoolFiles(t); len(files) != 0 {
 			t.Errorf("spool files left: %v", files)
 		}
 	})
@@ -97,11 +97,11 @@ func TestStreamedTransactions(t *testing.T) {
 		if _, err := long.Exec(ctx, "COMMIT"); err != nil {
 			t.Fatal(err)
 		}
-		first, c1 := r.txn()
+		first, c1 := r.txn(t)
 		if len(first) != 1 || first[0].Rel.Name != "marker" || string(first[0].New[0].Data) != "2" {
 			t.Fatalf("first transaction: %v, want the marker insert", kinds(first))
 		}
-		second, c2 := r.txn()
+		second, c2 := r.txn(t)
 		expectIDs(t, second, [2]int{300001, 320010})
 		if c2.CommitLSN <= c1.CommitLSN {
 			t.Errorf("commit order: %s then %s", c1.CommitLSN, c2.CommitLSN)
