@@ -112,6 +112,9 @@ func TestTables(t *testing.T) {
 
 	checkIdentity(t, byKey)
 	checkPartitions(t, byKey)
+	if pl := byKey["public.plain"]; pl.SizeBytes < 8192 || pl.Partitions != nil {
+		t.Errorf("plain: size %d, partitions %v", pl.SizeBytes, pl.Partitions)
+	}
 	if !byKey["public.scratch"].Unlogged || byKey["public.plain"].Unlogged {
 		t.Errorf("unlogged flags wrong")
 	}

@@ -139,18 +139,18 @@ func loadKeys(ctx context.Context, conn *pgx.Conn, oids []uint32, byOID map[uint
 }
 
 // loadTrees reads sizes and partitions. pg_partition_tree (PostgreSQL 12+)
-// returns an ordinary table alone at level 0, and a root with every table
-// below it.
+// returns a root with every table below it, and nothing for an ordinary
+// table, which the outer join then stands in for.
 func loadTrees(ctx context.Context, conn *pgx.Conn, oids []uint32, byOID map[uint32]*Table) error {
 	rows, err := conn.Query(ctx, `
-		SELECT r.oid, pt.level, n.nspname, c.relname, c.relkind = 'r', c.relreplident::text,
+		SELECT r.oid, COALESCE(pt.level, 0), n.nspname, c.relname, c.relkind = 'r', c.relreplident::text,
 		       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
 		       pg_total_relation_size(c.oid), c.reltuples::int8
 		FROM unnest($1::oid[]) AS r(oid)
-		CROSS JOIN LATERAL pg_partition_tree(r.oid) AS pt
-		JOIN pg_class c ON c.oid = pt.relid
+		LEFT JOIN LATERAL pg_partition_tree(r.oid) AS pt ON true
+		JOIN pg_class c ON c.oid = COALESCE(pt.relid, r.oid)
 		JOIN pg_namespace n ON n.oid = c.relnamespace
-		ORDER BY r.oid, pt.level, n.nspname, c.relname`, oids)
+		ORDER BY r.oid, 2, n.nspname, c.relname`, oids)
 	if err != nil {
 		return fmt.Errorf("list partitions and sizes: %w", err)
 	}
