@@ -1,0 +1,71 @@
+// Command pglink runs online migration links between PostgreSQL databases.
+// This package holds flags and output only; the work is in internal/.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitError       = 1   // the command failed
+	exitUsage       = 2   // bad flags or arguments, or missing values
+	exitInterrupted = 130 // stopped by SIGINT or SIGTERM before it could finish (128 + SIGINT)
+)
+
+func main() {
+	// Ctrl-C or SIGTERM cancels the context: commands stop cleanly (a link
+	// releases its lease, the demo removes its instances) and return.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the exit code. Errors go to
+// stderr as one paragraph.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "pglink: %s\n", paragraph(err.Error()))
+	var usage usageError
+	switch {
+	case errors.As(err, &usage):
+		fmt.Fprintf(stderr, "Run 'pglink %s --help' for usage.\n", usage.command)
+		return exitUsage
+	case strings.HasPrefix(err.Error(), "unknown command"): // cobra's own, for the root command
+		fmt.Fprintln(stderr, "Run 'pglink --help' for usage.")
+		return exitUsage
+	case ctx.Err() != nil:
+		return exitInterrupted
+	}
+	return exitError
+}
+
+// paragraph keeps a multi-line error readable as one block: continuation
+// lines are indented under the first.
+func paragraph(msg string) string {
+	return strings.ReplaceAll(strings.TrimSpace(msg), "\n", "\n  ")
+}
+
+// usageError is a mistake in the command line: exit code 2 and a pointer
+// to the help.
+type usageError struct {
+	command string
+	err     error
+}
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
