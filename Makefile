@@ -1,0 +1,52 @@
+# pglink build. GNU make; works on a fresh Debian 12 as root or as a user
+# with sudo. `make demo` shows pglink end to end, `make test` runs every test.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PATH := /usr/local/go/bin:$(PATH)
+
+GO      ?= go
+PGBIN   ?= /usr/lib/postgresql/15/bin
+# apt-get and useradd need root: use sudo unless we are root already.
+SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: all deps build demo test clean
+
+all: build
+
+# deps installs the PostgreSQL 15 server and client when they are missing
+# (the tests and the demo start throwaway clusters with them), makes sure
+# the operating-system user postgres exists when we run as root (the server
+# refuses to run as root; the package creates the user), and downloads the
+# Go modules.
+deps:
+	@command -v $(GO) >/dev/null || { echo "Go not found: install Go 1.26 into /usr/local/go (https://go.dev/dl/)" >&2; exit 1; }
+	@if [ ! -x $(PGBIN)/pg_ctl ]; then \
+		echo "installing PostgreSQL 15 (postgresql-15, postgresql-client-15)"; \
+		$(SUDO) apt-get update; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql-15 postgresql-client-15; \
+	fi
+	@if [ "$$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then \
+		useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres; \
+	fi
+	$(GO) mod download
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/pglink ./cmd/pglink
+
+demo: deps build
+	bin/pglink demo
+
+# test checks formatting (listing the files to fix), vets, and runs every
+# test with the race detector against real PostgreSQL clusters.
+test: deps
+	@unformatted="$$(gofmt -l .)"; \
+	if [ -n "$$unformatted" ]; then \
+		echo "these files need gofmt -w:" >&2; echo "$$unformatted" >&2; exit 1; \
+	fi
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+clean:
+	rm -rf bin
