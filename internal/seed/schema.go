@@ -65,7 +65,7 @@ func PreData(ctx context.Context, o SchemaOptions) (Report, error) {
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	for _, s := range stmts {
 		if err := execStatement(ctx, conn.PgConn(), s); err != nil {
-			return rep, fmt.Errorf("target: create %s: %w", s.label(), err)
+			return rep, fmt.Errorf("target: create %s: %w%s", s.label(), err, lockHint(err))
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -73,6 +73,18 @@ func PreData(ctx context.Context, o SchemaOptions) (Report, error) {
 	}
 	o.logger().Info("schema pre-data copied", "statements", len(stmts), "skipped", len(rep.Skipped))
 	return rep, nil
+}
+
+// lockHint explains "out of shared memory" in the one-transaction schema
+// copy: every table created holds a lock until commit, and the lock table
+// has room for max_locks_per_transaction * max_connections locks.
+func lockHint(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "53200" {
+		return "; the schema is created in one transaction, which locks every table it makes: " +
+			"raise max_locks_per_transaction on the target (and restart it), then try again"
+	}
+	return ""
 }
 
 var createSchemaRE = regexp.MustCompile(`(?i)^CREATE SCHEMA ("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)$`)

@@ -53,6 +53,9 @@ CREATE TRIGGER touch BEFORE INSERT ON public.order_notes FOR EACH ROW EXECUTE FU
 CREATE VIEW public.big_orders AS SELECT * FROM "Sales"."Orders" WHERE amount > 100;
 CREATE TABLE public.skipped (id int PRIMARY KEY);
 CREATE VIEW public.skipped_view AS SELECT * FROM public.skipped;
+CREATE TABLE public.ident (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
+INSERT INTO public.ident (v) VALUES ('a'), ('b');
+DELETE FROM public.ident WHERE v = 'a';
 GRANT SELECT ON "Sales"."Orders" TO app_owner;
 ANALYZE;
 `
@@ -80,6 +83,7 @@ func TestSeed(t *testing.T) {
 	src, tgt := twoClusters(t)
 	t.Run("SchemaAndData", func(t *testing.T) { testSchemaAndData(t, src, tgt) })
 	t.Run("Snapshot", func(t *testing.T) { testSnapshot(t, src, tgt) })
+	t.Run("Cancel", func(t *testing.T) { testCancel(t, src, tgt) })
 	t.Run("PreDataFailure", func(t *testing.T) { testPreDataFailure(t, src, tgt) })
 	t.Run("Passwords", func(t *testing.T) { testPasswords(t, src, tgt) })
 }
@@ -113,9 +117,8 @@ func testSchemaAndData(t *testing.T, src, tgt *pgtest.Cluster) {
 		t.Errorf("index made before the copy")
 	}
 
-	for _, tb := range tables {
-		t.Logf("%s: %d bytes", tb.Key(), tb.SizeBytes)
-	}
+	// The link makes the target read-only for everyone else from here on.
+	tgt.Exec("app", "ALTER DATABASE app SET default_transaction_read_only = on")
 	var progMu sync.Mutex
 	orderParts := map[string]bool{}
 	var done []string
@@ -137,21 +140,21 @@ func testSchemaAndData(t *testing.T, src, tgt *pgtest.Cluster) {
 		t.Fatal(err)
 	}
 	slices.Sort(done)
-	wantDone := []string{"Sales.Orders:20000", "inventory.items:5000", "public.events:3000", "public.kinds:4", "public.order_notes:100"}
+	wantDone := []string{"Sales.Orders:20000", "inventory.items:5000", "public.events:3000", "public.ident:1", "public.kinds:4", "public.order_notes:100"}
 	if !reflect.DeepEqual(done, wantDone) {
 		t.Errorf("TableDone: got %v, want %v", done, wantDone)
 	}
 	if len(orderParts) < 3 {
 		t.Errorf("Sales.Orders should be copied in several ranges, got parts %v", orderParts)
 	}
-	if stats.Tables != 5 || stats.Rows != 28104 || stats.Parts < 8 {
+	if stats.Tables != 6 || stats.Rows != 28105 || stats.Parts < 8 {
 		t.Errorf("stats: got %+v", stats)
 	}
 
 	if _, err = PostData(ctx, opts, 2); err != nil {
 		t.Fatal(err)
 	}
-	for _, tb := range []string{`"Sales"."Orders"`, "inventory.items", "public.events", "public.kinds", "public.order_notes", "public.big_orders"} {
+	for _, tb := range []string{`"Sales"."Orders"`, "inventory.items", "public.events", "public.kinds", "public.order_notes", "public.big_orders", "public.ident"} {
 		if got, want := dump(t, tgt, "app", tb), dump(t, src, "app", tb); got != want {
 			t.Errorf("%s differs:\ntarget %.300s\nsource %.300s", tb, got, want)
 		}

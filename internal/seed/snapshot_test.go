@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pglink/pglink/internal/catalog"
+	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/pgtest"
 )
 
@@ -77,6 +79,47 @@ func testSnapshot(t *testing.T, src, tgt *pgtest.Cluster) {
 		Snapshot: slot.SnapshotName, Tables: tables, Jobs: 1}, func() { t.Error("imported called after a failed import") })
 	if err == nil || !strings.Contains(err.Error(), "snapshot") {
 		t.Errorf("copy from a released snapshot: got %v", err)
+	}
+}
+
+// testCancel: a copy stopped midway leaves no rows of its unfinished part
+// on the target (each part is one target transaction), and returns soon.
+func testCancel(t *testing.T, src, tgt *pgtest.Cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	src.CreateDB("cancel")
+	tgt.CreateDB("cancel")
+	const table = `CREATE TABLE public.big (id int PRIMARY KEY, v text)`
+	src.Exec("cancel", table, `INSERT INTO public.big SELECT g, repeat('v', 100) FROM generate_series(1, 200000) g`)
+	tgt.Exec("cancel", table)
+	tables, err := catalog.Tables(ctx, src.Connect("cancel"), catalog.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var progressed atomic.Bool
+	start := time.Now()
+	_, err = Copy(copyCtx, CopyOptions{
+		Source: config(t, src.URL("cancel")), Target: config(t, tgt.URL("cancel")), Tables: tables, Jobs: 1,
+		Progress: func(p monitor.CopyProgress) {
+			if p.Rows > 0 && !progressed.Swap(true) {
+				stop()
+			}
+		},
+		TableDone: func(context.Context, catalog.Table, int64, int64) error {
+			t.Error("TableDone called for a cancelled copy")
+			return nil
+		},
+	}, nil)
+	if err == nil || !progressed.Load() {
+		t.Fatalf("cancelled copy: got %v (progress seen: %v)", err, progressed.Load())
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("cancelled copy took %v", d)
+	}
+	if got := tgt.QueryString("cancel", "SELECT count(*) FROM public.big"); got != "0" {
+		t.Errorf("rows left on the target after a cancelled copy: %s", got)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/pglink/pglink/internal/catalog"
 )
 
 func TestSplitScript(t *testing.T) {
@@ -114,5 +116,29 @@ func TestBounds(t *testing.T) {
 	}
 	if got := splitCount(1000, 300); got != 4 {
 		t.Errorf("splitCount: got %d, want 4", got)
+	}
+}
+
+func TestCopySQL(t *testing.T) {
+	tb := catalog.Table{Schema: "S", Name: "T x", Columns: []catalog.Column{
+		{Name: "id", BinaryPortable: true}, {Name: "g", Generated: true, BinaryPortable: true},
+		{Name: `"q"`, BinaryPortable: true}}}
+	p := &part{table: &tableState{table: tb}, rel: `"S"."T x"`}
+	src, tgt := copySQL(p, false)
+	if want := `COPY "S"."T x" ("id", """q""") TO STDOUT (FORMAT binary)`; src != want {
+		t.Errorf("source: got %s, want %s", src, want)
+	}
+	if want := `COPY "S"."T x" ("id", """q""") FROM STDIN (FORMAT binary)`; tgt != want {
+		t.Errorf("target: got %s, want %s", tgt, want)
+	}
+	p.rel, p.where = `"S"."leaf"`, `"id" < 5`
+	src, _ = copySQL(p, true)
+	if want := `COPY (SELECT "id", """q""" FROM ONLY "S"."leaf" WHERE "id" < 5) TO STDOUT (FORMAT text)`; src != want {
+		t.Errorf("source range: got %s, want %s", src, want)
+	}
+	tb.Columns[0].BinaryPortable = false
+	p.table.table = tb
+	if _, tgt = copySQL(p, false); !strings.HasSuffix(tgt, "(FORMAT text)") {
+		t.Errorf("a column without portable binary form must make the copy text: %s", tgt)
 	}
 }
