@@ -124,11 +124,12 @@ func (s *source) stream(slot string, outCap int, tune func(*Options)) *running {
 	return r
 }
 
-// stop ends the run and checks that it ended only because it was told to.
+// stop ends the run and checks that it ended only because it was told to,
+// returning ctx.Err() unwrapped as Run promises.
 // It may be called more than once.
 func (r *running) stop() {
 	r.cancel()
-	if err := <-r.errc; err != nil && !errors.Is(err, context.Canceled) {
+	if err := <-r.errc; err != nil && err != context.Canceled { // Run returns ctx.Err() itself
 		r.t.Errorf("streamer: %v", err)
 	}
 	r.errc <- nil // a later stop sees a finished run

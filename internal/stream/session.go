@@ -68,7 +68,6 @@ func (ss *session) loop(ctx context.Context) error {
 func (ss *session) handleBackend(ctx context.Context, msg pgproto3.BackendMessage) error {
 	switch m := msg.(type) {
 	case *pgproto3.CopyData:
-		ss.updateStats(func(st *Stats) { st.LastMessage = time.Now() })
 		return ss.handleCopyData(ctx, m.Data)
 	case *pgproto3.ErrorResponse:
 		return fmt.Errorf("source: replication stream: %w", pgconn.ErrorResponseToPgError(m))
@@ -93,7 +92,7 @@ func (ss *session) handleCopyData(ctx context.Context, data []byte) error {
 			return fmt.Errorf("source: keepalive: %w", err)
 		}
 		ss.serverWALEnd = max(ss.serverWALEnd, ka.ServerWALEnd)
-		ss.updateStats(func(st *Stats) { st.ServerWALEnd = ss.serverWALEnd })
+		ss.updateStats(func(st *Stats) { st.ServerWALEnd, st.LastMessage = ss.serverWALEnd, time.Now() })
 		if ka.ReplyRequested {
 			return ss.sendStatus(ctx)
 		}
@@ -103,7 +102,7 @@ func (ss *session) handleCopyData(ctx context.Context, data []byte) error {
 		if err != nil {
 			return fmt.Errorf("source: wal data: %w", err)
 		}
-		ss.updateStats(func(st *Stats) { st.ReceivedLSN = max(st.ReceivedLSN, xld.WALStart) })
+		ss.updateStats(func(st *Stats) { st.ReceivedLSN, st.LastMessage = max(st.ReceivedLSN, xld.WALStart), time.Now() })
 		if err := ss.handlePgoutput(ctx, xld.WALData); err != nil {
 			return fmt.Errorf("source: at %s: %w", xld.WALStart, err)
 		}
@@ -166,8 +165,8 @@ func isRowMessage(t byte) bool {
 }
 
 func (ss *session) begin(ctx context.Context, m *pglogrepl.BeginMessage) error {
-	if ss.txnOpen {
-		return fmt.Errorf("begin of xid %d inside xid %d", m.Xid, ss.txnXID)
+	if ss.txnOpen || ss.inStream {
+		return fmt.Errorf("begin of xid %d inside another transaction or stream block", m.Xid)
 	}
 	ss.txnOpen, ss.txnXID, ss.txnCommitLSN = true, m.Xid, m.FinalLSN
 	return ss.emit(ctx, &change.Change{Kind: change.Begin, XID: m.Xid, CommitLSN: m.FinalLSN, CommitTime: m.CommitTime})

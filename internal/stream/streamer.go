@@ -130,7 +130,11 @@ func (s *Streamer) Run(ctx context.Context, out chan<- *change.Change) (err erro
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, sp.removeAll()) }()
+	defer func() {
+		if rerr := sp.removeAll(); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}()
 
 	conn, err := pgconn.ConnectConfig(ctx, ReplicationConfig(s.opts.Conn))
 	if err != nil {
