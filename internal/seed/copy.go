@@ -77,16 +77,7 @@ type copier struct {
 // copying it again. The first error cancels every job and is returned.
 // imported is not called when the sessions cannot be opened.
 func Copy(ctx context.Context, o CopyOptions, imported func()) (Stats, error) {
-	c := &copier{o: o, start: time.Now()}
-	if c.o.Jobs <= 0 {
-		c.o.Jobs = runtime.NumCPU()
-	}
-	if c.o.SplitBytes <= 0 {
-		c.o.SplitBytes = DefaultSplitBytes
-	}
-	if c.o.Logger == nil {
-		c.o.Logger = slog.New(slog.DiscardHandler)
-	}
+	c := newCopier(o)
 	jobs := max(1, min(c.o.Jobs, estimateParts(o.Tables, c.o.SplitBytes)))
 	g, gctx := errgroup.WithContext(ctx)
 	sources, err := openSnapshotSessions(gctx, o.Source, o.Snapshot, jobs)
@@ -97,25 +88,11 @@ func Copy(ctx context.Context, o CopyOptions, imported func()) (Stats, error) {
 	if imported != nil {
 		imported()
 	}
-	states := make([]*tableState, len(o.Tables))
-	for i, t := range o.Tables {
-		states[i] = &tableState{table: t}
-	}
-	version, err := catalog.ServerVersion(gctx, sources[0])
+	parts, err := c.plan(gctx, sources[0])
 	if err != nil {
-		return c.stats, fmt.Errorf("source: %w", err)
+		return c.stats, err
 	}
-	parts, err := planParts(gctx, sources[0], states, c.o.SplitBytes, version)
-	if err != nil {
-		return c.stats, fmt.Errorf("source: %w", err)
-	}
-	for _, ts := range states {
-		if ts.parts == 0 { // a partition root without partitions
-			if err := c.tableDone(gctx, ts); err != nil {
-				return c.stats, err
-			}
-		}
-	}
+	c.o.Logger.Debug("copying", "tables", len(o.Tables), "parts", len(parts), "jobs", jobs)
 	work := make(chan *part)
 	for job, src := range sources {
 		g.Go(func() error { return c.worker(gctx, job, src, work) })
@@ -134,6 +111,45 @@ func Copy(ctx context.Context, o CopyOptions, imported func()) (Stats, error) {
 	err = g.Wait()
 	c.stats.Elapsed = time.Since(c.start)
 	return c.stats, err
+}
+
+func newCopier(o CopyOptions) *copier {
+	if o.Jobs <= 0 {
+		o.Jobs = runtime.NumCPU()
+	}
+	if o.SplitBytes <= 0 {
+		o.SplitBytes = DefaultSplitBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &copier{o: o, start: time.Now()}
+}
+
+// plan cuts the tables into parts inside the snapshot, and reports at once
+// the tables that have nothing to copy (a partition root without
+// partitions).
+func (c *copier) plan(ctx context.Context, conn *pgx.Conn) ([]*part, error) {
+	states := make([]*tableState, len(c.o.Tables))
+	for i, t := range c.o.Tables {
+		states[i] = &tableState{table: t}
+	}
+	version, err := catalog.ServerVersion(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	parts, err := planParts(ctx, conn, states, c.o.SplitBytes, version)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	for _, ts := range states {
+		if ts.parts == 0 {
+			if err := c.tableDone(ctx, ts); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return parts, nil
 }
 
 // openSnapshotSessions opens n source sessions in REPEATABLE READ READ
