@@ -25,7 +25,6 @@ func TestBadInput(t *testing.T) {
 	dst.CreateDB("busy")
 	dst.Exec("busy", `CREATE TABLE public.ok (id int PRIMARY KEY)`)
 	src.Exec("app", `SELECT pg_create_logical_replication_slot('pglink_taken', 'pgoutput')`)
-	wrongPW := strings.Replace(src.URL("app"), "postgres@", "postgres:nope@", 1)
 	weak := strings.Replace(src.URL("app"), "postgres@", "weak:weakpw@", 1)
 	weakPW := strings.Replace(src.URL("app"), "postgres@", "weak:wrong@", 1)
 
@@ -58,7 +57,7 @@ func TestBadInput(t *testing.T) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
 			}
-			if strings.Contains(err.Error(), "nope") || strings.Contains(err.Error(), "weakpw") || strings.Contains(err.Error(), "wrong@") {
+			if strings.Contains(err.Error(), "weakpw") || strings.Contains(err.Error(), "wrong@") {
 				t.Errorf("error shows a password: %v", err)
 			}
 		})

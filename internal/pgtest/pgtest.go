@@ -5,9 +5,13 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,10 +42,14 @@ func Start(t testing.TB, opts Options) *Cluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	reapOrphans(ctx)
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		dir, err := instance.MkdirTemp("pgtest-")
 		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		inst, err := instance.Create(ctx, instance.Options{Dir: dir + "/data", Settings: opts.Settings})
@@ -122,6 +130,29 @@ func (c *Cluster) QueryString(db, sql string, args ...any) string {
 		return "NULL"
 	}
 	return *s
+}
+
+// ownerFile holds the pid of the test process that made a cluster.
+const ownerFile = "owner.pid"
+
+// reapOrphans stops and removes the clusters of test processes that died
+// without cleaning up (killed by a timeout, say), so they cannot pile up.
+func reapOrphans(ctx context.Context) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "pgtest-*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) == nil || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			continue
+		}
+		if inst, err := instance.Open(filepath.Join(dir, "data")); err == nil {
+			inst.Stop(ctx, "immediate")
+		}
+		os.RemoveAll(dir)
+	}
 }
 
 func short(s string) string {
