@@ -1,7 +1,3 @@
-// Package seed makes the target a consistent copy of the source: the
-// schema with pg_dump (pre-data before the data, post-data after it), and
-// the data with COPY in binary form piped from source to target, in
-// parallel jobs that all read one exported snapshot.
 package seed
 
 import (

@@ -52,7 +52,8 @@ INSERT INTO public.order_notes (order_id, note) SELECT g, 'n' FROM generate_seri
 CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.note := NEW.note || ';'; RETURN NEW; END $$;
 CREATE TRIGGER touch BEFORE INSERT ON public.order_notes FOR EACH ROW EXECUTE FUNCTION public.touch();
 CREATE VIEW public.big_orders AS SELECT * FROM "Sales"."Orders" WHERE amount > 100;
-CREATE TABLE public.skipped (id int PRIMARY KEY);
+CREATE TABLE public.skipped (id serial PRIMARY KEY);
+CREATE TABLE public.refs_skipped (id int PRIMARY KEY, s int REFERENCES public.skipped);
 CREATE VIEW public.skipped_view AS SELECT * FROM public.skipped;
 CREATE TABLE public.ident (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
 INSERT INTO public.ident (v) VALUES ('a'), ('b');
@@ -141,19 +142,24 @@ func testSchemaAndData(t *testing.T, src, tgt *pgtest.Cluster) {
 		t.Fatal(err)
 	}
 	slices.Sort(done)
-	wantDone := []string{"Sales.Orders:20000", "inventory.items:5000", "public.empty_root:0", "public.events:3000", "public.ident:1", "public.kinds:4", "public.order_notes:100"}
+	wantDone := []string{"Sales.Orders:20000", "inventory.items:5000", "public.empty_root:0", "public.events:3000", "public.ident:1", "public.kinds:4", "public.order_notes:100", "public.refs_skipped:0"}
 	if !reflect.DeepEqual(done, wantDone) {
 		t.Errorf("TableDone: got %v, want %v", done, wantDone)
 	}
 	if len(orderParts) < 3 {
 		t.Errorf("Sales.Orders should be copied in several ranges, got parts %v", orderParts)
 	}
-	if stats.Tables != 7 || stats.Rows != 28105 || stats.Parts < 8 {
+	if stats.Tables != 8 || stats.Rows != 28105 || stats.Parts < 8 {
 		t.Errorf("stats: got %+v", stats)
 	}
 
-	if _, err = PostData(ctx, opts, 2); err != nil {
+	rep, err = PostData(ctx, opts, 2)
+	if err != nil {
 		t.Fatal(err)
+	}
+	t.Logf("post-data skipped: %q", rep.Skipped)
+	if !slices.ContainsFunc(rep.Skipped, func(s string) bool { return strings.Contains(s, "refs_skipped_s_fkey") }) {
+		t.Errorf("the foreign key to a table left out should be reported: %q", rep.Skipped)
 	}
 	for _, tb := range []string{`"Sales"."Orders"`, "inventory.items", "public.events", "public.kinds", "public.order_notes", "public.big_orders", "public.ident"} {
 		if got, want := dump(t, tgt, "app", tb), dump(t, src, "app", tb); got != want {
