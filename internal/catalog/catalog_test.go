@@ -43,6 +43,7 @@ ANALYZE public.events;
 CREATE SEQUENCE public.counter START 10;
 SELECT nextval('public.counter'), nextval('public.counter');
 CREATE SEQUENCE "Sales"."Fresh";
+CREATE SEQUENCE public.owned OWNED BY public.plain.id;
 `
 
 func TestTables(t *testing.T) {
@@ -232,6 +233,7 @@ func TestTablesFilterAndSequences(t *testing.T) {
 	want := []Sequence{
 		{Schema: "Sales", Name: "Fresh", LastValue: 1, IsCalled: false},
 		{Schema: "public", Name: "counter", LastValue: 11, IsCalled: true},
+		{Schema: "public", Name: "owned", LastValue: 1, IsCalled: false, OwnedBy: "public.plain"},
 	}
 	if !reflect.DeepEqual(seqs, want) {
 		t.Errorf("sequences: got %+v, want %+v", seqs, want)
