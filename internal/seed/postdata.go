@@ -102,12 +102,13 @@ func runParallel(ctx context.Context, target string, preamble, stmts []statement
 	return g.Wait()
 }
 
-// PostgreSQL error codes a rerun of post-data meets.
+// PostgreSQL error codes post-data meets in parallel or on a rerun.
 const (
 	codeDuplicateTable  = "42P07" // relation (the index) already exists
 	codeDuplicateObject = "42710" // constraint or trigger already exists
 	codeInvalidTableDef = "42P16" // multiple primary keys
 	codeUndefinedTable  = "42P01"
+	codeDeadlock        = "40P01" // two parallel builds locked each other
 )
 
 // runTolerant runs one post-data statement; it reports instead of failing
@@ -115,6 +116,12 @@ const (
 // it) or when a foreign key references a table that is not copied.
 func runTolerant(ctx context.Context, conn *pgconn.PgConn, s statement, skipped *skipList) error {
 	err := execStatement(ctx, conn, s)
+	// Sessions building side by side may deadlock (an ADD CONSTRAINT
+	// taking its table's lock while an index build on a partition holds
+	// another); PostgreSQL cancels one statement, which simply runs again.
+	for try := 0; try < 3 && isCode(err, codeDeadlock); try++ {
+		err = execStatement(ctx, conn, s)
+	}
 	if err == nil {
 		return nil
 	}
@@ -143,4 +150,9 @@ func (l *skipList) add(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.list = append(l.list, s)
+}
+
+func isCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
 }
