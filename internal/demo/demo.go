@@ -23,9 +23,12 @@ type Options struct {
 	Scale   int           // shop size, DefaultScale when 0
 	Clients int           // workload sessions, 4 when 0
 	Live    time.Duration // how long to show live lag, 15 s when 0
-	Dir     string        // parent of the two data directories; a fresh temporary one when empty (and then removed)
-	Out     io.Writer     // the report; os.Stdout when nil
-	Logger  *slog.Logger  // the link's log; warnings to stderr when nil
+	// SeedTimeout bounds the wait for the link to replicate, 90 s when 0:
+	// past it something is wrong, and the demo says so instead of hanging.
+	SeedTimeout time.Duration
+	Dir         string       // parent of the two data directories; a fresh temporary one when empty (and then removed)
+	Out         io.Writer    // the report; os.Stdout when nil
+	Logger      *slog.Logger // the link's log; warnings to stderr when nil
 }
 
 const linkName = "demo"
@@ -78,6 +81,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.Clients == 0 {
 		o.Clients = 4
+	}
+	if o.SeedTimeout == 0 {
+		o.SeedTimeout = 90 * time.Second
 	}
 	if o.Live == 0 {
 		o.Live = 15 * time.Second

@@ -18,10 +18,7 @@ import (
 
 // Time limits of the demo's waits: past them something is wrong, and the
 // demo says so instead of hanging.
-const (
-	seedTimeout    = 3 * time.Minute
-	catchUpTimeout = time.Minute
-)
+const catchUpTimeout = time.Minute
 
 // runLink starts the workload and the link, shows seeding and live lag,
 // stops the workload, waits until the target has applied everything and
@@ -99,9 +96,10 @@ func (t *task) exited() <-chan struct{} {
 // watch polls the link's status while the link and the workload run, and
 // fails as soon as either of them does.
 type watch struct {
-	d        *demo
-	link     *task
-	workload *task // nil once stopped on purpose
+	d         *demo
+	lastError string // shown once until it changes
+	link      *task
+	workload  *task // nil once stopped on purpose
 }
 
 // poll calls check every second until it reports done, ctx ends, the
@@ -142,7 +140,7 @@ func errOrUnexpected(err error) error {
 
 // untilReplicating shows seeding progress until the link replicates.
 func (w *watch) untilReplicating(ctx context.Context) error {
-	return w.poll(ctx, seedTimeout, "seeding", func(st *monitor.Status) bool {
+	return w.poll(ctx, w.d.opts.SeedTimeout, "seeding", func(st *monitor.Status) bool {
 		var copied, rows int64
 		for _, t := range st.Tables {
 			rows += t.RowsCopied
@@ -150,7 +148,7 @@ func (w *watch) untilReplicating(ctx context.Context) error {
 				copied++
 			}
 		}
-		w.d.say("%-11s tables copied %d/%d, rows %d", st.Phase, copied, len(st.Tables), rows)
+		w.d.say("%-11s tables copied %d/%d, rows %d%s", st.Phase, copied, len(st.Tables), rows, w.problem(st))
 		return st.Phase == monitor.PhaseReplicating
 	})
 }
@@ -159,8 +157,8 @@ func (w *watch) untilReplicating(ctx context.Context) error {
 func (w *watch) live(ctx context.Context, d time.Duration) error {
 	end := time.Now().Add(d)
 	err := w.poll(ctx, d+10*time.Second, "replicating", func(st *monitor.Status) bool {
-		w.d.say("%-11s lag %s, %.0f txn/s, %.0f changes/s applied", st.Phase, lag(st),
-			st.ApplyTxnPerSec, st.ApplyChangePerSec)
+		w.d.say("%-11s lag %s, %.0f txn/s, %.0f changes/s applied%s", st.Phase, lag(st),
+			st.ApplyTxnPerSec, st.ApplyChangePerSec, w.problem(st))
 		return time.Now().After(end)
 	})
 	return err
@@ -182,6 +180,20 @@ func (w *watch) catchUp(ctx context.Context) error {
 		w.d.say("caught up: applied %s >= %s", st.AppliedLSN, target)
 		return true
 	})
+}
+
+// problem returns the link's last error and remedy while it is broken,
+// once per distinct error.
+func (w *watch) problem(st *monitor.Status) string {
+	if st.Phase != monitor.PhaseBroken || st.LastError == "" || st.LastError == w.lastError {
+		return ""
+	}
+	w.lastError = st.LastError
+	s := "\n          error: " + st.LastError
+	if st.Remedy != "" {
+		s += "\n          remedy: " + st.Remedy
+	}
+	return s
 }
 
 func lag(st *monitor.Status) string {
