@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -66,8 +65,5 @@ func runLink(ctx context.Context, stderr io.Writer, cfg link.Config, verbose boo
 	err := link.Run(ctx, cfg)
 	stopProgress()
 	<-done
-	if err == nil && ctx.Err() != nil {
-		cfg.Logger.Info("stopped; run the same pglink start command again to resume", slog.String("link", cfg.Name))
-	}
 	return err
 }

@@ -149,7 +149,13 @@ func (w logWriter) Write(p []byte) (int, error) {
 	w.b.mu.Lock()
 	defer w.b.mu.Unlock()
 	var buf bytes.Buffer
-	w.b.eraseLocked(&buf)
+	if w.b.allDoneLocked() {
+		// Seeding is over: leave the final bars where they are and let the
+		// log go on below them, instead of redrawing them forever.
+		w.b.jobs = map[int]monitor.CopyProgress{}
+	} else {
+		w.b.eraseLocked(&buf)
+	}
 	buf.Write(p)
 	w.b.drawn = 0
 	if _, err := w.b.out.Write(buf.Bytes()); err != nil {
@@ -159,4 +165,17 @@ func (w logWriter) Write(p []byte) (int, error) {
 		w.b.drawLocked()
 	}
 	return len(p), nil
+}
+
+// allDoneLocked reports whether bars are drawn and every job is done.
+func (b *Bars) allDoneLocked() bool {
+	if b.drawn == 0 || len(b.jobs) == 0 {
+		return false
+	}
+	for _, p := range b.jobs {
+		if !p.Done {
+			return false
+		}
+	}
+	return true
 }

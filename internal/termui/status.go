@@ -102,8 +102,17 @@ func tables(w io.Writer, tables []monitor.Table) error {
 		if t.ETASeconds != nil {
 			eta = Duration(time.Duration(*t.ETASeconds * float64(time.Second)))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", t.Name, t.State, Count(t.RowsCopied), Count(t.EstRows),
-			Bytes(t.BytesCopied), Bytes(t.EstBytes), eta, orDash(t.SyncLSN))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", t.Name, t.State, Count(t.RowsCopied), estimate(t.EstRows, Count),
+			Bytes(t.BytesCopied), estimate(t.EstBytes, Bytes), eta, orDash(t.SyncLSN))
 	}
 	return tw.Flush()
+}
+
+// estimate formats a size estimate; 0 means the server had none (a table
+// never analyzed), shown as "?".
+func estimate(n int64, format func(int64) string) string {
+	if n <= 0 {
+		return "?"
+	}
+	return format(n)
 }

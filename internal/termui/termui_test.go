@@ -61,11 +61,23 @@ func TestBarsRedrawInPlace(t *testing.T) {
 	if !strings.HasPrefix(got, "\x1b[2A\r\x1b[J"+"level=INFO msg=hello\n") || strings.Count(got, "job ") != 2 {
 		t.Fatalf("log write = %q, want erase, the line, then both bars", got)
 	}
+	// Once every job is done, a log line leaves the bars in place above it.
+	b.Report(monitor.CopyProgress{Job: 0, Table: "a.one", Done: true})
+	b.Report(monitor.CopyProgress{Job: 1, Table: "a.two", Done: true})
+	b.Draw()
+	out.Reset()
+	b.Log().Write([]byte("level=INFO msg=seeded\n"))
+	b.Log().Write([]byte("level=INFO msg=streaming\n"))
+	if got, want := out.String(), "level=INFO msg=seeded\nlevel=INFO msg=streaming\n"; got != want {
+		t.Fatalf("log writes after seeding = %q, want %q", got, want)
+	}
+	b.Report(monitor.CopyProgress{Job: 0, Table: "a.three"})
+	b.Draw()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	out.Reset()
 	b.Run(ctx) // draws once more on the way out
-	if !strings.HasPrefix(out.String(), "\x1b[2A") {
+	if !strings.HasPrefix(out.String(), "\x1b[1A") {
 		t.Fatalf("final draw = %q", out.String())
 	}
 }
