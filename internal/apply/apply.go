@@ -1,0 +1,160 @@
+// Package apply is the target side of a link: it reads the source's
+// changes from a channel and applies them to the target database in source
+// commit order, exactly once, many source transactions per target
+// transaction, with prepared statements sent pipelined.
+//
+// Exactly once rests on PostgreSQL's replication origins, as in native
+// logical replication: the session is bound to the link's origin, and each
+// target transaction records the source position it applied
+// (pg_replication_origin_xact_setup) in its own commit record, so data and
+// position are durable together or not at all.
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/change"
+)
+
+// Options configure an Applier.
+type Options struct {
+	Conn   *pgx.Conn // a dedicated target session; Applier owns it while Run runs
+	Origin string    // replication origin name (already created, see EnsureOrigin)
+	// SyncLSN returns the position a table was copied at during seeding
+	// ("schema.table" unquoted key). Row changes of that table whose
+	// CommitLSN < the sync LSN are skipped (already in the copy), as native
+	// table sync does. nil: apply everything.
+	SyncLSN func(qualifiedName string) (change.LSN, bool)
+	// ProgressSQL, when set, runs inside every target transaction just
+	// before COMMIT with ($1 text: end LSN of the last source commit in the
+	// batch, $2 timestamptz: its commit time, $3 bigint: source transactions
+	// in the batch, $4 bigint: changes in the batch).
+	ProgressSQL   string
+	MaxBatchTxns  int           // source txns per target txn when there is a backlog; default 1000
+	MaxBatchDelay time.Duration // never hold a target txn open longer than this at a source commit; default 200ms
+	// OnApplied is called after each durable target COMMIT with the end LSN
+	// of the last source transaction it holds (the stream's SetApplied).
+	OnApplied func(endLSN change.LSN)
+	Logger    *slog.Logger
+}
+
+// Stats count what an Applier did; Changes counts applied row changes.
+// Skipped counts changes not applied because the target already has them:
+// row changes from before their table's sync LSN, and every change of the
+// source transactions the origin had already applied (SkippedTxns).
+type Stats struct {
+	Txns, Changes, Batches, Skipped, Conflicts int64
+	SkippedTxns                                int64
+	LastEndLSN                                 change.LSN
+	LastCommitTime                             time.Time
+}
+
+// ErrIncompleteTransaction is returned (wrapped) when the input closes
+// inside a source transaction: the open target transaction is rolled back,
+// and the origin's position makes the source send those transactions again.
+var ErrIncompleteTransaction = errors.New("input closed inside a source transaction")
+
+// Applier applies changes to the target.
+type Applier struct {
+	opts Options
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// New returns an Applier; nothing touches the database before Run.
+func New(opts Options) *Applier {
+	if opts.MaxBatchTxns <= 0 {
+		opts.MaxBatchTxns = 1000
+	}
+	if opts.MaxBatchDelay <= 0 {
+		opts.MaxBatchDelay = 200 * time.Millisecond
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Applier{opts: opts, log: log}
+}
+
+// Stats returns a copy of the counters; safe for concurrent use.
+func (a *Applier) Stats() Stats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stats
+}
+
+// Run applies changes until in is closed (it returns nil after committing
+// what it has), ctx ends (it rolls the open target transaction back and
+// returns ctx.Err()) or an error (rolled back too, returned with the source
+// position and table). The session's origin is set up for the run and
+// reset when Run returns. After an error or a cancellation the connection
+// may be closed; the caller should open a new one.
+func (a *Applier) Run(ctx context.Context, in <-chan *change.Change) (err error) {
+	conn := a.opts.Conn
+	progress, err := OriginProgress(ctx, conn, a.opts.Origin)
+	if err != nil {
+		return err
+	}
+	if err := setupOrigin(ctx, conn, a.opts.Origin); err != nil {
+		return err
+	}
+	r := &run{
+		a: a, origin: progress, tables: map[*change.Relation]*table{}, bySig: map[string]*table{},
+		snd: &sender{conn: conn.PgConn(), log: a.log},
+	}
+	err = r.loop(ctx, in)
+	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if cerr := r.finish(cleanupCtx); cerr != nil && err == nil {
+		err = cerr
+	}
+	if ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err()) || conn.IsClosed()) {
+		return ctx.Err()
+	}
+	return err
+}
+
+// setupOrigin binds the session to the origin, so commits record their
+// source position there. A session holds one origin at a time: one left
+// set up by an earlier Run on this session is reset first.
+func setupOrigin(ctx context.Context, conn *pgx.Conn, origin string) error {
+	_, err := conn.Exec(ctx, `SELECT CASE WHEN pg_replication_origin_session_is_setup()
+		THEN pg_replication_origin_session_reset() END`)
+	if err == nil {
+		_, err = conn.Exec(ctx, `SELECT pg_replication_origin_session_setup($1::text)`, origin)
+	}
+	if err != nil {
+		return fmt.Errorf("set up replication origin %s on the target session: %w", origin, err)
+	}
+	return nil
+}
+
+// finish rolls back whatever is still open and releases the origin.
+func (r *run) finish(ctx context.Context) error {
+	conn := r.a.opts.Conn
+	if conn.IsClosed() {
+		return nil
+	}
+	var errs []error
+	if err := r.snd.flush(); err != nil {
+		errs = append(errs, err)
+	}
+	if conn.PgConn().TxStatus() != 'I' {
+		if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+			errs = append(errs, fmt.Errorf("roll back target transaction: %w", err))
+		}
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_replication_origin_session_reset()`); err != nil {
+		errs = append(errs, fmt.Errorf("reset replication origin on the target session: %w", err))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,244 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/pglink/pglink/internal/change"
+)
+
+// run is the state of one Run: the mapped tables with their prepared
+// statements, the open source transaction and the open target batch.
+type run struct {
+	a      *Applier
+	snd    *sender
+	origin change.LSN // source transactions that commit before this are already applied
+	tables map[*change.Relation]*table
+	bySig  map[string]*table
+
+	peeked   *change.Change // taken from the input to see whether more is waiting
+	inClosed bool
+
+	inTxn, skipTxn bool
+	txnAt          change.LSN // CommitLSN of the open source transaction
+
+	batchOpen  bool
+	batchStart time.Time
+	batchTxns  int64
+	batchRows  int64
+	lastCommit *change.Change
+	skipped    int64 // not yet added to Stats
+	skipTxns   int64
+
+	shape  shape
+	keyBuf []byte
+	args   [][]byte
+	fmts   []int16
+}
+
+func (r *run) loop(ctx context.Context, in <-chan *change.Change) error {
+	for {
+		c, ok, err := r.next(ctx, in)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return r.inputClosed(ctx)
+		}
+		if err := r.handle(ctx, c, in); err != nil {
+			return err
+		}
+	}
+}
+
+// next returns the next change. Before it waits for the input, it sends
+// what is queued and checks the results, so the target works while the
+// source is quiet and an error does not wait for more input.
+func (r *run) next(ctx context.Context, in <-chan *change.Change) (*change.Change, bool, error) {
+	if c := r.peeked; c != nil {
+		r.peeked = nil
+		return c, true, nil
+	}
+	if r.inClosed {
+		return nil, false, nil
+	}
+	select {
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	case c, ok := <-in:
+		return c, ok, nil
+	default:
+	}
+	if err := r.snd.flush(); err != nil {
+		return nil, false, err
+	}
+	select {
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	case c, ok := <-in:
+		return c, ok, nil
+	}
+}
+
+// waiting reports whether another change is ready in the input, keeping it
+// for next.
+func (r *run) waiting(in <-chan *change.Change) bool {
+	if r.peeked != nil {
+		return true
+	}
+	if r.inClosed {
+		return false
+	}
+	select {
+	case c, ok := <-in:
+		if !ok {
+			r.inClosed = true
+			return false
+		}
+		r.peeked = c
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *run) handle(ctx context.Context, c *change.Change, in <-chan *change.Change) error {
+	switch c.Kind {
+	case change.Begin:
+		return r.begin(ctx, c)
+	case change.Commit:
+		return r.commit(ctx, c, in)
+	case change.Insert, change.Update, change.Delete:
+		if !r.inTxn {
+			return fmt.Errorf("%s at source %s outside a source transaction", c.Kind, c.CommitLSN)
+		}
+		return r.rowChange(ctx, c)
+	case change.Truncate:
+		if !r.inTxn {
+			return fmt.Errorf("TRUNCATE at source %s outside a source transaction", c.CommitLSN)
+		}
+		return r.truncate(ctx, c)
+	case change.Message:
+		return nil // nothing to apply; its transaction still commits and moves the origin
+	}
+	return fmt.Errorf("unknown change %s at source %s", c.Kind, c.CommitLSN)
+}
+
+// begin opens a source transaction. One whose commit lies before the
+// origin's position was applied already (the server may send it again
+// after a restart: it starts from the slot's confirmed position, which can
+// be behind the target's), and is skipped whole.
+func (r *run) begin(ctx context.Context, c *change.Change) error {
+	if r.inTxn {
+		return fmt.Errorf("BEGIN at source %s inside the source transaction at %s", c.CommitLSN, r.txnAt)
+	}
+	r.inTxn, r.txnAt = true, c.CommitLSN
+	r.skipTxn = c.CommitLSN < r.origin
+	if r.skipTxn || r.batchOpen {
+		return nil
+	}
+	r.snd.control(ctx, "BEGIN", nil, nil, "begin target transaction", c.CommitLSN)
+	r.batchOpen, r.batchStart = true, time.Now()
+	return nil
+}
+
+// commit closes a source transaction and commits the batch when the input
+// has nothing more waiting (caught up: low lag) or the batch is full or old.
+func (r *run) commit(ctx context.Context, c *change.Change, in <-chan *change.Change) error {
+	if !r.inTxn {
+		return fmt.Errorf("COMMIT at source %s without BEGIN", c.CommitLSN)
+	}
+	r.inTxn = false
+	if r.skipTxn {
+		r.skipTxns++
+		if !r.batchOpen {
+			r.addStats(0, 0, 0)
+		}
+		return nil
+	}
+	r.batchTxns++
+	r.lastCommit = c
+	r.origin = max(r.origin, c.EndLSN)
+	if r.batchTxns >= int64(r.a.opts.MaxBatchTxns) || time.Since(r.batchStart) >= r.a.opts.MaxBatchDelay || !r.waiting(in) {
+		return r.commitBatch(ctx)
+	}
+	return nil
+}
+
+// inputClosed commits the complete source transactions of the open batch.
+// A source transaction cut off by the close cannot be committed: the whole
+// batch is rolled back, and the origin, which did not move, makes the
+// source send it again.
+func (r *run) inputClosed(ctx context.Context) error {
+	if r.inTxn && !r.skipTxn {
+		return fmt.Errorf("%w (at source %s): target transaction rolled back", ErrIncompleteTransaction, r.txnAt)
+	}
+	if r.batchOpen {
+		return r.commitBatch(ctx)
+	}
+	return nil
+}
+
+// addStats adds to the Applier's counters, with the skipped changes
+// counted since the last call.
+func (r *run) addStats(txns, rows, conflicts int64) {
+	r.a.addStats(Stats{Txns: txns, Changes: rows, Conflicts: conflicts, Skipped: r.skipped, SkippedTxns: r.skipTxns})
+	r.skipped, r.skipTxns = 0, 0
+}
+
+// Statement that records the batch's last source commit in the origin, in
+// the target transaction's commit record. pg_current_xact_id makes sure
+// the transaction has an XID, so it writes a commit record (and so moves
+// the origin) even when it applied nothing, e.g. only logical messages.
+const originXactSQL = `SELECT pg_replication_origin_xact_setup($1::pg_lsn, $2::timestamptz), pg_current_xact_id()`
+
+// commitBatch commits the target transaction with the origin position and
+// the progress row, then reports the position as durable.
+func (r *run) commitBatch(ctx context.Context) error {
+	last := r.lastCommit
+	lsn := []byte(last.EndLSN.String())
+	at := last.CommitTime
+	if at.IsZero() {
+		at = time.Unix(0, 0)
+	}
+	ts := []byte(at.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))
+	r.snd.control(ctx, originXactSQL, [][]byte{lsn, ts}, nil, "record source position in replication origin "+r.a.opts.Origin, last.CommitLSN)
+	if sql := r.a.opts.ProgressSQL; sql != "" {
+		args := [][]byte{lsn, ts, strconv.AppendInt(nil, r.batchTxns, 10), strconv.AppendInt(nil, r.batchRows, 10)}
+		r.snd.control(ctx, sql, args, []uint32{25, 1184, 20, 20}, "record progress", last.CommitLSN)
+	}
+	r.snd.control(ctx, "COMMIT", nil, nil, "commit target transaction", last.CommitLSN)
+	if err := r.snd.flush(); err != nil {
+		return err
+	}
+	r.batchOpen = false
+	txns, rows := r.batchTxns, r.batchRows
+	r.batchTxns, r.batchRows, r.lastCommit = 0, 0, nil
+	r.addStats(txns, rows, r.snd.takeConflicts())
+	r.a.setLast(last)
+	if r.a.opts.OnApplied != nil {
+		r.a.opts.OnApplied(last.EndLSN)
+	}
+	return nil
+}
+
+func (a *Applier) addStats(d Stats) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stats.Txns += d.Txns
+	a.stats.Changes += d.Changes
+	a.stats.Conflicts += d.Conflicts
+	a.stats.Skipped += d.Skipped
+	a.stats.SkippedTxns += d.SkippedTxns
+	if d.Txns > 0 {
+		a.stats.Batches++
+	}
+}
+
+func (a *Applier) setLast(c *change.Change) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stats.LastEndLSN, a.stats.LastCommitTime = c.EndLSN, c.CommitTime
+}

@@ -1,0 +1,74 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/change"
+)
+
+// EnsureOrigin creates the replication origin name when it is missing.
+// The origin is where the target records, in the same transaction as the
+// data, the source position it has applied (as native logical replication
+// does), so it must exist before the first Run.
+func EnsureOrigin(ctx context.Context, conn *pgx.Conn, name string) error {
+	_, err := conn.Exec(ctx, `SELECT pg_replication_origin_create($1::text)
+		WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1::text)`, name)
+	if err != nil {
+		return fmt.Errorf("create replication origin %s: %w", name, err)
+	}
+	return nil
+}
+
+// OriginProgress returns the source position last committed through the
+// origin (pg_replication_origin_progress(name, true): flushed progress
+// only, what survives a crash of the target). It is 0 when the origin does
+// not exist or has never been used.
+func OriginProgress(ctx context.Context, conn *pgx.Conn, name string) (change.LSN, error) {
+	var text string
+	err := conn.QueryRow(ctx, `SELECT coalesce(
+			(SELECT pg_replication_origin_progress(roname, true)::text FROM pg_replication_origin WHERE roname = $1::text),
+			'0/0')`, name).Scan(&text)
+	if err != nil {
+		return 0, fmt.Errorf("read progress of replication origin %s: %w", name, err)
+	}
+	lsn, err := pglogrepl.ParseLSN(text)
+	if err != nil {
+		return 0, fmt.Errorf("read progress of replication origin %s: %w", name, err)
+	}
+	return lsn, nil
+}
+
+// DropOrigin drops the replication origin when it exists. PostgreSQL
+// refuses while a session still has it set up (a running Applier).
+func DropOrigin(ctx context.Context, conn *pgx.Conn, name string) error {
+	_, err := conn.Exec(ctx, `SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = $1::text`, name)
+	if err != nil {
+		return fmt.Errorf("drop replication origin %s: %w", name, err)
+	}
+	return nil
+}
+
+// sessionSettings are what every pglink writer on the target runs with.
+// session_replication_role = replica keeps user and foreign-key triggers
+// from firing, like native apply (the source already ran them, and the
+// read-only guard triggers must not fire for pglink). The text settings
+// match those the stream uses on the source, so values in text form
+// round-trip exactly.
+const sessionSettings = `SET session_replication_role = replica;
+SET default_transaction_read_only = off;
+SET synchronous_commit = on;
+SET DateStyle = ISO;
+SET IntervalStyle = postgres;
+SET extra_float_digits = 3`
+
+// PrepareSession applies pglink's target session settings to conn.
+func PrepareSession(ctx context.Context, conn *pgx.Conn) error {
+	if _, err := conn.PgConn().Exec(ctx, sessionSettings).ReadAll(); err != nil {
+		return fmt.Errorf("prepare target session: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,119 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/pglink/pglink/internal/change"
+)
+
+// maxMappedRelations bounds the map from announced relations to tables:
+// the stream makes a new Relation for every announcement, and a long run
+// sees many. Forgetting them costs one signature lookup each.
+const maxMappedRelations = 10000
+
+// table returns rel's target table, mapping it at first sight. Mapping
+// reads the target's catalog, so the pipeline is flushed first.
+func (r *run) table(ctx context.Context, rel *change.Relation) (*table, error) {
+	if rel == nil {
+		return nil, fmt.Errorf("row change without a relation")
+	}
+	if t, ok := r.tables[rel]; ok {
+		return t, nil
+	}
+	sig := signature(rel)
+	t, ok := r.bySig[sig]
+	if !ok {
+		if err := r.snd.flush(); err != nil {
+			return nil, err
+		}
+		var err error
+		if t, err = loadTable(ctx, r.a.opts.Conn, rel); err != nil {
+			return nil, fmt.Errorf("at source %s: %w", r.txnAt, err)
+		}
+		r.bySig[sig] = t
+	}
+	if len(r.tables) >= maxMappedRelations {
+		clear(r.tables)
+	}
+	r.tables[rel] = t
+	return t, nil
+}
+
+// synced reports whether the seeding copy of t already holds changes of
+// the source transaction committed at lsn: native table sync applies a
+// table's changes only from its sync position on.
+func (r *run) synced(t *table, lsn change.LSN) bool {
+	if r.a.opts.SyncLSN == nil {
+		return false
+	}
+	at, ok := r.a.opts.SyncLSN(t.key)
+	return ok && lsn < at
+}
+
+// rowChange queues an INSERT, UPDATE or DELETE as a prepared statement.
+func (r *run) rowChange(ctx context.Context, c *change.Change) error {
+	if r.skipTxn {
+		r.skipped++
+		return nil
+	}
+	t, err := r.table(ctx, c.Rel)
+	if err != nil {
+		return err
+	}
+	if r.synced(t, c.CommitLSN) {
+		r.skipped++
+		return nil
+	}
+	where, err := shapeOf(&r.shape, t, c)
+	if err != nil {
+		return fmt.Errorf("apply %s %s %s at source %s: %w", c.Kind, preposition(c.Kind), t.quoted, c.CommitLSN, err)
+	}
+	r.batchRows++
+	if c.Kind == change.Update && len(r.shape.setCols) == 0 {
+		return nil // every value is an unchanged TOASTed one: nothing to write
+	}
+	r.keyBuf = r.shape.key(r.keyBuf[:0])
+	st, ok := t.stmts[string(r.keyBuf)]
+	if !ok {
+		st = buildStmt(t, &r.shape)
+		r.snd.prepare(ctx, t, st, c.CommitLSN)
+		t.stmts[string(r.keyBuf)] = st
+	}
+	r.args, r.fmts = params(r.args, r.fmts, st, c, where)
+	r.snd.row(ctx, t, st, c, where, r.args, r.fmts)
+	if r.snd.full() {
+		return r.snd.flush()
+	}
+	return nil
+}
+
+// truncate queues one TRUNCATE of every listed table that the seeding
+// copy does not already reflect.
+func (r *run) truncate(ctx context.Context, c *change.Change) error {
+	if r.skipTxn {
+		r.skipped++
+		return nil
+	}
+	var tables []*table
+	var names []string
+	for _, rel := range c.Truncated {
+		t, err := r.table(ctx, rel)
+		if err != nil {
+			return err
+		}
+		if !r.synced(t, c.CommitLSN) {
+			tables = append(tables, t)
+			names = append(names, t.quoted)
+		}
+	}
+	if len(tables) == 0 {
+		r.skipped++
+		return nil
+	}
+	r.batchRows++
+	r.snd.control(ctx, truncateSQL(tables, c.Cascade, c.RestartIdentity), nil, nil,
+		"apply TRUNCATE of "+strings.Join(names, ", "), c.CommitLSN)
+	return nil
+}

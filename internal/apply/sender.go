@@ -1,0 +1,209 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pglink/pglink/internal/change"
+)
+
+// Flush thresholds: statements are sent as they come, and their results
+// read and checked every flushStatements statements or flushBytes bytes of
+// values, so a huge source transaction never sits in memory and an error
+// surfaces soon.
+const (
+	flushStatements = 500
+	flushBytes      = 4 << 20
+)
+
+// stmtSeq makes prepared statement names unique in the process: a name is
+// never reused, so a statement whose Parse was skipped after an error, or
+// one left by an earlier Applier on the same session, cannot collide.
+var stmtSeq atomic.Uint64
+
+// request is one queued request whose result is checked at the next flush.
+type request struct {
+	kind  requestKind
+	what  string // control requests and prepares: what it does, for errors
+	at    change.LSN
+	tbl   *table
+	chg   *change.Change // row changes
+	where change.Tuple   // row changes: the identifying tuple, for conflict reports
+}
+
+type requestKind uint8
+
+const (
+	reqControl requestKind = iota // BEGIN, COMMIT, origin and progress statements, TRUNCATE
+	reqPrepare
+	reqRow
+)
+
+// sender writes requests into a pgconn pipeline. pgconn's pipeline mode
+// sends the extended-protocol messages without waiting; a Sync then lets
+// the results come back in order, each of which is checked.
+type sender struct {
+	conn        *pgconn.PgConn
+	log         *slog.Logger
+	pipe        *pgconn.Pipeline
+	pending     []request
+	queuedBytes int
+	conflicts   int64 // UPDATE/DELETE that found no row, since takeConflicts
+}
+
+func (s *sender) start(ctx context.Context) {
+	if s.pipe == nil {
+		s.pipe = s.conn.StartPipeline(ctx)
+	}
+}
+
+// control queues a statement without parameters of its own.
+func (s *sender) control(ctx context.Context, sql string, args [][]byte, oids []uint32, what string, at change.LSN) {
+	s.start(ctx)
+	s.pipe.SendQueryParams(sql, args, oids, nil, nil)
+	s.pending = append(s.pending, request{kind: reqControl, what: what, at: at})
+	s.queuedBytes += len(sql) + 64
+}
+
+// prepare queues the Parse of st, giving it its name.
+func (s *sender) prepare(ctx context.Context, t *table, st *stmt, at change.LSN) {
+	s.start(ctx)
+	st.name = fmt.Sprintf("pglink_apply_%d", stmtSeq.Add(1))
+	s.pipe.SendPrepare(st.name, st.sql, st.paramOIDs)
+	s.pending = append(s.pending, request{kind: reqPrepare, what: "prepare statement for " + t.quoted, at: at, tbl: t})
+	s.queuedBytes += len(st.sql) + 64
+}
+
+// row queues the execution of a prepared row statement.
+func (s *sender) row(ctx context.Context, t *table, st *stmt, c *change.Change, where change.Tuple, args [][]byte, fmts []int16) {
+	s.start(ctx)
+	s.pipe.SendQueryPrepared(st.name, args, fmts, nil)
+	s.pending = append(s.pending, request{kind: reqRow, tbl: t, chg: c, where: where, at: c.CommitLSN})
+	n := 64
+	for _, a := range args {
+		n += len(a)
+	}
+	s.queuedBytes += n
+}
+
+// full reports whether enough is queued to flush.
+func (s *sender) full() bool {
+	return len(s.pending) >= flushStatements || s.queuedBytes >= flushBytes
+}
+
+// flush sends what is queued, reads every result in order and returns the
+// first error, described with its table and source position. After an
+// error the server skips the rest of what was queued up to the Sync, and
+// an open target transaction is aborted.
+func (s *sender) flush() error {
+	if s.pipe == nil {
+		return nil
+	}
+	pipe := s.pipe
+	s.pipe = nil
+	defer func() {
+		clear(s.pending) // drop the references to changes
+		s.pending, s.queuedBytes = s.pending[:0], 0
+	}()
+	if err := pipe.Sync(); err != nil {
+		return errors.Join(fmt.Errorf("send to target: %w", err), pipe.Close())
+	}
+	var firstErr error
+	for i := range s.pending {
+		if err := s.check(pipe, &s.pending[i]); err != nil {
+			firstErr = err
+			break
+		}
+	}
+	// Close reads up to the Sync's ReadyForQuery; a server error is
+	// already in firstErr.
+	if err := pipe.Close(); err != nil && firstErr == nil {
+		firstErr = fmt.Errorf("target pipeline: %w", err)
+	}
+	return firstErr
+}
+
+func (s *sender) check(pipe *pgconn.Pipeline, req *request) error {
+	res, err := pipe.GetResults()
+	if err == nil {
+		switch r := res.(type) {
+		case *pgconn.ResultReader:
+			var tag pgconn.CommandTag
+			tag, err = r.Close()
+			if err == nil && req.kind == reqRow && tag.RowsAffected() == 0 && req.chg.Kind != change.Insert {
+				s.conflict(req)
+			}
+		case *pgconn.StatementDescription:
+		default:
+			err = fmt.Errorf("unexpected pipeline result %T", res)
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	switch req.kind {
+	case reqRow:
+		return fmt.Errorf("apply %s %s %s at source %s: %w", req.chg.Kind, preposition(req.chg.Kind), req.tbl.quoted, req.at, err)
+	default:
+		return fmt.Errorf("%s at source %s: %w", req.what, req.at, err)
+	}
+}
+
+// conflict records an UPDATE or DELETE that found no row. Native apply
+// logs it and goes on; so does pglink, counting it.
+func (s *sender) conflict(req *request) {
+	s.conflicts++
+	s.log.Warn("apply: row to change not found on the target", "op", req.chg.Kind.String(),
+		"table", req.tbl.quoted, "key", describeKey(req.tbl, req.where), "source_lsn", req.at.String())
+}
+
+func (s *sender) takeConflicts() int64 {
+	n := s.conflicts
+	s.conflicts = 0
+	return n
+}
+
+func preposition(k change.Kind) string {
+	switch k {
+	case change.Insert:
+		return "into"
+	case change.Delete:
+		return "from"
+	}
+	return "on"
+}
+
+// describeKey renders the identifying columns of a row for a log line,
+// each value cut short.
+func describeKey(t *table, where change.Tuple) string {
+	var b strings.Builder
+	full := t.rel.ReplicaIdentity == change.IdentityFull
+	for i, col := range t.rel.Columns {
+		if (!full && !col.Key) || i >= len(where) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(t.cols[i].quoted + "=")
+		switch v := where[i]; v.Kind {
+		case change.ValueNull:
+			b.WriteString("NULL")
+		case change.ValueUnchanged:
+			b.WriteString("(unchanged)")
+		default:
+			d := v.Data
+			if len(d) > 64 {
+				d = d[:64]
+			}
+			fmt.Fprintf(&b, "%q", d)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,146 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/change"
+)
+
+// table is a source relation mapped onto its target table: one targetCol
+// per source column, in the source's column order (the order of the
+// values in every Tuple of that relation).
+type table struct {
+	rel         *change.Relation
+	quoted      string // "schema"."name"
+	key         string // schema.name, unquoted: the SyncLSN key
+	partitioned bool   // relkind 'p': ctid is not unique, ONLY would match nothing
+	cols        []targetCol
+	stmts       map[string]*stmt // by shape key, see shapeKey
+}
+
+// targetCol is one target column that receives a source column.
+type targetCol struct {
+	quoted  string
+	typeOID uint32 // the target's type: enum, domain and composite OIDs differ between databases
+	// equality says whether the type has a default btree or hash operator
+	// class, so = (and IS NOT DISTINCT FROM) works on it. Types without one
+	// (json, point, xml, composites...) are compared as text when the whole
+	// old row identifies the row (REPLICA IDENTITY FULL).
+	equality bool
+}
+
+// targetColumnsSQL reads the target table's kind and columns with the
+// equality capability of each column's type. Domains are followed to their
+// base type and arrays to their element type, because = on those resolves
+// to the base or element type's operator. Enums, ranges and multiranges
+// always have equality; composites are compared as text (their record
+// equality needs every field's type to have one).
+const targetColumnsSQL = `
+WITH RECURSIVE cols AS (
+	SELECT a.attname, a.atttypid, a.attgenerated <> '' AS generated, a.attnum
+	FROM pg_attribute a
+	WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
+), chain(start, typ) AS (
+	SELECT DISTINCT atttypid, atttypid FROM cols
+	UNION
+	SELECT c.start, CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.typelem END
+	FROM chain c JOIN pg_type t ON t.oid = c.typ
+	WHERE t.typtype = 'd' OR (t.typcategory = 'A' AND t.typelem <> 0)
+), leaf AS (
+	SELECT c.start, t.typtype IN ('e', 'r', 'm') OR (t.typtype = 'b' AND EXISTS (
+		SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
+		WHERE oc.opcdefault AND am.amname IN ('btree', 'hash') AND oc.opcintype = t.oid)) AS equality
+	FROM chain c JOIN pg_type t ON t.oid = c.typ
+	WHERE NOT (t.typtype = 'd' OR (t.typcategory = 'A' AND t.typelem <> 0))
+)
+SELECT cols.attname, cols.atttypid, cols.generated, coalesce(bool_or(leaf.equality), false)
+FROM cols LEFT JOIN leaf ON leaf.start = cols.atttypid
+GROUP BY cols.attname, cols.atttypid, cols.generated, cols.attnum
+ORDER BY cols.attnum`
+
+// loadTable maps rel onto the target. A missing table or column is an
+// error that says how to fix it: the link cannot apply the source's rows
+// anywhere else.
+func loadTable(ctx context.Context, conn *pgx.Conn, rel *change.Relation) (*table, error) {
+	t := &table{rel: rel, quoted: rel.QualifiedName(), key: rel.Schema + "." + rel.Name, stmts: map[string]*stmt{}}
+	var oid uint32
+	var relkind string
+	err := conn.QueryRow(ctx, `SELECT c.oid, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, rel.Schema, rel.Name).Scan(&oid, &relkind)
+	if err == pgx.ErrNoRows {
+		return nil, fmt.Errorf("target has no table %s, which the source publishes: create it on the target (for example from pg_dump --schema-only --table of the source), or take it out of the link", t.quoted)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up target table %s: %w", t.quoted, err)
+	}
+	t.partitioned = relkind == "p"
+	have, err := readTargetColumns(ctx, conn, oid)
+	if err != nil {
+		return nil, fmt.Errorf("look up columns of target table %s: %w", t.quoted, err)
+	}
+	var missing, generated []string
+	for _, c := range rel.Columns {
+		tc, ok := have[c.Name]
+		switch {
+		case !ok:
+			missing = append(missing, change.QuoteIdent(c.Name))
+		case tc.generated:
+			generated = append(generated, change.QuoteIdent(c.Name))
+		}
+		t.cols = append(t.cols, tc.targetCol)
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("target table %s lacks column(s) %s that the source sends: add them on the target (ALTER TABLE %s ADD COLUMN ... with the source's types)",
+			t.quoted, strings.Join(missing, ", "), t.quoted)
+	}
+	if len(generated) > 0 {
+		return nil, fmt.Errorf("target table %s has generated column(s) %s that are plain columns on the source: make them plain columns on the target",
+			t.quoted, strings.Join(generated, ", "))
+	}
+	return t, nil
+}
+
+type targetColInfo struct {
+	targetCol
+	generated bool
+}
+
+func readTargetColumns(ctx context.Context, conn *pgx.Conn, relOID uint32) (map[string]targetColInfo, error) {
+	rows, err := conn.Query(ctx, targetColumnsSQL, relOID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	have := map[string]targetColInfo{}
+	for rows.Next() {
+		var name string
+		var info targetColInfo
+		if err := rows.Scan(&name, &info.typeOID, &info.generated, &info.equality); err != nil {
+			return nil, err
+		}
+		info.quoted = change.QuoteIdent(name)
+		have[name] = info
+	}
+	return have, rows.Err()
+}
+
+// signature identifies a relation announcement by what statements depend
+// on: a re-announcement with the same columns reuses the prepared
+// statements, one with different columns maps the table again.
+func signature(rel *change.Relation) string {
+	var b strings.Builder
+	b.WriteString(rel.QualifiedName())
+	b.WriteByte(rel.ReplicaIdentity)
+	for _, c := range rel.Columns {
+		b.WriteString(change.QuoteIdent(c.Name))
+		if c.Key {
+			b.WriteByte('k')
+		}
+		b.WriteByte(',')
+	}
+	return b.String()
+}
