@@ -136,7 +136,7 @@ func run(ctx context.Context, src, dst *pgx.Conn, only []string) (res Result, er
 
 // beginSnapshot opens a read-only REPEATABLE READ transaction and fixes the
 // settings that shape the text output of values (time zone, date and
-// interval style, float digits, bytea format), so that equal values print
+// interval style, float digits, bytea format, currency), so that equal values print
 // equally even when the two servers are configured differently.
 func beginSnapshot(ctx context.Context, conn *pgx.Conn, side string) (pgx.Tx, error) {
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
@@ -145,7 +145,7 @@ func beginSnapshot(ctx context.Context, conn *pgx.Conn, side string) (pgx.Tx, er
 	}
 	const settings = `SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true),
 		set_config('IntervalStyle', 'postgres', true), set_config('extra_float_digits', '1', true),
-		set_config('bytea_output', 'hex', true)`
+		set_config('bytea_output', 'hex', true), set_config('lc_monetary', 'C', true)`
 	if _, err := tx.Exec(ctx, settings); err != nil {
 		tx.Rollback(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("set output settings on the %s: %w", side, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/pglink/pglink/internal/compare"
 	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/termui"
 )
 
 // Time limits of the demo's waits: past them something is wrong, and the
@@ -148,7 +149,7 @@ func (w *watch) untilReplicating(ctx context.Context) error {
 				copied++
 			}
 		}
-		w.d.say("%-11s tables copied %d/%d, rows %d%s", st.Phase, copied, len(st.Tables), rows, w.problem(st))
+		w.d.say("%-11s tables copied %d/%d, rows %s%s", st.Phase, copied, len(st.Tables), termui.Count(rows), w.problem(st))
 		return st.Phase == monitor.PhaseReplicating
 	})
 }
@@ -199,7 +200,7 @@ func (w *watch) problem(st *monitor.Status) string {
 func lag(st *monitor.Status) string {
 	s := "unknown"
 	if st.LagBytes != nil {
-		s = fmt.Sprintf("%d bytes", *st.LagBytes)
+		s = termui.Bytes(*st.LagBytes)
 	}
 	if st.LagSeconds != nil {
 		s += fmt.Sprintf(" / %.1f s", *st.LagSeconds)
@@ -232,7 +233,7 @@ func (d *demo) verify(ctx context.Context) error {
 	if !res.Equal() {
 		return fmt.Errorf("source and target differ:\n%s", res)
 	}
-	d.say("source and target are identical: %d tables, %d rows", res.Tables, res.Rows)
+	d.say("source and target are identical: %d tables, %s rows", res.Tables, termui.Count(res.Rows))
 	return nil
 }
 
@@ -249,7 +250,7 @@ func (d *demo) printComparison(res compare.Result) {
 		if bad {
 			result = "DIFFERENT"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t\n", name, res.Counts[name], df.Missing, df.Extra, df.Different, result)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t\n", name, termui.Count(res.Counts[name]), df.Missing, df.Extra, df.Different, result)
 	}
 	for _, name := range res.OnlySource {
 		fmt.Fprintf(tw, "%s\t\t\t\t\tonly on the source\t\n", name)

@@ -45,6 +45,9 @@ func TestCreateShopAndWorkload(t *testing.T) {
 		t.Fatal("workload committed no transaction")
 	}
 	t.Logf("workload: %d committed, %d conflicts", w.Committed(), w.Conflicts())
+	if err := NewWorkload(c.URL("shop"), 1).Run(runCtx); err != nil {
+		t.Fatalf("a workload whose context has ended: %v, want nil", err)
+	}
 	reviewed, _ := strconv.Atoi(c.QueryString("shop", `SELECT count(*) FROM "Audit"."Events" WHERE "Action" IN ('REVIEWED', 'UPDATE')`))
 	if reviewed == 0 {
 		t.Error("no audit events left or made by the trigger")

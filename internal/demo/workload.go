@@ -51,6 +51,9 @@ func (w *Workload) Run(ctx context.Context) error {
 	}()
 	for i := range conns {
 		c, err := pgx.Connect(ctx, w.connString)
+		if err != nil && ctx.Err() != nil {
+			return nil // stopped before it began
+		}
 		if err != nil {
 			return fmt.Errorf("workload: connect: %w", err)
 		}
