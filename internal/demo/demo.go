@@ -26,9 +26,12 @@ type Options struct {
 	// SeedTimeout bounds the wait for the link to replicate, 90 s when 0:
 	// past it something is wrong, and the demo says so instead of hanging.
 	SeedTimeout time.Duration
-	Dir         string       // parent of the two data directories; a fresh temporary one when empty (and then removed)
-	Out         io.Writer    // the report; os.Stdout when nil
-	Logger      *slog.Logger // the link's log; warnings to stderr when nil
+	// BrokenTimeout is how long the demo lets the link stay broken (it
+	// retries) before giving up, 20 s when 0.
+	BrokenTimeout time.Duration
+	Dir           string       // parent of the two data directories; a fresh temporary one when empty (and then removed)
+	Out           io.Writer    // the report; os.Stdout when nil
+	Logger        *slog.Logger // the link's log; warnings to stderr when nil
 }
 
 const linkName = "demo"
@@ -84,6 +87,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.SeedTimeout == 0 {
 		o.SeedTimeout = 90 * time.Second
+	}
+	if o.BrokenTimeout == 0 {
+		o.BrokenTimeout = 20 * time.Second
 	}
 	if o.Live == 0 {
 		o.Live = 15 * time.Second

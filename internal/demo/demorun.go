@@ -109,6 +109,7 @@ func (w *watch) poll(ctx context.Context, limit time.Duration, what string, chec
 	deadline := time.Now().Add(limit)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var brokenSince time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -120,11 +121,22 @@ func (w *watch) poll(ctx context.Context, limit time.Duration, what string, chec
 		case <-tick.C:
 		}
 		st, err := w.d.status(ctx)
-		if err != nil && time.Now().After(deadline) {
-			return fmt.Errorf("%s: %w", what, err)
+		if err != nil {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			continue
 		}
-		if err == nil && check(st) {
+		if check(st) {
 			return nil
+		}
+		if st.Phase != monitor.PhaseBroken {
+			brokenSince = time.Time{}
+		} else if brokenSince.IsZero() {
+			brokenSince = time.Now()
+		}
+		if !brokenSince.IsZero() && time.Since(brokenSince) > w.d.opts.BrokenTimeout {
+			return fmt.Errorf("%s: the link has been broken for %s: %s", what, w.d.opts.BrokenTimeout, st.LastError)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s: not done after %s (phase %s, last error: %s)", what, limit, st.Phase, st.LastError)
