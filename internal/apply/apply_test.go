@@ -30,6 +30,7 @@ func TestApply(t *testing.T) {
 		"FailingStatement":   testFailingStatement,
 		"IncompleteInput":    testIncompleteInput,
 		"Cancel":             testCancel,
+		"CancelMidTxn":       testCancelMidTransaction,
 		"Reannounce":         testReannounce,
 	}
 	for name, fn := range tests {

@@ -163,13 +163,13 @@ func testCancel(t *testing.T, c *pgtest.Cluster) {
 	for _, ch := range txn(0x1000, ins(r, "1"), ins(r, "2")) {
 		in <- ch
 	}
-	for _, ch := range txn(0x2000, ins(r, "3"))[:2] { // the second transaction stays open
-		in <- ch
-	}
 	// The first transaction commits once the applier finds the input empty.
 	deadline := time.Now().Add(30 * time.Second)
 	for a.Stats().Txns != 1 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
+	}
+	for _, ch := range txn(0x2000, ins(r, "3"))[:2] { // the second transaction stays open
+		in <- ch
 	}
 	cancel()
 	select {
@@ -213,4 +213,37 @@ func testReannounce(t *testing.T, c *pgtest.Cluster) {
 		t.Fatal(err)
 	}
 	e.expect(t, `SELECT string_agg(format('%s|%s|%s', id, a, coalesce(b::text, 'N')), ';' ORDER BY id) FROM t`, "1|x|8;2|y|N;3|z|7")
+}
+
+// testCancelMidTransaction cancels while a large source transaction
+// streams through the pipeline: Run returns the cancellation and nothing
+// of the transaction is committed.
+func testCancelMidTransaction(t *testing.T, c *pgtest.Cluster) {
+	e := newEnv(t, c, `CREATE TABLE t (id int PRIMARY KEY)`)
+	r := rel("public", "t", change.IdentityDefault, "id*")
+	in := make(chan *change.Change, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := New(Options{Conn: e.conn, Origin: e.db})
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, in) }()
+	in <- &change.Change{Kind: change.Begin, CommitLSN: 0x1000, CommitTime: baseTime}
+	for i := range 20_000 {
+		ch := ins(r, fmt.Sprint(i))
+		ch.CommitLSN = 0x1000
+		in <- ch
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Run = %v, want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	e.expect(t, `SELECT count(*) FROM t`, "0")
+	if got := e.originLSN(t); got != 0 {
+		t.Errorf("origin = %s, want 0/0", got)
+	}
 }

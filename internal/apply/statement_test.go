@@ -1,0 +1,54 @@
+package apply
+
+import (
+	"testing"
+
+	"github.com/pglink/pglink/internal/change"
+)
+
+// TestBuildStmt pins the SQL of each statement shape; the database tests
+// prove it right, this one shows it and fails on an accidental change.
+func TestBuildStmt(t *testing.T) {
+	keyed := rel("public", "T", change.IdentityDefault, "id*", "v", "big")
+	full := rel("s", "f", change.IdentityFull, "a", "j")
+	tables := map[*change.Relation]*table{
+		keyed: {rel: keyed, quoted: `"public"."T"`, cols: []targetCol{{quoted: `"id"`, typeOID: 23, equality: true},
+			{quoted: `"v"`, typeOID: 25, equality: true}, {quoted: `"big"`, typeOID: 25, equality: true}}},
+		full: {rel: full, quoted: `"s"."f"`, partitioned: true, cols: []targetCol{{quoted: `"a"`, typeOID: 23, equality: true},
+			{quoted: `"j"`, typeOID: 114}}},
+	}
+	tests := []struct {
+		c    *change.Change
+		sql  string
+		oids []uint32
+	}{
+		{ins(keyed, "1", "x", "y"), `INSERT INTO "public"."T" ("id", "v", "big") VALUES ($1, $2, $3)`, []uint32{23, 25, 25}},
+		{upd(keyed, nil, "1", "x", unchanged), `UPDATE ONLY "public"."T" SET "id" = $1, "v" = $2 WHERE "id" = $3`, []uint32{23, 25, 23}},
+		{del(keyed, "1", nil, nil), `DELETE FROM ONLY "public"."T" WHERE "id" = $1`, []uint32{23}},
+		{del(full, "1", "{}"), `DELETE FROM "s"."f" WHERE (tableoid, ctid) = (SELECT tableoid, ctid FROM "s"."f" WHERE "a" IS NOT DISTINCT FROM $1 AND "j"::text IS NOT DISTINCT FROM $2::text LIMIT 1)`, []uint32{23, 114}},
+	}
+	for _, tc := range tests {
+		var s shape
+		if _, err := shapeOf(&s, tables[tc.c.Rel], tc.c); err != nil {
+			t.Fatal(err)
+		}
+		st := buildStmt(tables[tc.c.Rel], &s)
+		if st.sql != tc.sql {
+			t.Errorf("got  %s\nwant %s", st.sql, tc.sql)
+		}
+		if len(st.paramOIDs) != len(tc.oids) {
+			t.Errorf("%s: param OIDs %v, want %v", st.sql, st.paramOIDs, tc.oids)
+			continue
+		}
+		for i := range tc.oids {
+			if st.paramOIDs[i] != tc.oids[i] {
+				t.Errorf("%s: param OIDs %v, want %v", st.sql, st.paramOIDs, tc.oids)
+				break
+			}
+		}
+	}
+	if got, want := truncateSQL([]*table{tables[keyed], tables[full]}, true, true),
+		`TRUNCATE ONLY "public"."T", "s"."f" RESTART IDENTITY CASCADE`; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
