@@ -1,5 +1,3 @@
-//go:build pglink_wip
-
 package link
 
 import (
@@ -76,10 +74,10 @@ func tableProblems(tables []catalog.Table) []Problem {
 	var probs []Problem
 	if bad := catalog.NoIdentity(tables); len(bad) > 0 {
 		names := make([]string, len(bad))
-		fixes := make([]string, len(bad))
+		var fixes []string
 		for i, t := range bad {
 			names[i] = t.Key()
-			fixes[i] = fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY FULL;", t.QualifiedName())
+			fixes = append(fixes, catalog.IdentityFix(t)...)
 		}
 		probs = append(probs, Problem{endpoint.Source,
 			"tables without primary key and without replica identity cannot replicate UPDATE and DELETE: " + strings.Join(names, ", "),
@@ -141,7 +139,7 @@ func createPublication(ctx context.Context, conn *pgx.Conn, pub, link string, ta
 	// publish_via_partition_root: changes of partitions arrive as their
 	// root, so the target may partition differently (PostgreSQL 13+).
 	sql := fmt.Sprintf(`CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true);
-		COMMENT ON PUBLICATION %[1]s IS '%s'`,
+		COMMENT ON PUBLICATION %[1]s IS '%[3]s'`,
 		pgx.Identifier{pub}.Sanitize(), strings.Join(names, ", "), publicationComment(link))
 	if _, err := conn.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("source: create publication %s: %w (the user must own the tables, or be superuser)", pub, err)

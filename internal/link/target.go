@@ -1,5 +1,3 @@
-//go:build pglink_wip
-
 package link
 
 import (
