@@ -27,6 +27,7 @@ const (
 type Endpoint struct {
 	Side   Side
 	Config *pgx.ConnConfig
+	raw    string // the user's string, for tools that take one
 }
 
 // Parse reads a libpq URL or key=value string. Passwords may come from the
@@ -41,7 +42,7 @@ func Parse(side Side, connString string) (*Endpoint, error) {
 		return nil, fmt.Errorf("%s: the connection string cannot be read: %s; give a libpq URL (postgres://user@host:5432/db) or key=value pairs (host=... dbname=...)", side, redactParseError(err))
 	}
 	cfg.ConnectTimeout = connectTimeout(cfg.ConnectTimeout)
-	return &Endpoint{Side: side, Config: cfg}, nil
+	return &Endpoint{Side: side, Config: cfg, raw: connString}, nil
 }
 
 func connectTimeout(d time.Duration) time.Duration {
@@ -77,34 +78,22 @@ func (e *Endpoint) Database() string { return e.Config.Database }
 func (e *Endpoint) WithDatabase(db string) *Endpoint {
 	cfg := e.Config.Copy()
 	cfg.Database = db
-	return &Endpoint{Side: e.Side, Config: cfg}
+	return &Endpoint{Side: e.Side, Config: cfg} // no raw string: it names the other database
 }
 
-// ConnString returns a libpq key=value string for tools that take one
-// (pg_dump, psql). It holds the password: pass it through the environment
-// or a flag the tool does not echo, never into a message.
-func (e *Endpoint) ConnString() string {
-	c := e.Config
-	parts := []string{
-		"host=" + quote(c.Host),
-		fmt.Sprintf("port=%d", c.Port),
-		"dbname=" + quote(c.Database),
-		"user=" + quote(c.User),
+// WithRuntimeParams returns a copy whose sessions start with these settings.
+func (e *Endpoint) WithRuntimeParams(params map[string]string) *Endpoint {
+	cfg := e.Config.Copy()
+	for k, v := range params {
+		cfg.RuntimeParams[k] = v
 	}
-	if c.Password != "" {
-		parts = append(parts, "password="+quote(c.Password))
-	}
-	if c.TLSConfig == nil {
-		parts = append(parts, "sslmode=disable")
-	} else {
-		parts = append(parts, "sslmode=require")
-	}
-	return strings.Join(parts, " ")
+	return &Endpoint{Side: e.Side, Config: cfg, raw: e.raw}
 }
 
-func quote(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
+// ConnString returns the connection string the user gave, for tools that
+// take one (pg_dump). It may hold the password: pass it on only in ways that
+// never show it (the environment), and never into a message.
+func (e *Endpoint) ConnString() string { return e.raw }
 
 // Connect opens a connection and explains a failure.
 func (e *Endpoint) Connect(ctx context.Context) (*pgx.Conn, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -26,7 +27,9 @@ type runner struct {
 	// createdDB is set when this process created the target database, so
 	// a failed creation of the link removes it again.
 	createdDB bool
-	tables    []catalog.Table // the link's tables, as the source has them now
+	// isNew is set when this process created the link.
+	isNew  bool
+	tables []catalog.Table // the link's tables, as the source has them now
 }
 
 func newRunner(cfg Config) (*runner, error) {
@@ -105,8 +108,7 @@ func (r *runner) drive(ctx context.Context) error {
 	for {
 		switch r.row.Phase {
 		case monitor.PhaseSeeding:
-			if err := r.seed(ctx); err != nil {
-				r.recordError(ctx, err)
+			if err := r.seedWithRetry(ctx); err != nil {
 				return err
 			}
 			r.row.Phase = monitor.PhaseReplicating
@@ -116,6 +118,36 @@ func (r *runner) drive(ctx context.Context) error {
 			return fmt.Errorf("link %s is %s: it cannot be started again; use pglink status, or pglink drop to remove what is left", r.cfg.Name, r.row.Phase)
 		default:
 			return fmt.Errorf("link %s has an unknown phase %q", r.cfg.Name, r.row.Phase)
+		}
+	}
+}
+
+// seedWithRetry seeds, retrying with backoff when a connection is lost.
+// A new link that fails before its slot exists is removed again, so a bad
+// start leaves nothing behind; later failures keep what was done, for the
+// next start to resume.
+func (r *runner) seedWithRetry(ctx context.Context) error {
+	wait := time.Duration(0)
+	for {
+		err := r.seed(ctx)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if r.isNew && r.row.SeedStep == stepSchema {
+			r.undoCreate(ctx)
+			return fmt.Errorf("%w\nNothing was left behind: the new link was removed again", err)
+		}
+		r.recordError(ctx, err)
+		if !endpoint.IsConnectionLost(err) {
+			return fmt.Errorf("%w\nThe link keeps what it has done: fix the cause and run pglink start again to resume, or pglink drop to remove it", err)
+		}
+		wait = nextBackoff(wait)
+		r.log.Warn("seeding interrupted; retrying", "error", err, "in", wait)
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+		if err := r.reconnectControl(ctx); err != nil {
+			r.log.Warn("not reachable", "error", err)
 		}
 	}
 }
@@ -136,6 +168,7 @@ func (r *runner) createOrResume(ctx context.Context) error {
 		r.undoCreate(ctx)
 		return err
 	}
+	r.isNew = true
 	r.row, err = loadLink(ctx, r.tgtConn, r.cfg.Name)
 	return err
 }

@@ -61,7 +61,11 @@ func (r *runner) schemaOptions() seed.SchemaOptions {
 }
 
 func (r *runner) seedSchema(ctx context.Context) error {
-	if r.row.SchemaMode == SchemaCopy {
+	done, err := r.preDataDone(ctx)
+	if err != nil {
+		return err
+	}
+	if r.row.SchemaMode == SchemaCopy && !done {
 		r.log.Info("copying the schema (pre-data)")
 		rep, err := seed.PreData(ctx, r.schemaOptions())
 		if err != nil {
@@ -73,6 +77,19 @@ func (r *runner) seedSchema(ctx context.Context) error {
 		return err
 	}
 	return r.advance(ctx, stepCopy)
+}
+
+// preDataDone reports whether an earlier process applied the pre-data
+// schema (one transaction) but died before it could record that.
+func (r *runner) preDataDone(ctx context.Context) (bool, error) {
+	if r.isNew {
+		return false, nil
+	}
+	existing, err := conflictingTables(ctx, r.tgtConn, r.tables)
+	if err != nil {
+		return false, err
+	}
+	return len(existing) == len(r.tables), nil
 }
 
 func (r *runner) reportRoles(ctx context.Context, rep seed.Report) {

@@ -135,7 +135,7 @@ func sourceStatus(ctx context.Context, source string, st *monitor.Status) error 
 	err = conn.QueryRow(ctx, `SELECT active, coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint
 		FROM pg_replication_slots WHERE slot_name = $1`, st.SlotName).Scan(&active, &retained)
 	if errors.Is(err, pgx.ErrNoRows) {
-		if st.Phase != monitor.PhaseFailedOver {
+		if st.Phase != monitor.PhaseFailedOver && st.Phase != monitor.PhaseSeeding {
 			st.Warnings = append(st.Warnings, fmt.Sprintf("source: the replication slot %s is missing; the link cannot stream", st.SlotName))
 		}
 		return nil

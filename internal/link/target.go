@@ -27,11 +27,7 @@ var targetSessionParams = map[string]string{
 
 // targetEndpoint returns the target endpoint with pglink's session settings.
 func targetEndpoint(ep *endpoint.Endpoint) *endpoint.Endpoint {
-	cfg := ep.Config.Copy()
-	for k, v := range targetSessionParams {
-		cfg.RuntimeParams[k] = v
-	}
-	return &endpoint.Endpoint{Side: ep.Side, Config: cfg}
+	return ep.WithRuntimeParams(targetSessionParams)
 }
 
 // connectTarget connects to the target database, creating it when it does
