@@ -60,6 +60,10 @@ CREATE TABLE IF NOT EXISTS pglink.tables (
 	copy_started timestamptz,
 	PRIMARY KEY (link, table_schema, table_name)
 );
+-- A validation asks the running link to pause at one source position.
+ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS pause_state text;
+ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS pause_at pg_lsn;
+ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS pause_requested_at timestamptz;
 CREATE TABLE IF NOT EXISTS pglink.history (
 	link   text NOT NULL,
 	at     timestamptz NOT NULL DEFAULT now(),

@@ -1,0 +1,206 @@
+package link
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/endpoint"
+)
+
+// A validation compares the source at one position X (the consistent point
+// of a snapshot it exports) with the target at exactly X. The running link
+// cooperates through its row in pglink.links:
+//
+//	validate: pause_state = 'requested'
+//	link:     commits what it applied, stops before the next transaction, pause_state = 'holding'
+//	validate: exports the source snapshot at X, pause_state = 'at', pause_at = X
+//	link:     applies the transactions that committed before X, stops before the first at or after X,
+//	          commits, pause_state = 'paused'
+//	validate: exports a target snapshot, clears pause_state; the link goes on
+//
+// Heartbeats guarantee that a transaction at or after X arrives, so the link
+// knows when it has applied everything before X. The user's writes on the
+// source never stop. A pause that nobody releases ends by itself after
+// pauseLimit, so a crashed validation cannot stall the link.
+const (
+	pausePoll  = 100 * time.Millisecond
+	pauseLimit = 2 * time.Minute
+)
+
+// pauser is the link's side of the protocol, fed by a poller of the
+// link's row and asked by the apply before each source transaction.
+type pauser struct {
+	tgt  *endpoint.Endpoint
+	link string
+
+	mu    sync.Mutex
+	state string // "", "requested", "holding", "at", "paused"
+	at    change.LSN
+	since time.Time
+}
+
+func newPauser(tgt *endpoint.Endpoint, link string) *pauser {
+	return &pauser{tgt: tgt, link: link}
+}
+
+// poll reads the link's pause state until ctx ends.
+func (p *pauser) poll(ctx context.Context) error {
+	conn, err := p.tgt.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	tick := time.NewTicker(pausePoll)
+	defer tick.Stop()
+	for {
+		var state, at *string
+		err := conn.QueryRow(ctx, `SELECT pause_state, pause_at::text FROM pglink.links WHERE name = $1`, p.link).Scan(&state, &at)
+		if err != nil {
+			return fmt.Errorf("target: read pause state: %w", err)
+		}
+		p.set(deref(state), parseLSN(at))
+		if p.expired() {
+			if _, err := conn.Exec(ctx, `UPDATE pglink.links SET pause_state = NULL, pause_at = NULL WHERE name = $1`, p.link); err != nil {
+				return fmt.Errorf("target: end an abandoned pause: %w", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func (p *pauser) set(state string, at change.LSN) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if state != "" && p.state == "" {
+		p.since = time.Now()
+	}
+	p.state, p.at = state, at
+}
+
+func (p *pauser) expired() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state != "" && time.Since(p.since) > pauseLimit
+}
+
+func (p *pauser) get() (string, change.LSN) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state, p.at
+}
+
+// Holding tells the apply whether it must stop before a source
+// transaction that committed at commitLSN.
+func (p *pauser) Holding(commitLSN change.LSN) bool {
+	state, at := p.get()
+	switch state {
+	case "requested", "holding":
+		return true
+	case "at", "paused":
+		return commitLSN >= at
+	}
+	return false
+}
+
+// Wait is called by the apply when it has committed everything before the
+// transaction at commitLSN and Holding said stop: it acknowledges the pause
+// and waits until the state moves on.
+func (p *pauser) Wait(ctx context.Context, commitLSN change.LSN) error {
+	state, _ := p.get()
+	next := "holding"
+	if state == "at" || state == "paused" {
+		next = "paused"
+	}
+	conn, err := p.tgt.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, `UPDATE pglink.links SET pause_state = $2 WHERE name = $1 AND pause_state IS NOT NULL`,
+		p.link, next); err != nil {
+		return fmt.Errorf("target: acknowledge pause: %w", err)
+	}
+	for p.Holding(commitLSN) {
+		if s, _ := p.get(); s == "holding" && next == "paused" {
+			break // a new request started; Holding will be asked again
+		}
+		if err := sleep(ctx, pausePoll/2); err != nil {
+			return err
+		}
+		if st, _ := p.get(); next == "holding" && (st == "at" || st == "paused") {
+			return nil
+		}
+	}
+	return nil
+}
+
+// requestPause runs the validation's side: it returns when the link has
+// paused at the position export() returns, with release to call (always)
+// once the target snapshot is taken.
+func requestPause(ctx context.Context, conn *pgx.Conn, link string, export func() (change.LSN, error), timeout time.Duration) (release func(), err error) {
+	tag, err := conn.Exec(ctx, `UPDATE pglink.links SET pause_state = 'requested', pause_at = NULL, pause_requested_at = now()
+		WHERE name = $1 AND pause_state IS NULL`, link)
+	if err != nil {
+		return nil, fmt.Errorf("target: ask link %s to pause: %w", link, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return nil, fmt.Errorf("target: link %s is already paused by another validation; wait for it to end", link)
+	}
+	release = func() {
+		conn.Exec(context.WithoutCancel(ctx), `UPDATE pglink.links SET pause_state = NULL, pause_at = NULL WHERE name = $1`, link)
+	}
+	if err := waitPauseState(ctx, conn, link, "holding", timeout); err != nil {
+		release()
+		return nil, err
+	}
+	at, err := export()
+	if err != nil {
+		release()
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, `UPDATE pglink.links SET pause_state = 'at', pause_at = $2::text::pg_lsn WHERE name = $1`,
+		link, at.String()); err != nil {
+		release()
+		return nil, fmt.Errorf("target: set pause position: %w", err)
+	}
+	if err := waitPauseState(ctx, conn, link, "paused", timeout); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
+func waitPauseState(ctx context.Context, conn *pgx.Conn, link, want string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var state *string
+		if err := conn.QueryRow(ctx, `SELECT pause_state FROM pglink.links WHERE name = $1`, link).Scan(&state); err != nil {
+			return fmt.Errorf("target: read pause state of link %s: %w", link, err)
+		}
+		if deref(state) == want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("link %s did not pause within %s (state %q): is it running and caught up? check pglink status", link, timeout, deref(state))
+		}
+		if err := sleep(ctx, pausePoll/2); err != nil {
+			return err
+		}
+	}
+}
