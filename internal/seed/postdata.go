@@ -37,13 +37,21 @@ func PostData(ctx context.Context, o SchemaOptions, jobs int) (Report, error) {
 	if stmts, err = filterForTarget(ctx, conn, stmts, &rep); err != nil {
 		return rep, err
 	}
-	var preamble, parallel, serial []statement
-	for _, s := range stmts {
+	var preamble, serial []statement
+	var parallel [][]statement
+	for i, s := range stmts {
 		switch {
 		case s.Type == "":
 			preamble = append(preamble, s) // SET search_path = '' and the like, before any entry
 		case parallelTypes[s.Type]:
-			parallel = append(parallel, s)
+			// One pg_dump entry may hold several statements that depend on
+			// each other (CREATE INDEX, then REPLICA IDENTITY USING INDEX or
+			// CLUSTER ON it): they stay together, in order, in one session.
+			if i > 0 && len(parallel) > 0 && sameEntry(stmts[i-1], s) {
+				parallel[len(parallel)-1] = append(parallel[len(parallel)-1], s)
+			} else {
+				parallel = append(parallel, []statement{s})
+			}
 		default:
 			serial = append(serial, s)
 		}
@@ -62,13 +70,17 @@ func PostData(ctx context.Context, o SchemaOptions, jobs int) (Report, error) {
 	return rep, nil
 }
 
-func runParallel(ctx context.Context, target string, preamble, stmts []statement, jobs int, skipped *skipList) error {
-	if len(stmts) == 0 {
+// sameEntry reports whether two consecutive statements come from one
+// pg_dump entry.
+func sameEntry(a, b statement) bool { return a.Type == b.Type && a.Name == b.Name }
+
+func runParallel(ctx context.Context, target string, preamble []statement, units [][]statement, jobs int, skipped *skipList) error {
+	if len(units) == 0 {
 		return nil
 	}
-	work := make(chan statement)
+	work := make(chan []statement)
 	g, gctx := errgroup.WithContext(ctx)
-	for range min(jobs, len(stmts)) {
+	for range min(jobs, len(units)) {
 		g.Go(func() error {
 			conn, err := connectTarget(gctx, target)
 			if err != nil {
@@ -80,9 +92,11 @@ func runParallel(ctx context.Context, target string, preamble, stmts []statement
 					return fmt.Errorf("target: %s: %w", shortSQL(s), err)
 				}
 			}
-			for s := range work {
-				if err := runTolerant(gctx, conn.PgConn(), s, skipped); err != nil {
-					return err
+			for unit := range work {
+				for _, s := range unit {
+					if err := runTolerant(gctx, conn.PgConn(), s, skipped); err != nil {
+						return err
+					}
 				}
 			}
 			return nil
@@ -90,9 +104,9 @@ func runParallel(ctx context.Context, target string, preamble, stmts []statement
 	}
 	g.Go(func() error {
 		defer close(work)
-		for _, s := range stmts {
+		for _, unit := range units {
 			select {
-			case work <- s:
+			case work <- unit:
 			case <-gctx.Done():
 				return nil
 			}
