@@ -66,7 +66,35 @@ func shapeOf(s *shape, t *table, c *change.Change) (where change.Tuple, err erro
 	if len(s.whereCols) == 0 {
 		return nil, fmt.Errorf("no key columns to identify the row by: give the source table a primary key or REPLICA IDENTITY FULL")
 	}
+	if c.Kind == change.Update && c.Old == nil && t.identityAlways {
+		s.setCols = withoutUnchangedKeys(s.setCols, t)
+	}
 	return where, nil
+}
+
+// withoutUnchangedKeys drops the key columns from an UPDATE's SET list when
+// the key did not change (no old tuple): their new values equal the WHERE
+// values. It spares an identity column GENERATED ALWAYS, which an UPDATE
+// may not name, the rewrite below in the common case.
+func withoutUnchangedKeys(set []int, t *table) []int {
+	out := set[:0]
+	for _, i := range set {
+		if !(t.rel.Columns[i].Key && t.cols[i].identityAlways) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// setsIdentityAlways reports whether an UPDATE would set a GENERATED ALWAYS
+// identity column, which PostgreSQL refuses.
+func setsIdentityAlways(t *table, set []int) bool {
+	for _, i := range set {
+		if t.cols[i].identityAlways {
+			return true
+		}
+	}
+	return false
 }
 
 // key returns the statement cache key of s, appended to buf.
@@ -97,6 +125,16 @@ func buildStmt(t *table, s *shape) *stmt {
 	case change.Insert:
 		buildInsert(&b, t, st)
 	case change.Update:
+		if len(st.setCols) == 0 {
+			// Only the unchanged key was left: check that the row exists.
+			fmt.Fprintf(&b, "SELECT 1 FROM %s%s", only(t), t.quoted)
+			buildWhere(&b, t, st, 1)
+			break
+		}
+		if setsIdentityAlways(t, st.setCols) {
+			buildMoveUpdate(&b, t, st)
+			break
+		}
 		fmt.Fprintf(&b, "UPDATE %s%s SET ", only(t), t.quoted)
 		for n, i := range st.setCols {
 			if n > 0 {
@@ -113,6 +151,38 @@ func buildStmt(t *table, s *shape) *stmt {
 	return st
 }
 
+// buildMoveUpdate writes an UPDATE that changes a GENERATED ALWAYS
+// identity column as one statement that deletes the old row and inserts the
+// new one with OVERRIDING SYSTEM VALUE, taking unchanged (TOASTed) values
+// from the deleted row. The command tag still counts the rows changed.
+func buildMoveUpdate(b *strings.Builder, t *table, st *stmt) {
+	fmt.Fprintf(b, "WITH d AS (DELETE FROM %s%s", only(t), t.quoted)
+	buildWhere(b, t, st, len(st.setCols)+1)
+	b.WriteString(" RETURNING *) INSERT INTO " + t.quoted + " (")
+	for i, c := range t.cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(c.quoted)
+	}
+	b.WriteString(") OVERRIDING SYSTEM VALUE SELECT ")
+	param := map[int]int{}
+	for n, i := range st.setCols {
+		param[i] = n + 1
+	}
+	for i, c := range t.cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if n, ok := param[i]; ok {
+			fmt.Fprintf(b, "$%d", n)
+		} else {
+			b.WriteString("d." + c.quoted)
+		}
+	}
+	b.WriteString(" FROM d")
+}
+
 func buildInsert(b *strings.Builder, t *table, st *stmt) {
 	fmt.Fprintf(b, "INSERT INTO %s ", t.quoted)
 	if len(st.setCols) == 0 {
@@ -126,7 +196,11 @@ func buildInsert(b *strings.Builder, t *table, st *stmt) {
 		}
 		b.WriteString(t.cols[i].quoted)
 	}
-	b.WriteString(") VALUES (")
+	b.WriteString(") ")
+	if t.identityAlways {
+		b.WriteString("OVERRIDING SYSTEM VALUE ")
+	}
+	b.WriteString("VALUES (")
 	for n := range st.setCols {
 		if n > 0 {
 			b.WriteString(", ")

@@ -18,14 +18,19 @@ type table struct {
 	quoted      string // "schema"."name"
 	key         string // schema.name, unquoted: the SyncLSN key
 	partitioned bool   // relkind 'p': ctid is not unique, ONLY would match nothing
-	cols        []targetCol
-	stmts       map[string]*stmt // by shape key, see shapeKey
+	// identityAlways is set when a column is GENERATED ALWAYS AS IDENTITY on
+	// the target: PostgreSQL refuses values for it unless an INSERT says
+	// OVERRIDING SYSTEM VALUE, and an UPDATE may only set it to DEFAULT.
+	identityAlways bool
+	cols           []targetCol
+	stmts          map[string]*stmt // by shape key, see shapeKey
 }
 
 // targetCol is one target column that receives a source column.
 type targetCol struct {
-	quoted  string
-	typeOID uint32 // the target's type: enum, domain and composite OIDs differ between databases
+	quoted         string
+	typeOID        uint32 // the target's type: enum, domain and composite OIDs differ between databases
+	identityAlways bool   // GENERATED ALWAYS AS IDENTITY
 	// equality says whether the type has a default btree or hash operator
 	// class, so = (and IS NOT DISTINCT FROM) works on it. Types without one
 	// (json, point, xml, composites...) are compared as text when the whole
@@ -41,7 +46,7 @@ type targetCol struct {
 // equality needs every field's type to have one).
 const targetColumnsSQL = `
 WITH RECURSIVE cols AS (
-	SELECT a.attname, a.atttypid, a.attgenerated <> '' AS generated, a.attnum
+	SELECT a.attname, a.atttypid, a.attgenerated <> '' AS generated, a.attidentity = 'a' AS identity_always, a.attnum
 	FROM pg_attribute a
 	WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
 ), chain(start, typ) AS (
@@ -57,9 +62,9 @@ WITH RECURSIVE cols AS (
 	FROM chain c JOIN pg_type t ON t.oid = c.typ
 	WHERE NOT (t.typtype = 'd' OR (t.typcategory = 'A' AND t.typelem <> 0))
 )
-SELECT cols.attname, cols.atttypid, cols.generated, coalesce(bool_or(leaf.equality), false)
+SELECT cols.attname, cols.atttypid, cols.generated, cols.identity_always, coalesce(bool_or(leaf.equality), false)
 FROM cols LEFT JOIN leaf ON leaf.start = cols.atttypid
-GROUP BY cols.attname, cols.atttypid, cols.generated, cols.attnum
+GROUP BY cols.attname, cols.atttypid, cols.generated, cols.identity_always, cols.attnum
 ORDER BY cols.attnum`
 
 // loadTable maps rel onto the target. A missing table or column is an
@@ -92,6 +97,7 @@ func loadTable(ctx context.Context, conn *pgx.Conn, rel *change.Relation) (*tabl
 			generated = append(generated, change.QuoteIdent(c.Name))
 		}
 		t.cols = append(t.cols, tc.targetCol)
+		t.identityAlways = t.identityAlways || tc.identityAlways
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("target table %s lacks column(s) %s that the source sends: add them on the target (ALTER TABLE %s ADD COLUMN ... with the source's types)",
@@ -119,7 +125,7 @@ func readTargetColumns(ctx context.Context, conn *pgx.Conn, relOID uint32) (map[
 	for rows.Next() {
 		var name string
 		var info targetColInfo
-		if err := rows.Scan(&name, &info.typeOID, &info.generated, &info.equality); err != nil {
+		if err := rows.Scan(&name, &info.typeOID, &info.generated, &info.identityAlways, &info.equality); err != nil {
 			return nil, err
 		}
 		info.quoted = change.QuoteIdent(name)

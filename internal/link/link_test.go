@@ -79,7 +79,7 @@ func TestLinkEndToEnd(t *testing.T) {
 	if got := dst.QueryString("shop_copy", "SELECT count(*) FROM pg_namespace WHERE nspname = 'pglink'"); got != "0" {
 		t.Errorf("after drop the target still has the pglink schema")
 	}
-	if err := execErr(dst, "shop_copy", "INSERT INTO shop.customers (name) VALUES ('writable again')"); err != nil {
+	if err := execErr(dst, "shop_copy", "INSERT INTO shop.customers (id, name) VALUES (1000000, 'writable again')"); err != nil {
 		t.Errorf("after drop the target is not writable: %v", err)
 	}
 	if got := dst.QueryString("shop_copy", "SELECT count(*) FROM \"Mixed Case\".\"Order Items\""); got != "450" {

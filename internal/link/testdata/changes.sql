@@ -1,7 +1,7 @@
 -- Changes of every kind, run on the source while the link streams.
 UPDATE shop.types SET n = n + 1, f = 3.5 WHERE id = 1;             -- big TOAST value unchanged
 UPDATE shop.types SET big = repeat('changed', 4000) WHERE id = 2;
-UPDATE shop.types SET id = DEFAULT WHERE id = 3 AND false;           -- no-op
+UPDATE shop.types SET id = DEFAULT WHERE id = 3;                     -- identity GENERATED ALWAYS key changes
 DELETE FROM shop.types WHERE id = 4;
 INSERT INTO shop.types (n, jb, arr, m, tstz, big) VALUES (-1.000, '{"new": true}', '{7}', 'sad', now(), repeat('y', 9000));
 UPDATE "Mixed Case"."Order Items" SET "Item ID" = "Item ID" + 10000 WHERE "Item ID" <= 10;  -- key changes
