@@ -39,6 +39,8 @@ type Options struct {
 	ProgressSQL   string
 	MaxBatchTxns  int           // source txns per target txn when there is a backlog; default 1000
 	MaxBatchDelay time.Duration // never hold a target txn open longer than this at a source commit; default 200ms
+	// Gate, when set, may hold the apply between two source transactions.
+	Gate Gate
 	// OnApplied is called after each durable target COMMIT with the end LSN
 	// of the last source transaction it holds (the stream's SetApplied).
 	OnApplied func(endLSN change.LSN)
@@ -68,6 +70,15 @@ type Applier struct {
 
 	mu    sync.Mutex
 	stats Stats
+}
+
+// Gate holds the apply at a source position: before each source
+// transaction the applier asks Holding; while it is true, the applier
+// commits what it has applied and calls Wait, which blocks until the gate
+// moves on. A validation uses it to see the target at one exact position.
+type Gate interface {
+	Holding(commitLSN change.LSN) bool
+	Wait(ctx context.Context, commitLSN change.LSN) error
 }
 
 // New returns an Applier; nothing touches the database before Run.

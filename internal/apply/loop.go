@@ -134,6 +134,11 @@ func (r *run) begin(ctx context.Context, c *change.Change) error {
 	if r.inTxn {
 		return fmt.Errorf("BEGIN at source %s inside the source transaction at %s", c.CommitLSN, r.txnAt)
 	}
+	if c.CommitLSN >= r.origin {
+		if err := r.hold(ctx, c.CommitLSN); err != nil {
+			return err
+		}
+	}
 	r.inTxn, r.txnAt = true, c.CommitLSN
 	r.skipTxn = c.CommitLSN < r.origin
 	if r.skipTxn || r.batchOpen {
@@ -141,6 +146,24 @@ func (r *run) begin(ctx context.Context, c *change.Change) error {
 	}
 	r.snd.control(ctx, "BEGIN", nil, nil, "begin target transaction", c.CommitLSN)
 	r.batchOpen, r.batchStart = true, time.Now()
+	return nil
+}
+
+// hold waits, between two source transactions, while the gate holds the
+// apply before the one at commitLSN; what was applied before is committed
+// first, so the target shows exactly the transactions before it.
+func (r *run) hold(ctx context.Context, commitLSN change.LSN) error {
+	g := r.a.opts.Gate
+	for g != nil && g.Holding(commitLSN) {
+		if r.batchOpen {
+			if err := r.commitBatch(ctx); err != nil {
+				return err
+			}
+		}
+		if err := g.Wait(ctx, commitLSN); err != nil {
+			return fmt.Errorf("hold before source transaction at %s: %w", commitLSN, err)
+		}
+	}
 	return nil
 }
 

@@ -125,8 +125,9 @@ func (r *runner) streamOnce(ctx context.Context) error {
 		Conn: sourceStreamConfig(r.src), Slot: r.names.Slot, Publication: r.names.Publication,
 		StartLSN: start, SpoolDir: filepath.Join(os.TempDir(), "pglink-spool-"+r.cfg.Name), Logger: r.log,
 	})
+	pause := newPauser(r.tgt, r.cfg.Name)
 	applier := apply.New(apply.Options{
-		Conn: applyConn, Origin: r.names.Origin, Logger: r.log, OnApplied: streamer.SetApplied,
+		Conn: applyConn, Origin: r.names.Origin, Logger: r.log, OnApplied: streamer.SetApplied, Gate: pause,
 		SyncLSN: func(table string) (change.LSN, bool) {
 			lsn, ok := syncAt[table]
 			return lsn, ok
@@ -141,6 +142,7 @@ func (r *runner) streamOnce(ctx context.Context) error {
 	g.Go(func() error { return streamer.Run(gctx, changes) })
 	g.Go(func() error { return applier.Run(gctx, changes) })
 	g.Go(func() error { return r.heartbeat(gctx) })
+	g.Go(func() error { return pause.poll(gctx) })
 	g.Go(func() error { return r.report(gctx, streamer, applier) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
