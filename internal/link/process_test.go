@@ -245,3 +245,12 @@ func execQueryString(c *pgtest.Cluster, db, sql string, out *string) error {
 	defer conn.Close(ctx)
 	return conn.QueryRow(ctx, "SELECT ("+sql+")::text").Scan(out)
 }
+
+// TestMain removes the pglink binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
