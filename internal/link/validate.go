@@ -1,5 +1,3 @@
-//go:build pglink_validate
-
 package link
 
 import (
