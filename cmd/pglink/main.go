@@ -41,7 +41,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "pglink: %s\n", paragraph(err.Error()))
 	var usage usageError
+	var coded exitCodeError
 	switch {
+	case errors.As(err, &coded):
+		return coded.code
 	case errors.As(err, &usage):
 		fmt.Fprintf(stderr, "Run 'pglink %s --help' for usage.\n", usage.command)
 		return exitUsage
