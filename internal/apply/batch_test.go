@@ -15,7 +15,8 @@ import (
 func testBacklog(t *testing.T, c *pgtest.Cluster) {
 	e := newEnv(t, c, `CREATE TABLE t (id int PRIMARY KEY, v text)`)
 	r := rel("public", "t", change.IdentityDefault, "id*", "v")
-	a := e.mustRun(t, Options{}, insertTxns(r, 0x10000, 1, 5000)...)
+	// No batch delay limit here: a slow machine would cut batches short.
+	a := e.mustRun(t, Options{MaxBatchDelay: time.Hour}, insertTxns(r, 0x10000, 1, 5000)...)
 	st := a.Stats()
 	// 1000 source transactions per target transaction at most.
 	if st.Txns != 5000 || st.Batches != 5 {
@@ -23,7 +24,7 @@ func testBacklog(t *testing.T, c *pgtest.Cluster) {
 	}
 	e.expect(t, `SELECT count(*) FROM t`, "5000")
 	e.conn = e.session(t)
-	a = e.mustRun(t, Options{MaxBatchTxns: 7}, insertTxns(r, 0x1000000, 10001, 700)...)
+	a = e.mustRun(t, Options{MaxBatchTxns: 7, MaxBatchDelay: time.Hour}, insertTxns(r, 0x1000000, 10001, 700)...)
 	if st := a.Stats(); st.Txns != 700 || st.Batches != 100 {
 		t.Errorf("stats = %+v, want 700 txns in 100 batches", st)
 	}

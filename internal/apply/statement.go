@@ -66,20 +66,33 @@ func shapeOf(s *shape, t *table, c *change.Change) (where change.Tuple, err erro
 	if len(s.whereCols) == 0 {
 		return nil, fmt.Errorf("no key columns to identify the row by: give the source table a primary key or REPLICA IDENTITY FULL")
 	}
-	if c.Kind == change.Update && c.Old == nil && t.identityAlways {
-		s.setCols = withoutUnchangedKeys(s.setCols, t)
+	if c.Kind == change.Update && t.identityAlways {
+		s.setCols = withoutUnchangedIdentity(s.setCols, t, c, s.fullRow)
 	}
 	return where, nil
 }
 
-// withoutUnchangedKeys drops the key columns from an UPDATE's SET list when
-// the key did not change (no old tuple): their new values equal the WHERE
-// values. It spares an identity column GENERATED ALWAYS, which an UPDATE
-// may not name, the rewrite below in the common case.
-func withoutUnchangedKeys(set []int, t *table) []int {
+// withoutUnchangedIdentity drops from an UPDATE's SET list the GENERATED
+// ALWAYS identity columns whose value is known not to change, which an
+// UPDATE may not name: a key column when there is no old tuple (the key
+// did not change, its new value is the WHERE value), and a column the old
+// tuple carries (a key column, or any with REPLICA IDENTITY FULL) with the
+// same value. Only an identity column that changes, or whose old value is
+// unknown, is left, and makes the UPDATE move the row (buildMoveUpdate).
+func withoutUnchangedIdentity(set []int, t *table, c *change.Change, fullRow bool) []int {
 	out := set[:0]
 	for _, i := range set {
-		if !(t.rel.Columns[i].Key && t.cols[i].identityAlways) {
+		known := t.rel.Columns[i].Key || fullRow
+		same := false
+		if t.cols[i].identityAlways && known {
+			if c.Old == nil {
+				same = true
+			} else {
+				o, n := c.Old[i], c.New[i]
+				same = o.Kind == n.Kind && o.Kind != change.ValueUnchanged && string(o.Data) == string(n.Data)
+			}
+		}
+		if !same {
 			out = append(out, i)
 		}
 	}
@@ -153,8 +166,13 @@ func buildStmt(t *table, s *shape) *stmt {
 
 // buildMoveUpdate writes an UPDATE that changes a GENERATED ALWAYS
 // identity column as one statement that deletes the old row and inserts the
-// new one with OVERRIDING SYSTEM VALUE, taking unchanged (TOASTed) values
-// from the deleted row. The command tag still counts the rows changed.
+// new one with OVERRIDING SYSTEM VALUE, taking unchanged (TOASTed) values,
+// and the target's own columns the source does not send, from the deleted
+// row. Columns are named, so the target's column order does not matter; a
+// partitioned table is written through its root, which routes the new row.
+// The command tag (INSERT 0 n) still counts the rows changed. Triggers,
+// foreign keys included, do not fire in the apply session (replica role),
+// so the delete cascades nowhere.
 func buildMoveUpdate(b *strings.Builder, t *table, st *stmt) {
 	fmt.Fprintf(b, "WITH d AS (DELETE FROM %s%s", only(t), t.quoted)
 	buildWhere(b, t, st, len(st.setCols)+1)
@@ -164,6 +182,9 @@ func buildMoveUpdate(b *strings.Builder, t *table, st *stmt) {
 			b.WriteString(", ")
 		}
 		b.WriteString(c.quoted)
+	}
+	for _, q := range t.extra {
+		b.WriteString(", " + q)
 	}
 	b.WriteString(") OVERRIDING SYSTEM VALUE SELECT ")
 	param := map[int]int{}
@@ -179,6 +200,9 @@ func buildMoveUpdate(b *strings.Builder, t *table, st *stmt) {
 		} else {
 			b.WriteString("d." + c.quoted)
 		}
+	}
+	for _, q := range t.extra {
+		b.WriteString(", d." + q)
 	}
 	b.WriteString(" FROM d")
 }

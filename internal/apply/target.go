@@ -23,7 +23,10 @@ type table struct {
 	// OVERRIDING SYSTEM VALUE, and an UPDATE may only set it to DEFAULT.
 	identityAlways bool
 	cols           []targetCol
-	stmts          map[string]*stmt // by shape key, see shapeKey
+	// extra are the target's own columns that the source does not send
+	// (quoted, not generated): an UPDATE that moves a row keeps them.
+	extra []string
+	stmts map[string]*stmt // by shape key, see shapeKey
 }
 
 // targetCol is one target column that receives a source column.
@@ -83,12 +86,14 @@ func loadTable(ctx context.Context, conn *pgx.Conn, rel *change.Relation) (*tabl
 		return nil, fmt.Errorf("look up target table %s: %w", t.quoted, err)
 	}
 	t.partitioned = relkind == "p"
-	have, err := readTargetColumns(ctx, conn, oid)
+	have, order, err := readTargetColumns(ctx, conn, oid)
 	if err != nil {
 		return nil, fmt.Errorf("look up columns of target table %s: %w", t.quoted, err)
 	}
 	var missing, generated []string
+	sent := make(map[string]bool, len(rel.Columns))
 	for _, c := range rel.Columns {
+		sent[c.Name] = true
 		tc, ok := have[c.Name]
 		switch {
 		case !ok:
@@ -98,6 +103,11 @@ func loadTable(ctx context.Context, conn *pgx.Conn, rel *change.Relation) (*tabl
 		}
 		t.cols = append(t.cols, tc.targetCol)
 		t.identityAlways = t.identityAlways || tc.identityAlways
+	}
+	for _, name := range order {
+		if tc := have[name]; !sent[name] && !tc.generated {
+			t.extra = append(t.extra, tc.quoted)
+		}
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("target table %s lacks column(s) %s that the source sends: add them on the target (ALTER TABLE %s ADD COLUMN ... with the source's types)",
@@ -115,23 +125,27 @@ type targetColInfo struct {
 	generated bool
 }
 
-func readTargetColumns(ctx context.Context, conn *pgx.Conn, relOID uint32) (map[string]targetColInfo, error) {
+// readTargetColumns returns the target table's columns by name, and their
+// names in the table's order.
+func readTargetColumns(ctx context.Context, conn *pgx.Conn, relOID uint32) (map[string]targetColInfo, []string, error) {
 	rows, err := conn.Query(ctx, targetColumnsSQL, relOID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
 	have := map[string]targetColInfo{}
+	var order []string
 	for rows.Next() {
 		var name string
 		var info targetColInfo
 		if err := rows.Scan(&name, &info.typeOID, &info.generated, &info.identityAlways, &info.equality); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		info.quoted = change.QuoteIdent(name)
 		have[name] = info
+		order = append(order, name)
 	}
-	return have, rows.Err()
+	return have, order, rows.Err()
 }
 
 // signature identifies a relation announcement by what statements depend
