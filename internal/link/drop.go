@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -24,15 +23,10 @@ func Drop(ctx context.Context, name, source, target string, log *slog.Logger) er
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	src, err := endpoint.Parse(endpoint.Source, source)
+	src, tgt, err := parseEndpoints(source, target)
 	if err != nil {
 		return err
 	}
-	tgt, err := endpoint.Parse(endpoint.Target, target)
-	if err != nil {
-		return err
-	}
-	tgt = targetEndpoint(tgt)
 	l, err := acquireLease(ctx, tgt, name)
 	if err != nil {
 		return fmt.Errorf("%w (pglink drop needs the link stopped)", err)
@@ -127,6 +121,3 @@ func removeLinkState(ctx context.Context, conn *pgx.Conn, name string) error {
 	}
 	return nil
 }
-
-// joinNames lists names for a message.
-func joinNames(names []string) string { return strings.Join(names, ", ") }

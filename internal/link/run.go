@@ -48,15 +48,11 @@ func newRunner(cfg Config) (*runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	src, err := endpoint.Parse(endpoint.Source, cfg.Source)
+	src, tgt, err := parseEndpoints(cfg.Source, cfg.Target)
 	if err != nil {
 		return nil, err
 	}
-	tgt, err := endpoint.Parse(endpoint.Target, cfg.Target)
-	if err != nil {
-		return nil, err
-	}
-	return &runner{cfg: cfg, src: src, tgt: targetEndpoint(tgt), names: namesFor(cfg.Name),
+	return &runner{cfg: cfg, src: src, tgt: tgt, names: namesFor(cfg.Name),
 		log: cfg.Logger.With("link", cfg.Name)}, nil
 }
 

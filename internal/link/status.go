@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/monitor"
 )
@@ -169,5 +168,3 @@ func fillLag(st *monitor.Status, row *linkRow) {
 		st.LagSeconds = &s
 	}
 }
-
-var _ = change.LSN(0)

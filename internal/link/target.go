@@ -25,6 +25,18 @@ var targetSessionParams = map[string]string{
 	"extra_float_digits":            "3",
 }
 
+// parseEndpoints reads the source and target connection strings; the
+// target's sessions get pglink's settings.
+func parseEndpoints(source, target string) (src, tgt *endpoint.Endpoint, err error) {
+	if src, err = endpoint.Parse(endpoint.Source, source); err != nil {
+		return nil, nil, err
+	}
+	if tgt, err = endpoint.Parse(endpoint.Target, target); err != nil {
+		return nil, nil, err
+	}
+	return src, targetEndpoint(tgt), nil
+}
+
 // targetEndpoint returns the target endpoint with pglink's session settings.
 func targetEndpoint(ep *endpoint.Endpoint) *endpoint.Endpoint {
 	return ep.WithRuntimeParams(targetSessionParams)

@@ -34,15 +34,10 @@ func Validate(ctx context.Context, o ValidateOptions) (validate.Report, error) {
 	if err := ValidateName(o.Name); err != nil {
 		return rep, err
 	}
-	src, err := endpoint.Parse(endpoint.Source, o.Source)
+	src, tgt, err := parseEndpoints(o.Source, o.Target)
 	if err != nil {
 		return rep, err
 	}
-	tgt, err := endpoint.Parse(endpoint.Target, o.Target)
-	if err != nil {
-		return rep, err
-	}
-	tgt = targetEndpoint(tgt)
 	ctl, err := tgt.Connect(ctx)
 	if err != nil {
 		return rep, err
