@@ -27,17 +27,25 @@ func Drop(ctx context.Context, name, source, target string, log *slog.Logger) er
 	if err != nil {
 		return err
 	}
-	l, err := acquireLease(ctx, tgt, name)
-	if err != nil {
-		return fmt.Errorf("%w (pglink drop needs the link stopped)", err)
-	}
-	defer l.release(ctx)
 	var errs []error
+	l, err := acquireLease(ctx, tgt, name)
+	switch {
+	case errors.Is(err, errLeaseHeld):
+		return fmt.Errorf("%w (pglink drop needs the link stopped)", err)
+	case err != nil:
+		// The target cannot be reached (or its database was never made):
+		// still remove what the link made on the source.
+		errs = append(errs, err)
+	default:
+		defer l.release(ctx)
+	}
 	if err := dropSourceSide(ctx, src, name, log); err != nil {
 		errs = append(errs, err)
 	}
-	if err := dropTargetSide(ctx, tgt, name, log); err != nil {
-		errs = append(errs, err)
+	if l != nil {
+		if err := dropTargetSide(ctx, tgt, name, log); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("drop link %s: not everything could be removed; fix the cause and run pglink drop again: %w", name, errors.Join(errs...))

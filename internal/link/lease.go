@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 
@@ -16,6 +17,9 @@ import (
 type lease struct {
 	conn *pgx.Conn
 }
+
+// errLeaseHeld says another process runs the link.
+var errLeaseHeld = errors.New("another pglink process runs this link (it holds the link's lease)")
 
 func leaseKey(link string) int64 {
 	h := fnv.New64a()
@@ -36,7 +40,7 @@ func acquireLease(ctx context.Context, ep *endpoint.Endpoint, link string) (*lea
 	}
 	if !got {
 		conn.Close(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("target: link %s is already run by another pglink process (it holds the link's lease); stop that process first, or use pglink status to watch it", link)
+		return nil, fmt.Errorf("target: link %s: %w; stop that process first, or use pglink status to watch it", link, errLeaseHeld)
 	}
 	return &lease{conn: conn}, nil
 }
