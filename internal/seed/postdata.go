@@ -25,18 +25,11 @@ var parallelTypes = map[string]bool{"INDEX": true, "CONSTRAINT": true}
 // already (reported in Skipped). A foreign key to a table that was not
 // copied is left out and reported.
 func PostData(ctx context.Context, o SchemaOptions, jobs int) (Report, error) {
-	stmts, rep, err := dumpSection(ctx, o, "post-data")
-	if err != nil {
-		return rep, err
-	}
-	conn, err := connectTarget(ctx, o.Target)
+	stmts, rep, conn, err := targetSection(ctx, o, "post-data")
 	if err != nil {
 		return rep, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if stmts, err = filterForTarget(ctx, conn, stmts, &rep); err != nil {
-		return rep, err
-	}
 	var preamble, serial []statement
 	var parallel [][]statement
 	for i, s := range stmts {

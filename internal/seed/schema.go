@@ -37,23 +37,34 @@ func (o SchemaOptions) logger() *slog.Logger {
 	return o.Logger
 }
 
+// targetSection dumps a section of the source's schema and keeps what the
+// target can take, with a session on the target to apply it.
+func targetSection(ctx context.Context, o SchemaOptions, section string) ([]statement, Report, *pgx.Conn, error) {
+	stmts, rep, err := dumpSection(ctx, o, section)
+	if err != nil {
+		return nil, rep, nil, err
+	}
+	conn, err := connectTarget(ctx, o.Target)
+	if err != nil {
+		return nil, rep, nil, err
+	}
+	if stmts, err = filterForTarget(ctx, conn, stmts, &rep); err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, rep, nil, err
+	}
+	return stmts, rep, conn, nil
+}
+
 // PreData creates the schema's pre-data objects (schemas, types, functions,
 // tables, sequences, views) on the target, in one transaction: on failure
 // nothing of it remains. Owners and grants naming roles missing on the
 // target are left out and reported.
 func PreData(ctx context.Context, o SchemaOptions) (Report, error) {
-	stmts, rep, err := dumpSection(ctx, o, "pre-data")
-	if err != nil {
-		return rep, err
-	}
-	conn, err := connectTarget(ctx, o.Target)
+	stmts, rep, conn, err := targetSection(ctx, o, "pre-data")
 	if err != nil {
 		return rep, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if stmts, err = filterForTarget(ctx, conn, stmts, &rep); err != nil {
-		return rep, err
-	}
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadWrite})
 	if err != nil {
 		return rep, fmt.Errorf("target: begin schema copy: %w", err)
