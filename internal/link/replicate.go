@@ -121,9 +121,11 @@ func (r *runner) streamOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
+	spoolDir := filepath.Join(os.TempDir(), "pglink-spool-"+r.cfg.Name)
+	defer os.Remove(spoolDir) // the streamer removes its files; an empty folder is no use to anyone
 	streamer := stream.New(stream.Options{
 		Conn: sourceStreamConfig(r.src), Slot: r.names.Slot, Publication: r.names.Publication,
-		StartLSN: start, SpoolDir: filepath.Join(os.TempDir(), "pglink-spool-"+r.cfg.Name), Logger: r.log,
+		StartLSN: start, SpoolDir: spoolDir, Logger: r.log,
 	})
 	pause := newPauser(r.tgt, r.cfg.Name)
 	applier := apply.New(apply.Options{
