@@ -4,23 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
 )
 
-// parallelTypes are the post-data entries that only need their own table:
-// index builds and primary key, unique and exclusion constraints. They may
-// run side by side (index builds on one table share its SHARE lock; an
-// ADD CONSTRAINT waits for its ACCESS EXCLUSIVE lock). Everything else
-// (index attachments to partitioned indexes, foreign keys, triggers, rules,
-// policies, comments on indexes) runs after them, in pg_dump's order.
-var parallelTypes = map[string]bool{"INDEX": true, "CONSTRAINT": true}
-
 // PostData builds the post-data objects (indexes, constraints, triggers,
-// rules, policies) on the target after the copy: indexes and key
-// constraints across jobs sessions, then the rest in order. Each statement
+// rules, policies) on the target after the copy, in two phases. First the
+// builds that stand alone (see buildsAlone) run across jobs sessions; then,
+// once every one of them has finished, all the other statements run in
+// one session in pg_dump's order: whatever refers to an index or
+// constraint (replica identity using it, CLUSTER ON, index attachments to
+// partitioned indexes, statistics targets, comments, constraints using an
+// index), foreign keys, triggers, rules and policies. Each statement
 // commits on its own, so a rerun after a failure skips what exists
 // already (reported in Skipped). A foreign key to a table that was not
 // copied is left out and reported.
@@ -30,25 +28,7 @@ func PostData(ctx context.Context, o SchemaOptions, jobs int) (Report, error) {
 		return rep, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	var preamble, serial []statement
-	var parallel [][]statement
-	for i, s := range stmts {
-		switch {
-		case s.Type == "":
-			preamble = append(preamble, s) // SET search_path = '' and the like, before any entry
-		case parallelTypes[s.Type]:
-			// One pg_dump entry may hold several statements that depend on
-			// each other (CREATE INDEX, then REPLICA IDENTITY USING INDEX or
-			// CLUSTER ON it): they stay together, in order, in one session.
-			if i > 0 && len(parallel) > 0 && sameEntry(stmts[i-1], s) {
-				parallel[len(parallel)-1] = append(parallel[len(parallel)-1], s)
-			} else {
-				parallel = append(parallel, []statement{s})
-			}
-		default:
-			serial = append(serial, s)
-		}
-	}
+	preamble, parallel, serial := splitPostData(stmts)
 	var skipped skipList
 	if err := runParallel(ctx, o.Target, preamble, parallel, max(jobs, 1), &skipped); err != nil {
 		return rep, err
@@ -63,17 +43,65 @@ func PostData(ctx context.Context, o SchemaOptions, jobs int) (Report, error) {
 	return rep, nil
 }
 
-// sameEntry reports whether two consecutive statements come from one
-// pg_dump entry.
-func sameEntry(a, b statement) bool { return a.Type == b.Type && a.Name == b.Name }
+// splitPostData sorts post-data statements into the preamble (the SET
+// commands before any entry, run first in every session), the builds that
+// may run side by side, and the rest, which keeps pg_dump's order.
+func splitPostData(stmts []statement) (preamble, parallel, serial []statement) {
+	for _, s := range stmts {
+		switch {
+		case s.Type == "":
+			preamble = append(preamble, s)
+		case buildsAlone(s):
+			parallel = append(parallel, s)
+		default:
+			serial = append(serial, s)
+		}
+	}
+	return preamble, parallel, serial
+}
 
-func runParallel(ctx context.Context, target string, preamble []statement, units [][]statement, jobs int, skipped *skipList) error {
-	if len(units) == 0 {
+// Identifiers and the statements that build an object on their own.
+const sqlNamePat = `(?:"(?:[^"]|"")+"|[A-Za-z_\x80-\x{10FFFF}][A-Za-z0-9_$\x80-\x{10FFFF}]*)`
+
+var (
+	createIndexRE   = regexp.MustCompile(`(?is)^CREATE\s+(?:UNIQUE\s+)?INDEX\s`)
+	addConstraintRE = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+(?:ONLY\s+)?` + sqlNamePat + `(?:\s*\.\s*` + sqlNamePat + `)?` +
+		`\s+ADD\s+CONSTRAINT\s+` + sqlNamePat + `\s+(?:PRIMARY\s+KEY|UNIQUE|EXCLUDE)\b(.*)$`)
+	usingIndexRE = regexp.MustCompile(`(?is)^\s*USING\s+INDEX\s`)
+)
+
+// buildsAlone reports whether a post-data statement depends on nothing
+// else of the post-data section, so that it may run in any session, side
+// by side with the others: the CREATE INDEX of an index entry, or the
+// ADD CONSTRAINT of a primary key, unique or exclusion constraint that
+// builds its own index. A partitioned table's index or constraint is
+// built ON ONLY that table; its partitions' are separate builds, and
+// attaching them (ALTER INDEX ... ATTACH PARTITION) waits for the second
+// phase. Everything else that pg_dump writes in an index or constraint
+// entry refers to the index it builds (REPLICA IDENTITY USING INDEX,
+// CLUSTER ON, ALTER INDEX ... SET STATISTICS), as does a constraint
+// made USING INDEX: these run after all builds have finished.
+func buildsAlone(s statement) bool {
+	switch s.Type {
+	case "INDEX":
+		return createIndexRE.MatchString(s.SQL)
+	case "CONSTRAINT":
+		m := addConstraintRE.FindStringSubmatch(s.SQL)
+		return m != nil && !usingIndexRE.MatchString(m[1])
+	}
+	return false
+}
+
+// runParallel runs independent statements across jobs sessions and
+// returns when all have finished. Index builds on one table share its
+// SHARE lock; an ADD CONSTRAINT waits for its ACCESS EXCLUSIVE lock.
+func runParallel(ctx context.Context, target string, preamble, stmts []statement, jobs int, skipped *skipList) error {
+	if len(stmts) == 0 {
 		return nil
 	}
-	work := make(chan []statement)
+	work := make(chan statement)
 	g, gctx := errgroup.WithContext(ctx)
-	for range min(jobs, len(units)) {
+	for range min(jobs, len(stmts)) {
 		g.Go(func() error {
 			conn, err := connectTarget(gctx, target)
 			if err != nil {
@@ -85,11 +113,9 @@ func runParallel(ctx context.Context, target string, preamble []statement, units
 					return fmt.Errorf("target: %s: %w", shortSQL(s), err)
 				}
 			}
-			for unit := range work {
-				for _, s := range unit {
-					if err := runTolerant(gctx, conn.PgConn(), s, skipped); err != nil {
-						return err
-					}
+			for s := range work {
+				if err := runTolerant(gctx, conn.PgConn(), s, skipped); err != nil {
+					return err
 				}
 			}
 			return nil
@@ -97,9 +123,9 @@ func runParallel(ctx context.Context, target string, preamble []statement, units
 	}
 	g.Go(func() error {
 		defer close(work)
-		for _, unit := range units {
+		for _, s := range stmts {
 			select {
-			case work <- unit:
+			case work <- s:
 			case <-gctx.Done():
 				return nil
 			}
