@@ -3,10 +3,7 @@ package validate
 import (
 	"context"
 	"fmt"
-	"io"
 	"sort"
-	"strings"
-	"text/tabwriter"
 
 	"github.com/jackc/pgx/v5"
 
@@ -42,8 +39,9 @@ func compareSchema(ctx context.Context, o Options, rep *Report) (map[string][]st
 	if err != nil {
 		return nil, err
 	}
-	rep.Sequences = compareSequences(srcSeqs, tgtSeqs)
-	return compareColumns(o.Tables, tgtTables, rep), nil
+	common := compareColumns(o.Tables, tgtTables, rep)
+	compareSequences(o.Tables, srcSeqs, tgtSeqs, rep)
+	return common, nil
 }
 
 func compareColumns(src, tgt []catalog.Table, rep *Report) map[string][]string {
@@ -84,79 +82,53 @@ func compareColumns(src, tgt []catalog.Table, rep *Report) map[string][]string {
 	return common
 }
 
-func compareSequences(src, tgt []catalog.Sequence) []SequenceResult {
-	values := map[string]*SequenceResult{}
-	value := func(s catalog.Sequence) *int64 {
-		v := s.LastValue
-		if !s.IsCalled {
-			v--
-		}
-		return &v
+// compareSequences compares the sequences that belong to the compared
+// tables (serial and identity columns) and those that belong to no table.
+// A value that differs is information (the link does not carry sequences;
+// a failover sets them); a sequence on one side only is a difference.
+func compareSequences(tables []catalog.Table, src, tgt []catalog.Sequence, rep *Report) {
+	ours := map[string]bool{"": true}
+	for _, t := range tables {
+		ours[t.Key()] = true
 	}
-	for _, s := range src {
-		values[s.Key()] = &SequenceResult{Sequence: s.Key(), SourceValue: value(s)}
-	}
+	onTarget := map[string]catalog.Sequence{}
 	for _, s := range tgt {
-		r, ok := values[s.Key()]
-		if !ok {
-			continue // a sequence of the target only is none of the link's business
+		onTarget[s.Key()] = s
+	}
+	seen := map[string]bool{}
+	for _, s := range src {
+		if !ours[s.OwnedBy] {
+			continue
 		}
-		r.TargetValue = value(s)
+		seen[s.Key()] = true
+		r := SequenceResult{Sequence: s.Key(), SourceValue: sequenceValue(s)}
+		t, ok := onTarget[s.Key()]
+		switch {
+		case !ok:
+			r.Note = "missing on the target"
+			rep.OnlySource = append(rep.OnlySource, s.Key())
+		case *sequenceValue(t) != *r.SourceValue:
+			r.TargetValue = sequenceValue(t)
+			r.Note = "not in step: expected while the link replicates; failover sets target sequences"
+		default:
+			r.TargetValue = sequenceValue(t)
+		}
+		rep.Sequences = append(rep.Sequences, r)
 	}
-	out := make([]SequenceResult, 0, len(values))
-	for _, r := range values {
-		out = append(out, *r)
+	for _, t := range tgt {
+		if t.OwnedBy != "" && ours[t.OwnedBy] && !seen[t.Key()] {
+			rep.OnlyTarget = append(rep.OnlyTarget, t.Key())
+			rep.Sequences = append(rep.Sequences, SequenceResult{Sequence: t.Key(), TargetValue: sequenceValue(t), Note: "missing on the source"})
+		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Sequence < out[j].Sequence })
-	return out
+	sort.Slice(rep.Sequences, func(i, j int) bool { return rep.Sequences[i].Sequence < rep.Sequences[j].Sequence })
 }
 
-// WriteTable writes the report as a table for people.
-func (r Report) WriteTable(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "table\tmethod\tsource rows\ttarget rows\tchunks\tdiffering\tmissing\textra\tdifferent\ttime\tresult")
-	for _, t := range r.Tables {
-		result := "identical"
-		if t.Differs() {
-			result = "DIFFERENT"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1fs\t%s\n", t.Table, t.Method, t.SourceRows, t.TargetRows,
-			t.Chunks, t.ChunksDiffering, t.MissingCount, t.ExtraCount, t.DifferentCount, t.Seconds, result)
+// sequenceValue is the value the next nextval() follows.
+func sequenceValue(s catalog.Sequence) *int64 {
+	v := s.LastValue
+	if !s.IsCalled {
+		v--
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, t := range r.Tables {
-		for _, l := range []struct {
-			what string
-			keys []string
-		}{{"missing on the target", t.Missing}, {"extra on the target", t.Extra}, {"different", t.Different}} {
-			if len(l.keys) > 0 {
-				fmt.Fprintf(w, "%s: %s: %s\n", t.Table, l.what, strings.Join(l.keys, ", "))
-			}
-		}
-	}
-	for _, l := range []struct {
-		what  string
-		names []string
-	}{{"only on the source", r.OnlySource}, {"only on the target", r.OnlyTarget}, {"column types differ", r.Different}} {
-		if len(l.names) > 0 {
-			fmt.Fprintf(w, "%s: %s\n", l.what, strings.Join(l.names, ", "))
-		}
-	}
-	var behind []string
-	for _, s := range r.Sequences {
-		if s.TargetValue == nil || *s.TargetValue != *s.SourceValue {
-			behind = append(behind, s.Sequence)
-		}
-	}
-	if len(behind) > 0 {
-		fmt.Fprintf(w, "sequences not in step (expected while linked; failover sets them): %s\n", strings.Join(behind, ", "))
-	}
-	verdict := "source and target hold the same data"
-	if !r.Equal() {
-		verdict = "source and target DIFFER"
-	}
-	_, err := fmt.Fprintf(w, "%s (%d tables, %.1fs)\n", verdict, len(r.Tables), r.Seconds)
-	return err
+	return &v
 }

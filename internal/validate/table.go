@@ -3,93 +3,54 @@ package validate
 import (
 	"context"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/catalog"
-	"github.com/pglink/pglink/internal/change"
 )
 
-// bucket is one side's summary of the rows in a bucket.
+// Methods of comparison, as TableResult.Method names them.
+const (
+	MethodChunks   = "chunks by key"
+	MethodMultiset = "multiset"
+	MethodCount    = "count"
+)
+
+// bucket is one side's summary of the rows of a chunk or a hash bucket.
 type bucket struct {
 	rows   int64
 	h1, h2 string // sums of two independent 64-bit row hashes, as numeric text
 }
 
-// tableQuery holds the SQL pieces that read one table the same way on
-// both sides.
-type tableQuery struct {
-	from    string // FROM clause with the row's text as x.r and its key text as x.k
-	keyed   bool
-	buckets int
-}
-
-func newTableQuery(t catalog.Table, cols []string, chunkRows int) tableQuery {
-	quoted := make([]string, len(cols))
-	for i, c := range cols {
-		quoted[i] = "t." + change.QuoteIdent(c)
+// tableKey is the key rows are compared by: the primary key, else the
+// columns of the replica identity index; nil for a table without one.
+func tableKey(t catalog.Table) []string {
+	if len(t.PrimaryKey) > 0 {
+		return t.PrimaryKey
 	}
-	key := t.PrimaryKey
-	if len(key) == 0 {
-		key = t.IdentityColumns
-	}
-	q := tableQuery{keyed: len(key) > 0}
-	keyExpr := "NULL::text"
-	if q.keyed {
-		kq := make([]string, len(key))
-		for i, c := range key {
-			kq[i] = "t." + change.QuoteIdent(c)
-		}
-		keyExpr = "ROW(" + strings.Join(kq, ", ") + ")::text"
-	}
-	q.from = fmt.Sprintf("FROM %s t, LATERAL (SELECT ROW(%s)::text AS r, %s AS k) x",
-		t.QualifiedName(), strings.Join(quoted, ", "), keyExpr)
-	est := max(t.EstRows, t.SizeBytes/100, 1)
-	q.buckets = int(min(max(est/int64(chunkRows), 1), 100000))
-	return q
-}
-
-// bucketExpr spreads rows over buckets: by key, or by the whole row for a
-// table without a key (so equal rows meet in one bucket).
-func (q tableQuery) bucketExpr() string {
-	of := "x.r"
-	if q.keyed {
-		of = "x.k"
-	}
-	return fmt.Sprintf("((hashtextextended(%s, 0) & 9223372036854775807) %% %d)", of, q.buckets)
-}
-
-func (q tableQuery) summarySQL() string {
-	return fmt.Sprintf(`SELECT %s AS b, count(*), sum(hashtextextended(x.r, 1))::text, sum(hashtextextended(x.r, 2))::text
-		%s GROUP BY 1`, q.bucketExpr(), q.from)
-}
-
-// rowsSQL reads the rows of some buckets back: key and row hash for a
-// keyed table, row text and count for a table without a key.
-func (q tableQuery) rowsSQL() string {
-	if q.keyed {
-		return fmt.Sprintf(`SELECT x.k, md5(x.r), 1::bigint %s WHERE %s = ANY($1)`, q.from, q.bucketExpr())
-	}
-	return fmt.Sprintf(`SELECT x.r, md5(x.r), count(*) %s WHERE %s = ANY($1) GROUP BY 1, 2`, q.from, q.bucketExpr())
+	return t.IdentityColumns
 }
 
 func compareTable(ctx context.Context, s *sides, t catalog.Table, cols []string, o Options) (TableResult, error) {
 	start := time.Now()
 	res := TableResult{Table: t.Key()}
 	var err error
-	if o.Quick {
-		res.Method = "count"
+	key := tableKey(t)
+	switch {
+	case o.Quick:
+		res.Method = MethodCount
 		err = countRows(ctx, s, t, &res)
-	} else {
-		err = compareBuckets(ctx, s, t, cols, o, &res)
+	case len(key) > 0:
+		err = compareChunks(ctx, s, t, cols, key, o, &res)
+	default:
+		err = compareMultiset(ctx, s, t, cols, o, &res)
 	}
 	if err != nil {
 		return res, fmt.Errorf("validate table %s: %w", t.Key(), err)
 	}
-	res.Seconds = time.Since(start).Seconds()
+	res.Elapsed = time.Since(start)
+	res.Seconds = res.Elapsed.Seconds()
 	return res, nil
 }
 
@@ -106,155 +67,131 @@ func countRows(ctx context.Context, s *sides, t catalog.Table, res *TableResult)
 	})
 }
 
-func compareBuckets(ctx context.Context, s *sides, t catalog.Table, cols []string, o Options, res *TableResult) error {
-	q := newTableQuery(t, cols, o.ChunkRows)
-	res.Method, res.Chunks = "buckets by key", q.buckets
-	if !q.keyed {
-		res.Method = "multiset"
-	}
-	var src, tgt map[int64]bucket
-	err := both(ctx, s, func(ctx context.Context, side string, conn *pgx.Conn) error {
-		m, n, err := summarize(ctx, conn, q)
-		if err != nil {
-			return fmt.Errorf("%s: %w", side, err)
-		}
-		if side == "source" {
-			src, res.SourceRows = m, n
-		} else {
-			tgt, res.TargetRows = m, n
-		}
-		return nil
-	})
+// compareChunks compares a table with a key: the source's key range is cut
+// into chunks of about ChunkRows rows, both servers hash each chunk, and
+// only the chunks whose hashes differ are read back, as key and row hash,
+// to name the differing rows.
+func compareChunks(ctx context.Context, s *sides, t catalog.Table, cols, key []string, o Options, res *TableResult) error {
+	k, err := newKeyed(t, cols, key)
 	if err != nil {
 		return err
 	}
-	differing := differingBuckets(src, tgt)
-	res.ChunksDiffering = len(differing)
-	if len(differing) == 0 {
-		return nil
-	}
-	return nameDifferences(ctx, s, q, differing, o.MaxRows, res)
-}
-
-func summarize(ctx context.Context, conn *pgx.Conn, q tableQuery) (map[int64]bucket, int64, error) {
-	rows, err := conn.Query(ctx, q.summarySQL())
-	if err != nil {
-		return nil, 0, fmt.Errorf("hash rows: %w", err)
-	}
-	defer rows.Close()
-	out := map[int64]bucket{}
-	var total int64
-	for rows.Next() {
-		var b int64
-		var s bucket
-		if err := rows.Scan(&b, &s.rows, &s.h1, &s.h2); err != nil {
-			return nil, 0, fmt.Errorf("hash rows: %w", err)
-		}
-		out[b] = s
-		total += s.rows
-	}
-	return out, total, rows.Err()
-}
-
-func differingBuckets(src, tgt map[int64]bucket) []int64 {
-	var out []int64
-	for b, s := range src {
-		if t, ok := tgt[b]; !ok || t != s {
-			out = append(out, b)
-		}
-	}
-	for b := range tgt {
-		if _, ok := src[b]; !ok {
-			out = append(out, b)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
-}
-
-// rowSet maps a row's key (or, without a key, its text) to its hash and
-// how often it occurs.
-type rowSet map[string]struct {
-	hash  string
-	count int64
-}
-
-// nameDifferences reads the differing buckets back from both sides and
-// names what differs.
-func nameDifferences(ctx context.Context, s *sides, q tableQuery, buckets []int64, maxRows int, res *TableResult) error {
-	var src, tgt rowSet
-	err := both(ctx, s, func(ctx context.Context, side string, conn *pgx.Conn) error {
-		set, err := readRows(ctx, conn, q, buckets)
-		if err != nil {
-			return fmt.Errorf("%s: %w", side, err)
-		}
-		if side == "source" {
-			src = set
-		} else {
-			tgt = set
-		}
-		return nil
-	})
+	res.Method = MethodChunks
+	chunks, err := k.chunks(ctx, s.src, o.ChunkRows)
 	if err != nil {
 		return err
 	}
-	res.RowsFetched = int64(len(src) + len(tgt))
-	listed := 0
-	note := func(list *[]string, count *int64, k string, n int64) {
-		*count += n
-		if listed < maxRows {
-			*list = append(*list, shorten(k))
-			listed++
+	res.Chunks = len(chunks)
+	n := &namer{max: o.MaxRows, res: res}
+	for start := 0; start < len(chunks); start += chunksPerBatch {
+		group := chunks[start:min(start+chunksPerBatch, len(chunks))]
+		var src, tgt []bucket
+		err := both(ctx, s, func(ctx context.Context, side string, conn *pgx.Conn) error {
+			b, err := k.summarize(ctx, conn, group)
+			if err != nil {
+				return fmt.Errorf("%s: %w", side, err)
+			}
+			if side == "source" {
+				src = b
+			} else {
+				tgt = b
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-	}
-	for _, k := range sortedKeys(src) {
-		a, b := src[k], tgt[k]
-		switch {
-		case b.count == 0:
-			note(&res.Missing, &res.MissingCount, k, a.count)
-		case a.hash != b.hash:
-			note(&res.Different, &res.DifferentCount, k, 1)
-		case a.count > b.count:
-			note(&res.Missing, &res.MissingCount, k, a.count-b.count)
-		case a.count < b.count:
-			note(&res.Extra, &res.ExtraCount, k, b.count-a.count)
+		for i, c := range group {
+			res.SourceRows += src[i].rows
+			res.TargetRows += tgt[i].rows
+			if src[i] == tgt[i] {
+				continue
+			}
+			res.ChunksDiffering++
+			if err := n.keyedChunk(ctx, s, k, c, src[i], tgt[i]); err != nil {
+				return err
+			}
 		}
-	}
-	for _, k := range sortedKeys(tgt) {
-		if _, ok := src[k]; !ok {
-			note(&res.Extra, &res.ExtraCount, k, tgt[k].count)
-		}
+		o.progress(*res, start+len(group), false)
 	}
 	return nil
 }
 
-func readRows(ctx context.Context, conn *pgx.Conn, q tableQuery, buckets []int64) (rowSet, error) {
-	rows, err := conn.Query(ctx, q.rowsSQL(), buckets)
-	if err != nil {
-		return nil, fmt.Errorf("read differing rows: %w", err)
-	}
-	defer rows.Close()
-	out := rowSet{}
-	for rows.Next() {
-		var k, h string
-		var n int64
-		if err := rows.Scan(&k, &h, &n); err != nil {
-			return nil, fmt.Errorf("read differing rows: %w", err)
-		}
-		e := out[k]
-		e.hash, e.count = h, e.count+n
-		out[k] = e
-	}
-	return out, rows.Err()
+// namer counts the differences of a table and lists the first of them.
+type namer struct {
+	max, listed int
+	res         *TableResult
 }
 
-func sortedKeys(m rowSet) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+func (n *namer) note(list *[]string, count *int64, key string, times int64) {
+	*count += times
+	if n.listed < n.max {
+		*list = append(*list, shorten(key))
+		n.listed++
 	}
-	sort.Strings(keys)
-	return keys
+}
+
+// keyedChunk names the differences of one chunk. A chunk empty on one side
+// is all missing (or all extra) and is read back only as far as the list
+// of keys needs.
+func (n *namer) keyedChunk(ctx context.Context, s *sides, k keyed, c chunk, src, tgt bucket) error {
+	res := n.res
+	if src.rows == 0 || tgt.rows == 0 {
+		side, conn, list, count := "source", s.src, &res.Missing, &res.MissingCount
+		if src.rows == 0 {
+			side, conn, list, count = "target", s.tgt, &res.Extra, &res.ExtraCount
+		}
+		*count += max(src.rows, tgt.rows)
+		if n.listed >= n.max {
+			return nil
+		}
+		rows, err := k.readChunk(ctx, conn, c, n.max-n.listed)
+		if err != nil {
+			return fmt.Errorf("%s: %w", side, err)
+		}
+		res.RowsFetched += int64(len(rows))
+		for _, r := range rows {
+			n.note(list, new(int64), r.key, 1)
+		}
+		return nil
+	}
+	var srcRows, tgtRows []keyedRow
+	err := both(ctx, s, func(ctx context.Context, side string, conn *pgx.Conn) error {
+		rows, err := k.readChunk(ctx, conn, c, 0)
+		if err != nil {
+			return fmt.Errorf("%s: %w", side, err)
+		}
+		if side == "source" {
+			srcRows = rows
+		} else {
+			tgtRows = rows
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	res.RowsFetched += int64(len(srcRows) + len(tgtRows))
+	onTarget := make(map[string]string, len(tgtRows))
+	for _, r := range tgtRows {
+		onTarget[r.key] = r.hash
+	}
+	for _, r := range srcRows {
+		h, ok := onTarget[r.key]
+		switch {
+		case !ok:
+			n.note(&res.Missing, &res.MissingCount, r.key, 1)
+		case h != r.hash:
+			n.note(&res.Different, &res.DifferentCount, r.key, 1)
+		}
+		delete(onTarget, r.key)
+	}
+	for _, r := range tgtRows {
+		if _, ok := onTarget[r.key]; ok {
+			n.note(&res.Extra, &res.ExtraCount, r.key, 1)
+		}
+	}
+	return nil
 }
 
 func shorten(s string) string {

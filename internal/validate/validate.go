@@ -1,17 +1,28 @@
 // Package validate proves that the source and the target of a link hold
 // the same data, at one consistent point, doing the work where the data is.
 //
-// Each table is read once on each side. Rows are spread over buckets by a
-// hash of their primary key (of the whole row for a table without a key),
-// and each server returns per bucket only a row count and two 64-bit sums
-// of row hashes. Only those bucket summaries cross the network. Buckets that
-// differ are read again, as key and row hash only, and compared row by row to
-// name the keys that are missing on the target, extra on the target, or
-// different. A table without a key is compared as a multiset of row hashes.
+// A table with a key (primary key, else replica identity index) is cut into
+// chunks of about ChunkRows rows by key ranges read from the source. Both
+// servers run the same query per chunk - a row count and two sums of 64-bit
+// hashes of the rows' text - and only those summaries cross the network.
+// Chunks that differ are read back from both sides as key and row hash and
+// merged, naming the keys missing on the target, extra on the target, or
+// different. A table without a key is compared as a multiset of rows, by
+// hash buckets of the whole row. Key ranges use each server's own ordering
+// of the key, so text keys must sort the same on both sides (same
+// collation); where they do not, chunks differ and are reported, never
+// hidden.
 //
 // Both sides render values with the same settings (time zone, date, interval
 // and float output, bytea, money) so that equal values hash equally even
-// when the two servers are configured differently.
+// when the two servers are configured differently. Rows are rendered from
+// an explicit column list in the source's column order, so a different
+// physical column order on the target does not matter.
+//
+// Sequences are compared for information only: while a link replicates,
+// the target's sequences are not kept in step (a failover sets them), so a
+// sequence whose value differs does not make a Report unequal; a sequence
+// that exists on one side only does.
 package validate
 
 import (
@@ -41,12 +52,16 @@ type Options struct {
 	Progress                       func(TableProgress)
 }
 
-// TableProgress reports one table's comparison.
+// TableProgress reports how one table's comparison advances. Done is set
+// once, when the table is finished.
 type TableProgress struct {
-	Table string
-	Done  bool
-	Rows  int64
-	Diffs int64
+	Table      string
+	Method     string
+	Chunks     int   // chunks (or hash buckets) of the table
+	ChunksDone int   // chunks compared so far
+	Rows       int64 // source rows compared so far
+	Diffs      int64 // differing rows found so far
+	Done       bool
 }
 
 // Report is the outcome of a comparison.
@@ -55,29 +70,32 @@ type Report struct {
 	OnlySource []string         `json:"only_source"` // tables and columns ("table.column") found on the source only
 	OnlyTarget []string         `json:"only_target"`
 	Different  []string         `json:"different_columns"` // columns whose type differs
-	Sequences  []SequenceResult `json:"sequences"`
-	Seconds    float64          `json:"seconds"`
+	Sequences  []SequenceResult `json:"sequences"`         // informational: see the package documentation
+	Elapsed    time.Duration    `json:"-"`
+	Seconds    float64          `json:"seconds"` // Elapsed, in seconds
 }
 
 // TableResult is one table's comparison.
 type TableResult struct {
-	Table           string   `json:"table"`
-	Method          string   `json:"method"` // "buckets by key", "multiset", "count"
-	SourceRows      int64    `json:"source_rows"`
-	TargetRows      int64    `json:"target_rows"`
-	Chunks          int      `json:"chunks"`
-	ChunksDiffering int      `json:"chunks_differing"`
-	RowsFetched     int64    `json:"rows_fetched"` // rows read back to name the differences
-	MissingCount    int64    `json:"missing_count"`
-	ExtraCount      int64    `json:"extra_count"`
-	DifferentCount  int64    `json:"different_count"`
-	Missing         []string `json:"missing"` // keys (or row hashes) missing on the target
-	Extra           []string `json:"extra"`
-	Different       []string `json:"different"`
-	Seconds         float64  `json:"seconds"`
+	Table           string        `json:"table"`
+	Method          string        `json:"method"` // MethodChunks, MethodMultiset or MethodCount
+	SourceRows      int64         `json:"source_rows"`
+	TargetRows      int64         `json:"target_rows"`
+	Chunks          int           `json:"chunks"`
+	ChunksDiffering int           `json:"chunks_differing"`
+	RowsFetched     int64         `json:"rows_fetched"` // rows read back (key and hash) to name the differences
+	MissingCount    int64         `json:"missing_count"`
+	ExtraCount      int64         `json:"extra_count"`
+	DifferentCount  int64         `json:"different_count"`
+	Missing         []string      `json:"missing"` // keys (or row hashes) missing on the target
+	Extra           []string      `json:"extra"`
+	Different       []string      `json:"different"`
+	Elapsed         time.Duration `json:"-"`
+	Seconds         float64       `json:"seconds"` // Elapsed, in seconds
 }
 
-// Differs reports whether the table differs.
+// Differs reports whether the table differs. Chunks whose hashes differ
+// count even when no row could be named: a difference is never success.
 func (t TableResult) Differs() bool {
 	return t.SourceRows != t.TargetRows || t.ChunksDiffering > 0 || t.MissingCount+t.ExtraCount+t.DifferentCount > 0
 }
@@ -87,8 +105,9 @@ func (t TableResult) Differs() bool {
 // difference here is information, not a data difference.
 type SequenceResult struct {
 	Sequence    string `json:"sequence"`
-	SourceValue *int64 `json:"source_value"`
+	SourceValue *int64 `json:"source_value"` // the value the next nextval() follows; nil when absent
 	TargetValue *int64 `json:"target_value"`
+	Note        string `json:"note,omitempty"` // why the values differ, when they do
 }
 
 // Equal reports whether both sides hold the same tables, columns and rows.
@@ -148,10 +167,7 @@ func Compare(ctx context.Context, o Options) (Report, error) {
 				mu.Lock()
 				results[i] = res
 				mu.Unlock()
-				if o.Progress != nil {
-					o.Progress(TableProgress{Table: res.Table, Done: true, Rows: res.SourceRows,
-						Diffs: res.MissingCount + res.ExtraCount + res.DifferentCount})
-				}
+				o.progress(res, res.Chunks, true)
 			}
 			return nil
 		})
@@ -175,8 +191,17 @@ func Compare(ctx context.Context, o Options) (Report, error) {
 			rep.Tables = append(rep.Tables, r)
 		}
 	}
-	rep.Seconds = time.Since(start).Seconds()
+	rep.Elapsed = time.Since(start)
+	rep.Seconds = rep.Elapsed.Seconds()
 	return rep, nil
+}
+
+func (o Options) progress(r TableResult, chunksDone int, done bool) {
+	if o.Progress == nil {
+		return
+	}
+	o.Progress(TableProgress{Table: r.Table, Method: r.Method, Chunks: r.Chunks, ChunksDone: chunksDone,
+		Rows: r.SourceRows, Diffs: r.MissingCount + r.ExtraCount + r.DifferentCount, Done: done})
 }
 
 // sides are one job's sessions on the source and the target.
