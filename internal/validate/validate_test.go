@@ -2,7 +2,9 @@ package validate
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +26,19 @@ CREATE TABLE public.big (id bigint PRIMARY KEY, pad text);
 INSERT INTO public.big SELECT g, md5(g::text) FROM generate_series(1, 200000) g;
 CREATE SEQUENCE public.counter;
 SELECT nextval('public.counter');
+CREATE TABLE public."Mixed" ("Key" text, "Part" int, "Val" text, total int GENERATED ALWAYS AS ("Part" * 2) STORED,
+	serial_id serial, PRIMARY KEY ("Key", "Part"));
+INSERT INTO public."Mixed" ("Key", "Part", "Val") SELECT 'k' || (g % 7), g, 'v' || g FROM generate_series(1, 500) g;
+CREATE TABLE public.byindex (a int NOT NULL, b int);
+CREATE UNIQUE INDEX byindex_a ON public.byindex (a);
+ALTER TABLE public.byindex REPLICA IDENTITY USING INDEX byindex_a;
+INSERT INTO public.byindex SELECT g, g FROM generate_series(1, 50) g;
+CREATE TABLE public.parted (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES FROM (0) TO (1000);
+CREATE TABLE public.parted_2 PARTITION OF public.parted FOR VALUES FROM (1000) TO (3000);
+INSERT INTO public.parted SELECT g, 'p' || g FROM generate_series(1, 2999) g;
+CREATE TABLE public.emptied (id int PRIMARY KEY);
+INSERT INTO public.emptied SELECT generate_series(1, 2500);
 `
 
 func setup(t *testing.T) (src, dst *pgtest.Cluster, o Options) {
@@ -77,8 +92,16 @@ func TestCompare(t *testing.T) {
 		rep.WriteTable(&b)
 		t.Fatalf("identical databases reported different:\n%s", b.String())
 	}
-	if got := table(rep, "public.big").SourceRows; got != 200000 {
-		t.Errorf("big: %d source rows compared, want 200000", got)
+	if got := table(rep, "public.big"); got.SourceRows != 200000 || got.Method != MethodChunks || got.Chunks < 150 {
+		t.Errorf("big: %+v, want 200000 rows in about 200 chunks by key", got)
+	}
+	for _, name := range []string{"public.parted", "public.byindex", "public.Mixed"} {
+		if got := table(rep, name); got.Method != MethodChunks || got.SourceRows == 0 || got.SourceRows != got.TargetRows {
+			t.Errorf("%s: %+v", name, got)
+		}
+	}
+	if len(rep.Sequences) == 0 {
+		t.Errorf("no sequences compared")
 	}
 
 	dst.Exec("app", `ALTER DATABASE app SET default_transaction_read_only = off`,
@@ -86,7 +109,12 @@ func TestCompare(t *testing.T) {
 		`DELETE FROM "Shop"."Items" WHERE id = 8`,
 		`INSERT INTO "Shop"."Items" (id, sub) VALUES (99999, 'new')`,
 		`DELETE FROM public.nokey WHERE ctid = (SELECT ctid FROM public.nokey WHERE b = 'dup' LIMIT 1)`,
-		`UPDATE public.big SET pad = 'changed' WHERE id = 123456`)
+		`UPDATE public.big SET pad = 'changed' WHERE id = 123456`,
+		`UPDATE public."Mixed" SET "Val" = 'changed' WHERE "Key" = 'k3' AND "Part" = 10`,
+		`UPDATE public.byindex SET b = -1 WHERE a = 5`,
+		`DELETE FROM public.parted WHERE id = 1500`,
+		`TRUNCATE public.emptied`,
+		`SELECT setval('public.counter', 500)`)
 	rep = compare(t, o)
 	if rep.Equal() {
 		t.Fatal("differences reported as equal")
@@ -110,9 +138,21 @@ func TestCompare(t *testing.T) {
 	if big.DifferentCount != 1 || len(big.Different) != 1 || big.Different[0] != "(123456)" {
 		t.Errorf("public.big: %+v", big)
 	}
-	// Only the differing bucket's rows were read back, not the table.
-	if big.RowsFetched > 2*int64(o.ChunkRows)*2 || big.RowsFetched == 0 {
-		t.Errorf("public.big: %d rows read back to find one difference in 200000", big.RowsFetched)
+	// Only the differing chunk's rows were read back, not the table.
+	if big.ChunksDiffering != 1 || big.RowsFetched > 2*int64(o.ChunkRows) || big.RowsFetched == 0 {
+		t.Errorf("public.big: %d chunks differ, %d rows read back to find one difference in 200000", big.ChunksDiffering, big.RowsFetched)
+	}
+	checkKeys(t, rep, "public.Mixed", nil, nil, []string{"(k3,10)"})
+	checkKeys(t, rep, "public.byindex", nil, nil, []string{"(5)"})
+	checkKeys(t, rep, "public.parted", []string{"(1500)"}, nil, nil)
+	emptied := table(rep, "public.emptied")
+	if emptied.MissingCount != 2500 || len(emptied.Missing) != 20 || emptied.RowsFetched != 20 {
+		t.Errorf("public.emptied: %+v; want 2500 missing, 20 listed and read back", emptied)
+	}
+	for _, s := range rep.Sequences {
+		if s.Sequence == "public.counter" && (s.TargetValue == nil || *s.TargetValue != 500 || s.Note == "") {
+			t.Errorf("sequence public.counter: %+v", s)
+		}
 	}
 
 	o.Quick = true
@@ -126,6 +166,18 @@ func TestCompare(t *testing.T) {
 	_ = src
 }
 
+func checkKeys(t *testing.T, rep Report, name string, missing, extra, different []string) {
+	t.Helper()
+	r := table(rep, name)
+	got := map[string][]string{"missing": r.Missing, "extra": r.Extra, "different": r.Different}
+	want := map[string][]string{"missing": missing, "extra": extra, "different": different}
+	for k, w := range want {
+		if strings.Join(got[k], ";") != strings.Join(w, ";") {
+			t.Errorf("%s %s = %v, want %v", name, k, got[k], w)
+		}
+	}
+}
+
 func TestCompareSchemaDifferences(t *testing.T) {
 	_, dst, o := setup(t)
 	dst.Exec("app", `ALTER TABLE public.nokey ADD COLUMN c int`, `ALTER TABLE public.nokey ALTER COLUMN a TYPE bigint`, `DROP TABLE public.big`)
@@ -137,6 +189,56 @@ func TestCompareSchemaDifferences(t *testing.T) {
 	for _, w := range []string{"public.big", "public.nokey.c", "public.nokey.a: integer on the source, bigint on the target"} {
 		if !strings.Contains(joined, w) {
 			t.Errorf("schema report %q lacks %q", joined, w)
+		}
+	}
+}
+
+// TestSequencesProgressJSON checks that a sequence behind on the target is
+// reported but leaves the report equal, that progress reaches every table,
+// and the JSON field names.
+func TestSequencesProgressJSON(t *testing.T) {
+	_, dst, o := setup(t)
+	dst.Exec("app", `SELECT setval('public.counter', 77)`)
+	var mu sync.Mutex
+	done := map[string]bool{}
+	o.Progress = func(p TableProgress) {
+		mu.Lock()
+		defer mu.Unlock()
+		if p.Done {
+			done[p.Table] = true
+		}
+	}
+	o.Jobs = 3
+	rep := compare(t, o)
+	if !rep.Equal() {
+		var b strings.Builder
+		rep.WriteTable(&b)
+		t.Fatalf("a sequence behind on the target made the report unequal:\n%s", b.String())
+	}
+	var found bool
+	for _, s := range rep.Sequences {
+		if s.Sequence == "public.counter" {
+			found = s.SourceValue != nil && *s.SourceValue == 1 && s.TargetValue != nil && *s.TargetValue == 77 && s.Note != ""
+		}
+	}
+	if !found {
+		t.Errorf("sequence public.counter not reported as behind: %+v", rep.Sequences)
+	}
+	if len(done) != len(rep.Tables) || len(rep.Tables) != len(o.Tables) {
+		t.Errorf("progress reported %d tables done, report has %d, %d asked", len(done), len(rep.Tables), len(o.Tables))
+	}
+	var b strings.Builder
+	if err := rep.WriteTable(&b); err != nil || !strings.Contains(b.String(), "sequences not in step") ||
+		!strings.Contains(b.String(), "source and target hold the same data") {
+		t.Errorf("table output (%v):\n%s", err, b.String())
+	}
+	js, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`"tables":`, `"only_source":`, `"sequences":`, `"rows_fetched":`, `"chunks_differing":`, `"method":"chunks by key"`, `"note":`} {
+		if !strings.Contains(string(js), w) {
+			t.Errorf("JSON lacks %s", w)
 		}
 	}
 }
