@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -36,9 +38,11 @@ func newValidateCmd() *cobra.Command {
 		Short: "Prove that source and target hold the same data, at one consistent point",
 		Long: "validate compares the link's tables at one point: a source snapshot, and the target when it has\n" +
 			"applied exactly the source's transactions before it (the running link pauses for that moment; the\n" +
-			"source's writes never stop). Rows are hashed in buckets on both servers and only the hashes cross\n" +
-			"the network; differing buckets are compared row by row. Exit 0: identical; 1: a difference was\n" +
-			"found; 2: the comparison could not be made.",
+			"source's writes never stop). Each table is cut into chunks by key; both servers hash each chunk and\n" +
+			"only the hashes cross the network; differing chunks are compared row by row and their keys listed.\n" +
+			"A table without a key is compared as a multiset of rows. Sequence values are information only:\n" +
+			"the link sets them at failover. Exit 0: identical; 1: a difference was found; 2: the comparison\n" +
+			"could not be made.",
 		Example: `  pglink validate --name shop --source "$PGLINK_SOURCE" --target "$PGLINK_TARGET"
   pglink validate --name shop --tables 'shop.*' --json`,
 		Args: noArgs,
@@ -48,11 +52,7 @@ func newValidateCmd() *cobra.Command {
 			}
 			opts := link.ValidateOptions{Name: lf.name, Source: lf.source, Target: lf.target, Quick: quick,
 				MaxRows: maxRows, Jobs: jobs, Tables: tables}
-			if !asJSON {
-				opts.Progress = func(p validate.TableProgress) {
-					fmt.Fprintf(c.ErrOrStderr(), "compared %s: %d rows, %d differences\n", p.Table, p.Rows, p.Diffs)
-				}
-			}
+			opts.Progress = validationProgress(c.ErrOrStderr(), asJSON)
 			rep, err := link.Validate(c.Context(), opts)
 			if err != nil {
 				return exitCodeError{exitNotCompared, fmt.Errorf("could not compare: %w", err)}
@@ -71,8 +71,33 @@ func newValidateCmd() *cobra.Command {
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	c.Flags().BoolVar(&quick, "quick", false, "compare row counts only")
 	c.Flags().IntVar(&maxRows, "max-rows", 20, "differing keys listed per table")
-	c.Flags().IntVar(&jobs, "jobs", 2, "tables compared at once")
+	c.Flags().IntVar(&jobs, "jobs", 2, "tables compared at once (each job holds one session per side)")
 	return c
+}
+
+// validationProgress shows on a terminal the chunks compared of each table
+// as one line redrawn in place, and a line per finished table; elsewhere a
+// line per finished table, unless the report goes out as JSON. Jobs call it
+// at the same time.
+func validationProgress(w io.Writer, asJSON bool) func(validate.TableProgress) {
+	tty := isTerminal(w)
+	if !tty && asJSON {
+		return nil
+	}
+	var mu sync.Mutex
+	return func(p validate.TableProgress) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case p.Done:
+			if tty {
+				fmt.Fprint(w, "\r\033[K")
+			}
+			fmt.Fprintf(w, "compared %s (%s): %d rows, %d differences\n", p.Table, p.Method, p.Rows, p.Diffs)
+		case tty:
+			fmt.Fprintf(w, "\r\033[Kcomparing %s: chunk %d of %d, %d rows, %d differences", p.Table, p.ChunksDone, p.Chunks, p.Rows, p.Diffs)
+		}
+	}
 }
 
 func printValidation(c *cobra.Command, rep validate.Report, asJSON bool) error {
