@@ -13,15 +13,10 @@ import (
 // compareSchema compares the tables' columns and the sequences on both
 // sides, and returns per table the columns both sides have, in the
 // source's order: the rows are compared on those.
-func compareSchema(ctx context.Context, o Options, rep *Report) (map[string][]string, error) {
-	s, err := openSides(ctx, o)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close(ctx)
+func compareSchema(ctx context.Context, s *sides, o Options, rep *Report) (map[string][]string, error) {
 	var tgtTables []catalog.Table
 	var srcSeqs, tgtSeqs []catalog.Sequence
-	err = both(ctx, s, func(ctx context.Context, side string, conn *pgx.Conn) error {
+	err := both(ctx, s, func(ctx context.Context, side string, conn *pgx.Conn) error {
 		seqs, err := catalog.Sequences(ctx, conn)
 		if err != nil {
 			return fmt.Errorf("%s: list sequences: %w", side, err)

@@ -3,7 +3,6 @@ package validate
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -32,26 +31,20 @@ func tableKey(t catalog.Table) []string {
 	return t.IdentityColumns
 }
 
+// wrapTable names the table in an error.
+func wrapTable(t catalog.Table, err error) error {
+	return fmt.Errorf("validate table %s: %w", t.Key(), err)
+}
+
+// compareTable compares a whole table in one task: row counts only, or a
+// table without a key as a multiset.
 func compareTable(ctx context.Context, s *sides, t catalog.Table, cols []string, o Options) (TableResult, error) {
-	start := time.Now()
 	res := TableResult{Table: t.Key()}
-	var err error
-	key := tableKey(t)
-	switch {
-	case o.Quick:
+	if o.Quick {
 		res.Method = MethodCount
-		err = countRows(ctx, s, t, &res)
-	case len(key) > 0:
-		err = compareChunks(ctx, s, t, cols, key, o, &res)
-	default:
-		err = compareMultiset(ctx, s, t, cols, o, &res)
+		return res, countRows(ctx, s, t, &res)
 	}
-	if err != nil {
-		return res, fmt.Errorf("validate table %s: %w", t.Key(), err)
-	}
-	res.Elapsed = time.Since(start)
-	res.Seconds = res.Elapsed.Seconds()
-	return res, nil
+	return res, compareMultiset(ctx, s, t, cols, o, &res)
 }
 
 func countRows(ctx context.Context, s *sides, t catalog.Table, res *TableResult) error {
@@ -67,54 +60,41 @@ func countRows(ctx context.Context, s *sides, t catalog.Table, res *TableResult)
 	})
 }
 
-// compareChunks compares a table with a key: the source's key range is cut
-// into chunks of about ChunkRows rows, both servers hash each chunk, and
-// only the chunks whose hashes differ are read back, as key and row hash,
-// to name the differing rows.
-func compareChunks(ctx context.Context, s *sides, t catalog.Table, cols, key []string, o Options, res *TableResult) error {
-	k, err := newKeyed(t, cols, key)
-	if err != nil {
-		return err
-	}
-	res.Method = MethodChunks
-	chunks, err := k.chunks(ctx, s.src, o.ChunkRows)
-	if err != nil {
-		return err
-	}
-	res.Chunks = len(chunks)
-	n := &namer{max: o.MaxRows, res: res}
-	for start := 0; start < len(chunks); start += chunksPerBatch {
-		group := chunks[start:min(start+chunksPerBatch, len(chunks))]
-		var src, tgt []bucket
-		err := both(ctx, s, func(ctx context.Context, side string, conn *pgx.Conn) error {
-			b, err := k.summarize(ctx, conn, group)
-			if err != nil {
-				return fmt.Errorf("%s: %w", side, err)
-			}
-			if side == "source" {
-				src = b
-			} else {
-				tgt = b
-			}
-			return nil
-		})
+// compareChunkGroup compares some chunks of a table with a key: both
+// servers hash each chunk in one round trip, and only the chunks whose
+// hashes differ are read back, as key and row hash, to name the differing
+// rows.
+func compareChunkGroup(ctx context.Context, s *sides, k keyed, chunks []chunk, o Options) (TableResult, error) {
+	res := TableResult{Method: MethodChunks, Chunks: len(chunks)}
+	var src, tgt []bucket
+	err := both(ctx, s, func(ctx context.Context, side string, conn *pgx.Conn) error {
+		b, err := k.summarize(ctx, conn, chunks)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", side, err)
 		}
-		for i, c := range group {
-			res.SourceRows += src[i].rows
-			res.TargetRows += tgt[i].rows
-			if src[i] == tgt[i] {
-				continue
-			}
-			res.ChunksDiffering++
-			if err := n.keyedChunk(ctx, s, k, c, src[i], tgt[i]); err != nil {
-				return err
-			}
+		if side == "source" {
+			src = b
+		} else {
+			tgt = b
 		}
-		o.progress(*res, start+len(group), false)
+		return nil
+	})
+	if err != nil {
+		return res, err
 	}
-	return nil
+	n := &namer{max: o.MaxRows, res: &res}
+	for i, c := range chunks {
+		res.SourceRows += src[i].rows
+		res.TargetRows += tgt[i].rows
+		if src[i] == tgt[i] {
+			continue
+		}
+		res.ChunksDiffering++
+		if err := n.keyedChunk(ctx, s, k, c, src[i], tgt[i]); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
 }
 
 // namer counts the differences of a table and lists the first of them.

@@ -28,7 +28,7 @@ package validate
 import (
 	"context"
 	"fmt"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -135,65 +135,59 @@ func (o *Options) defaults() {
 	}
 }
 
-// Compare compares the tables on both sides.
+// Compare compares the tables on both sides. Each of the Jobs jobs holds
+// one read-only session per side at the snapshots; the jobs first read the
+// chunk boundaries of the tables with a key from the source, then share the
+// chunks of all tables, so one big table keeps every job busy.
 func Compare(ctx context.Context, o Options) (Report, error) {
 	o.defaults()
 	start := time.Now()
 	var rep Report
-	cols, err := compareSchema(ctx, o, &rep)
+	pool, err := openPool(ctx, o)
 	if err != nil {
 		return rep, err
 	}
-	results := make([]TableResult, len(o.Tables))
-	work := make(chan int)
-	g, gctx := errgroup.WithContext(ctx)
-	var mu sync.Mutex
-	for range min(o.Jobs, max(len(o.Tables), 1)) {
-		g.Go(func() error {
-			sides, err := openSides(gctx, o)
-			if err != nil {
-				return err
-			}
-			defer sides.close(gctx)
-			for i := range work {
-				t := o.Tables[i]
-				if len(cols[t.Key()]) == 0 {
-					continue // not on the target: reported by compareSchema
-				}
-				res, err := compareTable(gctx, sides, t, cols[t.Key()], o)
-				if err != nil {
-					return err
-				}
-				mu.Lock()
-				results[i] = res
-				mu.Unlock()
-				o.progress(res, res.Chunks, true)
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		defer close(work)
-		for i := range o.Tables {
-			select {
-			case work <- i:
-			case <-gctx.Done():
-				return nil
-			}
+	defer func() {
+		for _, s := range pool {
+			s.close(ctx)
 		}
-		return nil
-	})
-	if err := g.Wait(); err != nil {
+	}()
+	cols, err := compareSchema(ctx, pool[0], o, &rep)
+	if err != nil {
 		return rep, err
 	}
-	for _, r := range results {
-		if r.Table != "" {
-			rep.Tables = append(rep.Tables, r)
-		}
+	states, tasks, err := plan(ctx, pool, o, cols)
+	if err != nil {
+		return rep, err
+	}
+	if rep.Tables, err = run(ctx, pool, o, states, tasks); err != nil {
+		return rep, err
 	}
 	rep.Elapsed = time.Since(start)
 	rep.Seconds = rep.Elapsed.Seconds()
 	return rep, nil
+}
+
+// openPool opens the jobs' sessions, all at once.
+func openPool(ctx context.Context, o Options) ([]*sides, error) {
+	pool := make([]*sides, o.Jobs)
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range pool {
+		g.Go(func() error {
+			s, err := openSides(gctx, o)
+			pool[i] = s
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		for _, s := range pool {
+			if s != nil {
+				s.close(ctx)
+			}
+		}
+		return nil, err
+	}
+	return pool, nil
 }
 
 func (o Options) progress(r TableResult, chunksDone int, done bool) {
@@ -248,7 +242,9 @@ func openSide(ctx context.Context, side string, cfg *pgx.ConnConfig, snapshot st
 		return nil, fmt.Errorf("%s: begin: %w", side, err)
 	}
 	if snapshot != "" {
-		if _, err := conn.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+snapshot+"'"); err != nil {
+		// SET TRANSACTION SNAPSHOT takes a literal only, not a parameter.
+		lit := "'" + strings.ReplaceAll(snapshot, "'", "''") + "'"
+		if _, err := conn.Exec(ctx, "SET TRANSACTION SNAPSHOT "+lit); err != nil {
 			conn.Close(context.WithoutCancel(ctx))
 			return nil, fmt.Errorf("%s: import snapshot %s: %w", side, snapshot, err)
 		}
