@@ -71,7 +71,7 @@ func newValidateCmd() *cobra.Command {
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	c.Flags().BoolVar(&quick, "quick", false, "compare row counts only")
 	c.Flags().IntVar(&maxRows, "max-rows", 20, "differing keys listed per table")
-	c.Flags().IntVar(&jobs, "jobs", 2, "tables compared at once (each job holds one session per side)")
+	c.Flags().IntVar(&jobs, "jobs", 2, "parallel comparison jobs (each holds one session per side)")
 	return c
 }
 

@@ -42,14 +42,15 @@ type Options struct {
 	Source, Target *pgx.ConnConfig
 	// SourceSnapshot and TargetSnapshot are exported snapshot names every
 	// session imports; the caller keeps the exporting transactions open
-	// until Compare returns. Empty: each session reads its own snapshot.
+	// until Compare returns. Empty: each session reads a snapshot of its
+	// own, which is consistent only on databases nobody writes to.
 	SourceSnapshot, TargetSnapshot string
-	Tables                         []catalog.Table // as the source has them
-	Jobs                           int             // tables compared at once; default 2
-	MaxRows                        int             // differing keys listed per table; default 20
-	Quick                          bool            // row counts only
-	ChunkRows                      int             // rows per bucket, about; default 10000
-	Progress                       func(TableProgress)
+	Tables                         []catalog.Table     // as the source has them
+	Jobs                           int                 // parallel jobs, one session per side each; default 2
+	MaxRows                        int                 // differing keys listed per table; default 20
+	Quick                          bool                // row counts only
+	ChunkRows                      int                 // rows per chunk (or hash bucket), about; default 10000
+	Progress                       func(TableProgress) // may be nil; called by the jobs concurrently
 }
 
 // TableProgress reports how one table's comparison advances. Done is set
