@@ -37,6 +37,9 @@ CREATE TABLE public.parted (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
 CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES FROM (0) TO (1000);
 CREATE TABLE public.parted_2 PARTITION OF public.parted FOR VALUES FROM (1000) TO (3000);
 INSERT INTO public.parted SELECT g, 'p' || g FROM generate_series(1, 2999) g;
+CREATE TABLE "Shop".events (m "Shop".mood, at timestamptz, n float8, PRIMARY KEY (m, at));
+INSERT INTO "Shop".events SELECT (ARRAY['sad', 'happy'])[1 + g % 2]::"Shop".mood, '2024-03-10 00:00+00'::timestamptz + g * interval '1.5 s', g / 3.0
+	FROM generate_series(1, 2500) g;
 CREATE TABLE public.emptied (id int PRIMARY KEY);
 INSERT INTO public.emptied SELECT generate_series(1, 2500);
 `
@@ -95,7 +98,7 @@ func TestCompare(t *testing.T) {
 	if got := table(rep, "public.big"); got.SourceRows != 200000 || got.Method != MethodChunks || got.Chunks < 150 {
 		t.Errorf("big: %+v, want 200000 rows in about 200 chunks by key", got)
 	}
-	for _, name := range []string{"public.parted", "public.byindex", "public.Mixed"} {
+	for _, name := range []string{"public.parted", "public.byindex", "public.Mixed", "Shop.events"} {
 		if got := table(rep, name); got.Method != MethodChunks || got.SourceRows == 0 || got.SourceRows != got.TargetRows {
 			t.Errorf("%s: %+v", name, got)
 		}
@@ -114,6 +117,7 @@ func TestCompare(t *testing.T) {
 		`UPDATE public.byindex SET b = -1 WHERE a = 5`,
 		`DELETE FROM public.parted WHERE id = 1500`,
 		`TRUNCATE public.emptied`,
+		`UPDATE "Shop".events SET n = 0 WHERE at = '2024-03-10 00:30:00+00'`,
 		`SELECT setval('public.counter', 500)`)
 	o.Jobs = 4
 	rep = compare(t, o)
@@ -148,6 +152,7 @@ func TestCompare(t *testing.T) {
 	checkKeys(t, rep, "public.Mixed", nil, nil, []string{"(k3,10)"})
 	checkKeys(t, rep, "public.byindex", nil, nil, []string{"(5)"})
 	checkKeys(t, rep, "public.parted", []string{"(1500)"}, nil, nil)
+	checkKeys(t, rep, "Shop.events", nil, nil, []string{`(sad,"2024-03-10 00:30:00+00")`})
 	emptied := table(rep, "public.emptied")
 	if emptied.MissingCount != 2500 || len(emptied.Missing) != 20 || emptied.RowsFetched != 20 {
 		t.Errorf("public.emptied: %+v; want 2500 missing, 20 listed and read back", emptied)
