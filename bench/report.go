@@ -1,0 +1,299 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// results is everything one benchmark run measured, rendered as Markdown.
+type results struct {
+	Started  time.Time
+	Mode     string // "full" or "quick"
+	Machine  string
+	Postgres string
+	Pglink   string
+	Pgcopydb string
+	Scale    int
+	Runs     int
+	Jobs     int
+	DBSize   string
+	Settings string
+
+	Seeding     []seedRun
+	SeedNote    string
+	Replicas    *replicasSetup
+	Catchup     []backlogRun
+	CatchupNote string
+	Lag         []liveLag
+	LagNote     string
+	LagLoad     workload
+	Cutover     []cutoverRun
+	CutoverNote string
+	Memory      [][]bigTxnRun // per run, one per size
+	MemoryNote  string
+	Errors      []string
+}
+
+type replicasSetup struct {
+	PglinkSeed, NativeSync time.Duration
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// series renders values with a unit, and their median.
+type series []float64
+
+func (s series) median() float64 { return median(s) }
+
+func (s series) list(format string) string {
+	parts := make([]string, len(s))
+	for i, v := range s {
+		parts[i] = fmt.Sprintf(format, v)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func collect[T any](runs []T, f func(T) float64) series {
+	out := make(series, len(runs))
+	for i, r := range runs {
+		out[i] = f(r)
+	}
+	return out
+}
+
+func secs(d time.Duration) float64 { return d.Seconds() }
+func ms(d time.Duration) float64   { return float64(d) / float64(time.Millisecond) }
+func mb(b int64) float64           { return float64(b) / (1 << 20) }
+
+func verdict(ok bool) string {
+	if ok {
+		return "**met**"
+	}
+	return "**not met**"
+}
+
+func (r *results) render(w io.Writer) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	p("# pglink benchmarks: %s (%s mode)\n\n", r.Started.Format("2006-01-02 15:04"), r.Mode)
+	p("- Machine: %s\n", r.Machine)
+	p("- PostgreSQL: %s; two local instances on this machine (source and target), 127.0.0.1, %s\n", r.Postgres, r.Settings)
+	p("- %s; pgcopydb: %s\n", r.Pglink, r.Pgcopydb)
+	p("- Data: pgbench scale %d (%s); %d run(s), figures are medians; %d jobs for every tool\n", r.Scale, r.DBSize, r.Runs, r.Jobs)
+	p("- Every comparison is made side by side within each run (the order of the tools turns from run to run); ratios are medians of the per-run ratios.\n\n")
+	r.renderSeeding(p)
+	r.renderCatchup(p)
+	r.renderLag(p)
+	r.renderCutover(p)
+	r.renderMemory(p)
+	r.renderValidate(p)
+	if len(r.Errors) > 0 {
+		p("## Errors\n\n")
+		for _, e := range r.Errors {
+			p("```\n%s\n```\n\n", strings.TrimSpace(e))
+		}
+	}
+}
+
+type printer func(format string, args ...any)
+
+func (r *results) renderSeeding(p printer) {
+	p("## 1. Seeding\n\n")
+	if len(r.Seeding) == 0 {
+		p("Not measured. %s\n\n", r.SeedNote)
+		return
+	}
+	pgl := collect(r.Seeding, func(s seedRun) float64 { return secs(s.Pglink) })
+	pgc := collect(r.Seeding, func(s seedRun) float64 { return secs(s.Pgcopydb) })
+	dump := collect(r.Seeding, func(s seedRun) float64 { return secs(s.DumpRestore()) })
+	p("From the start of the command until the target is ready: for pglink until the link's phase is `replicating`\n")
+	p("(schema, data, indexes and constraints, slot created, streaming).\n\n")
+	p("| tool | median | runs | CPU s (source / target / client), median |\n| --- | --- | --- | --- |\n")
+	cpu := func(f func(seedRun) cpuUse) string {
+		return fmt.Sprintf("%.1f / %.1f / %.1f",
+			collect(r.Seeding, func(s seedRun) float64 { return secs(f(s).Source) }).median(),
+			collect(r.Seeding, func(s seedRun) float64 { return secs(f(s).Target) }).median(),
+			collect(r.Seeding, func(s seedRun) float64 { return secs(f(s).Client) }).median())
+	}
+	p("| `pglink start` | %.1f s | %s | %s |\n", pgl.median(), pgl.list("%.1f"), cpu(func(s seedRun) cpuUse { return s.PglinkCPU }))
+	skipped := r.Seeding[0].pgcopydbSkipped
+	if !skipped {
+		p("| `pgcopydb clone` | %.1f s | %s | %s |\n", pgc.median(), pgc.list("%.1f"), cpu(func(s seedRun) cpuUse { return s.PgcopydbCPU }))
+	}
+	p("| `pg_dump -Fd -j N` + `pg_restore -j N` | %.1f s | %s | %s |\n\n", dump.median(), dump.list("%.1f"), cpu(func(s seedRun) cpuUse { return s.DumpCPU }))
+	st := func(f func(seedSteps) time.Duration) float64 {
+		return collect(r.Seeding, func(s seedRun) float64 { return secs(f(s.PglinkSteps)) }).median()
+	}
+	p("pglink's steps (median): start and checks %.1f s, schema (pre-data) %.1f s, copy %.1f s, indexes and constraints (post-data) %.1f s.\n",
+		st(func(s seedSteps) time.Duration { return s.Start }), st(func(s seedSteps) time.Duration { return s.Schema }),
+		st(func(s seedSteps) time.Duration { return s.Copy }), st(func(s seedSteps) time.Duration { return s.Post }))
+	dumps := collect(r.Seeding, func(s seedRun) float64 { return secs(s.Dump) })
+	p("pg_dump alone (median): %.1f s.\n\n", dumps.median())
+	if skipped {
+		p("pgcopydb: not measured (%s).\n\n", r.SeedNote)
+		return
+	}
+	ratio := collect(r.Seeding, func(s seedRun) float64 { return s.Pglink.Seconds() / s.Pgcopydb.Seconds() })
+	vsDump := collect(r.Seeding, func(s seedRun) float64 { return s.Pglink.Seconds() / s.DumpRestore().Seconds() })
+	p("pglink / pgcopydb: **%.2fx** (runs: %s); pglink / pg_dump+pg_restore: %.2fx. Target: at most 0.8x pgcopydb: %s.\n\n",
+		ratio.median(), ratio.list("%.2f"), vsDump.median(), verdict(ratio.median() <= 0.8))
+	if r.SeedNote != "" {
+		p("%s\n\n", r.SeedNote)
+	}
+}
+
+func (r *results) renderCatchup(p printer) {
+	p("## 2. Catch-up\n\n")
+	if len(r.Catchup) == 0 {
+		p("Not measured. %s\n\n", r.CatchupNote)
+		return
+	}
+	p("With the link stopped and the native subscription disabled at the same marker, pgbench writes a backlog;\n")
+	p("then each alone applies it up to one final marker (the same source position): pglink from the start of its\n")
+	p("process, the subscription from ALTER SUBSCRIPTION ENABLE, until the target holds the marker.\n\n")
+	txns := collect(r.Catchup, func(b backlogRun) float64 { return float64(b.Txns) })
+	wrote := collect(r.Catchup, func(b backlogRun) float64 { return secs(b.Written.Elapsed) })
+	pt := collect(r.Catchup, func(b backlogRun) float64 { return secs(b.Pglink) })
+	nt := collect(r.Catchup, func(b backlogRun) float64 { return secs(b.Native) })
+	ptps := collect(r.Catchup, func(b backlogRun) float64 { return b.PglinkTPS() })
+	ntps := collect(r.Catchup, func(b backlogRun) float64 { return b.NativeTPS() })
+	srcTPS := collect(r.Catchup, func(b backlogRun) float64 { return b.Written.TPS })
+	p("Backlog: %s transactions (median %.0f), written by pgbench in %s s (%.0f txn/s on the source).\n\n",
+		txns.list("%.0f"), txns.median(), wrote.list("%.0f"), srcTPS.median())
+	p("| | time, median | runs | txn/s, median | CPU s (source / target / pglink), median |\n| --- | --- | --- | --- | --- |\n")
+	cpu := func(f func(backlogRun) cpuUse) string {
+		return fmt.Sprintf("%.1f / %.1f / %.1f",
+			collect(r.Catchup, func(b backlogRun) float64 { return secs(f(b).Source) }).median(),
+			collect(r.Catchup, func(b backlogRun) float64 { return secs(f(b).Target) }).median(),
+			collect(r.Catchup, func(b backlogRun) float64 { return secs(f(b).Client) }).median())
+	}
+	p("| pglink | %.2f s | %s | %.0f | %s |\n", pt.median(), pt.list("%.2f"), ptps.median(), cpu(func(b backlogRun) cpuUse { return b.PglinkCPU }))
+	p("| native subscription | %.2f s | %s | %.0f | %s |\n\n", nt.median(), nt.list("%.2f"), ntps.median(), cpu(func(b backlogRun) cpuUse { return b.NativeCPU }))
+	ratio := collect(r.Catchup, func(b backlogRun) float64 { return b.Native.Seconds() / b.Pglink.Seconds() })
+	p("pglink / native, transactions per second: **%.2fx** (runs: %s). Target: at least 2x: %s.\n\n",
+		ratio.median(), ratio.list("%.2f"), verdict(ratio.median() >= 2))
+	if r.Replicas != nil {
+		p("Setup (one measurement each, informational): pglink seeded the target in %.1f s; the native subscription's initial\n", secs(r.Replicas.PglinkSeed))
+		p("sync (copy_data, into tables created with their indexes by pg_dump --schema-only) took %.1f s.\n\n", secs(r.Replicas.NativeSync))
+	}
+	if r.CatchupNote != "" {
+		p("%s\n\n", r.CatchupNote)
+	}
+}
+
+func (r *results) renderLag(p printer) {
+	p("## 3. Live lag\n\n")
+	if len(r.Lag) == 0 {
+		p("Not measured. %s\n\n", r.LagNote)
+		return
+	}
+	w := r.LagLoad
+	p("pgbench at a steady %d txn/s (%d clients) for %.0f s while linked; each replica alone (the other stopped). Every 100 ms\n",
+		w.Rate, w.Clients, w.Duration.Seconds())
+	p("the source's slot (`confirmed_flush_lsn`) and the target's replication origin (the last source commit applied) are read;\n")
+	p("the source's WAL position is read every 10 ms, and a position's lag is the time since the source's WAL reached it.\n\n")
+	p("| | view | p50 | p99 | max | samples |\n| --- | --- | --- | --- | --- | --- |\n")
+	row := func(name, view string, f func(liveLag) lagStats, applied bool) {
+		get := func(g func(lagStats) time.Duration) series {
+			return collect(r.Lag, func(l liveLag) float64 { return ms(g(f(l))) })
+		}
+		var p50, p99, mx series
+		if applied {
+			p50, p99, mx = get(func(s lagStats) time.Duration { return s.AppliedP50 }), get(func(s lagStats) time.Duration { return s.AppliedP99 }), get(func(s lagStats) time.Duration { return s.AppliedMax })
+		} else {
+			p50, p99, mx = get(func(s lagStats) time.Duration { return s.P50 }), get(func(s lagStats) time.Duration { return s.P99 }), get(func(s lagStats) time.Duration { return s.Max })
+		}
+		n := collect(r.Lag, func(l liveLag) float64 { return float64(f(l).Samples) })
+		p("| %s | %s | %.0f ms | %.0f ms (runs: %s) | %.0f ms | %.0f |\n", name, view, p50.median(), p99.median(), p99.list("%.0f"), mx.median(), n.median())
+	}
+	pgl := func(l liveLag) lagStats { return l.Pglink }
+	nat := func(l liveLag) lagStats { return l.Native }
+	row("pglink", "source (confirmed_flush_lsn)", pgl, false)
+	row("pglink", "target (applied)", pgl, true)
+	row("native subscription", "source (confirmed_flush_lsn)", nat, false)
+	row("native subscription", "target (applied)", nat, true)
+	p99src := collect(r.Lag, func(l liveLag) float64 { return ms(l.Pglink.P99) }).median()
+	p99tgt := collect(r.Lag, func(l liveLag) float64 { return ms(l.Pglink.AppliedP99) }).median()
+	rate := collect(r.Lag, func(l liveLag) float64 { return l.PglinkLoad.TPS }).median()
+	p("\nSource rate reached: %.0f txn/s. CPU s while pglink ran (source / target / pglink), median: %.1f / %.1f / %.1f.\n",
+		rate, collect(r.Lag, func(l liveLag) float64 { return secs(l.PglinkCPU.Source) }).median(),
+		collect(r.Lag, func(l liveLag) float64 { return secs(l.PglinkCPU.Target) }).median(),
+		collect(r.Lag, func(l liveLag) float64 { return secs(l.PglinkCPU.Client) }).median())
+	p("Target: p99 under 100 ms: from the source's view %s (%.0f ms); on the target %s (%.0f ms).\n\n",
+		verdict(p99src < 100), p99src, verdict(p99tgt < 100), p99tgt)
+	if r.LagNote != "" {
+		p("%s\n\n", r.LagNote)
+	}
+}
+
+func (r *results) renderCutover(p printer) {
+	p("## 4. Cutover\n\n")
+	if len(r.Cutover) == 0 {
+		p("%s\n\n", r.CutoverNote)
+		return
+	}
+	d := collect(r.Cutover, func(c cutoverRun) float64 { return secs(c.Downtime) })
+	t := collect(r.Cutover, func(c cutoverRun) float64 { return secs(c.Total) })
+	p("Planned failover (`pglink failover --planned --yes --json`) while pgbench writes: downtime as pglink reports it\n")
+	p("(`downtime_seconds`), median **%.2f s** (runs: %s); the whole command %.1f s (runs: %s).\n\n", d.median(), d.list("%.2f"), t.median(), t.list("%.1f"))
+}
+
+func (r *results) renderMemory(p printer) {
+	p("## 5. Memory\n\n")
+	if len(r.Memory) == 0 {
+		p("Not measured. %s\n\n", r.MemoryNote)
+		return
+	}
+	p("Peak resident memory (VmHWM) of a fresh `pglink start` process that applies one source transaction\n")
+	p("(`INSERT ... SELECT` of N rows of about 60 bytes); apply time from the source's commit until the target holds it.\n\n")
+	p("| rows | peak RSS, median | runs | RSS once streaming | apply time, median | rows/s | CPU s (source / target / pglink) |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	sizes := len(r.Memory[0])
+	var peaks []float64
+	for k := 0; k < sizes; k++ {
+		var runs []bigTxnRun
+		for _, m := range r.Memory {
+			if k < len(m) {
+				runs = append(runs, m[k])
+			}
+		}
+		peak := collect(runs, func(b bigTxnRun) float64 { return mb(b.PeakRSS) })
+		startRSS := collect(runs, func(b bigTxnRun) float64 { return mb(b.StartRSS) })
+		apply := collect(runs, func(b bigTxnRun) float64 { return secs(b.Apply) })
+		rate := collect(runs, func(b bigTxnRun) float64 { return float64(b.Rows) / b.Apply.Seconds() })
+		p("| %d | %.0f MB | %s | %.0f MB | %.1f s | %.0f | %.1f / %.1f / %.1f |\n", runs[0].Rows, peak.median(), peak.list("%.0f"),
+			startRSS.median(), apply.median(), rate.median(),
+			collect(runs, func(b bigTxnRun) float64 { return secs(b.CPU.Source) }).median(),
+			collect(runs, func(b bigTxnRun) float64 { return secs(b.CPU.Target) }).median(),
+			collect(runs, func(b bigTxnRun) float64 { return secs(b.CPU.Client) }).median())
+		peaks = append(peaks, peak.median())
+	}
+	maxPeak := slices.Max(peaks)
+	growth := peaks[len(peaks)-1] / peaks[0]
+	p("\nTarget: under 300 MB: %s (largest %.0f MB); not growing with the transaction size: %s (%.2fx the memory for %dx the rows).\n\n",
+		verdict(maxPeak < 300), maxPeak, verdict(growth < 1.25), growth, r.Memory[0][sizes-1].Rows/r.Memory[0][0].Rows)
+}
+
+func (r *results) renderValidate(p printer) {
+	p("## 6. Validation\n\n")
+	if len(r.Seeding) == 0 {
+		p("Not measured. %s\n\n", r.SeedNote)
+		return
+	}
+	v := collect(r.Seeding, func(s seedRun) float64 { return secs(s.Validate) })
+	ratio := collect(r.Seeding, func(s seedRun) float64 { return s.Validate.Seconds() / s.Pglink.Seconds() })
+	p("`pglink validate` on the whole database, right after the seeding, while the link runs: median %.1f s (runs: %s);\n", v.median(), v.list("%.1f"))
+	p("validate / seeding: **%.2fx** (runs: %s). Target: no slower than seeding: %s.\n\n", ratio.median(), ratio.list("%.2f"), verdict(ratio.median() <= 1))
+}
