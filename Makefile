@@ -11,7 +11,7 @@ PGBIN   ?= /usr/lib/postgresql/15/bin
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all deps build demo test clean
+.PHONY: all deps build demo test bench clean
 
 all: build
 
@@ -47,6 +47,21 @@ test: deps
 	fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# bench measures pglink against pgcopydb, pg_dump/pg_restore and native
+# logical replication on two local servers it starts itself, and writes a
+# report to bench/results (see bench/README.md). Not part of test: the full
+# run takes about an hour. It installs pgcopydb when missing. Flags go in
+# BENCH_FLAGS, e.g. make bench BENCH_FLAGS=--quick (a few minutes).
+BENCH_FLAGS ?=
+bench: deps build
+	@if ! command -v pgcopydb >/dev/null; then \
+		echo "installing pgcopydb"; \
+		$(SUDO) apt-get update; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y pgcopydb; \
+	fi
+	$(GO) build -o bin/pglink-bench ./bench
+	bin/pglink-bench --pglink bin/pglink $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin
