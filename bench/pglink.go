@@ -50,7 +50,14 @@ func (c pglinkCmd) start(l link, jobs int, profile string) (*proc, error) {
 			"PGLINK_CPUPROFILE="+filepath.Join(c.profileDir, profile+".cpu.pprof"),
 			"PGLINK_MEMPROFILE="+filepath.Join(c.profileDir, profile+".allocs.pprof"))
 	}
-	return startProc(env, c.bin, "start", "--jobs", strconv.Itoa(jobs))
+	p, err := startProc(env, c.bin, "start", "--jobs", strconv.Itoa(jobs))
+	if err == nil && c.profileDir != "" && profile != "" {
+		go func() { // its log goes next to its profiles
+			<-p.done
+			os.WriteFile(filepath.Join(c.profileDir, profile+".log"), []byte(p.out.String()), 0o644)
+		}()
+	}
+	return p, err
 }
 
 // stop stops a pglink start process cleanly, as Ctrl-C does.
