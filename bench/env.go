@@ -29,6 +29,10 @@ var durableSettings = map[string]string{
 	"shared_buffers":     "256MB",
 	"max_wal_size":       "4GB",
 	"checkpoint_timeout": "15min",
+	// The logical replication launcher starts a subscription's worker at
+	// most once per wal_retrieve_retry_interval (5 s by default); a native
+	// catch-up measured right after another would wait for it.
+	"wal_retrieve_retry_interval": "50ms",
 }
 
 // server is one PostgreSQL instance the benchmark made, in a directory of

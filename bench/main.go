@@ -39,6 +39,7 @@ type config struct {
 	lagFor     time.Duration // figure 3's pgbench
 	lagRate    int
 	bigRows    []int // figure 5's transaction sizes
+	applyTxns  int   // figure 2b's backlog
 	cutoverFor time.Duration
 }
 
@@ -52,7 +53,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&c.quick, "quick", false, "scale 5, 1 run, shorter phases: a check in a few minutes")
 	fs.StringVar(&c.resultsDir, "results", "bench/results", "where the Markdown report goes")
 	fs.StringVar(&c.profileDir, "profile", "", "write CPU and allocation profiles of every pglink process here")
-	fs.StringVar(&c.only, "only", "", "comma-separated figures to run: seed (1 and 6), catchup (2), lag (3), cutover (4), memory (5); default all")
+	fs.StringVar(&c.only, "only", "", "comma-separated figures to run: seed (1 and 6), catchup (2), apply (2b), lag (3), cutover (4), memory (5); default all")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -60,6 +61,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	c.backlogFor, c.lagFor, c.lagRate, c.cutoverFor = 30*time.Second, 60*time.Second, 1000, 30*time.Second
 	c.bigRows = []int{1_000_000, 2_000_000}
+	c.applyTxns = 20000
 	if c.quick {
 		if !set["scale"] {
 			c.scale = 5
@@ -69,13 +71,14 @@ func parseFlags(args []string) (config, error) {
 		}
 		c.backlogFor, c.lagFor, c.cutoverFor = 10*time.Second, 15*time.Second, 15*time.Second
 		c.bigRows = []int{200_000, 400_000}
+		c.applyTxns = 5000
 	}
 	if c.runs < 1 || c.scale < 1 || c.jobs < 1 {
 		return c, errors.New("--runs, --scale and --jobs must be positive")
 	}
 	for _, f := range strings.Split(c.only, ",") {
 		switch strings.TrimSpace(f) {
-		case "", "seed", "catchup", "lag", "cutover", "memory":
+		case "", "seed", "catchup", "apply", "lag", "cutover", "memory":
 		default:
 			return c, fmt.Errorf("--only: unknown figure %q", f)
 		}
@@ -191,6 +194,7 @@ func runBench(ctx context.Context, cfg config) (err error) {
 	}{
 		{"seed", func() error { return figSeeding(ctx, cfg, pg, src, tgt, db, res) }},
 		{"catchup", func() error { return figReplicas(ctx, cfg, pg, src, tgt, db, res) }},
+		{"apply", func() error { return figApply(ctx, cfg, tgt, res) }},
 		{"memory", func() error { return figMemory(ctx, cfg, pg, src, tgt, res) }},
 		{"cutover", func() error { return figCutover(ctx, cfg, pg, src, tgt, res) }},
 	}
@@ -310,6 +314,20 @@ func tableSum(ctx context.Context, inst *instance.Instance, db, table string) (s
 	var s string
 	err = conn.QueryRow(ctx, fmt.Sprintf("SELECT count(*) || ' rows, sum ' || coalesce(sum(%s), 0) FROM %s", col, table)).Scan(&s)
 	return s, err
+}
+
+func figApply(ctx context.Context, cfg config, tgt *instance.Instance, res *results) error {
+	reps := max(cfg.runs, 3)
+	logf("figure 2b: the apply alone, %d pgbench transactions at scale %d, %d times each way", cfg.applyTxns, cfg.scale, reps)
+	out, err := applyExperiment(ctx, tgt, cfg.scale, cfg.applyTxns, reps, applyVariants())
+	if err != nil {
+		return err
+	}
+	res.ApplyExp = out
+	for _, runs := range out {
+		logf("  %s: %.0f txn/s", runs[0].Name, collect(runs, applyResult.TPS).median())
+	}
+	return nil
 }
 
 func figMemory(ctx context.Context, cfg config, pg pglinkCmd, src, tgt *instance.Instance, res *results) (err error) {

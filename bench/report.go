@@ -27,6 +27,7 @@ type results struct {
 	Replicas    *replicasSetup
 	Catchup     []backlogRun
 	CatchupNote string
+	ApplyExp    [][]applyResult
 	Lag         []liveLag
 	LagNote     string
 	LagLoad     workload
@@ -96,6 +97,7 @@ func (r *results) render(w io.Writer) {
 	p("- Every comparison is made side by side within each run (the order of the tools turns from run to run); ratios are medians of the per-run ratios.\n\n")
 	r.renderSeeding(p)
 	r.renderCatchup(p)
+	r.renderApply(p)
 	r.renderLag(p)
 	r.renderCutover(p)
 	r.renderMemory(p)
@@ -192,6 +194,26 @@ func (r *results) renderCatchup(p printer) {
 	if r.CatchupNote != "" {
 		p("%s\n\n", r.CatchupNote)
 	}
+}
+
+func (r *results) renderApply(p printer) {
+	if len(r.ApplyExp) == 0 {
+		return
+	}
+	p("## 2b. The apply alone\n\n")
+	p("The same synthetic backlog of %d pgbench transactions (as the stream hands them over: three updates and an insert\n", r.ApplyExp[0][0].Txns)
+	p("each) applied to fresh copies of one pgbench database on the target server, in this process, without source or\n")
+	p("stream; %d times each way, in turn. Balances and history are checked after each.\n\n", len(r.ApplyExp[0]))
+	p("| apply | time, median | txn/s, median | target CPU s, median | pglink CPU s, median |\n| --- | --- | --- | --- | --- |\n")
+	for _, runs := range r.ApplyExp {
+		p("| %s | %.2f s | %.0f | %.2f | %.2f |\n", runs[0].Name,
+			collect(runs, func(a applyResult) float64 { return secs(a.Elapsed) }).median(),
+			collect(runs, applyResult.TPS).median(),
+			collect(runs, func(a applyResult) float64 { return secs(a.TargetCPU) }).median(),
+			collect(runs, func(a applyResult) float64 { return secs(a.ClientCPU) }).median())
+	}
+	p("\nThe set-based prototype is not part of pglink: it measures what applying a batch as one statement per table\n")
+	p("(updates of one key folded into the last) would save.\n\n")
 }
 
 func (r *results) renderLag(p printer) {
