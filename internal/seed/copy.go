@@ -78,7 +78,7 @@ type copier struct {
 // imported is not called when the sessions cannot be opened.
 func Copy(ctx context.Context, o CopyOptions, imported func()) (Stats, error) {
 	c := newCopier(o)
-	jobs := max(1, min(c.o.Jobs, estimateParts(o.Tables, c.o.SplitBytes)))
+	jobs := max(1, min(c.o.Jobs, estimateParts(o.Tables, c.o.SplitBytes, c.o.Jobs)))
 	g, gctx := errgroup.WithContext(ctx)
 	sources, err := openSnapshotSessions(gctx, o.Source, o.Snapshot, jobs)
 	defer closeAll(ctx, sources)
@@ -88,7 +88,7 @@ func Copy(ctx context.Context, o CopyOptions, imported func()) (Stats, error) {
 	if imported != nil {
 		imported()
 	}
-	parts, err := c.plan(gctx, sources[0])
+	parts, err := c.plan(gctx, sources[0], jobs)
 	if err != nil {
 		return c.stats, err
 	}
@@ -129,7 +129,7 @@ func newCopier(o CopyOptions) *copier {
 // plan cuts the tables into parts inside the snapshot, and reports at once
 // the tables that have nothing to copy (a partition root without
 // partitions).
-func (c *copier) plan(ctx context.Context, conn *pgx.Conn) ([]*part, error) {
+func (c *copier) plan(ctx context.Context, conn *pgx.Conn, jobs int) ([]*part, error) {
 	states := make([]*tableState, len(c.o.Tables))
 	for i, t := range c.o.Tables {
 		states[i] = &tableState{table: t}
@@ -138,7 +138,7 @@ func (c *copier) plan(ctx context.Context, conn *pgx.Conn) ([]*part, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
-	parts, err := planParts(ctx, conn, states, c.o.SplitBytes, version)
+	parts, err := planParts(ctx, conn, states, c.o.SplitBytes, jobs, version)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}

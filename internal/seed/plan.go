@@ -47,13 +47,30 @@ func splitCount(size, splitBytes int64) int {
 	return int(min((size+splitBytes-1)/splitBytes, 10000))
 }
 
+// balancedCount rounds the part count of a relation that is split up to a
+// multiple of jobs, so the jobs that copy it finish together: a table cut
+// in 3 for 2 jobs leaves one job idle while the other copies the third
+// part, a third of the table's copy time.
+func balancedCount(n, jobs int) int {
+	if n <= 1 || jobs <= 1 {
+		return n
+	}
+	return min((n+jobs-1)/jobs*jobs, 10000)
+}
+
+// partCount is how many parts a relation of size bytes is cut into when
+// jobs sessions copy.
+func partCount(size, splitBytes int64, jobs int) int {
+	return balancedCount(splitCount(size, splitBytes), jobs)
+}
+
 // estimateParts counts the parts before any range is known, to open no
 // more sessions than there is work for.
-func estimateParts(tables []catalog.Table, splitBytes int64) int {
+func estimateParts(tables []catalog.Table, splitBytes int64, jobs int) int {
 	n := 0
 	for _, t := range tables {
 		for _, u := range units(t) {
-			n += splitCount(u.size, splitBytes)
+			n += partCount(u.size, splitBytes, jobs)
 		}
 	}
 	return n
@@ -62,11 +79,11 @@ func estimateParts(tables []catalog.Table, splitBytes int64) int {
 // planParts cuts every table into parts, largest first. Ranges are read in
 // conn's snapshot transaction. The first and last range of a relation are
 // open-ended, so rows outside the bounds seen here are still copied.
-func planParts(ctx context.Context, conn *pgx.Conn, states []*tableState, splitBytes int64, serverVersion int) ([]*part, error) {
+func planParts(ctx context.Context, conn *pgx.Conn, states []*tableState, splitBytes int64, jobs, serverVersion int) ([]*part, error) {
 	var parts []*part
 	for _, ts := range states {
 		for _, u := range units(ts.table) {
-			preds, err := ranges(ctx, conn, ts.table, u, splitCount(u.size, splitBytes), serverVersion)
+			preds, err := ranges(ctx, conn, ts.table, u, partCount(u.size, splitBytes, jobs), serverVersion)
 			if err != nil {
 				return nil, fmt.Errorf("split %s: %w", u.rel, err)
 			}
