@@ -62,3 +62,30 @@ func (e *env) scans(t *testing.T, table string, minIdx int64) (seq, idx int64) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestFullIdentityNotCompiled checks that a statement without an
+// indexable condition (REPLICA IDENTITY FULL), which the apply session's
+// settings mark with a huge cost, is not JIT-compiled: compiling costs far
+// more than the one row it changes.
+func TestFullIdentityNotCompiled(t *testing.T) {
+	c := pgtest.Start(t, pgtest.Options{})
+	c.CreateDB("full")
+	c.Exec("full", `CREATE TABLE d (a int, b text)`, `ALTER TABLE d REPLICA IDENTITY FULL`)
+	conn := c.Connect("full")
+	ctx := context.Background()
+	if err := PrepareSession(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	var plan string
+	err := conn.QueryRow(ctx, `EXPLAIN (FORMAT JSON) UPDATE ONLY d SET b = 'y'
+		WHERE ctid = (SELECT ctid FROM ONLY d WHERE a IS NOT DISTINCT FROM 1 AND b IS NOT DISTINCT FROM 'x' LIMIT 1)`).Scan(&plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plan, "Seq Scan") {
+		t.Errorf("plan without a sequential scan, the only way to find the row:\n%s", plan)
+	}
+	if strings.Contains(plan, "JIT") {
+		t.Errorf("the statement would be JIT-compiled:\n%s", plan)
+	}
+}
