@@ -41,6 +41,10 @@ func (r *runner) replicate(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, errFailedOver) || errors.Is(err, errLinkGone) {
+			r.log.Info("the link has ended; this process stops", "reason", err)
+			return nil
+		}
 		r.log.Warn("replication interrupted; retrying", "error", err, "in", nextBackoff(wait))
 		if !endpoint.IsConnectionLost(err) {
 			r.markBroken(ctx, err)
@@ -102,6 +106,15 @@ func (r *runner) syncPositions(ctx context.Context) (map[string]change.LSN, erro
 // streamOnce runs one replication session: stream, apply, heartbeats and
 // the status reporter, until one of them fails or ctx ends.
 func (r *runner) streamOnce(ctx context.Context) error {
+	row, err := loadLink(ctx, r.tgtConn, r.cfg.Name)
+	switch {
+	case errors.Is(err, errNoLink):
+		return errLinkGone
+	case err != nil:
+		return err
+	case row.Phase == monitor.PhaseFailedOver:
+		return errFailedOver
+	}
 	syncAt, err := r.syncPositions(ctx)
 	if err != nil {
 		return err

@@ -64,6 +64,11 @@ CREATE TABLE IF NOT EXISTS pglink.tables (
 ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS pause_state text;
 ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS pause_at pg_lsn;
 ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS pause_requested_at timestamptz;
+-- A failover records what it did, for pglink status and release-source.
+ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS failover_kind text;
+ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS failover_step text;
+ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS failover_at timestamptz;
+ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS failover_lsn pg_lsn;
 CREATE TABLE IF NOT EXISTS pglink.history (
 	link   text NOT NULL,
 	at     timestamptz NOT NULL DEFAULT now(),
