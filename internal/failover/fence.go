@@ -29,7 +29,8 @@ import (
 const FenceSchema = "pglink_fence"
 
 // fenceSetupSQL creates the fence's function and sets the database default.
-const fenceSetupSQL = `CREATE SCHEMA IF NOT EXISTS pglink_fence;
+const fenceSetupSQL = `BEGIN READ WRITE;
+CREATE SCHEMA IF NOT EXISTS pglink_fence;
 CREATE OR REPLACE FUNCTION pglink_fence.refuse_write() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
 	RAISE EXCEPTION 'database % is fenced by pglink: it refuses writes', current_database()
@@ -39,7 +40,8 @@ END
 $f$;
 DO $d$ BEGIN
 	EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = on', current_database());
-END $d$;`
+END $d$;
+COMMIT;`
 
 // endSessionsSQL ends the database's other client sessions but pglink's.
 const endSessionsSQL = `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
@@ -47,7 +49,8 @@ WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type 
   AND application_name NOT LIKE 'pglink%';`
 
 // fenceTablesSQL puts the trigger on every table and partition that lacks it.
-const fenceTablesSQL = `SET lock_timeout = '5s';
+const fenceTablesSQL = `BEGIN READ WRITE;
+SET LOCAL lock_timeout = '5s';
 DO $d$ DECLARE r record; BEGIN
 	FOR r IN SELECT c.oid::regclass AS rel FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p') AND c.relpersistence IN ('p', 'u')
@@ -60,7 +63,7 @@ DO $d$ DECLARE r record; BEGIN
 		EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pglink_fence', r.rel);
 	END LOOP;
 END $d$;
-RESET lock_timeout;`
+COMMIT;`
 
 // fenceCheckSQL proves the fence from a transaction that turned read-only
 // off: a DELETE that touches no row still fires a statement trigger, so
@@ -87,11 +90,15 @@ DO $d$ DECLARE r record; open text := ''; BEGIN
 END $d$;
 ROLLBACK;`
 
-// unfenceSQL removes the fence: the triggers go with the schema.
-const unfenceSQL = `DROP SCHEMA IF EXISTS pglink_fence CASCADE;
+// unfenceSQL removes the fence: the triggers go with the schema. Like the
+// fence's own statements, it runs in an explicit read-write transaction:
+// the session may have started read-only.
+const unfenceSQL = `BEGIN READ WRITE;
+DROP SCHEMA IF EXISTS pglink_fence CASCADE;
 DO $d$ BEGIN
 	EXECUTE format('ALTER DATABASE %I RESET default_transaction_read_only', current_database());
-END $d$;`
+END $d$;
+COMMIT;`
 
 // FenceResult says what the fence did.
 type FenceResult struct {
@@ -104,7 +111,7 @@ type FenceResult struct {
 // their sessions ended again, up to attempts times.
 func Fence(ctx context.Context, conn *pgx.Conn) (FenceResult, error) {
 	var res FenceResult
-	if _, err := conn.Exec(ctx, fenceSetupSQL); err != nil {
+	if err := execTx(ctx, conn, fenceSetupSQL); err != nil {
 		return res, fmt.Errorf("source: make the database read-only: %w", err)
 	}
 	const attempts = 5
@@ -114,7 +121,7 @@ func Fence(ctx context.Context, conn *pgx.Conn) (FenceResult, error) {
 			return res, fmt.Errorf("source: end the database's sessions (needs superuser or pg_signal_backend): %w", err)
 		}
 		res.EndedSessions += ended
-		_, err := conn.Exec(ctx, fenceTablesSQL)
+		err := execTx(ctx, conn, fenceTablesSQL)
 		if err == nil {
 			break
 		}
@@ -135,8 +142,7 @@ func Fence(ctx context.Context, conn *pgx.Conn) (FenceResult, error) {
 
 // checkFence proves the fence and counts the fenced tables.
 func checkFence(ctx context.Context, conn *pgx.Conn) (fenced int, err error) {
-	if _, err := conn.Exec(ctx, fenceCheckSQL); err != nil {
-		conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+	if err := execTx(ctx, conn, fenceCheckSQL); err != nil {
 		return 0, fmt.Errorf("source: check the write fence: %w", err)
 	}
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgname = 'pglink_fence'`).Scan(&fenced); err != nil {
@@ -147,7 +153,7 @@ func checkFence(ctx context.Context, conn *pgx.Conn) (fenced int, err error) {
 
 // Unfence makes the source database writable again.
 func Unfence(ctx context.Context, conn *pgx.Conn) error {
-	if _, err := conn.Exec(ctx, unfenceSQL); err != nil {
+	if err := execTx(ctx, conn, unfenceSQL); err != nil {
 		return fmt.Errorf("source: remove the write fence: %w", err)
 	}
 	return nil
@@ -178,6 +184,17 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
+	}
+	return nil
+}
+
+// execTx runs statements that open and close a transaction of their own;
+// on an error it rolls the open transaction back, so the session stays
+// usable.
+func execTx(ctx context.Context, conn *pgx.Conn, sql string) error {
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		return err
 	}
 	return nil
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 
-		"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/validate"
 )

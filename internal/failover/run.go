@@ -17,6 +17,9 @@ import (
 // failover was interrupted.
 const undoTimeout = 2 * time.Minute
 
+// failStep, set by tests, makes a step fail after it ran.
+var failStep func(id string) error
+
 // execution is the state of a plan being run.
 type execution struct {
 	plan *Plan
@@ -74,6 +77,9 @@ func Run(ctx context.Context, p *Plan) (*Result, error) {
 		x.emit(i, StepRunning, "", 0)
 		t0 := time.Now()
 		detail, err := st.run(ctx, x)
+		if err == nil && failStep != nil {
+			err = failStep(st.ID)
+		}
 		took := time.Since(t0)
 		if err != nil {
 			x.res.Steps[i].set(StepFailed, errText(err), took)

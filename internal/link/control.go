@@ -249,16 +249,8 @@ func (c *Control) CloseTarget(ctx context.Context) error {
 // DropSlots removes the link's replication slots on the source, ending
 // the session that streams from them first.
 func (c *Control) DropSlots(ctx context.Context, src *pgx.Conn) error {
-	for _, slot := range []string{c.names.Slot, c.names.SyncSlot} {
-		if _, err := src.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
-			WHERE slot_name = $1 AND active_pid IS NOT NULL`, slot); err != nil {
-			return fmt.Errorf("source: end the session of slot %s: %w", slot, err)
-		}
-		if err := dropSlot(ctx, src, slot); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := DropSourceSlots(ctx, src, c.Name)
+	return err
 }
 
 // SlotExists reports whether the link's slot is on the source.
@@ -337,4 +329,24 @@ func LeaseHeldSQL(name string) string {
 	return fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
 	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 	AND classid = %d AND objid = %d AND objsubid = 1 AND granted)`, int64(key>>32), int64(key&0xffffffff))
+}
+
+// DropSourceSlots drops the link's replication slots on the source, ending
+// the sessions that use them; it returns how many it dropped.
+func DropSourceSlots(ctx context.Context, src *pgx.Conn, name string) (int, error) {
+	n := 0
+	for _, slot := range []string{namesFor(name).Slot, namesFor(name).SyncSlot} {
+		s, err := lookupSlot(ctx, src, slot)
+		if err != nil {
+			return n, err
+		}
+		if !s.Exists {
+			continue
+		}
+		if err := dropSlot(ctx, src, slot); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
