@@ -80,7 +80,7 @@ func (r *Result) finish(x *execution) {
 	}
 	r.Next = append(r.Next, "Point the application at the target database: it takes writes now.")
 	if x.plan.Kind == Planned && !x.opts.ReleaseSource {
-		r.Next = append(r.Next, fmt.Sprintf("The source stays read-only, so no write lands there unnoticed; pglink release-source --source ... makes it writable again when you no longer need it as a fallback."))
+		r.Next = append(r.Next, "The source stays read-only, so no write lands there unnoticed; pglink release-source --source ... makes it writable again when you no longer need it as a fallback.")
 	}
 	if x.plan.Kind == Forced {
 		r.Next = append(r.Next, fmt.Sprintf("If the old source comes back, run pglink fence-source --name %s --source ... --target ... at once: it makes the old source refuse writes and drops the link's slot there.", x.plan.Link))
