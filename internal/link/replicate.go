@@ -131,7 +131,9 @@ func (r *runner) streamOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
-	spoolDir := filepath.Join(os.TempDir(), "pglink-spool-"+r.cfg.Name)
+	// One folder per process: two processes on one machine may run links of
+	// the same name (into different targets), and must not share spool files.
+	spoolDir := filepath.Join(os.TempDir(), fmt.Sprintf("pglink-spool-%s-%d", r.cfg.Name, os.Getpid()))
 	defer os.Remove(spoolDir) // the streamer removes its files; an empty folder is no use to anyone
 	streamer := stream.New(stream.Options{
 		Conn: sourceStreamConfig(r.src), Slot: r.names.Slot, Publication: r.names.Publication,
