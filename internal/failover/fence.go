@@ -159,19 +159,6 @@ func Unfence(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// FenceState tells whether the source database refuses writes: the fence
-// schema exists and the database defaults to read-only.
-func FenceState(ctx context.Context, conn *pgx.Conn) (fenced bool, err error) {
-	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'pglink_fence')
-		AND EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
-			WHERE d.datname = current_database() AND s.setrole = 0
-			  AND 'default_transaction_read_only=on' = ANY (s.setconfig))`).Scan(&fenced)
-	if err != nil {
-		return false, fmt.Errorf("source: read the write fence: %w", err)
-	}
-	return fenced, nil
-}
-
 func isLockTimeout(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "55P03"

@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/pglink/pglink/internal/change"
-	"github.com/pglink/pglink/internal/link"
+	"github.com/pglink/pglink/internal/monitor"
 )
 
 // sourceProbeTimeout bounds each attempt to reach the source in a forced
@@ -40,7 +40,7 @@ func forcedPreflight(ctx context.Context, x *execution) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := refusePhase(x.ctl.Name, in, link.PhaseReplicating, link.PhaseBroken); err != nil {
+	if err := refusePhase(x.ctl.Name, in, monitor.PhaseReplicating, monitor.PhaseBroken); err != nil {
 		return "", err
 	}
 	x.res.AppliedLSN = in.AppliedLSN.String()
@@ -63,7 +63,7 @@ func forcedPreflight(ctx context.Context, x *execution) (string, error) {
 		}
 		x.res.MayBeLostBytes = &lost
 	}
-	if err := x.ctl.BeginFailover(ctx, Forced, link.PhaseReplicating, link.PhaseBroken); err != nil {
+	if err := x.ctl.BeginFailover(ctx, Forced, monitor.PhaseReplicating, monitor.PhaseBroken); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%s; applied up to %s, last known source position %s", in.Phase, in.AppliedLSN, known), nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/link"
+	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/validate"
 )
 
@@ -69,7 +70,7 @@ func plannedPreflight(ctx context.Context, x *execution) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := refusePhase(x.ctl.Name, in, link.PhaseReplicating); err != nil {
+	if err := refusePhase(x.ctl.Name, in, monitor.PhaseReplicating); err != nil {
 		return "", err
 	}
 	if in.PauseState != "" {
@@ -88,7 +89,7 @@ func plannedPreflight(ctx context.Context, x *execution) (string, error) {
 		}
 		return "", err
 	}
-	if fenced, err := FenceState(ctx, src); err != nil || fenced {
+	if fenced, err := link.SourceFenced(ctx, src); err != nil || fenced {
 		if err == nil {
 			err = errors.New("source: the database is fenced already (schema pglink_fence exists): an earlier failover left it read-only; run pglink release-source first if the source should take writes")
 		}
@@ -103,7 +104,7 @@ func plannedPreflight(ctx context.Context, x *execution) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := x.ctl.BeginFailover(ctx, Planned, link.PhaseReplicating); err != nil {
+	if err := x.ctl.BeginFailover(ctx, Planned, monitor.PhaseReplicating); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("replicating, lag %.1f s%s", lag, started), nil
@@ -150,13 +151,13 @@ func refusePhase(name string, in link.Info, want ...string) error {
 		}
 	}
 	switch in.Phase {
-	case link.PhaseFailedOver:
+	case monitor.PhaseFailedOver:
 		return fmt.Errorf("link %s has failed over already (%s); there is nothing to fail over", name, in.FailoverKind)
-	case link.PhaseFailingOver:
+	case monitor.PhaseFailingOver:
 		return fmt.Errorf("link %s is failing over already (%s, at step %s): another pglink failover runs it, or one was interrupted; see pglink status", name, in.FailoverKind, in.FailoverStep)
-	case link.PhaseSeeding:
+	case monitor.PhaseSeeding:
 		return fmt.Errorf("link %s is still seeding (step %s): the target is not complete yet; wait for the phase replicating", name, in.SeedStep)
-	case link.PhaseBroken:
+	case monitor.PhaseBroken:
 		return fmt.Errorf("link %s is broken: fix the cause that pglink status shows first; if the source is gone, use --forced", name)
 	}
 	return fmt.Errorf("link %s is %s: it cannot fail over", name, in.Phase)
@@ -331,7 +332,7 @@ func (x *execution) cut(ctx context.Context, sourceUp bool) (string, error) {
 }
 
 func keepFenceStep(ctx context.Context, x *execution) (string, error) {
-	fenced, err := FenceState(ctx, x.src)
+	fenced, err := link.SourceFenced(ctx, x.src)
 	if err != nil {
 		return "", err
 	}

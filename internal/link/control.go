@@ -12,7 +12,6 @@ import (
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/endpoint"
-	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/validate"
 )
 
@@ -106,13 +105,8 @@ func (c *Control) Info(ctx context.Context) (Info, error) {
 		AppliedLSN: row.AppliedLSN, AppliedCommitTime: row.AppliedCommitTime, ServerWALEnd: row.ServerWALEnd,
 		LagSeconds: row.LagSeconds, UpdatedAt: row.UpdatedAt, Slot: c.names.Slot, SyncSlot: c.names.SyncSlot,
 		Publication: c.names.Publication, Origin: c.names.Origin, Trigger: c.names.Trigger,
-		TargetDB: row.TargetDB, SourceDB: row.SourceDB}
-	var kind, step, pause, lsn *string
-	if err := c.conn.QueryRow(ctx, `SELECT failover_kind, failover_step, pause_state, failover_lsn::text
-		FROM pglink.links WHERE name = $1`, c.Name).Scan(&kind, &step, &pause, &lsn); err != nil {
-		return Info{}, fmt.Errorf("target: read failover state of link %s: %w", c.Name, err)
-	}
-	in.FailoverKind, in.FailoverStep, in.PauseState, in.FailoverLSN = deref(kind), deref(step), deref(pause), parseLSN(lsn)
+		TargetDB: row.TargetDB, SourceDB: row.SourceDB, FailoverKind: deref(row.FailoverKind),
+		FailoverStep: deref(row.FailoverStep), PauseState: deref(row.PauseState), FailoverLSN: row.FailoverLSN}
 	if in.Running, err = leaseHeld(ctx, c.conn, c.Name); err != nil {
 		return Info{}, err
 	}
@@ -282,15 +276,6 @@ func (c *Control) Run(ctx context.Context, cfg Config) error {
 	return Run(ctx, cfg)
 }
 
-// PhaseReplicating and the other phases, for callers outside link.
-const (
-	PhaseReplicating = monitor.PhaseReplicating
-	PhaseBroken      = monitor.PhaseBroken
-	PhaseFailingOver = monitor.PhaseFailingOver
-	PhaseFailedOver  = monitor.PhaseFailedOver
-	PhaseSeeding     = monitor.PhaseSeeding
-)
-
 // CheckSource checks that conn is the link's source database.
 func (c *Control) CheckSource(ctx context.Context, src *pgx.Conn) error {
 	id, err := systemIdentity(ctx, src)
@@ -320,15 +305,6 @@ func (c *Control) Compare(ctx context.Context, src *pgx.Conn, jobs int) (validat
 		return validate.Report{}, fmt.Errorf("source: list tables: %w", err)
 	}
 	return validate.Compare(ctx, validate.Options{Source: c.Src.Config, Target: c.Tgt.Config, Tables: tables, Jobs: jobs})
-}
-
-// LeaseHeldSQL is a query that returns true while a process runs the link
-// (for scripts that must wait for it to stop).
-func LeaseHeldSQL(name string) string {
-	key := uint64(leaseKey(name))
-	return fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
-	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-	AND classid = %d AND objid = %d AND objsubid = 1 AND granted)`, int64(key>>32), int64(key&0xffffffff))
 }
 
 // DropSourceSlots drops the link's replication slots on the source, ending

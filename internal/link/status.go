@@ -178,13 +178,9 @@ func fillLag(st *monitor.Status, row *linkRow) {
 // writes (the fence of pglink failover); when it does not, both sides take
 // writes: split brain.
 func fenceStatus(ctx context.Context, conn *pgx.Conn, st *monitor.Status) error {
-	var fenced bool
-	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'pglink_fence')
-		AND EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
-			WHERE d.datname = current_database() AND s.setrole = 0
-			  AND 'default_transaction_read_only=on' = ANY (s.setconfig))`).Scan(&fenced)
+	fenced, err := SourceFenced(ctx, conn)
 	if err != nil {
-		return fmt.Errorf("source: read the write fence: %w", err)
+		return err
 	}
 	st.SourceFenced = &fenced
 	if !fenced {
@@ -194,4 +190,19 @@ func fenceStatus(ctx context.Context, conn *pgx.Conn, st *monitor.Status) error 
 			"(or pglink release-source was run on purpose: then ignore this)", st.Name))
 	}
 	return nil
+}
+
+// SourceFenced tells whether the source database refuses writes: a
+// failover's fence (schema pglink_fence) stands and the database defaults
+// to read-only.
+func SourceFenced(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var fenced bool
+	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'pglink_fence')
+		AND EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+			WHERE d.datname = current_database() AND s.setrole = 0
+			  AND 'default_transaction_read_only=on' = ANY (s.setconfig))`).Scan(&fenced)
+	if err != nil {
+		return false, fmt.Errorf("source: read the write fence: %w", err)
+	}
+	return fenced, nil
 }
