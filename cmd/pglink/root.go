@@ -24,7 +24,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{command: commandName(c), err: err}
 	})
-	root.AddCommand(newStartCmd(), newStatusCmd(), newDropCmd(), newValidateCmd(), newAssessCmd(), newDiscoverCmd(), newInstanceCmd(), newDemoCmd(), newVersionCmd())
+	root.AddCommand(newStartCmd(), newStatusCmd(), newDropCmd(), newValidateCmd(), newAssessCmd(), newDiscoverCmd(), newPrepareCmd(), newInstanceCmd(), newDemoCmd(), newVersionCmd())
 	return root
 }
 
