@@ -8,11 +8,12 @@ import (
 )
 
 // DefaultCopyRate is the copy throughput an estimate assumes when the user
-// gives none, in bytes per second for the whole copy (all jobs together).
-// It is an assumption, not a measurement: binary COPY between two servers
-// on one network commonly moves 50 to 300 MB/s, bound by the target's disk
-// and CPU; a trial link of one big table gives the real figure.
-const DefaultCopyRate = 100 << 20
+// gives none, in bytes per second for the whole seeding (all jobs together,
+// index builds included). It is an assumption, not a measurement, and a
+// cautious one: the copy is bound by the target's disk and CPU, and by
+// the one job that copies the largest table; a trial link of the largest
+// table gives the real figure.
+const DefaultCopyRate = 50 << 20
 
 // SizingInput is what an estimate starts from.
 type SizingInput struct {
@@ -56,7 +57,7 @@ func EstimateFrom(in SizingInput) Estimate {
 	byLoad := int(math.Ceil(in.Sample.CommitsPerSec / 1000))
 	e.TargetCores = max(2, in.Jobs, byLoad)
 	e.Reasoning = []string{
-		fmt.Sprintf("seeding: %s to copy (tables with their indexes and TOAST) at an assumed %s/s for all %d jobs together (an assumption, not a measurement: give your own with --copy-rate) takes %s",
+		fmt.Sprintf("seeding: %s to copy and index (tables with their indexes and TOAST) at an assumed %s/s for all %d jobs together (an assumption, not a measurement: give your own with --copy-rate) takes %s",
 			formatBytes(in.CopyBytes), formatBytes(int64(in.CopyRate)), in.Jobs, formatDuration(e.SeedSeconds)),
 		fmt.Sprintf("WAL held by the slot: the source wrote %s/s of WAL while sampled; over the seeding the slot holds about %s, until the target has applied it",
 			formatBytes(int64(in.Sample.WALBytesPerSec)), formatBytes(e.WALDuringSeedBytes)),
@@ -122,6 +123,8 @@ func formatDuration(sec float64) string {
 	switch {
 	case sec < 1:
 		return "under a second"
+	case sec < 1.5:
+		return "about a second"
 	case sec < 120:
 		return fmt.Sprintf("about %.0f seconds", sec)
 	case sec < 2*3600:
