@@ -21,11 +21,11 @@ type Available struct {
 	Installed string   // version installed in the target database; "" when not installed
 }
 
-// ExtensionFindings compares the extensions of the source database with
+// extensionFindings compares the extensions of the source database with
 // what the target offers. The schema copy runs CREATE EXTENSION on the
 // target, which needs the extension's files on the target server: an
 // extension the target does not offer blocks the schema copy.
-func ExtensionFindings(src []Extension, tgt map[string]Available) []Finding {
+func extensionFindings(src []Extension, tgt map[string]Available) []Finding {
 	var missing, create, other []string
 	var updates []string
 	for _, e := range src {
@@ -160,10 +160,10 @@ func missingRoles(ctx context.Context, conn *pgx.Conn, names []string) ([]string
 	return out, nil
 }
 
-// RoleFindings reports the roles the target lacks. pglink does not copy
+// roleFindings reports the roles the target lacks. pglink does not copy
 // roles (they belong to the server, not the database): the schema copy
 // leaves out the ownership and grants that name them.
-func RoleFindings(missing []string) []Finding {
+func roleFindings(missing []string) []Finding {
 	if len(missing) == 0 {
 		return nil
 	}

@@ -216,7 +216,7 @@ func compareFindings(ctx context.Context, srcConn, tgtConn *pgx.Conn, installed 
 	if err != nil {
 		return nil, err
 	}
-	fs := ExtensionFindings(exts, avail)
+	fs := extensionFindings(exts, avail)
 	roles, err := sourceRoles(ctx, srcConn)
 	if err != nil {
 		return nil, err
@@ -225,7 +225,7 @@ func compareFindings(ctx context.Context, srcConn, tgtConn *pgx.Conn, installed 
 	if err != nil {
 		return nil, err
 	}
-	return append(fs, RoleFindings(missing)...), nil
+	return append(fs, roleFindings(missing)...), nil
 }
 
 func sampleAndEstimate(ctx context.Context, conn *pgx.Conn, opts Options, rep *Report) ([]Finding, error) {

@@ -71,7 +71,7 @@ func CheckSource(ctx context.Context, conn *pgx.Conn, tables []catalog.Table) ([
 	}
 	fs := settingsFindings(s)
 	fs = append(fs, replicationConnFindings(ctx, conn, s)...)
-	fs = append(fs, TableFindings(tables)...)
+	fs = append(fs, tableFindings(tables)...)
 	rights, err := tableRights(ctx, conn, tables, s)
 	if err != nil {
 		return nil, err
@@ -174,9 +174,9 @@ func replicationConnFindings(ctx context.Context, conn *pgx.Conn, s sourceSettin
 	return nil
 }
 
-// TableFindings checks the tables themselves: there are some, and each can
+// tableFindings checks the tables themselves: there are some, and each can
 // be replicated.
-func TableFindings(tables []catalog.Table) []Finding {
+func tableFindings(tables []catalog.Table) []Finding {
 	var fs []Finding
 	if len(tables) == 0 {
 		fs = append(fs, finding(Blocker, endpoint.Source, "no_tables",

@@ -39,14 +39,14 @@ func TestExtensionFindings(t *testing.T) {
 		t.Fatalf("target extensions: hstore %+v, citext %+v", avail["hstore"], avail["citext"])
 	}
 
-	fs := ExtensionFindings(exts, avail)
+	fs := extensionFindings(exts, avail)
 	wantFinding(t, fs, "extensions", Info, "citext")
 	wantFinding(t, fs, "extension_versions", Warning, "hstore is at version 1.7 on the target and "+exts[1].Version,
 		`ALTER EXTENSION "hstore" UPDATE TO '`+exts[1].Version+`';`)
 	noFinding(t, fs, "extensions_missing")
 
 	delete(avail, "citext") // a target installation without citext's files
-	fs = ExtensionFindings(exts, avail)
+	fs = extensionFindings(exts, avail)
 	wantFinding(t, fs, "extensions_missing", Blocker, "citext "+exts[0].Version, "pg_available_extensions", "install the packages")
 	noFinding(t, fs, "extensions")
 
@@ -55,7 +55,7 @@ func TestExtensionFindings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs = ExtensionFindings(exts, avail)
+	fs = extensionFindings(exts, avail)
 	wantFinding(t, fs, "extensions", Info, "citext", "hstore")
 	noFinding(t, fs, "extension_versions")
 }
