@@ -21,10 +21,11 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	root.AddCommand(newAssessCmd(), newDiscoverCmd(), newPrepareCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{command: commandName(c), err: err}
 	})
-	root.AddCommand(newStartCmd(), newStatusCmd(), newDropCmd(), newValidateCmd(), newInstanceCmd(), newDemoCmd(), newVersionCmd())
+	root.AddCommand(newStartCmd(), newStatusCmd(), newDropCmd(), newValidateCmd(), newFailoverCmd(), newReleaseSourceCmd(), newFenceSourceCmd(), newInstanceCmd(), newDemoCmd(), newVersionCmd())
 	return root
 }
 

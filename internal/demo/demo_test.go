@@ -36,7 +36,7 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\noutput:\n%s", err, out.String())
 	}
-	for _, want := range []string{"caught up", "Audit.Events", "identical: 7 tables", "link dropped"} {
+	for _, want := range []string{"Planned failover of link demo: done", "Write downtime", "Audit.Events", "identical: 7 tables", "stopped by itself"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}

@@ -8,10 +8,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/compare"
+	"github.com/pglink/pglink/internal/failover"
 	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/termui"
@@ -22,8 +22,8 @@ import (
 const catchUpTimeout = time.Minute
 
 // runLink starts the workload and the link, shows seeding and live lag,
-// stops the workload, waits until the target has applied everything and
-// stops the link.
+// then fails over while the workload writes: the fence stops the
+// workload, the target catches up, and the link's process ends by itself.
 func (d *demo) runLink(ctx context.Context) error {
 	workCtx, stopWork := context.WithCancel(ctx)
 	work := NewWorkload(d.srcURL, d.opts.Clients)
@@ -46,20 +46,45 @@ func (d *demo) runLink(ctx context.Context) error {
 	if err := w.live(ctx, d.opts.Live); err != nil {
 		return err
 	}
-	stopWork()
+	if err := d.failover(ctx, work); err != nil {
+		return err
+	}
 	if err := workload.wait(); err != nil {
 		return fmt.Errorf("workload: %w", err)
 	}
-	d.say("workload stopped after %d committed transactions", work.Committed())
 	w.workload = nil
-	if err := w.catchUp(ctx); err != nil {
-		return err
-	}
-	stopLink()
 	if err := running.wait(); err != nil {
 		return fmt.Errorf("link: %w", err)
 	}
-	d.say("link stopped")
+	d.say("the link's process has stopped by itself")
+	return nil
+}
+
+// failover runs a planned failover while the workload writes, with
+// progress per step and the results table.
+func (d *demo) failover(ctx context.Context, work *Workload) error {
+	d.say("planned failover while %d sessions write to the source", d.opts.Clients)
+	work.ExpectFence()
+	plan, err := failover.Build(failover.Options{Name: linkName, Source: d.srcURL, Target: d.tgtURL,
+		Kind: failover.Planned, Cleanup: true, MaxLag: 30 * time.Second, Timeout: catchUpTimeout, Logger: d.opts.Logger,
+		Progress: func(e failover.Event) {
+			if e.State != failover.StepRunning {
+				d.say("  [%d/%d] %s: %s %s", e.Index, e.Of, e.Step.Title, e.State, e.Detail)
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	res, err := failover.Run(ctx, plan)
+	fmt.Fprintln(d.out)
+	if werr := res.WriteTable(d.out); werr != nil {
+		return werr
+	}
+	fmt.Fprintln(d.out)
+	if err != nil {
+		return fmt.Errorf("failover: %w", err)
+	}
+	d.say("the workload committed %d transactions on the source before the fence", work.Committed())
 	return nil
 }
 
@@ -177,25 +202,6 @@ func (w *watch) live(ctx context.Context, d time.Duration) error {
 	return err
 }
 
-// catchUp waits until the target has applied all the source wrote before
-// the workload stopped: applied LSN >= the source's LSN taken now.
-func (w *watch) catchUp(ctx context.Context) error {
-	target, err := w.d.sourceLSN(ctx)
-	if err != nil {
-		return err
-	}
-	w.d.say("waiting until the target has applied the source up to %s", target)
-	return w.poll(ctx, catchUpTimeout, "catching up", func(st *monitor.Status) bool {
-		applied, err := pglogrepl.ParseLSN(st.AppliedLSN)
-		if err != nil || applied < target {
-			return false
-		}
-		w.d.say("caught up: applied %s >= %s", st.AppliedLSN, target)
-		return true
-	})
-}
-
-// problem returns the link's last error and remedy while it is broken,
 // once per distinct error.
 func (w *watch) problem(st *monitor.Status) string {
 	if st.Phase != monitor.PhaseBroken || st.LastError == "" || st.LastError == w.lastError {
@@ -220,8 +226,8 @@ func lag(st *monitor.Status) string {
 	return s
 }
 
-// verify compares both sides row by row, prints a table per table, and
-// drops the link.
+// verify compares both sides row by row after the failover, and prints a
+// table per table.
 func (d *demo) verify(ctx context.Context) error {
 	src, err := pgx.Connect(ctx, d.srcURL)
 	if err != nil {
@@ -238,10 +244,6 @@ func (d *demo) verify(ctx context.Context) error {
 		return fmt.Errorf("compare source and target: %w", err)
 	}
 	d.printComparison(res)
-	if err := link.Drop(ctx, linkName, d.srcURL, d.tgtURL, d.opts.Logger); err != nil {
-		return fmt.Errorf("drop the link: %w", err)
-	}
-	d.say("link dropped")
 	if !res.Equal() {
 		return fmt.Errorf("source and target differ:\n%s", res)
 	}

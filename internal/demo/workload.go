@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
@@ -16,10 +18,11 @@ import (
 // once: inserts, updates (of TOASTed rows with and without touching the
 // large value, of keys, of rows without a key), and deletes.
 type Workload struct {
-	connString string
-	clients    int
-	committed  atomic.Int64
-	conflicts  atomic.Int64
+	connString  string
+	clients     int
+	expectFence atomic.Bool
+	committed   atomic.Int64
+	conflicts   atomic.Int64
 	// id ranges read when Run starts
 	customers, orders, products int64
 }
@@ -83,11 +86,28 @@ func (w *Workload) client(ctx context.Context, conn *pgx.Conn, seed uint64) erro
 			return nil
 		case isConflict(err):
 			w.conflicts.Add(1)
+		case w.expectFence.Load() && isFenced(err):
+			return nil // the failover blocked writes on the source: this client is done
 		default:
 			return fmt.Errorf("workload %s: %w", op.name, err)
 		}
 	}
 	return nil
+}
+
+// ExpectFence tells the workload that a failover is about to block writes
+// on the source: clients that are refused or disconnected then stop
+// quietly instead of failing.
+func (w *Workload) ExpectFence() { w.expectFence.Store(true) }
+
+// isFenced reports the errors a client sees when a failover blocks writes:
+// a read-only refusal, or its session ended.
+func isFenced(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "25006" || pgErr.Code == "57P01"
+	}
+	return pgconn.SafeToRetry(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "unexpected EOF")
 }
 
 // isConflict reports errors that concurrent clients cause one another:

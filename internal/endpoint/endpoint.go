@@ -23,6 +23,10 @@ const (
 	Target Side = "target"
 )
 
+// ApplicationName is the application_name of pglink's sessions, unless the
+// connection string sets one.
+const ApplicationName = "pglink"
+
 // Endpoint is one side's parsed connection settings.
 type Endpoint struct {
 	Side   Side
@@ -42,6 +46,11 @@ func Parse(side Side, connString string) (*Endpoint, error) {
 		return nil, fmt.Errorf("%s: the connection string cannot be read: %s; give a libpq URL (postgres://user@host:5432/db) or key=value pairs (host=... dbname=...)", side, redactParseError(err))
 	}
 	cfg.ConnectTimeout = connectTimeout(cfg.ConnectTimeout)
+	if cfg.RuntimeParams["application_name"] == "" {
+		// Names pglink's sessions in pg_stat_activity; a failover that ends
+		// the source's sessions spares them by this name.
+		cfg.RuntimeParams["application_name"] = ApplicationName
+	}
 	return &Endpoint{Side: side, Config: cfg, raw: connString}, nil
 }
 

@@ -53,14 +53,18 @@ func (l *lease) release(ctx context.Context) {
 
 // leaseHeld reports whether some process holds the link's lease now.
 func leaseHeld(ctx context.Context, conn *pgx.Conn, link string) (bool, error) {
-	key := uint64(leaseKey(link))
 	var held bool
-	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
-		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-		AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1 AND granted)`,
-		int64(key>>32), int64(key&0xffffffff)).Scan(&held)
-	if err != nil {
+	if err := conn.QueryRow(ctx, LeaseHeldSQL(link)).Scan(&held); err != nil {
 		return false, fmt.Errorf("target: check the lease of link %s: %w", link, err)
 	}
 	return held, nil
+}
+
+// LeaseHeldSQL is a query that returns true while a process runs the link
+// (for scripts that must wait for it to stop).
+func LeaseHeldSQL(name string) string {
+	key := uint64(leaseKey(name))
+	return fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
+	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	AND classid = %d AND objid = %d AND objsubid = 1 AND granted)`, int64(key>>32), int64(key&0xffffffff))
 }

@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -10,6 +11,14 @@ import (
 
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/monitor"
+)
+
+// errFailedOver and errLinkGone end a running link's process: a failover
+// has taken over, or the link was removed.
+var (
+	errFailedOver = errors.New("the link has failed over")
+	errLinkGone   = errors.New("the link was removed from the target")
 )
 
 // A validation compares the source at one position X (the consistent point
@@ -58,13 +67,23 @@ func (p *pauser) poll(ctx context.Context) error {
 	tick := time.NewTicker(pausePoll)
 	defer tick.Stop()
 	for {
-		var state, at *string
-		err := conn.QueryRow(ctx, `SELECT pause_state, pause_at::text FROM pglink.links WHERE name = $1`, p.link).Scan(&state, &at)
+		var state, at, kind *string
+		var phase string
+		err := conn.QueryRow(ctx, `SELECT pause_state, pause_at::text, phase, failover_kind FROM pglink.links WHERE name = $1`,
+			p.link).Scan(&state, &at, &phase, &kind)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errLinkGone
+		}
 		if err != nil {
 			return fmt.Errorf("target: read pause state: %w", err)
 		}
+		if phase == monitor.PhaseFailedOver || (phase == monitor.PhaseFailingOver && deref(kind) == "forced") {
+			return errFailedOver // a forced failover stops the link at once
+		}
 		p.set(deref(state), parseLSN(at))
-		if p.expired() {
+		// A failover holds the link at its end position for as long as it
+		// takes; only a validation's pause ends by itself.
+		if phase != monitor.PhaseFailingOver && p.expired() {
 			if _, err := conn.Exec(ctx, `UPDATE pglink.links SET pause_state = NULL, pause_at = NULL WHERE name = $1`, p.link); err != nil {
 				return fmt.Errorf("target: end an abandoned pause: %w", err)
 			}

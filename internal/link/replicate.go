@@ -41,6 +41,10 @@ func (r *runner) replicate(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, errFailedOver) || errors.Is(err, errLinkGone) {
+			r.log.Info("the link has ended; this process stops", "reason", err)
+			return nil
+		}
 		r.log.Warn("replication interrupted; retrying", "error", err, "in", nextBackoff(wait))
 		if !endpoint.IsConnectionLost(err) {
 			r.markBroken(ctx, err)
@@ -48,7 +52,10 @@ func (r *runner) replicate(ctx context.Context) error {
 			r.recordError(ctx, err)
 		}
 		wait = nextBackoff(wait)
-		if err := sleep(ctx, wait); err != nil {
+		if err := r.sleepUnlessEnded(ctx, wait); err != nil {
+			if errors.Is(err, errFailedOver) || errors.Is(err, errLinkGone) {
+				r.log.Info("the link has ended; this process stops", "reason", err)
+			}
 			return nil
 		}
 		if err := r.reconnectControl(ctx); err != nil {
@@ -102,6 +109,9 @@ func (r *runner) syncPositions(ctx context.Context) (map[string]change.LSN, erro
 // streamOnce runs one replication session: stream, apply, heartbeats and
 // the status reporter, until one of them fails or ctx ends.
 func (r *runner) streamOnce(ctx context.Context) error {
+	if err := r.ended(ctx); err != nil {
+		return err
+	}
 	syncAt, err := r.syncPositions(ctx)
 	if err != nil {
 		return err
@@ -121,7 +131,9 @@ func (r *runner) streamOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
-	spoolDir := filepath.Join(os.TempDir(), "pglink-spool-"+r.cfg.Name)
+	// One folder per process: two processes on one machine may run links of
+	// the same name (into different targets), and must not share spool files.
+	spoolDir := filepath.Join(os.TempDir(), fmt.Sprintf("pglink-spool-%s-%d", r.cfg.Name, os.Getpid()))
 	defer os.Remove(spoolDir) // the streamer removes its files; an empty folder is no use to anyone
 	streamer := stream.New(stream.Options{
 		Conn: sourceStreamConfig(r.src), Slot: r.names.Slot, Publication: r.names.Publication,
@@ -243,4 +255,42 @@ func lagSeconds(a apply.Stats, s stream.Stats, now time.Time) float64 {
 		return now.Sub(s.LastMessage).Seconds()
 	}
 	return max(0, now.Sub(a.LastCommitTime).Seconds())
+}
+
+// ended returns errFailedOver when a failover has taken the link over (or
+// a forced one is stopping it), errLinkGone when the link was removed.
+func (r *runner) ended(ctx context.Context) error {
+	var phase string
+	var kind *string
+	err := r.tgtConn.QueryRow(ctx, `SELECT phase, failover_kind FROM pglink.links WHERE name = $1`, r.cfg.Name).Scan(&phase, &kind)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return errLinkGone
+	case err != nil:
+		return fmt.Errorf("target: read link %s: %w", r.cfg.Name, err)
+	case phase == monitor.PhaseFailedOver, phase == monitor.PhaseFailingOver && deref(kind) == "forced":
+		return errFailedOver
+	}
+	return nil
+}
+
+// sleepUnlessEnded waits d between two attempts to stream, and stops
+// early when the link ends (a forced failover of a link whose source is
+// gone must not wait for the backoff).
+func (r *runner) sleepUnlessEnded(ctx context.Context, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		if r.tgtConn != nil && !r.tgtConn.IsClosed() {
+			if err := r.ended(ctx); errors.Is(err, errFailedOver) || errors.Is(err, errLinkGone) {
+				return err
+			}
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil
+		}
+		if err := sleep(ctx, min(left, 250*time.Millisecond)); err != nil {
+			return err
+		}
+	}
 }

@@ -214,7 +214,7 @@ func (r *runner) create(ctx context.Context) error {
 
 // checks gathers everything that blocks a new link, on both sides.
 func (r *runner) checks(ctx context.Context) ([]Problem, error) {
-	probs, err := checkSource(ctx, r.srcConn, r.tables)
+	probs, err := checkSource(ctx, r.srcConn, r.tables, r.log)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +236,7 @@ func (r *runner) checks(ctx context.Context) ([]Problem, error) {
 			fmt.Sprintf("a publication named %s already exists, and the target has no link %s", r.names.Publication, r.cfg.Name),
 			fmt.Sprintf("choose another --name, or if it is a leftover of this link run pglink drop --name %s (or DROP PUBLICATION %s; on the source)", r.cfg.Name, r.names.Publication)})
 	}
-	tprobs, err := checkTarget(ctx, r.tgtConn, r.tables, r.cfg.Schema)
+	tprobs, err := checkTarget(ctx, r.tgtConn, r.tables, r.cfg.Schema, r.log)
 	if err != nil {
 		return nil, err
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pglink/pglink/internal/assess"
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
 )
@@ -32,85 +34,38 @@ func (e *ProblemsError) Error() string {
 			fmt.Fprintf(&b, "\n  Fix: %s", p.Remedy)
 		}
 	}
+	b.WriteString("\npglink assess shows these with every warning, and pglink prepare applies the safe fixes")
 	return b.String()
 }
 
-// checkSource finds what on the source blocks logical replication of tables.
-func checkSource(ctx context.Context, conn *pgx.Conn, tables []catalog.Table) ([]Problem, error) {
-	var probs []Problem
-	var walLevel string
-	var superuser, replication bool
-	err := conn.QueryRow(ctx, `SELECT current_setting('wal_level'), rolsuper, rolreplication
-		FROM pg_roles WHERE rolname = current_user`).Scan(&walLevel, &superuser, &replication)
-	if err != nil {
-		return nil, fmt.Errorf("source: read settings: %w", err)
-	}
-	if walLevel != "logical" {
-		probs = append(probs, Problem{endpoint.Source,
-			fmt.Sprintf("wal_level is %q; logical replication needs \"logical\"", walLevel),
-			"run ALTER SYSTEM SET wal_level = logical; on the source and restart its server"})
-	}
-	if !superuser && !replication {
-		probs = append(probs, Problem{endpoint.Source, "the user has no REPLICATION right",
-			"run ALTER ROLE <user> WITH REPLICATION; as a superuser on the source"})
-	}
-	if len(tables) == 0 {
-		probs = append(probs, Problem{endpoint.Source, "no tables to link (the database is empty or the filters exclude everything)",
-			"check --tables and --exclude-tables"})
-	}
-	probs = append(probs, tableProblems(tables)...)
-	noSelect, err := tablesWithoutSelect(ctx, conn, tables)
+// checkSource finds what on the source blocks logical replication of
+// tables: the blockers of assess.CheckSource, the checks pglink assess runs.
+func checkSource(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, log *slog.Logger) ([]Problem, error) {
+	fs, err := assess.CheckSource(ctx, conn, tables)
 	if err != nil {
 		return nil, err
 	}
-	if len(noSelect) > 0 {
-		probs = append(probs, Problem{endpoint.Source, "the user cannot read " + strings.Join(noSelect, ", "),
-			"GRANT SELECT ON those tables TO <user>; or leave them out with --exclude-tables"})
-	}
-	return probs, nil
+	logWarnings(log, fs)
+	return problems(fs), nil
 }
 
-func tableProblems(tables []catalog.Table) []Problem {
+// logWarnings logs the findings of severity Warning: they do not stop a
+// link, but the user should read them before relying on it.
+func logWarnings(log *slog.Logger, fs []assess.Finding) {
+	for _, f := range fs {
+		if f.Severity == assess.Warning {
+			log.Warn(f.What, "side", string(f.Side), "check", f.Check, "remedy", f.Remedy)
+		}
+	}
+}
+
+// problems keeps the blockers of findings.
+func problems(fs []assess.Finding) []Problem {
 	var probs []Problem
-	if bad := catalog.NoIdentity(tables); len(bad) > 0 {
-		names := make([]string, len(bad))
-		var fixes []string
-		for i, t := range bad {
-			names[i] = t.Key()
-			fixes = append(fixes, catalog.IdentityFix(t)...)
-		}
-		probs = append(probs, Problem{endpoint.Source,
-			"tables without primary key and without replica identity cannot replicate UPDATE and DELETE: " + strings.Join(names, ", "),
-			"add a primary key, or run on the source: " + strings.Join(fixes, " ") + " (or leave them out with --exclude-tables)"})
-	}
-	var unlogged []string
-	for _, t := range tables {
-		if t.Unlogged {
-			unlogged = append(unlogged, t.Key())
-		}
-	}
-	if len(unlogged) > 0 {
-		probs = append(probs, Problem{endpoint.Source,
-			"unlogged tables are not written to the WAL and cannot be replicated: " + strings.Join(unlogged, ", "),
-			"ALTER TABLE ... SET LOGGED on the source, or leave them out with --exclude-tables"})
+	for _, f := range assess.Blockers(fs) {
+		probs = append(probs, Problem{Side: f.Side, What: f.What, Remedy: f.Remedy})
 	}
 	return probs
-}
-
-func tablesWithoutSelect(ctx context.Context, conn *pgx.Conn, tables []catalog.Table) ([]string, error) {
-	var out []string
-	for _, t := range tables {
-		var ok bool
-		err := conn.QueryRow(ctx, `SELECT has_table_privilege(format('%I.%I', $1::text, $2::text), 'SELECT')`,
-			t.Schema, t.Name).Scan(&ok)
-		if err != nil {
-			return nil, fmt.Errorf("source: check SELECT right on %s: %w", t.Key(), err)
-		}
-		if !ok {
-			out = append(out, t.Key())
-		}
-	}
-	return out, nil
 }
 
 // publicationComment marks a publication as made by pglink for one link.

@@ -64,6 +64,11 @@ CREATE TABLE IF NOT EXISTS pglink.tables (
 ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS pause_state text;
 ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS pause_at pg_lsn;
 ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS pause_requested_at timestamptz;
+-- A failover records what it did, for pglink status and release-source.
+ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS failover_kind text;
+ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS failover_step text;
+ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS failover_at timestamptz;
+ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS failover_lsn pg_lsn;
 CREATE TABLE IF NOT EXISTS pglink.history (
 	link   text NOT NULL,
 	at     timestamptz NOT NULL DEFAULT now(),
@@ -100,6 +105,9 @@ type linkRow struct {
 	ServerWALEnd                   change.LSN
 	LastError, Remedy              *string
 	CreatedAt, UpdatedAt           time.Time
+	FailoverKind, FailoverStep     *string
+	PauseState                     *string
+	FailoverLSN                    change.LSN
 }
 
 var errNoLink = errors.New("no such link")
@@ -123,15 +131,17 @@ func stateSchemaExists(ctx context.Context, conn *pgx.Conn) (bool, error) {
 
 func loadLink(ctx context.Context, conn *pgx.Conn, name string) (*linkRow, error) {
 	r := &linkRow{}
-	var applied, walEnd *string
+	var applied, walEnd, failoverLSN *string
 	err := conn.QueryRow(ctx, `SELECT name, phase, seed_step, source_desc, source_system, source_db, target_db,
 		schema_mode, tables_include, tables_exclude, p.applied_lsn::text, p.applied_commit_time, p.applied_at,
 		coalesce(p.txns_applied, 0), coalesce(p.changes_applied, 0), lag_seconds, txn_per_sec, changes_per_sec,
-		server_wal_end::text, last_error, remedy, created_at, updated_at
+		server_wal_end::text, last_error, remedy, created_at, updated_at, failover_kind, failover_step,
+		pause_state, failover_lsn::text
 		FROM pglink.links l LEFT JOIN pglink.progress p ON p.link = l.name WHERE l.name = $1`, name).Scan(&r.Name, &r.Phase, &r.SeedStep, &r.SourceDesc,
 		&r.SourceSystem, &r.SourceDB, &r.TargetDB, &r.SchemaMode, &r.Include, &r.Exclude, &applied,
 		&r.AppliedCommitTime, &r.AppliedAt, &r.TxnsApplied, &r.ChangesApplied, &r.LagSeconds, &r.TxnPerSec,
-		&r.ChangesPerSec, &walEnd, &r.LastError, &r.Remedy, &r.CreatedAt, &r.UpdatedAt)
+		&r.ChangesPerSec, &walEnd, &r.LastError, &r.Remedy, &r.CreatedAt, &r.UpdatedAt, &r.FailoverKind,
+		&r.FailoverStep, &r.PauseState, &failoverLSN)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errNoLink
 	}
@@ -140,6 +150,7 @@ func loadLink(ctx context.Context, conn *pgx.Conn, name string) (*linkRow, error
 	}
 	r.AppliedLSN = parseLSN(applied)
 	r.ServerWALEnd = parseLSN(walEnd)
+	r.FailoverLSN = parseLSN(failoverLSN)
 	return r, nil
 }
 

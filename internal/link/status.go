@@ -129,6 +129,11 @@ func sourceStatus(ctx context.Context, source string, st *monitor.Status) error 
 		return fmt.Errorf("source: read the current WAL position: %w", err)
 	}
 	st.SourceLSN = lsn
+	if st.Phase == monitor.PhaseFailedOver {
+		if err := fenceStatus(ctx, conn, st); err != nil {
+			return err
+		}
+	}
 	var active bool
 	var retained int64
 	err = conn.QueryRow(ctx, `SELECT active, coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint
@@ -167,4 +172,37 @@ func fillLag(st *monitor.Status, row *linkRow) {
 		s := max(0, time.Since(*row.AppliedCommitTime).Seconds())
 		st.LagSeconds = &s
 	}
+}
+
+// fenceStatus tells, after a failover, whether the old source refuses
+// writes (the fence of pglink failover); when it does not, both sides take
+// writes: split brain.
+func fenceStatus(ctx context.Context, conn *pgx.Conn, st *monitor.Status) error {
+	fenced, err := SourceFenced(ctx, conn)
+	if err != nil {
+		return err
+	}
+	st.SourceFenced = &fenced
+	if !fenced {
+		st.SplitBrain = true
+		st.Warnings = append(st.Warnings, fmt.Sprintf("split brain: the link has failed over and the old source takes writes too; "+
+			"writes there never reach the target. Run pglink fence-source --name %s --source ... to make it refuse writes "+
+			"(or pglink release-source was run on purpose: then ignore this)", st.Name))
+	}
+	return nil
+}
+
+// SourceFenced tells whether the source database refuses writes: a
+// failover's fence (schema pglink_fence) stands and the database defaults
+// to read-only.
+func SourceFenced(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var fenced bool
+	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'pglink_fence')
+		AND EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+			WHERE d.datname = current_database() AND s.setrole = 0
+			  AND 'default_transaction_read_only=on' = ANY (s.setconfig))`).Scan(&fenced)
+	if err != nil {
+		return false, fmt.Errorf("source: read the write fence: %w", err)
+	}
+	return fenced, nil
 }

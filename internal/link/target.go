@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pglink/pglink/internal/assess"
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
 )
@@ -76,51 +78,18 @@ func adminExec(ctx context.Context, ep *endpoint.Endpoint, sql string) error {
 
 // conflictingTables lists the tables that already exist on the target.
 func conflictingTables(ctx context.Context, conn *pgx.Conn, tables []catalog.Table) ([]string, error) {
-	var out []string
-	for _, t := range tables {
-		var exists bool
-		err := conn.QueryRow(ctx, `SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL`,
-			t.Schema, t.Name).Scan(&exists)
-		if err != nil {
-			return nil, fmt.Errorf("target: look for table %s: %w", t.Key(), err)
-		}
-		if exists {
-			out = append(out, t.Key())
-		}
-	}
-	return out, nil
+	return assess.ExistingTables(ctx, conn, tables)
 }
 
-// checkTarget finds what on the target blocks the link.
-func checkTarget(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, schemaMode string) ([]Problem, error) {
-	var probs []Problem
-	existing, err := conflictingTables(ctx, conn, tables)
+// checkTarget finds what on the target blocks the link: the blockers of
+// assess.CheckTarget, the checks pglink assess runs.
+func checkTarget(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, schemaMode string, log *slog.Logger) ([]Problem, error) {
+	fs, err := assess.CheckTarget(ctx, conn, tables, schemaMode)
 	if err != nil {
 		return nil, err
 	}
-	switch schemaMode {
-	case SchemaCopy:
-		if len(existing) > 0 {
-			probs = append(probs, Problem{endpoint.Target, "tables already exist: " + strings.Join(existing, ", "),
-				"drop them on the target, choose an empty target database, or use --schema existing to copy into them"})
-		}
-	case SchemaExisting:
-		var missing []string
-		have := map[string]bool{}
-		for _, k := range existing {
-			have[k] = true
-		}
-		for _, t := range tables {
-			if !have[t.Key()] {
-				missing = append(missing, t.Key())
-			}
-		}
-		if len(missing) > 0 {
-			probs = append(probs, Problem{endpoint.Target, "with --schema existing the tables must exist, and these do not: " + strings.Join(missing, ", "),
-				"create them on the target, or use --schema copy"})
-		}
-	}
-	return probs, nil
+	logWarnings(log, fs)
+	return problems(fs), nil
 }
 
 // guardTables makes the target tables read-only for everyone but pglink:

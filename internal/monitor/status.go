@@ -38,6 +38,10 @@ type Status struct {
 	SlotActive        *bool    `json:"slot_active,omitempty"`
 	SlotRetainedBytes *int64   `json:"slot_retained_bytes,omitempty"` // WAL the source keeps for the slot
 	Warnings          []string `json:"warnings,omitempty"`
+	// After a failover: whether the old source refuses writes, and whether
+	// both sides take writes (split brain: fence the old source).
+	SourceFenced *bool `json:"source_fenced,omitempty"`
+	SplitBrain   bool  `json:"split_brain,omitempty"`
 }
 
 // Table is one table's seeding state.

@@ -1,0 +1,137 @@
+package assess
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/catalog"
+	"github.com/pglink/pglink/internal/endpoint"
+)
+
+// Schema modes of a link, as pglink start's --schema names them.
+const (
+	SchemaCopy     = "copy"     // pg_dump copies the schema: the target must not hold the tables
+	SchemaExisting = "existing" // the target holds the tables already
+)
+
+// CheckTarget runs the checks that need only the target database: the
+// user's rights and the tables the schema mode expects there or not.
+func CheckTarget(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, schemaMode string) ([]Finding, error) {
+	fs, err := targetRights(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	existing, err := ExistingTables(ctx, conn, tables)
+	if err != nil {
+		return nil, err
+	}
+	return append(fs, tableModeFindings(tables, existing, schemaMode)...), nil
+}
+
+// ExistingTables lists the tables (schema.name) that already exist on the target.
+func ExistingTables(ctx context.Context, conn *pgx.Conn, tables []catalog.Table) ([]string, error) {
+	var out []string
+	for _, t := range tables {
+		var exists bool
+		err := conn.QueryRow(ctx, `SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL`,
+			t.Schema, t.Name).Scan(&exists)
+		if err != nil {
+			return nil, fmt.Errorf("target: look for table %s: %w", t.Key(), err)
+		}
+		if exists {
+			out = append(out, t.Key())
+		}
+	}
+	return out, nil
+}
+
+func tableModeFindings(tables []catalog.Table, existing []string, schemaMode string) []Finding {
+	switch schemaMode {
+	case SchemaCopy, "":
+		if len(existing) > 0 {
+			return []Finding{finding(Blocker, endpoint.Target, "tables_exist", "tables already exist: "+list(existing),
+				"drop them on the target, choose an empty target database, or use --schema existing to copy into them")}
+		}
+	case SchemaExisting:
+		have := map[string]bool{}
+		for _, k := range existing {
+			have[k] = true
+		}
+		var missing []string
+		for _, t := range tables {
+			if !have[t.Key()] {
+				missing = append(missing, t.Key())
+			}
+		}
+		if len(missing) > 0 {
+			return []Finding{finding(Blocker, endpoint.Target, "tables_missing",
+				"with --schema existing the tables must exist, and these do not: "+list(missing),
+				"create them on the target, or use --schema copy")}
+		}
+	}
+	return nil
+}
+
+// originFunctions are the replication origin functions pglink calls on
+// the target; only superusers may call them unless granted.
+var originFunctions = []string{
+	"pg_replication_origin_create(text)", "pg_replication_origin_drop(text)",
+	"pg_replication_origin_progress(text, boolean)", "pg_replication_origin_session_is_setup()",
+	"pg_replication_origin_session_reset()", "pg_replication_origin_session_setup(text)",
+	"pg_replication_origin_xact_setup(pg_lsn, timestamp with time zone)",
+}
+
+// targetRights checks that the user may apply as pglink does: with
+// session_replication_role = replica (superuser only, or granted SET on
+// PostgreSQL 15+) and with replication origins.
+func targetRights(ctx context.Context, conn *pgx.Conn) ([]Finding, error) {
+	var user string
+	var super bool
+	var version int
+	err := conn.QueryRow(ctx, `SELECT current_user, rolsuper, current_setting('server_version_num')::int
+		FROM pg_roles WHERE rolname = current_user`).Scan(&user, &super, &version)
+	if err != nil {
+		return nil, fmt.Errorf("target: read the user's role: %w", err)
+	}
+	if super {
+		return nil, nil
+	}
+	var fs []Finding
+	canSet := false
+	if version >= 150000 {
+		if err := conn.QueryRow(ctx, `SELECT has_parameter_privilege('session_replication_role', 'SET')`).Scan(&canSet); err != nil {
+			return nil, fmt.Errorf("target: check the right to set session_replication_role: %w", err)
+		}
+	}
+	if !canSet {
+		sql := fmt.Sprintf("GRANT SET ON PARAMETER session_replication_role TO %s;", quoteIdent(user))
+		fix := "link with a superuser of the target (on a managed service, its replication-admin role)"
+		var stmts []string
+		if version >= 150000 {
+			fix += ", or run as a superuser on the target: " + sql
+			stmts = []string{sql}
+		}
+		fs = append(fs, finding(Blocker, endpoint.Target, "target_rights",
+			fmt.Sprintf("user %s may not set session_replication_role, which pglink's apply needs (as native logical replication's)", user),
+			fix, stmts...))
+	}
+	var missing []string
+	for _, f := range originFunctions {
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT has_function_privilege($1, 'EXECUTE')`, f).Scan(&ok); err != nil {
+			return nil, fmt.Errorf("target: check the right to use %s: %w", f, err)
+		}
+		if !ok {
+			missing = append(missing, fmt.Sprintf("GRANT EXECUTE ON FUNCTION %s TO %s;", f, quoteIdent(user)))
+		}
+	}
+	if len(missing) > 0 {
+		fs = append(fs, finding(Blocker, endpoint.Target, "origin_rights",
+			fmt.Sprintf("user %s may not use replication origins, where pglink records what it applied", user),
+			"link with a superuser of the target, or run as a superuser on the target: "+strings.Join(missing, " "), missing...))
+	}
+	return fs, nil
+}

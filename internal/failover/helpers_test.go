@@ -1,0 +1,202 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/compare"
+	"github.com/pglink/pglink/internal/link"
+	"github.com/pglink/pglink/internal/pgtest"
+)
+
+// fixture is a source with a few tables of the kinds a failover must get
+// right (serial and identity keys, a partitioned table, a keyless table),
+// linked into a target by a link run in the test process.
+type fixture struct {
+	t        *testing.T
+	src, dst *pgtest.Cluster
+	source   string
+	target   string
+	name     string
+	cancel   context.CancelFunc
+	done     chan error
+}
+
+func newFixture(t *testing.T, name string) *fixture {
+	t.Helper()
+	f := &fixture{t: t, name: name}
+	f.src = pgtest.Start(t, pgtest.Options{})
+	f.dst = pgtest.Start(t, pgtest.Options{})
+	f.src.CreateDB("app")
+	f.src.Exec("app",
+		`CREATE TABLE accounts (id serial PRIMARY KEY, owner text NOT NULL, balance bigint NOT NULL DEFAULT 0)`,
+		`CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, account int NOT NULL, amount numeric NOT NULL, at timestamptz NOT NULL DEFAULT now())`,
+		`CREATE TABLE events (id bigserial, at date NOT NULL, what text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)`,
+		`CREATE TABLE events_old PARTITION OF events FOR VALUES FROM ('2000-01-01') TO ('2026-01-01')`,
+		`CREATE TABLE events_new PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2100-01-01')`,
+		`CREATE TABLE notes (body text)`,
+		`ALTER TABLE notes REPLICA IDENTITY FULL`,
+		`INSERT INTO accounts (owner, balance) SELECT 'owner ' || g, g FROM generate_series(1, 500) g`,
+		`INSERT INTO orders (account, amount) SELECT 1 + g % 500, g / 7.0 FROM generate_series(1, 5000) g`,
+		`INSERT INTO events (at, what) SELECT date '2025-06-01' + g % 400, 'e' || g FROM generate_series(1, 2000) g`,
+		`INSERT INTO notes SELECT 'note ' || (g % 10) FROM generate_series(1, 100) g`)
+	f.source, f.target = f.src.URL("app"), f.dst.URL("app")
+	return f
+}
+
+// startLink runs the link in the test process until it fails over or the
+// test ends.
+func (f *fixture) startLink() {
+	f.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel, f.done = cancel, make(chan error, 1)
+	cfg := link.Config{Name: f.name, Source: f.source, Target: f.target, Jobs: 2,
+		Logger: slog.New(slog.NewTextHandler(tWriter{f.t}, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	go func() { f.done <- link.Run(ctx, cfg) }()
+	f.t.Cleanup(func() {
+		cancel()
+		select {
+		case <-f.done:
+		case <-time.After(30 * time.Second):
+			f.t.Errorf("link did not stop")
+		}
+	})
+	f.waitFor("the link replicating with a lag reported", 2*time.Minute, func() bool {
+		return f.targetString(`SELECT phase || (lag_seconds IS NOT NULL)::text FROM pglink.links WHERE name = $1`, f.name) == "replicatingtrue"
+	})
+}
+
+// linkEnded waits for the link run by the test to end by itself.
+func (f *fixture) linkEnded(within time.Duration) error {
+	select {
+	case err := <-f.done:
+		f.done <- err
+		return err
+	case <-time.After(within):
+		return errors.New("the link is still running")
+	}
+}
+
+func (f *fixture) waitFor(what string, timeout time.Duration, cond func() bool) {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("wait for %s: still not there after %s", what, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// targetString runs a query on a fresh target session; "" on error.
+func (f *fixture) targetString(sql string, args ...any) string {
+	return queryString(f.target, sql, args...)
+}
+
+func queryString(url, sql string, args ...any) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return ""
+	}
+	defer conn.Close(ctx)
+	var s *string
+	if err := conn.QueryRow(ctx, sql, args...).Scan(&s); err != nil || s == nil {
+		return ""
+	}
+	return *s
+}
+
+// execOn runs sql on a fresh session of url, with settings first.
+func execOn(url string, sqls ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	for _, sql := range sqls {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// assertSame compares every table of source and target row by row.
+func (f *fixture) assertSame() {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := pgx.Connect(ctx, f.source)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	d, err := pgx.Connect(ctx, f.target)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer d.Close(ctx)
+	res, err := compare.Databases(ctx, s, d)
+	if err != nil {
+		f.t.Fatalf("compare: %v", err)
+	}
+	if !res.Equal() || res.Rows == 0 {
+		f.t.Fatalf("source and target differ:\n%s", res.String())
+	}
+}
+
+// writer commits orders on the source until it is refused, and remembers
+// every id whose commit it saw succeed.
+type writer struct {
+	mu        sync.Mutex
+	committed []int64
+	stopErr   error
+}
+
+func (w *writer) run(ctx context.Context, url string) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		w.stopErr = err
+		return
+	}
+	defer conn.Close(context.Background())
+	for i := 0; ctx.Err() == nil; i++ {
+		var id int64
+		err := conn.QueryRow(ctx, `WITH o AS (INSERT INTO orders (account, amount) VALUES (1 + $1::int % 500, $1::int) RETURNING id),
+			a AS (UPDATE accounts SET balance = balance + 1 WHERE id = 1 + $1::int % 500)
+			SELECT id FROM o`, i).Scan(&id)
+		if err != nil {
+			w.mu.Lock()
+			w.stopErr = err
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Lock()
+		w.committed = append(w.committed, id)
+		w.mu.Unlock()
+	}
+}
+
+func (w *writer) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.committed)
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}

@@ -1,0 +1,177 @@
+package failover
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPlannedFailoverUnderLoad fails over while a client keeps committing:
+// every transaction the client saw committed is on the target, the two
+// sides hold the same rows, the source refuses writes (also from a session
+// that turns read-only off), the target takes them, sequences go on past
+// the source's values, and no slot is left.
+func TestPlannedFailoverUnderLoad(t *testing.T) {
+	f := newFixture(t, "cut")
+	f.startLink()
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	w := &writer{}
+	wdone := make(chan struct{})
+	go func() { w.run(ctx, f.source); close(wdone) }()
+	f.waitFor("the writer under way", time.Minute, func() bool { return w.count() > 300 })
+
+	var events []string
+	p, err := Build(Options{Name: "cut", Source: f.source, Target: f.target, Kind: Planned, Validate: true,
+		Timeout: time.Minute, MaxLag: 30 * time.Second,
+		Progress: func(e Event) { events = append(events, e.Step.ID+":"+e.State) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), p)
+	if err != nil {
+		t.Fatalf("failover: %v\n%+v", err, res)
+	}
+	var out strings.Builder
+	res.WriteTable(&out)
+	t.Logf("results:\n%s", out.String())
+	<-wdone
+	t.Logf("writer committed %d orders, then: %v", w.count(), w.stopErr)
+	if w.stopErr == nil || !strings.Contains(w.stopErr.Error(), "terminat") && !strings.Contains(w.stopErr.Error(), "read-only") && !strings.Contains(w.stopErr.Error(), "fenced") {
+		t.Errorf("the writer should have been stopped by the fence, got %v", w.stopErr)
+	}
+	if !res.OK || res.DowntimeSeconds == nil || res.EndLSN == "" {
+		t.Fatalf("result incomplete: %+v", res)
+	}
+	for _, s := range res.Steps {
+		if s.State != StepDone {
+			t.Errorf("step %s: %s", s.ID, s.State)
+		}
+	}
+	if len(events) != 2*len(p.Steps) {
+		t.Errorf("progress events: %v", events)
+	}
+	if err := f.linkEnded(30 * time.Second); err != nil {
+		t.Errorf("the link's process should stop after the failover: %v", err)
+	}
+
+	// Every order the client saw committed is on the target, and the two
+	// sides are the same row by row.
+	w.mu.Lock()
+	ids := w.committed
+	w.mu.Unlock()
+	onTarget := f.targetString(`SELECT count(*)::text FROM orders WHERE id = ANY($1)`, ids)
+	if onTarget != strconv.Itoa(len(ids)) {
+		t.Fatalf("%s of the %d committed orders are on the target", onTarget, len(ids))
+	}
+	f.assertSame()
+
+	// The source refuses writes, from every kind of session.
+	for _, sqls := range [][]string{
+		{`INSERT INTO accounts (owner) VALUES ('late')`},
+		{`SET default_transaction_read_only = off`, `INSERT INTO accounts (owner) VALUES ('late')`},
+		{`SET default_transaction_read_only = off`, `SET session_replication_role = replica`, `DELETE FROM events WHERE false`},
+		{`SET default_transaction_read_only = off`, `TRUNCATE notes`},
+		{`BEGIN READ WRITE`, `UPDATE events_new SET what = 'x'`},
+	} {
+		if err := execOn(f.source, sqls...); err == nil {
+			t.Errorf("the source took a write: %v", sqls)
+		}
+	}
+	// The target takes writes, and its sequences go on past the source's.
+	if err := execOn(f.target, `INSERT INTO accounts (owner) VALUES ('after')`, `INSERT INTO orders (account, amount) VALUES (1, 1)`,
+		`INSERT INTO events (at, what) VALUES ('2026-02-02', 'after')`, `DELETE FROM notes WHERE body = 'note 1'`); err != nil {
+		t.Fatalf("the target refuses writes after the failover: %v", err)
+	}
+	for _, q := range []string{`SELECT max(id)::text FROM accounts`, `SELECT max(id)::text FROM orders`, `SELECT max(id)::text FROM events`} {
+		srcMax, _ := strconv.ParseInt(queryString(f.source, q), 10, 64)
+		dstMax, _ := strconv.ParseInt(f.targetString(q), 10, 64)
+		if dstMax <= srcMax {
+			t.Errorf("%s: target %d, source %d: the target's sequence did not go on past the source's", q, dstMax, srcMax)
+		}
+	}
+	if n := queryString(f.source, `SELECT count(*)::text FROM pg_replication_slots`); n != "0" {
+		t.Errorf("%s replication slots left on the source", n)
+	}
+	if ph := f.targetString(`SELECT phase FROM pglink.links WHERE name = 'cut'`); ph != "failed_over" {
+		t.Errorf("phase after failover: %q", ph)
+	}
+
+	// A second failover is refused, and changes nothing.
+	p2, _ := Build(Options{Name: "cut", Source: f.source, Target: f.target, Kind: Planned})
+	if _, err := Run(context.Background(), p2); err == nil || !strings.Contains(err.Error(), "failed over already") {
+		t.Errorf("a second failover: %v", err)
+	}
+
+	// release-source makes the source writable again.
+	if err := ReleaseSource(context.Background(), f.source); err != nil {
+		t.Fatal(err)
+	}
+	if err := execOn(f.source, `INSERT INTO accounts (owner) VALUES ('released')`); err != nil {
+		t.Errorf("the released source refuses writes: %v", err)
+	}
+}
+
+// TestPlannedFailoverUndo makes each step before the target opens fail in
+// turn: the source takes writes again, the link goes on replicating, and
+// the next failover works.
+func TestPlannedFailoverUndo(t *testing.T) {
+	f := newFixture(t, "undo")
+	f.startLink()
+	for _, step := range []string{"preflight", "fence", "catchup", "validate", "sequences"} {
+		t.Run(step, func(t *testing.T) {
+			failStep = func(id string) error {
+				if id == step {
+					return fmt.Errorf("injected failure at %s", id)
+				}
+				return nil
+			}
+			defer func() { failStep = nil }()
+			p, err := Build(Options{Name: "undo", Source: f.source, Target: f.target, Kind: Planned, Validate: true, MaxLag: 30 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Run(context.Background(), p)
+			if err == nil || !strings.Contains(err.Error(), "injected failure") {
+				t.Fatalf("failover should fail at %s: %v", step, err)
+			}
+			if !strings.Contains(res.Undo, "Everything was undone") {
+				t.Errorf("undo: %q", res.Undo)
+			}
+			f.assertWritableAndLinked(t)
+		})
+	}
+	t.Run("timeout", func(t *testing.T) {
+		// The link cannot catch up while it is held by a validation-style
+		// pause at an earlier point: the catch-up times out.
+		p, _ := Build(Options{Name: "undo", Source: f.source, Target: f.target, Kind: Planned, Timeout: time.Nanosecond, MaxLag: 30 * time.Second})
+		_, err := Run(context.Background(), p)
+		if err == nil || !strings.Contains(err.Error(), "did not apply") {
+			t.Fatalf("failover should time out: %v", err)
+		}
+		f.assertWritableAndLinked(t)
+	})
+}
+
+// assertWritableAndLinked checks that the source takes writes and that the
+// link replicates them.
+func (f *fixture) assertWritableAndLinked(t *testing.T) {
+	t.Helper()
+	owner := fmt.Sprintf("probe %d", time.Now().UnixNano())
+	if err := execOn(f.source, `INSERT INTO accounts (owner) VALUES ('`+owner+`')`); err != nil {
+		t.Fatalf("the source refuses writes after the undo: %v", err)
+	}
+	f.waitFor("the probe row on the target", time.Minute, func() bool {
+		return f.targetString(`SELECT owner FROM accounts WHERE owner = $1`, owner) == owner
+	})
+	if ph := f.targetString(`SELECT phase || coalesce(pause_state, '') FROM pglink.links WHERE name = $1`, f.name); ph != "replicating" {
+		t.Fatalf("link after the undo: %q", ph)
+	}
+	if err := execOn(f.target, `INSERT INTO accounts (owner) VALUES ('x')`); err == nil {
+		t.Fatal("the target took a write while linked")
+	}
+}
