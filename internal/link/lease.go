@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -27,16 +28,31 @@ func leaseKey(link string) int64 {
 	return int64(h.Sum64())
 }
 
+// leaseGrace is how long acquireLease waits for a held lease to be freed.
+const leaseGrace = 3 * time.Second
+
 // acquireLease takes the link's lease or says who holds it.
 func acquireLease(ctx context.Context, ep *endpoint.Endpoint, link string) (*lease, error) {
 	conn, err := ep.Connect(ctx)
 	if err != nil {
 		return nil, err
 	}
+	// A process that was just killed still holds the lease until its
+	// server session notices the closed connection: try for a short while.
+	deadline := time.Now().Add(leaseGrace)
 	var got bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, leaseKey(link)).Scan(&got); err != nil {
-		conn.Close(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("target: take the lease of link %s: %w", link, err)
+	for {
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, leaseKey(link)).Scan(&got); err != nil {
+			conn.Close(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("target: take the lease of link %s: %w", link, err)
+		}
+		if got || time.Now().After(deadline) {
+			break
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			conn.Close(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("target: take the lease of link %s: %w", link, err)
+		}
 	}
 	if !got {
 		conn.Close(context.WithoutCancel(ctx))

@@ -182,7 +182,7 @@ func TestKillDuringSeedAndStream(t *testing.T) {
 	defer stopWrites()
 
 	p := startProcess(t, "killme", source, target)
-	waitFor(t, "some tables copied, some not", time.Minute, nil, func() (bool, error) {
+	waitFor(t, "some tables copied, some not", 2*time.Minute, nil, func() (bool, error) {
 		if gone, out := p.exited(); gone {
 			return false, fmt.Errorf("pglink exited: %s", out)
 		}
