@@ -170,6 +170,11 @@ func undoBegin(ctx context.Context, x *execution) error {
 }
 
 func fenceStep(ctx context.Context, x *execution) (string, error) {
+	// The link starts to hold now, while the source is fenced, so that it
+	// knows before the end mark reaches it (see catchUpStep).
+	if err := x.ctl.RequestHold(ctx); err != nil {
+		return "", err
+	}
 	x.blockedAt = time.Now()
 	res, err := Fence(ctx, x.src)
 	if err != nil {
@@ -183,7 +188,7 @@ func unfenceStep(ctx context.Context, x *execution) error {
 	if err != nil {
 		return err
 	}
-	return Unfence(ctx, src)
+	return errors.Join(Unfence(ctx, src), x.ctl.ReleaseHold(ctx))
 }
 
 // sentinelSQL writes the failover's mark into the source's WAL; it returns
@@ -191,7 +196,51 @@ func unfenceStep(ctx context.Context, x *execution) error {
 // commit on the fenced source has committed.
 const sentinelSQL = `SELECT pg_logical_emit_message(true, 'pglink', 'failover ' || $1::text)::text`
 
+// nudgeSQL writes an empty transaction into the source's WAL, so that a
+// link waiting for the source's next transaction reaches its hold.
+const nudgeSQL = `SELECT pg_logical_emit_message(true, 'pglink', 'nudge')`
+
+// waitHolding waits until the link holds (fenceStep asked it to), nudging
+// it with an empty source transaction when the source is quiet.
+func waitHolding(ctx context.Context, x *execution) error {
+	deadline := time.Now().Add(x.opts.Timeout)
+	for i := 0; ; i++ {
+		state, err := x.ctl.PauseState(ctx)
+		if err != nil {
+			return err
+		}
+		switch state {
+		case "holding":
+			return nil
+		case "requested":
+		default:
+			return fmt.Errorf("link %s does not hold (pause state %q): its pause was ended by something else", x.ctl.Name, state)
+		}
+		if err := x.hereFailed(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the link did not hold within --timeout %s: is it running? see pglink status", x.opts.Timeout)
+		}
+		if i%4 == 1 {
+			if _, err := x.src.Exec(ctx, nudgeSQL); err != nil {
+				return fmt.Errorf("source: write an empty transaction: %w", err)
+			}
+		}
+		if err := sleepCtx(ctx, 25*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// catchUpStep writes the end mark X into the source's WAL (every user
+// transaction has committed before it: the source is fenced) and lets the
+// holding link apply up to X. The link learnt to hold before X was
+// written, so it cannot apply the mark's own transaction.
 func catchUpStep(ctx context.Context, x *execution) (string, error) {
+	if err := waitHolding(ctx, x); err != nil {
+		return "", err
+	}
 	var at string
 	if err := x.src.QueryRow(ctx, sentinelSQL, x.ctl.Name).Scan(&at); err != nil {
 		return "", fmt.Errorf("source: mark the end position: %w", err)

@@ -150,7 +150,7 @@ func TestPlannedFailoverUndo(t *testing.T) {
 		// pause at an earlier point: the catch-up times out.
 		p, _ := Build(Options{Name: "undo", Source: f.source, Target: f.target, Kind: Planned, Timeout: time.Nanosecond, MaxLag: 30 * time.Second})
 		_, err := Run(context.Background(), p)
-		if err == nil || !strings.Contains(err.Error(), "did not apply") {
+		if err == nil || !strings.Contains(err.Error(), "within --timeout") {
 			t.Fatalf("failover should time out: %v", err)
 		}
 		f.assertWritableAndLinked(t)

@@ -112,16 +112,22 @@ func scriptUnfence() string {
 }
 
 func scriptCatchUp(o Options) string {
-	return fmt.Sprintf(`END_LSN=$(src -c "SELECT pg_logical_emit_message(true, 'pglink', 'failover $LINK')::text")
-[ "$(tgt -c "UPDATE pglink.links SET pause_state = 'at', pause_at = '$END_LSN', failover_lsn = '$END_LSN' WHERE name = '$LINK' AND pause_state IS NULL RETURNING 1")" = 1 ] || die "a validation is pausing link $LINK"
+	return fmt.Sprintf(`[ "$(tgt -c "UPDATE pglink.links SET pause_state = 'requested', pause_at = NULL, pause_requested_at = now() WHERE name = '$LINK' AND pause_state IS NULL RETURNING 1")" = 1 ] || die "a validation is pausing link $LINK"
 UNDO+=("tgt -c \"UPDATE pglink.links SET pause_state = NULL, pause_at = NULL WHERE name = '\$LINK'\"")
-deadline=$((SECONDS + %d))
+deadline=$((SECONDS + %[1]d))
+until [ "$(tgt -c "SELECT pause_state FROM pglink.links WHERE name = '$LINK'")" = holding ]; do
+	[ "$SECONDS" -lt "$deadline" ] || die "link $LINK did not hold within %[2]s: is it running?"
+	src -c %[3]s >/dev/null
+	sleep 0.1
+done
+END_LSN=$(src -c "SELECT pg_logical_emit_message(true, 'pglink', 'failover $LINK')::text")
+[ "$(tgt -c "UPDATE pglink.links SET pause_state = 'at', pause_at = '$END_LSN', failover_lsn = '$END_LSN' WHERE name = '$LINK' AND pause_state = 'holding' RETURNING 1")" = 1 ] || die "link $LINK stopped holding"
 until [ "$(tgt -c "SELECT pause_state FROM pglink.links WHERE name = '$LINK'")" = paused ]; do
-	[ "$SECONDS" -lt "$deadline" ] || die "the target did not catch up with $END_LSN within %s"
+	[ "$SECONDS" -lt "$deadline" ] || die "the target did not catch up with $END_LSN within %[2]s"
 	sleep 0.2
 done
 ok "every source transaction before $END_LSN is on the target"
-`, int(o.Timeout.Seconds()+0.5), o.Timeout)
+`, int(o.Timeout.Seconds()+0.5), o.Timeout, sqlArg(nudgeSQL))
 }
 
 func scriptValidate(o Options) string {

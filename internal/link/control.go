@@ -162,16 +162,43 @@ func (c *Control) FinishFailover(ctx context.Context, at change.LSN, detail stri
 	return addHistory(ctx, c.conn, c.Name, "failed over", detail)
 }
 
-// HoldAt asks the running link to apply every source transaction that
-// committed before at, and to hold before the first one at or after it.
+// RequestHold asks the running link to commit what it applied and to hold
+// before its next source transaction, until HoldAt says how far to go. A
+// failover asks before it writes its end mark, so the link cannot apply
+// the mark before it knows that it must stop there.
+func (c *Control) RequestHold(ctx context.Context) error {
+	tag, err := c.conn.Exec(ctx, `UPDATE pglink.links SET pause_state = 'requested', pause_at = NULL,
+		pause_requested_at = now() WHERE name = $1 AND pause_state IS NULL`, c.Name)
+	if err != nil {
+		return fmt.Errorf("target: ask link %s to hold: %w", c.Name, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("link %s is paused by a validation; wait for it to end and try again", c.Name)
+	}
+	return nil
+}
+
+// PauseState returns the link's pause state: "" (none), "requested",
+// "holding", "at" or "paused".
+func (c *Control) PauseState(ctx context.Context) (string, error) {
+	var state *string
+	if err := c.conn.QueryRow(ctx, `SELECT pause_state FROM pglink.links WHERE name = $1`, c.Name).Scan(&state); err != nil {
+		return "", fmt.Errorf("target: read pause state of link %s: %w", c.Name, err)
+	}
+	return deref(state), nil
+}
+
+// HoldAt tells the link, which holds after RequestHold, to apply every
+// source transaction that committed before at, and to hold before the
+// first one at or after it.
 func (c *Control) HoldAt(ctx context.Context, at change.LSN) error {
 	tag, err := c.conn.Exec(ctx, `UPDATE pglink.links SET pause_state = 'at', pause_at = $2::text::pg_lsn,
-		pause_requested_at = now(), failover_lsn = $2::text::pg_lsn WHERE name = $1 AND pause_state IS NULL`, c.Name, at.String())
+		failover_lsn = $2::text::pg_lsn WHERE name = $1 AND pause_state = 'holding'`, c.Name, at.String())
 	if err != nil {
 		return fmt.Errorf("target: ask link %s to stop at %s: %w", c.Name, at, err)
 	}
 	if tag.RowsAffected() != 1 {
-		return fmt.Errorf("link %s is paused by a validation; wait for it to end and try again", c.Name)
+		return fmt.Errorf("link %s does not hold (its pause was ended by something else); try again", c.Name)
 	}
 	return nil
 }
