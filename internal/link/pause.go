@@ -37,8 +37,9 @@ var (
 // source never stop. A pause that nobody releases ends by itself after
 // pauseLimit, so a crashed validation cannot stall the link.
 const (
-	pausePoll  = 100 * time.Millisecond
-	pauseLimit = 2 * time.Minute
+	pausePoll     = 100 * time.Millisecond
+	pausePollBusy = 20 * time.Millisecond // while a pause or a failover runs
+	pauseLimit    = 2 * time.Minute
 )
 
 // pauser is the link's side of the protocol, fed by a poller of the
@@ -64,8 +65,6 @@ func (p *pauser) poll(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	tick := time.NewTicker(pausePoll)
-	defer tick.Stop()
 	for {
 		var state, at, kind *string
 		var phase string
@@ -88,10 +87,14 @@ func (p *pauser) poll(ctx context.Context) error {
 				return fmt.Errorf("target: end an abandoned pause: %w", err)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
+		// While a pause or a failover is under way, every poll's delay is
+		// time the link waits or the source stays blocked: poll faster.
+		every := pausePoll
+		if deref(state) != "" || phase == monitor.PhaseFailingOver {
+			every = pausePollBusy
+		}
+		if err := sleep(ctx, every); err != nil {
+			return err
 		}
 	}
 }
@@ -159,7 +162,7 @@ func (p *pauser) Wait(ctx context.Context, commitLSN change.LSN) error {
 		if s, _ := p.get(); s == "holding" && next == "paused" {
 			break // a new request started; Holding will be asked again
 		}
-		if err := sleep(ctx, pausePoll/2); err != nil {
+		if err := sleep(ctx, pausePollBusy); err != nil {
 			return err
 		}
 		if st, _ := p.get(); next == "holding" && (st == "at" || st == "paused") {
@@ -218,7 +221,7 @@ func waitPauseState(ctx context.Context, conn *pgx.Conn, link, want string, time
 		if time.Now().After(deadline) {
 			return fmt.Errorf("link %s did not pause within %s (state %q): is it running and caught up? check pglink status", link, timeout, deref(state))
 		}
-		if err := sleep(ctx, pausePoll/2); err != nil {
+		if err := sleep(ctx, pausePollBusy); err != nil {
 			return err
 		}
 	}
