@@ -24,6 +24,11 @@ import (
 // the lag in seconds a clock to go by.
 var HeartbeatInterval = time.Second
 
+// statusInterval is the stream's standby status timer. Between its ticks
+// the stream reports each durable commit of the apply within
+// stream.DefaultStatusGap; tests lengthen it to prove that.
+var statusInterval = stream.DefaultStatusInterval
+
 // heartbeatPrefix marks pglink's logical decoding messages.
 const heartbeatPrefix = "pglink"
 
@@ -137,7 +142,7 @@ func (r *runner) streamOnce(ctx context.Context) error {
 	defer os.Remove(spoolDir) // the streamer removes its files; an empty folder is no use to anyone
 	streamer := stream.New(stream.Options{
 		Conn: sourceStreamConfig(r.src), Slot: r.names.Slot, Publication: r.names.Publication,
-		StartLSN: start, SpoolDir: spoolDir, Logger: r.log,
+		StartLSN: start, SpoolDir: spoolDir, StatusInterval: statusInterval, Logger: r.log,
 	})
 	pause := newPauser(r.tgt, r.cfg.Name)
 	applier := apply.New(apply.Options{

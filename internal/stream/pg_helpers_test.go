@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"testing"
 	"time"
@@ -30,7 +31,15 @@ type source struct {
 
 func newSource(t *testing.T, setup ...string) *source {
 	t.Helper()
-	c := pgtest.Start(t, pgtest.Options{Settings: map[string]string{"logical_decoding_work_mem": "64kB"}})
+	return newSourceWith(t, nil, setup...)
+}
+
+// newSourceWith is newSource with more server settings.
+func newSourceWith(t *testing.T, settings map[string]string, setup ...string) *source {
+	t.Helper()
+	all := map[string]string{"logical_decoding_work_mem": "64kB"}
+	maps.Copy(all, settings)
+	c := pgtest.Start(t, pgtest.Options{Settings: all})
 	c.CreateDB(srcDB)
 	c.Exec(srcDB, setup...)
 	c.Exec(srcDB, "CREATE PUBLICATION "+testPub+" FOR ALL TABLES")

@@ -35,26 +35,39 @@ type session struct {
 	lastSentEnd  change.LSN // EndLSN of the last Commit sent on out
 	serverWALEnd change.LSN // from the last keepalive
 	flushed      change.LSN // last flush position reported
-	nextStatus   time.Time
+
+	wake       *waker
+	timer      *time.Timer // emit's, reused
+	armed      time.Time   // read deadline set on the connection; zero when unknown
+	lastStatus time.Time
+	nextStatus time.Time // the timer's next standby status
 }
 
 // loop receives until ctx ends or an error. Each receive waits at most
-// until the next standby status is due.
+// until the next standby status is due: the timer's, or the one the apply
+// asked for by moving the applied position (see waker).
 func (ss *session) loop(ctx context.Context) error {
 	for {
-		if !time.Now().Before(ss.nextStatus) {
-			if err := ss.sendStatus(ctx); err != nil {
-				return err
-			}
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		recvCtx, cancel := context.WithDeadline(ctx, ss.nextStatus)
-		msg, err := ss.conn.ReceiveMessage(recvCtx)
-		cancel()
+		if err := ss.statusIfDue(ctx); err != nil {
+			return err
+		}
+		if at := ss.wakeAt(); !at.Equal(ss.armed) {
+			if err := ss.conn.Conn().SetReadDeadline(at); err != nil {
+				return fmt.Errorf("source: replication stream: %w", err)
+			}
+			ss.armed = at
+			continue // a poke just before the deadline was set must be seen: look again
+		}
+		msg, err := ss.conn.ReceiveMessage(context.Background())
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if err != nil {
 			if pgconn.Timeout(err) {
+				ss.armed = time.Time{} // a poke may have changed the deadline
 				continue
 			}
 			return fmt.Errorf("source: replication stream: %w", err)
@@ -227,20 +240,20 @@ func (ss *session) emit(ctx context.Context, c *change.Change) error {
 		return nil
 	default:
 	}
+	defer ss.timer.Stop()
 	for {
-		timer := time.NewTimer(time.Until(ss.nextStatus))
+		ss.timer.Reset(time.Until(ss.wakeAt()))
 		select {
 		case ss.out <- c:
-			timer.Stop()
 			ss.sent(c)
 			return nil
 		case <-ctx.Done():
-			timer.Stop()
 			return ctx.Err()
-		case <-timer.C:
-			if err := ss.sendStatus(ctx); err != nil {
-				return err
-			}
+		case <-ss.timer.C:
+		case <-ss.wake.ch:
+		}
+		if err := ss.statusIfDue(ctx); err != nil {
+			return err
 		}
 	}
 }
@@ -264,20 +277,44 @@ func flushPosition(applied, lastSentEnd, serverWALEnd, previous change.LSN, idle
 	return max(pos, previous)
 }
 
+// wakeAt is when the next standby status is due: the timer's, or sooner
+// when the apply has moved the applied position since the last one.
+func (ss *session) wakeAt() time.Time {
+	at := ss.nextStatus
+	if ss.wake.pending.Load() {
+		if soon := ss.lastStatus.Add(ss.opts.StatusGap); soon.Before(at) {
+			at = soon
+		}
+	}
+	return at
+}
+
+// statusIfDue sends a standby status when one is due.
+func (ss *session) statusIfDue(ctx context.Context) error {
+	if time.Now().Before(ss.wakeAt()) {
+		return nil
+	}
+	return ss.sendStatus(ctx)
+}
+
 // sendStatus sends a standby status update and schedules the next one.
-// Write, flush and apply positions are all the flush position: pglink has
-// no use for the server holding WAL for any other reason.
+// Flush and apply are the flush position: what the target has durably
+// committed (its apply commits with synchronous_commit on). Write is what
+// pglink has received and passed on to the apply, never less than flush;
+// only flush moves the slot.
 func (ss *session) sendStatus(ctx context.Context) error {
+	ss.wake.pending.Store(false) // before reading applied: a later SetApplied pokes again
 	idle := !ss.txnOpen && !ss.inStream && ss.spool.empty()
 	pos := flushPosition(change.LSN(ss.applied.Load()), ss.lastSentEnd, ss.serverWALEnd, ss.flushed, idle)
 	err := pglogrepl.SendStandbyStatusUpdate(ctx, ss.conn, pglogrepl.StandbyStatusUpdate{
-		WALWritePosition: pos, WALFlushPosition: pos, WALApplyPosition: pos,
+		WALWritePosition: max(pos, ss.lastSentEnd), WALFlushPosition: pos, WALApplyPosition: pos,
 	})
 	if err != nil {
 		return fmt.Errorf("source: send standby status: %w", err)
 	}
 	ss.flushed = pos
-	ss.nextStatus = time.Now().Add(ss.opts.StatusInterval)
+	ss.lastStatus = time.Now()
+	ss.nextStatus = ss.lastStatus.Add(ss.opts.StatusInterval)
 	ss.updateStats(func(st *Stats) { st.FlushedLSN = pos })
 	return nil
 }

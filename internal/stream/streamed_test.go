@@ -47,8 +47,9 @@ func TestStreamedTransactions(t *testing.T) {
 		src.Exec(srcDB, insert(1, 50000))
 		body, _ := r.txn(t)
 		expectIDs(t, body, [2]int{1, 50000})
-		st := r.Stats()
-		if st.StreamedTxns != 1 || st.SpooledBytes < 50000*40 || st.SpoolBytes != 0 {
+		// The counters move just after the Commit went out: wait for them.
+		waitFor(t, "the streamed transaction counted", func() bool { return r.Stats().StreamedTxns == 1 })
+		if st := r.Stats(); st.StreamedTxns != 1 || st.SpooledBytes < 50000*40 || st.SpoolBytes != 0 {
 			t.Errorf("stats: %+v", st)
 		}
 		if files := r.spoolFiles(t); len(files) != 0 {
@@ -61,6 +62,7 @@ func TestStreamedTransactions(t *testing.T) {
 			"; ROLLBACK TO SAVEPOINT s; "+insert(130001, 135000)+"; COMMIT")
 		body, _ := r.txn(t)
 		expectIDs(t, body, [2]int{100001, 110000}, [2]int{130001, 135000})
+		waitFor(t, "the streamed transaction counted", func() bool { return r.Stats().StreamedTxns >= before.StreamedTxns+1 })
 		if st := r.Stats(); st.StreamedTxns != before.StreamedTxns+1 {
 			t.Errorf("streamed transactions: %d, want %d", st.StreamedTxns, before.StreamedTxns+1)
 		}
@@ -72,6 +74,7 @@ func TestStreamedTransactions(t *testing.T) {
 		if len(body) != 1 || body[0].Rel.Name != "marker" {
 			t.Fatalf("after an aborted transaction: got %v, want the marker insert", kinds(body))
 		}
+		waitFor(t, "the marker transaction counted", func() bool { return r.Stats().Transactions > before.Transactions })
 		st := r.Stats()
 		if st.SpooledBytes == before.SpooledBytes || st.SpoolBytes != 0 || st.StreamedTxns != before.StreamedTxns {
 			t.Errorf("stats before %+v, after %+v", before, st)

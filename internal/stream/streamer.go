@@ -36,7 +36,12 @@ type Options struct {
 	// own directory.
 	SpoolDir       string
 	StatusInterval time.Duration // standby status period; DefaultStatusInterval when 0
-	Logger         *slog.Logger  // may be nil
+	// StatusGap is the least time between two standby status updates sent
+	// because SetApplied moved the applied position (between them, the
+	// timer and the server's requests still send one); DefaultStatusGap
+	// when 0. Negative: none are sent for that reason.
+	StatusGap time.Duration
+	Logger    *slog.Logger // may be nil
 }
 
 // Stats are counters and positions of a Streamer.
@@ -58,6 +63,7 @@ type Streamer struct {
 	opts    Options
 	log     *slog.Logger
 	applied atomic.Uint64
+	waker   atomic.Pointer[waker] // of the running session; nil between runs
 
 	mu    sync.Mutex
 	stats Stats
@@ -67,6 +73,9 @@ type Streamer struct {
 func New(opts Options) *Streamer {
 	if opts.StatusInterval <= 0 {
 		opts.StatusInterval = DefaultStatusInterval
+	}
+	if opts.StatusGap == 0 {
+		opts.StatusGap = DefaultStatusGap
 	}
 	log := opts.Logger
 	if log == nil {
@@ -83,13 +92,22 @@ func New(opts Options) *Streamer {
 // applied and none is open: then the server's WAL end from its keepalives
 // is reported, as native logical replication does, so an idle slot (or one
 // whose source only writes in other databases) advances. Positions only
-// move forward; a smaller lsn is ignored.
+// move forward; a smaller lsn is ignored. A position that moves is sent to
+// the source soon (at most Options.StatusGap after the previous status),
+// so the slot follows the target's commits closely, not only at the
+// status timer.
 func (s *Streamer) SetApplied(lsn change.LSN) {
 	for {
 		cur := s.applied.Load()
-		if uint64(lsn) <= cur || s.applied.CompareAndSwap(cur, uint64(lsn)) {
+		if uint64(lsn) <= cur {
 			return
 		}
+		if s.applied.CompareAndSwap(cur, uint64(lsn)) {
+			break
+		}
+	}
+	if w := s.waker.Load(); w != nil && s.opts.StatusGap > 0 {
+		w.poke()
 	}
 }
 
@@ -163,8 +181,19 @@ func (s *Streamer) Run(ctx context.Context, out chan<- *change.Change) (err erro
 		out:        out,
 		rels:       make(relationCache),
 		spool:      sp,
+		wake:       newWaker(conn.Conn()),
+		timer:      time.NewTimer(time.Hour),
 		nextStatus: time.Now(),
 	}
+	defer ss.timer.Stop()
+	// The receive waits with a read deadline on the connection instead of
+	// a context per message (a context.WithDeadline and pgconn's watcher
+	// goroutine for each message were an eighth of pglink's CPU while
+	// catching up): ctx's end interrupts it the same way SetApplied does.
+	s.waker.Store(ss.wake)
+	defer s.waker.Store(nil)
+	stop := context.AfterFunc(ctx, ss.wake.interrupt)
+	defer stop()
 	return ss.loop(ctx)
 }
 
