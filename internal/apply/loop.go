@@ -32,6 +32,8 @@ type run struct {
 	skipped    int64 // not yet added to Stats
 	skipTxns   int64
 
+	fold fold // changes folded for set-based apply (fold.go)
+
 	shape  shape
 	keyBuf []byte
 	args   [][]byte
@@ -220,6 +222,9 @@ const originXactSQL = `SELECT pg_replication_origin_xact_setup($1::pg_lsn, $2::t
 // commitBatch commits the target transaction with the origin position and
 // the progress row, then reports the position as durable.
 func (r *run) commitBatch(ctx context.Context) error {
+	if err := r.flushFold(ctx); err != nil {
+		return err
+	}
 	last := r.lastCommit
 	lsn := []byte(last.EndLSN.String())
 	at := last.CommitTime

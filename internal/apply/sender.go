@@ -29,12 +29,14 @@ var stmtSeq atomic.Uint64
 
 // request is one queued request whose result is checked at the next flush.
 type request struct {
-	kind  requestKind
-	what  string // control requests and prepares: what it does, for errors
-	at    change.LSN
-	tbl   *table
-	chg   *change.Change // row changes
-	where change.Tuple   // row changes: the identifying tuple, for conflict reports
+	kind    requestKind
+	what    string // control requests and prepares: what it does, for errors
+	at      change.LSN
+	tbl     *table
+	chg     *change.Change // row changes
+	where   change.Tuple   // row changes: the identifying tuple, for conflict reports
+	bulkKey string         // set-based preparations: the statement's key in tbl.bulk
+	expect  int64          // set-based statements: the rows they must change
 }
 
 type requestKind uint8
@@ -43,6 +45,8 @@ const (
 	reqControl requestKind = iota // BEGIN, COMMIT, origin and progress statements, TRUNCATE
 	reqPrepare
 	reqRow
+	reqBulkPrepare // a set-based statement's Parse: its failure is a bulkError
+	reqBulk        // a set-based statement: its failure, or another row count than expect, is a bulkError
 )
 
 // sender writes requests into a pgconn pipeline. pgconn's pipeline mode
@@ -92,6 +96,38 @@ func (s *sender) row(ctx context.Context, t *table, st *stmt, c *change.Change, 
 	s.queuedBytes += n
 }
 
+// prepareBulk queues the Parse of a set-based statement.
+func (s *sender) prepareBulk(ctx context.Context, t *table, st *stmt, key string, at change.LSN) {
+	s.start(ctx)
+	st.name = fmt.Sprintf("pglink_apply_%d", stmtSeq.Add(1))
+	s.pipe.SendPrepare(st.name, st.sql, st.paramOIDs)
+	s.pending = append(s.pending, request{kind: reqBulkPrepare, what: "prepare set-based statement for " + t.quoted, at: at, tbl: t, bulkKey: key})
+	s.queuedBytes += len(st.sql) + 64
+}
+
+// bulk queues the execution of a set-based statement that must change
+// expect rows.
+func (s *sender) bulk(ctx context.Context, t *table, st *stmt, op byte, args [][]byte, expect int64, at change.LSN) {
+	s.start(ctx)
+	s.pipe.SendQueryPrepared(st.name, args, nil, nil)
+	s.pending = append(s.pending, request{kind: reqBulk, what: bulkWhat(op) + " " + t.quoted, at: at, tbl: t, expect: expect})
+	n := 64
+	for _, a := range args {
+		n += len(a)
+	}
+	s.queuedBytes += n
+}
+
+func bulkWhat(op byte) string {
+	switch op {
+	case bulkDelete:
+		return "set-based DELETE from"
+	case bulkUpdate:
+		return "set-based UPDATE on"
+	}
+	return "set-based INSERT into"
+}
+
 // full reports whether enough is queued to flush.
 func (s *sender) full() bool {
 	return len(s.pending) >= flushStatements || s.queuedBytes >= flushBytes
@@ -139,6 +175,9 @@ func (s *sender) check(pipe *pgconn.Pipeline, req *request) error {
 			if err == nil && req.kind == reqRow && tag.RowsAffected() == 0 && req.chg.Kind != change.Insert {
 				s.conflict(req)
 			}
+			if err == nil && req.kind == reqBulk && tag.RowsAffected() != req.expect {
+				err = fmt.Errorf("%w: %d of %d", errRowCount, tag.RowsAffected(), req.expect)
+			}
 		case *pgconn.StatementDescription:
 		default:
 			err = fmt.Errorf("unexpected pipeline result %T", res)
@@ -148,6 +187,10 @@ func (s *sender) check(pipe *pgconn.Pipeline, req *request) error {
 		return nil
 	}
 	switch req.kind {
+	case reqBulk:
+		return &bulkError{err: fmt.Errorf("%s at source %s: %w", req.what, req.at, err), tbl: req.tbl}
+	case reqBulkPrepare:
+		return &bulkError{err: fmt.Errorf("%s at source %s: %w", req.what, req.at, err), tbl: req.tbl, prep: req.bulkKey}
 	case reqRow:
 		return fmt.Errorf("apply %s %s %s at source %s: %w", req.chg.Kind, preposition(req.chg.Kind), req.tbl.quoted, req.at, err)
 	default:
