@@ -121,6 +121,17 @@ func (f *fold) add(t *table, c *change.Change, keyBuf []byte) (foldResult, []byt
 		}
 		return tf.keys[string(keyBuf)], string(keyBuf)
 	}
+	if len(t.keyCols) == 0 {
+		// Without a key, rows are inserted as they come; an update or a
+		// delete goes row by row after them.
+		if c.Kind != change.Insert || len(c.New) != len(t.cols) || hasUnchanged(c.New, nil) {
+			return unfoldable, keyBuf
+		}
+		tf := f.table(t)
+		tf.entries = append(tf.entries, &netRow{seen: true, exists: true, image: c.New})
+		f.keep(t, c)
+		return foldTaken, keyBuf
+	}
 	switch c.Kind {
 	case change.Insert:
 		if len(c.New) != len(t.cols) || hasUnchanged(c.New, t.keyCols) {

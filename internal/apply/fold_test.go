@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -112,6 +113,26 @@ func TestFold(t *testing.T) {
 					txn(0x1100, ins(watched, "2"), del(kv, "1", nil))}
 			},
 			want: "(1,4);(2,5)"},
+		"Keyless": {setup: []string{`CREATE TABLE hist (n int, v text)`, `ALTER TABLE hist REPLICA IDENTITY FULL`,
+			`INSERT INTO hist VALUES (0, 'old')`},
+			tables: []string{"hist"}, changes: 8,
+			txns: func() [][]*change.Change {
+				hist := rel("public", "hist", change.IdentityFull, "n", "v")
+				return [][]*change.Change{txn(0x1000, ins(hist, "1", "a"), ins(hist, "1", "a"), ins(hist, "2", "b")),
+					txn(0x1100, del(hist, "1", "a"), ins(hist, "3", nil), upd(hist, tup("2", "b"), "2", "bb")),
+					txn(0x1200, ins(hist, "4", "d"), del(hist, "0", "old"))}
+			},
+			want: "(1,a);(2,bb);(3,);(4,d)"},
+		"Partitioned": {setup: []string{`CREATE TABLE pt (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)`,
+			`CREATE TABLE pt_lo PARTITION OF pt FOR VALUES FROM (0) TO (10)`,
+			`CREATE TABLE pt_hi PARTITION OF pt FOR VALUES FROM (10) TO (100)`, `INSERT INTO pt VALUES (1, 'a'), (15, 'b')`},
+			tables: []string{"pt", "pt_lo", "pt_hi"}, changes: 6,
+			txns: func() [][]*change.Change {
+				pt := rel("public", "pt", change.IdentityDefault, "id*", "v")
+				return [][]*change.Change{txn(0x1000, ins(pt, "2", "c"), upd(pt, nil, "1", "a2"), upd(pt, nil, "15", "b2")),
+					txn(0x1100, upd(pt, tup("1", nil), "20", "moved"), upd(pt, nil, "2", "c2"), del(pt, "15", nil))}
+			},
+			want: "(2,c2);(20,moved)"},
 		"Types": {setupFor: typesSetup, tables: []string{"ty"}, changes: 6,
 			txns: func() [][]*change.Change {
 				cols := []string{"id*"}
@@ -159,6 +180,10 @@ func TestFold(t *testing.T) {
 			runFoldCase(t, c, fc)
 		})
 	}
+	t.Run("Gate", func(t *testing.T) {
+		t.Parallel()
+		testFoldGate(t, c)
+	})
 }
 
 func runFoldCase(t *testing.T, c *pgtest.Cluster, fc foldCase) {
@@ -221,4 +246,44 @@ func cut(s string) string {
 		return s[:400] + "..."
 	}
 	return s
+}
+
+// holdGate holds the apply before the source transaction at `at`, once:
+// in Wait it records what the target shows, then lets the apply go on.
+type holdGate struct {
+	at   change.LSN
+	done bool
+	seen func() string
+	got  string
+}
+
+func (g *holdGate) Holding(lsn change.LSN) bool { return !g.done && lsn >= g.at }
+
+func (g *holdGate) Wait(ctx context.Context, lsn change.LSN) error {
+	g.got, g.done = g.seen(), true
+	return nil
+}
+
+// testFoldGate holds the apply in the middle of what would be one batch:
+// the target shows exactly the transactions before the hold, with the
+// folded changes of the batch applied, and the rest after.
+func testFoldGate(t *testing.T, c *pgtest.Cluster) {
+	e := newEnv(t, c, `CREATE TABLE kv (id int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, '0'), (2, '0')`)
+	kv := rel("public", "kv", change.IdentityDefault, "id*", "v")
+	var txns [][]*change.Change
+	for i := range 100 {
+		txns = append(txns, txn(change.LSN(0x1000+i*0x100), upd(kv, nil, fmt.Sprint(i%2+1), fmt.Sprint(i)),
+			ins(kv, fmt.Sprint(100+i), "x")))
+	}
+	g := &holdGate{at: txns[50][0].CommitLSN, seen: func() string {
+		return e.query(t, `SELECT string_agg(id || '=' || v, ',' ORDER BY id) || ' ' || (SELECT count(*) FROM kv WHERE id >= 100) FROM kv WHERE id < 100`)
+	}}
+	a := e.mustRun(t, Options{MaxBatchDelay: time.Hour, Gate: g}, txns...)
+	if want := "1=48,2=49 50"; g.got != want {
+		t.Errorf("held before the 51st transaction, the target showed %q, want %q", g.got, want)
+	}
+	e.expect(t, `SELECT string_agg(id || '=' || v, ',' ORDER BY id) || ' ' || (SELECT count(*) FROM kv WHERE id >= 100) FROM kv WHERE id < 100`, "1=98,2=99 100")
+	if st := a.Stats(); st.Batches != 2 || st.Fallbacks != 0 {
+		t.Errorf("stats = %+v, want 2 batches, no fallback", st)
+	}
 }

@@ -31,10 +31,11 @@ type table struct {
 	// apply session (ENABLE ALWAYS or ENABLE REPLICA): its changes are
 	// applied one by one, in order with every other table's.
 	fires bool
-	// keyCols are the replica identity's columns; foldable says whether
-	// the table's changes may be folded into set-based statements (see
-	// fold.go): a key, no identity column, no firing trigger, and an
-	// array type for every column.
+	// keyCols are the columns of the key (primary key or replica identity
+	// index; none with REPLICA IDENTITY FULL); foldable says whether the
+	// table's changes may be folded into set-based statements (see
+	// fold.go): no identity column, no firing trigger, and an array type
+	// for every column.
 	keyCols  []int
 	foldable bool
 	bulk     map[string]*stmt // set-based statements, by bulkKey
@@ -154,20 +155,19 @@ func loadTable(ctx context.Context, conn *pgx.Conn, rel *change.Relation) (*tabl
 }
 
 // foldable says whether t's changes may be folded (see fold.go), and sets
-// t.keyCols.
+// t.keyCols. A table without a key (REPLICA IDENTITY FULL or NOTHING)
+// folds its inserts only.
 func foldable(t *table) bool {
-	if t.rel.ReplicaIdentity != change.IdentityDefault && t.rel.ReplicaIdentity != change.IdentityIndex {
-		return false
-	}
+	keyed := t.rel.ReplicaIdentity == change.IdentityDefault || t.rel.ReplicaIdentity == change.IdentityIndex
 	for i, c := range t.rel.Columns {
-		if c.Key {
+		if c.Key && keyed {
 			t.keyCols = append(t.keyCols, i)
 		}
 		if t.cols[i].arrayOID == 0 {
 			return false
 		}
 	}
-	return len(t.keyCols) > 0 && !t.identityAlways && !t.fires
+	return !t.identityAlways && !t.fires
 }
 
 type targetColInfo struct {
