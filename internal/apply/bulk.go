@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/pglink/pglink/internal/change"
@@ -27,12 +28,14 @@ const (
 // fallback rolls back to it.
 const bulkSavepoint = "pglink_fold"
 
-// errRowCount is a set-based statement that changed fewer or more rows than
-// it named: a row to update or delete was not there.
+// errRowCount is a set-based INSERT that reported another number of rows
+// than it was given.
 var errRowCount = errors.New("set-based statement changed another number of rows than it named")
 
 // bulkError is the failure of a set-based statement or its preparation;
-// the changes of the flush are then applied one by one.
+// the changes of the flush are then applied one by one. A set-based UPDATE
+// or DELETE that finds fewer rows than it names fails too: it divides by
+// zero (see buildBulk).
 type bulkError struct {
 	err  error
 	tbl  *table
@@ -42,33 +45,55 @@ type bulkError struct {
 func (e *bulkError) Error() string { return e.err.Error() }
 func (e *bulkError) Unwrap() error { return e.err }
 
-// flushFold applies the folded changes with set-based statements behind a
-// savepoint, and reads their results. When one fails, it rolls back to the
-// savepoint and queues the same changes one by one instead.
+// flushFold applies the folded changes now (see queueFold and settleFold).
 func (r *run) flushFold(ctx context.Context) error {
-	f := &r.fold
-	if f.empty() {
+	if !r.queueFold(ctx) {
 		return nil
 	}
-	defer f.reset()
+	return r.settleFold(ctx, r.snd.flush())
+}
+
+// queueFold queues the set-based statements of the fold behind a
+// savepoint, and reports whether there were any. The fold is kept until
+// settleFold has seen the results.
+func (r *run) queueFold(ctx context.Context) bool {
+	f := &r.fold
+	if f.empty() {
+		return false
+	}
 	at := f.changes[len(f.changes)-1].c.CommitLSN
 	r.snd.control(ctx, "SAVEPOINT "+bulkSavepoint, nil, nil, "take a savepoint before set-based statements", at)
 	for _, tf := range f.order {
 		r.queueTableFold(ctx, tf, at)
 	}
-	err := r.snd.flush()
-	if err == nil {
-		r.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", at)
-		return nil
-	}
+	r.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", at)
+	return true
+}
+
+// settleFold takes the outcome of the flush that carried the fold's
+// statements, and empties the fold (see settle).
+func (r *run) settleFold(ctx context.Context, flushErr error) error {
+	_, err := r.settle(ctx, flushErr)
+	return err
+}
+
+// settle empties the fold after the flush that carried its statements.
+// When a set-based statement failed (the server then skipped the rest up
+// to the flush's end), it rolls back to the savepoint, queues the same
+// changes one by one and reports fellBack: what the flush carried after
+// the fold must be queued again. Any other error is returned as is.
+func (r *run) settle(ctx context.Context, flushErr error) (fellBack bool, err error) {
+	f := &r.fold
+	defer f.reset()
 	var be *bulkError
-	if !errors.As(err, &be) {
-		return err
+	if flushErr == nil || !errors.As(flushErr, &be) {
+		return false, flushErr
 	}
 	if be.prep != "" {
 		delete(be.tbl.bulk, be.prep)
 		be.tbl.foldable = false // the statement cannot be prepared: apply this table row by row from now on
 	}
+	at := f.changes[len(f.changes)-1].c.CommitLSN
 	r.a.log.Debug("apply: set-based statements failed, applying their changes one by one",
 		"table", be.tbl.quoted, "changes", len(f.changes), "reason", be.err.Error(), "source_lsn", at.String())
 	r.a.mu.Lock()
@@ -78,10 +103,10 @@ func (r *run) flushFold(ctx context.Context) error {
 	r.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", at)
 	for _, fc := range f.changes {
 		if err := r.rowStatement(ctx, fc.t, fc.c); err != nil {
-			return err
+			return true, err
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // queueTableFold queues the set-based statements of one table's net
@@ -171,7 +196,12 @@ func (r *run) queueBulk(ctx context.Context, t *table, op byte, cols []int, rows
 		}
 		args[n] = appendArray(nil, vals, t.cols[i].delim)
 	}
-	r.snd.bulk(ctx, t, st, op, args, int64(len(rows)), at)
+	expect := int64(len(rows))
+	if op != bulkInsert {
+		args = append(args, strconv.AppendInt(nil, expect, 10))
+		expect = -1 // checked by the statement itself
+	}
+	r.snd.bulk(ctx, t, st, op, args, expect, at)
 }
 
 // appendArray appends the text form of an array of vals to buf: each
@@ -204,6 +234,9 @@ func buildBulk(t *table, op byte, cols []int) *stmt {
 	st := &stmt{setCols: append([]int(nil), cols...)}
 	for _, i := range cols {
 		st.paramOIDs = append(st.paramOIDs, t.cols[i].arrayOID)
+	}
+	if op != bulkInsert {
+		st.paramOIDs = append(st.paramOIDs, 20) // the rows it must change
 	}
 	val := func(n int) string {
 		s := fmt.Sprintf("pglink_v.c%d", n+1)
@@ -240,10 +273,10 @@ func buildBulk(t *table, op byte, cols []int) *stmt {
 	var b strings.Builder
 	switch op {
 	case bulkDelete:
-		fmt.Fprintf(&b, "DELETE FROM %s%s AS pglink_t USING %s", only(t), t.quoted, from.String())
+		fmt.Fprintf(&b, "WITH pglink_w AS (DELETE FROM %s%s AS pglink_t USING %s", only(t), t.quoted, from.String())
 		where(&b)
 	case bulkUpdate:
-		fmt.Fprintf(&b, "UPDATE %s%s AS pglink_t SET ", only(t), t.quoted)
+		fmt.Fprintf(&b, "WITH pglink_w AS (UPDATE %s%s AS pglink_t SET ", only(t), t.quoted)
 		for n := len(t.keyCols); n < len(cols); n++ {
 			if n > len(t.keyCols) {
 				b.WriteString(", ")
@@ -268,6 +301,12 @@ func buildBulk(t *table, op byte, cols []int) *stmt {
 			b.WriteString(val(n))
 		}
 		b.WriteString(" FROM " + from.String())
+	}
+	if op != bulkInsert {
+		// Each named row must be there: when one is not, the statement
+		// fails (division by zero) and the server skips what follows, the
+		// batch's COMMIT included, so the fallback can take over.
+		fmt.Fprintf(&b, " RETURNING 1) SELECT 1 / (count(*) = $%d)::int FROM pglink_w", len(cols)+1)
 	}
 	st.sql = b.String()
 	return st

@@ -222,9 +222,38 @@ const originXactSQL = `SELECT pg_replication_origin_xact_setup($1::pg_lsn, $2::t
 // commitBatch commits the target transaction with the origin position and
 // the progress row, then reports the position as durable.
 func (r *run) commitBatch(ctx context.Context) error {
-	if err := r.flushFold(ctx); err != nil {
+	// The fold's statements and the COMMIT go out together: one round
+	// trip per batch. When a set-based statement fails, the server skips
+	// the COMMIT; the fold's changes are then queued row by row, and the
+	// COMMIT again.
+	folded := r.queueFold(ctx)
+	r.queueCommit(ctx)
+	err := r.snd.flush()
+	if folded {
+		var fellBack bool
+		if fellBack, err = r.settle(ctx, err); fellBack && err == nil {
+			r.queueCommit(ctx)
+			err = r.snd.flush()
+		}
+	}
+	if err != nil {
 		return err
 	}
+	last := r.lastCommit
+	r.batchOpen = false
+	txns, rows := r.batchTxns, r.batchRows
+	r.batchTxns, r.batchRows, r.lastCommit = 0, 0, nil
+	r.addStats(txns, rows, r.snd.takeConflicts())
+	r.a.setLast(last)
+	if r.a.opts.OnApplied != nil {
+		r.a.opts.OnApplied(last.EndLSN)
+	}
+	return nil
+}
+
+// queueCommit queues the origin's position, the progress row and the
+// COMMIT of the batch.
+func (r *run) queueCommit(ctx context.Context) {
 	last := r.lastCommit
 	lsn := []byte(last.EndLSN.String())
 	at := last.CommitTime
@@ -238,18 +267,6 @@ func (r *run) commitBatch(ctx context.Context) error {
 		r.snd.control(ctx, sql, args, []uint32{25, 1184, 20, 20}, "record progress", last.CommitLSN)
 	}
 	r.snd.control(ctx, "COMMIT", nil, nil, "commit target transaction", last.CommitLSN)
-	if err := r.snd.flush(); err != nil {
-		return err
-	}
-	r.batchOpen = false
-	txns, rows := r.batchTxns, r.batchRows
-	r.batchTxns, r.batchRows, r.lastCommit = 0, 0, nil
-	r.addStats(txns, rows, r.snd.takeConflicts())
-	r.a.setLast(last)
-	if r.a.opts.OnApplied != nil {
-		r.a.opts.OnApplied(last.EndLSN)
-	}
-	return nil
 }
 
 func (a *Applier) addStats(d Stats) {

@@ -36,7 +36,7 @@ type request struct {
 	chg     *change.Change // row changes
 	where   change.Tuple   // row changes: the identifying tuple, for conflict reports
 	bulkKey string         // set-based preparations: the statement's key in tbl.bulk
-	expect  int64          // set-based statements: the rows they must change
+	expect  int64          // set-based INSERTs: the rows they must insert (-1: not checked here)
 }
 
 type requestKind uint8
@@ -175,7 +175,7 @@ func (s *sender) check(pipe *pgconn.Pipeline, req *request) error {
 			if err == nil && req.kind == reqRow && tag.RowsAffected() == 0 && req.chg.Kind != change.Insert {
 				s.conflict(req)
 			}
-			if err == nil && req.kind == reqBulk && tag.RowsAffected() != req.expect {
+			if err == nil && req.kind == reqBulk && req.expect >= 0 && tag.RowsAffected() != req.expect {
 				err = fmt.Errorf("%w: %d of %d", errRowCount, tag.RowsAffected(), req.expect)
 			}
 		case *pgconn.StatementDescription:
