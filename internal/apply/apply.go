@@ -126,7 +126,7 @@ func (a *Applier) Run(ctx context.Context, in <-chan *change.Change) (err error)
 	}
 	r := &run{
 		a: a, origin: progress, tables: map[*change.Relation]*table{}, bySig: map[string]*table{},
-		snd: &sender{conn: conn.PgConn(), log: a.log},
+		snd: &sender{conn: conn.PgConn(), log: a.log}, fold: &fold{},
 	}
 	err = r.loop(ctx, in)
 	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -47,17 +47,22 @@ func (e *bulkError) Unwrap() error { return e.err }
 
 // flushFold applies the folded changes now (see queueFold and settleFold).
 func (r *run) flushFold(ctx context.Context) error {
-	if !r.queueFold(ctx) {
+	if r.fold.empty() {
 		return nil
 	}
-	return r.settleFold(ctx, r.snd.flush())
+	if err := r.ensureBegun(ctx); err != nil {
+		return err
+	}
+	r.queueFold(ctx)
+	_, err := r.settle(ctx, r.fold, r.snd.flush())
+	return err
 }
 
 // queueFold queues the set-based statements of the fold behind a
 // savepoint, and reports whether there were any. The fold is kept until
 // settleFold has seen the results.
 func (r *run) queueFold(ctx context.Context) bool {
-	f := &r.fold
+	f := r.fold
 	if f.empty() {
 		return false
 	}
@@ -70,20 +75,12 @@ func (r *run) queueFold(ctx context.Context) bool {
 	return true
 }
 
-// settleFold takes the outcome of the flush that carried the fold's
-// statements, and empties the fold (see settle).
-func (r *run) settleFold(ctx context.Context, flushErr error) error {
-	_, err := r.settle(ctx, flushErr)
-	return err
-}
-
-// settle empties the fold after the flush that carried its statements.
+// settle empties fold f after the flush that carried its statements.
 // When a set-based statement failed (the server then skipped the rest up
 // to the flush's end), it rolls back to the savepoint, queues the same
 // changes one by one and reports fellBack: what the flush carried after
 // the fold must be queued again. Any other error is returned as is.
-func (r *run) settle(ctx context.Context, flushErr error) (fellBack bool, err error) {
-	f := &r.fold
+func (r *run) settle(ctx context.Context, f *fold, flushErr error) (fellBack bool, err error) {
 	defer f.reset()
 	var be *bulkError
 	if flushErr == nil || !errors.As(flushErr, &be) {

@@ -27,6 +27,9 @@ func (r *run) table(ctx context.Context, rel *change.Relation) (*table, error) {
 	if !ok {
 		// A new announcement of a folded table must not overtake the
 		// changes folded under the old one.
+		if err := r.settleInflight(ctx); err != nil {
+			return nil, err
+		}
 		if err := r.flushFold(ctx); err != nil {
 			return nil, err
 		}
@@ -100,6 +103,9 @@ func (r *run) rowChange(ctx context.Context, c *change.Change) error {
 			return err
 		}
 	}
+	if err := r.ensureBegun(ctx); err != nil {
+		return err
+	}
 	return r.rowStatement(ctx, t, c)
 }
 
@@ -157,6 +163,9 @@ func (r *run) truncate(ctx context.Context, c *change.Change) error {
 		return nil
 	}
 	if err := r.flushFold(ctx); err != nil {
+		return err
+	}
+	if err := r.ensureBegun(ctx); err != nil {
 		return err
 	}
 	r.batchRows++

@@ -59,9 +59,16 @@ type sender struct {
 	pending     []request
 	queuedBytes int
 	conflicts   int64 // UPDATE/DELETE that found no row, since takeConflicts
+	sent        bool  // what is queued was sent with a Sync; its results are not read yet
 }
 
 func (s *sender) start(ctx context.Context) {
+	if s.sent {
+		// The apply settles a batch in flight before it queues more
+		// (ensureBegun): more requests behind its Sync would run even
+		// when it failed.
+		panic("apply: request queued while a batch is in flight")
+	}
 	if s.pipe == nil {
 		s.pipe = s.conn.StartPipeline(ctx)
 	}
@@ -133,6 +140,23 @@ func (s *sender) full() bool {
 	return len(s.pending) >= flushStatements || s.queuedBytes >= flushBytes
 }
 
+// send sends what is queued with a Sync, without reading the results: the
+// next flush reads them.
+func (s *sender) send() error {
+	if s.pipe == nil || s.sent {
+		return nil
+	}
+	if err := s.pipe.Sync(); err != nil {
+		pipe := s.pipe
+		s.pipe = nil
+		clear(s.pending)
+		s.pending, s.queuedBytes = s.pending[:0], 0
+		return errors.Join(fmt.Errorf("send to target: %w", err), pipe.Close())
+	}
+	s.sent = true
+	return nil
+}
+
 // flush sends what is queued, reads every result in order and returns the
 // first error, described with its table and source position. After an
 // error the server skips the rest of what was queued up to the Sync, and
@@ -143,12 +167,15 @@ func (s *sender) flush() error {
 	}
 	pipe := s.pipe
 	s.pipe = nil
+	sent := s.sent
 	defer func() {
 		clear(s.pending) // drop the references to changes
-		s.pending, s.queuedBytes = s.pending[:0], 0
+		s.pending, s.queuedBytes, s.sent = s.pending[:0], 0, false
 	}()
-	if err := pipe.Sync(); err != nil {
-		return errors.Join(fmt.Errorf("send to target: %w", err), pipe.Close())
+	if !sent {
+		if err := pipe.Sync(); err != nil {
+			return errors.Join(fmt.Errorf("send to target: %w", err), pipe.Close())
+		}
 	}
 	var firstErr error
 	for i := range s.pending {
