@@ -318,6 +318,7 @@ func selfCPU() time.Duration {
 func applyVariants() []applyVariant {
 	return []applyVariant{
 		{Name: "pglink apply as built (1000 source txns per target txn)", run: pglinkApply(apply.Options{})},
+		{Name: "pglink apply, row by row (set-based apply off)", run: pglinkApply(apply.Options{RowByRow: true})},
 		{Name: "pglink apply, enable_seqscan on", run: pglinkApply(apply.Options{}, "SET enable_seqscan = on")},
 		{Name: "pglink apply, enable_seqscan off", run: pglinkApply(apply.Options{}, "SET enable_seqscan = off")},
 		{Name: "pglink apply, 100 source txns per target txn", run: pglinkApply(apply.Options{MaxBatchTxns: 100})},

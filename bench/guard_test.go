@@ -16,7 +16,7 @@ import (
 const (
 	// guardMinCatchUpRatio is the least pglink's catch-up may reach of the
 	// native subscription's transactions per second on the same backlog.
-	guardMinCatchUpRatio = 0.3
+	guardMinCatchUpRatio = 0.5
 	// guardMaxRSS bounds pglink's peak memory while it applies one huge
 	// transaction.
 	guardMaxRSS = 300 << 20

@@ -39,6 +39,9 @@ type Options struct {
 	ProgressSQL   string
 	MaxBatchTxns  int           // source txns per target txn when there is a backlog; default 1000
 	MaxBatchDelay time.Duration // never hold a target txn open longer than this at a source commit; default 200ms
+	// RowByRow turns set-based apply off: every row change is applied with
+	// its own statement (see fold.go).
+	RowByRow bool
 	// Gate, when set, may hold the apply between two source transactions.
 	Gate Gate
 	// OnApplied is called after each durable target COMMIT with the end LSN
@@ -54,8 +57,11 @@ type Options struct {
 type Stats struct {
 	Txns, Changes, Batches, Skipped, Conflicts int64
 	SkippedTxns                                int64
-	LastEndLSN                                 change.LSN
-	LastCommitTime                             time.Time
+	// Fallbacks counts flushes of set-based statements that failed and
+	// were applied row by row instead (fold.go).
+	Fallbacks      int64
+	LastEndLSN     change.LSN
+	LastCommitTime time.Time
 }
 
 // ErrIncompleteTransaction is returned (wrapped) when the input closes
@@ -120,7 +126,7 @@ func (a *Applier) Run(ctx context.Context, in <-chan *change.Change) (err error)
 	}
 	r := &run{
 		a: a, origin: progress, tables: map[*change.Relation]*table{}, bySig: map[string]*table{},
-		snd: &sender{conn: conn.PgConn(), log: a.log},
+		snd: &sender{conn: conn.PgConn(), log: a.log}, fold: &fold{},
 	}
 	err = r.loop(ctx, in)
 	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -32,6 +32,12 @@ type run struct {
 	skipped    int64 // not yet added to Stats
 	skipTxns   int64
 
+	fold      *fold     // changes folded for set-based apply (fold.go)
+	spare     *fold     // an emptied fold to reuse
+	inflight  *inflight // a batch sent but not yet read back
+	needBegin bool      // the open batch's BEGIN is not queued yet
+	beginAt   change.LSN
+
 	shape  shape
 	keyBuf []byte
 	args   [][]byte
@@ -70,6 +76,9 @@ func (r *run) next(ctx context.Context, in <-chan *change.Change) (*change.Chang
 	case c, ok := <-in:
 		return c, ok, nil
 	default:
+	}
+	if err := r.settleInflight(ctx); err != nil {
+		return nil, false, err
 	}
 	if err := r.snd.flush(); err != nil {
 		return nil, false, err
@@ -144,7 +153,9 @@ func (r *run) begin(ctx context.Context, c *change.Change) error {
 	if r.skipTxn || r.batchOpen {
 		return nil
 	}
-	r.snd.control(ctx, "BEGIN", nil, nil, "begin target transaction", c.CommitLSN)
+	// BEGIN goes out with the batch's first statement (ensureBegun), so
+	// nothing is sent while the previous batch is in flight.
+	r.needBegin, r.beginAt = true, c.CommitLSN
 	r.batchOpen, r.batchStart = true, time.Now()
 	return nil
 }
@@ -159,6 +170,9 @@ func (r *run) hold(ctx context.Context, commitLSN change.LSN) error {
 			if err := r.commitBatch(ctx); err != nil {
 				return err
 			}
+		}
+		if err := r.settleInflight(ctx); err != nil {
+			return err
 		}
 		if err := g.Wait(ctx, commitLSN); err != nil {
 			return fmt.Errorf("hold before source transaction at %s: %w", commitLSN, err)
@@ -199,9 +213,11 @@ func (r *run) inputClosed(ctx context.Context) error {
 		return fmt.Errorf("%w (at source %s): target transaction rolled back", ErrIncompleteTransaction, r.txnAt)
 	}
 	if r.batchOpen {
-		return r.commitBatch(ctx)
+		if err := r.commitBatch(ctx); err != nil {
+			return err
+		}
 	}
-	return nil
+	return r.settleInflight(ctx)
 }
 
 // addStats adds to the Applier's counters, with the skipped changes
@@ -217,10 +233,44 @@ func (r *run) addStats(txns, rows, conflicts int64) {
 // the origin) even when it applied nothing, e.g. only logical messages.
 const originXactSQL = `SELECT pg_replication_origin_xact_setup($1::pg_lsn, $2::timestamptz), pg_current_xact_id()`
 
-// commitBatch commits the target transaction with the origin position and
-// the progress row, then reports the position as durable.
+// batchEnd is what a batch reports once its COMMIT is durable.
+type batchEnd struct {
+	last       *change.Change // its last source commit
+	txns, rows int64
+}
+
+// commitBatch sends the batch's COMMIT with the origin position and the
+// progress row, behind the fold's set-based statements (one round trip),
+// and leaves the batch in flight (see settleInflight): the next batch is
+// folded while the target works on this one.
 func (r *run) commitBatch(ctx context.Context) error {
-	last := r.lastCommit
+	if err := r.ensureBegun(ctx); err != nil {
+		return err
+	}
+	end := batchEnd{last: r.lastCommit, txns: r.batchTxns, rows: r.batchRows}
+	folded := r.queueFold(ctx)
+	r.queueCommit(ctx, end)
+	r.batchOpen = false
+	r.batchTxns, r.batchRows, r.lastCommit = 0, 0, nil
+	if err := r.snd.send(); err != nil {
+		return err
+	}
+	fl := &inflight{batchEnd: end}
+	if folded {
+		fl.fold, r.fold = r.fold, r.spare
+		r.spare = nil
+		if r.fold == nil {
+			r.fold = &fold{}
+		}
+	}
+	r.inflight = fl
+	return nil
+}
+
+// queueCommit queues the origin's position, the progress row and the
+// COMMIT of a batch.
+func (r *run) queueCommit(ctx context.Context, end batchEnd) {
+	last := end.last
 	lsn := []byte(last.EndLSN.String())
 	at := last.CommitTime
 	if at.IsZero() {
@@ -229,22 +279,10 @@ func (r *run) commitBatch(ctx context.Context) error {
 	ts := []byte(at.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))
 	r.snd.control(ctx, originXactSQL, [][]byte{lsn, ts}, nil, "record source position in replication origin "+r.a.opts.Origin, last.CommitLSN)
 	if sql := r.a.opts.ProgressSQL; sql != "" {
-		args := [][]byte{lsn, ts, strconv.AppendInt(nil, r.batchTxns, 10), strconv.AppendInt(nil, r.batchRows, 10)}
+		args := [][]byte{lsn, ts, strconv.AppendInt(nil, end.txns, 10), strconv.AppendInt(nil, end.rows, 10)}
 		r.snd.control(ctx, sql, args, []uint32{25, 1184, 20, 20}, "record progress", last.CommitLSN)
 	}
 	r.snd.control(ctx, "COMMIT", nil, nil, "commit target transaction", last.CommitLSN)
-	if err := r.snd.flush(); err != nil {
-		return err
-	}
-	r.batchOpen = false
-	txns, rows := r.batchTxns, r.batchRows
-	r.batchTxns, r.batchRows, r.lastCommit = 0, 0, nil
-	r.addStats(txns, rows, r.snd.takeConflicts())
-	r.a.setLast(last)
-	if r.a.opts.OnApplied != nil {
-		r.a.opts.OnApplied(last.EndLSN)
-	}
-	return nil
 }
 
 func (a *Applier) addStats(d Stats) {

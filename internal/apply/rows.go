@@ -25,6 +25,14 @@ func (r *run) table(ctx context.Context, rel *change.Relation) (*table, error) {
 	sig := signature(rel)
 	t, ok := r.bySig[sig]
 	if !ok {
+		// A new announcement of a folded table must not overtake the
+		// changes folded under the old one.
+		if err := r.settleInflight(ctx); err != nil {
+			return nil, err
+		}
+		if err := r.flushFold(ctx); err != nil {
+			return nil, err
+		}
 		if err := r.snd.flush(); err != nil {
 			return nil, err
 		}
@@ -66,13 +74,55 @@ func (r *run) rowChange(ctx context.Context, c *change.Change) error {
 		r.skipped++
 		return nil
 	}
-	where, err := shapeOf(&r.shape, t, c)
-	if err != nil {
+	if _, err := shapeOf(&r.shape, t, c); err != nil {
 		return fmt.Errorf("apply %s %s %s at source %s: %w", c.Kind, preposition(c.Kind), t.quoted, c.CommitLSN, err)
 	}
 	r.batchRows++
 	if c.Kind == change.Update && len(r.shape.setCols) == 0 {
 		return nil // every value is an unchanged TOASTed one: nothing to write
+	}
+	if t.foldable && !r.a.opts.RowByRow {
+		res := r.addToFold(t, c)
+		if res == conflicting {
+			if err := r.flushFold(ctx); err != nil {
+				return err
+			}
+			res = r.addToFold(t, c)
+		}
+		if res == foldTaken {
+			if r.fold.full() {
+				return r.flushFold(ctx)
+			}
+			return nil
+		}
+	}
+	if t.foldable || t.fires {
+		// A table's changes stay in order; a table whose triggers fire
+		// sees every change before its own applied.
+		if err := r.flushFold(ctx); err != nil {
+			return err
+		}
+	}
+	if err := r.ensureBegun(ctx); err != nil {
+		return err
+	}
+	return r.rowStatement(ctx, t, c)
+}
+
+func (r *run) addToFold(t *table, c *change.Change) foldResult {
+	res, buf := r.fold.add(t, c, r.keyBuf)
+	r.keyBuf = buf
+	return res
+}
+
+// rowStatement queues change c of table t as its own prepared statement.
+func (r *run) rowStatement(ctx context.Context, t *table, c *change.Change) error {
+	where, err := shapeOf(&r.shape, t, c)
+	if err != nil {
+		return fmt.Errorf("apply %s %s %s at source %s: %w", c.Kind, preposition(c.Kind), t.quoted, c.CommitLSN, err)
+	}
+	if c.Kind == change.Update && len(r.shape.setCols) == 0 {
+		return nil
 	}
 	r.keyBuf = r.shape.key(r.keyBuf[:0])
 	st, ok := t.stmts[string(r.keyBuf)]
@@ -111,6 +161,12 @@ func (r *run) truncate(ctx context.Context, c *change.Change) error {
 	if len(tables) == 0 {
 		r.skipped++
 		return nil
+	}
+	if err := r.flushFold(ctx); err != nil {
+		return err
+	}
+	if err := r.ensureBegun(ctx); err != nil {
+		return err
 	}
 	r.batchRows++
 	r.snd.control(ctx, truncateSQL(tables, c.Cascade, c.RestartIdentity), nil, nil,

@@ -33,7 +33,7 @@ func testKeyLookupsUseIndex(t *testing.T, c *pgtest.Cluster) {
 		txns = append(txns, txn(change.LSN(0x1000+i*0x100), upd(r, nil, fmt.Sprint(i%5+1), fmt.Sprint(i))))
 	}
 	txns = append(txns, txn(0x100000, del(r, "5", nil)))
-	if st := e.mustRun(t, Options{MaxBatchDelay: time.Hour}, txns...).Stats(); st.Batches != 1 {
+	if st := e.mustRun(t, Options{MaxBatchDelay: time.Hour, RowByRow: true}, txns...).Stats(); st.Batches != 1 {
 		t.Errorf("stats = %+v, want one batch", st)
 	}
 	if _, err := e.conn.Exec(context.Background(), `SELECT pg_stat_force_next_flush()`); err != nil {

@@ -29,12 +29,14 @@ var stmtSeq atomic.Uint64
 
 // request is one queued request whose result is checked at the next flush.
 type request struct {
-	kind  requestKind
-	what  string // control requests and prepares: what it does, for errors
-	at    change.LSN
-	tbl   *table
-	chg   *change.Change // row changes
-	where change.Tuple   // row changes: the identifying tuple, for conflict reports
+	kind    requestKind
+	what    string // control requests and prepares: what it does, for errors
+	at      change.LSN
+	tbl     *table
+	chg     *change.Change // row changes
+	where   change.Tuple   // row changes: the identifying tuple, for conflict reports
+	bulkKey string         // set-based preparations: the statement's key in tbl.bulk
+	expect  int64          // set-based INSERTs: the rows they must insert (-1: not checked here)
 }
 
 type requestKind uint8
@@ -43,6 +45,8 @@ const (
 	reqControl requestKind = iota // BEGIN, COMMIT, origin and progress statements, TRUNCATE
 	reqPrepare
 	reqRow
+	reqBulkPrepare // a set-based statement's Parse: its failure is a bulkError
+	reqBulk        // a set-based statement: its failure, or another row count than expect, is a bulkError
 )
 
 // sender writes requests into a pgconn pipeline. pgconn's pipeline mode
@@ -55,9 +59,16 @@ type sender struct {
 	pending     []request
 	queuedBytes int
 	conflicts   int64 // UPDATE/DELETE that found no row, since takeConflicts
+	sent        bool  // what is queued was sent with a Sync; its results are not read yet
 }
 
 func (s *sender) start(ctx context.Context) {
+	if s.sent {
+		// The apply settles a batch in flight before it queues more
+		// (ensureBegun): more requests behind its Sync would run even
+		// when it failed.
+		panic("apply: request queued while a batch is in flight")
+	}
 	if s.pipe == nil {
 		s.pipe = s.conn.StartPipeline(ctx)
 	}
@@ -92,9 +103,58 @@ func (s *sender) row(ctx context.Context, t *table, st *stmt, c *change.Change, 
 	s.queuedBytes += n
 }
 
+// prepareBulk queues the Parse of a set-based statement.
+func (s *sender) prepareBulk(ctx context.Context, t *table, st *stmt, key string, at change.LSN) {
+	s.start(ctx)
+	st.name = fmt.Sprintf("pglink_apply_%d", stmtSeq.Add(1))
+	s.pipe.SendPrepare(st.name, st.sql, st.paramOIDs)
+	s.pending = append(s.pending, request{kind: reqBulkPrepare, what: "prepare set-based statement for " + t.quoted, at: at, tbl: t, bulkKey: key})
+	s.queuedBytes += len(st.sql) + 64
+}
+
+// bulk queues the execution of a set-based statement that must change
+// expect rows.
+func (s *sender) bulk(ctx context.Context, t *table, st *stmt, op byte, args [][]byte, expect int64, at change.LSN) {
+	s.start(ctx)
+	s.pipe.SendQueryPrepared(st.name, args, nil, nil)
+	s.pending = append(s.pending, request{kind: reqBulk, what: bulkWhat(op) + " " + t.quoted, at: at, tbl: t, expect: expect})
+	n := 64
+	for _, a := range args {
+		n += len(a)
+	}
+	s.queuedBytes += n
+}
+
+func bulkWhat(op byte) string {
+	switch op {
+	case bulkDelete:
+		return "set-based DELETE from"
+	case bulkUpdate:
+		return "set-based UPDATE on"
+	}
+	return "set-based INSERT into"
+}
+
 // full reports whether enough is queued to flush.
 func (s *sender) full() bool {
 	return len(s.pending) >= flushStatements || s.queuedBytes >= flushBytes
+}
+
+// send sends what is queued with a Sync, without reading the results: the
+// next flush reads them.
+func (s *sender) send() error {
+	if s.pipe == nil || s.sent {
+		return nil
+	}
+	if err := s.pipe.Sync(); err != nil {
+		pipe := s.pipe
+		s.pipe = nil
+		clear(s.pending)
+		s.pending, s.queuedBytes = s.pending[:0], 0
+		return errors.Join(fmt.Errorf("send to target: %w", err), pipe.Close())
+	}
+	s.sent = true
+	return nil
 }
 
 // flush sends what is queued, reads every result in order and returns the
@@ -107,12 +167,15 @@ func (s *sender) flush() error {
 	}
 	pipe := s.pipe
 	s.pipe = nil
+	sent := s.sent
 	defer func() {
 		clear(s.pending) // drop the references to changes
-		s.pending, s.queuedBytes = s.pending[:0], 0
+		s.pending, s.queuedBytes, s.sent = s.pending[:0], 0, false
 	}()
-	if err := pipe.Sync(); err != nil {
-		return errors.Join(fmt.Errorf("send to target: %w", err), pipe.Close())
+	if !sent {
+		if err := pipe.Sync(); err != nil {
+			return errors.Join(fmt.Errorf("send to target: %w", err), pipe.Close())
+		}
 	}
 	var firstErr error
 	for i := range s.pending {
@@ -139,6 +202,9 @@ func (s *sender) check(pipe *pgconn.Pipeline, req *request) error {
 			if err == nil && req.kind == reqRow && tag.RowsAffected() == 0 && req.chg.Kind != change.Insert {
 				s.conflict(req)
 			}
+			if err == nil && req.kind == reqBulk && req.expect >= 0 && tag.RowsAffected() != req.expect {
+				err = fmt.Errorf("%w: %d of %d", errRowCount, tag.RowsAffected(), req.expect)
+			}
 		case *pgconn.StatementDescription:
 		default:
 			err = fmt.Errorf("unexpected pipeline result %T", res)
@@ -148,6 +214,10 @@ func (s *sender) check(pipe *pgconn.Pipeline, req *request) error {
 		return nil
 	}
 	switch req.kind {
+	case reqBulk:
+		return &bulkError{err: fmt.Errorf("%s at source %s: %w", req.what, req.at, err), tbl: req.tbl}
+	case reqBulkPrepare:
+		return &bulkError{err: fmt.Errorf("%s at source %s: %w", req.what, req.at, err), tbl: req.tbl, prep: req.bulkKey}
 	case reqRow:
 		return fmt.Errorf("apply %s %s %s at source %s: %w", req.chg.Kind, preposition(req.chg.Kind), req.tbl.quoted, req.at, err)
 	default:

@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/pglink/pglink/internal/change"
@@ -50,5 +51,40 @@ func TestBuildStmt(t *testing.T) {
 	if got, want := truncateSQL([]*table{tables[keyed], tables[full]}, true, true),
 		`TRUNCATE ONLY "public"."T", "s"."f" RESTART IDENTITY CASCADE`; got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// TestBuildBulk pins the SQL of the set-based statements (the database
+// tests in fold_test.go prove them right).
+func TestBuildBulk(t *testing.T) {
+	r := rel("public", "T", change.IdentityDefault, "id*", "v", "tags")
+	tb := &table{rel: r, quoted: `"public"."T"`, keyCols: []int{0}, cols: []targetCol{
+		{quoted: `"id"`, typeOID: 23, arrayOID: 1007}, {quoted: `"v"`, typeOID: 25, arrayOID: 1009},
+		{quoted: `"tags"`, typeOID: 1009, arrayOID: 1009, cast: "text[]"}}}
+	tests := []struct {
+		op   byte
+		cols []int
+		sql  string
+		oids []uint32
+	}{
+		{bulkDelete, []int{0}, `WITH pglink_w AS (DELETE FROM ONLY "public"."T" AS pglink_t USING unnest($1) AS pglink_v(c1) WHERE pglink_t."id" = pglink_v.c1 RETURNING 1) SELECT 1 / (count(*) = $2)::int FROM pglink_w`,
+			[]uint32{1007, 20}},
+		{bulkUpdate, []int{0, 2}, `WITH pglink_w AS (UPDATE ONLY "public"."T" AS pglink_t SET "tags" = pglink_v.c2::text[] FROM unnest($1, $2) AS pglink_v(c1, c2) WHERE pglink_t."id" = pglink_v.c1 RETURNING 1) SELECT 1 / (count(*) = $3)::int FROM pglink_w`,
+			[]uint32{1007, 1009, 20}},
+		{bulkInsert, []int{0, 1, 2}, `INSERT INTO "public"."T" ("id", "v", "tags") SELECT pglink_v.c1, pglink_v.c2, pglink_v.c3::text[] FROM unnest($1, $2, $3) AS pglink_v(c1, c2, c3)`,
+			[]uint32{1007, 1009, 1009}},
+	}
+	for _, tc := range tests {
+		st := buildBulk(tb, tc.op, tc.cols)
+		if st.sql != tc.sql {
+			t.Errorf("%c:\n got %s\nwant %s", tc.op, st.sql, tc.sql)
+		}
+		if fmt.Sprint(st.paramOIDs) != fmt.Sprint(tc.oids) {
+			t.Errorf("%c: param types %v, want %v", tc.op, st.paramOIDs, tc.oids)
+		}
+	}
+	vals := []change.Value{{Kind: change.ValueText, Data: []byte(`a"b\c`)}, {Kind: change.ValueNull}, {Kind: change.ValueText}}
+	if got, want := string(appendArray(nil, vals, ',')), `{"a\"b\\c",NULL,""}`; got != want {
+		t.Errorf("array %s, want %s", got, want)
 	}
 }

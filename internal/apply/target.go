@@ -27,6 +27,18 @@ type table struct {
 	// (quoted, not generated): an UPDATE that moves a row keeps them.
 	extra []string
 	stmts map[string]*stmt // by shape key, see shapeKey
+	// fires is set when triggers or rules of the target table fire in the
+	// apply session (ENABLE ALWAYS or ENABLE REPLICA): its changes are
+	// applied one by one, in order with every other table's.
+	fires bool
+	// keyCols are the columns of the key (primary key or replica identity
+	// index; none with REPLICA IDENTITY FULL); foldable says whether the
+	// table's changes may be folded into set-based statements (see
+	// fold.go): no identity column, no firing trigger, and an array type
+	// for every column.
+	keyCols  []int
+	foldable bool
+	bulk     map[string]*stmt // set-based statements, by bulkKey
 }
 
 // targetCol is one target column that receives a source column.
@@ -39,6 +51,12 @@ type targetCol struct {
 	// (json, point, xml, composites...) are compared as text when the whole
 	// old row identifies the row (REPLICA IDENTITY FULL).
 	equality bool
+	// arrayOID is the type of the array a set-based statement passes the
+	// column's values in: the column type's array type, or text[] (with
+	// cast naming the column type) for a column that is an array or a composite.
+	arrayOID uint32
+	cast     string
+	delim    byte // the element delimiter of the array's text form
 }
 
 // targetColumnsSQL reads the target table's kind and columns with the
@@ -65,16 +83,28 @@ WITH RECURSIVE cols AS (
 	FROM chain c JOIN pg_type t ON t.oid = c.typ
 	WHERE NOT (t.typtype = 'd' OR (t.typcategory = 'A' AND t.typelem <> 0))
 )
-SELECT cols.attname, cols.atttypid, cols.generated, cols.identity_always, coalesce(bool_or(leaf.equality), false)
-FROM cols LEFT JOIN leaf ON leaf.start = cols.atttypid
-GROUP BY cols.attname, cols.atttypid, cols.generated, cols.identity_always, cols.attnum
+SELECT cols.attname, cols.atttypid, cols.generated, cols.identity_always, coalesce(bool_or(leaf.equality), false),
+	CASE WHEN t.typtype = 'c' OR (t.typtype = 'd' AND (SELECT b.typtype FROM pg_type b WHERE b.oid = t.typbasetype) IN ('c', 'd'))
+		THEN 0 ELSE t.typarray END,
+	t.typdelim::text, format_type(cols.atttypid, -1)
+FROM cols LEFT JOIN leaf ON leaf.start = cols.atttypid JOIN pg_type t ON t.oid = cols.atttypid
+GROUP BY cols.attname, cols.atttypid, cols.generated, cols.identity_always, cols.attnum, t.oid
 ORDER BY cols.attnum`
+
+// firesSQL says whether a trigger or rule of the table (or of one of its
+// partitions) fires in a session with session_replication_role = replica.
+// (format_type with typmod -1 names a type without a length as its own
+// cast does: bpchar, not character, which means character(1).)
+const firesSQL = `WITH rels AS (SELECT $1::oid AS relid UNION SELECT relid FROM pg_partition_tree($1::oid))
+SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid IN (SELECT relid FROM rels) AND tgenabled IN ('A', 'R'))
+	OR EXISTS (SELECT 1 FROM pg_rewrite WHERE ev_class IN (SELECT relid FROM rels)
+		AND ev_enabled IN ('A', 'R') AND rulename <> '_RETURN')`
 
 // loadTable maps rel onto the target. A missing table or column is an
 // error that says how to fix it: the link cannot apply the source's rows
 // anywhere else.
 func loadTable(ctx context.Context, conn *pgx.Conn, rel *change.Relation) (*table, error) {
-	t := &table{rel: rel, quoted: rel.QualifiedName(), key: rel.Schema + "." + rel.Name, stmts: map[string]*stmt{}}
+	t := &table{rel: rel, quoted: rel.QualifiedName(), key: rel.Schema + "." + rel.Name, stmts: map[string]*stmt{}, bulk: map[string]*stmt{}}
 	var oid uint32
 	var relkind string
 	err := conn.QueryRow(ctx, `SELECT c.oid, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -117,7 +147,27 @@ func loadTable(ctx context.Context, conn *pgx.Conn, rel *change.Relation) (*tabl
 		return nil, fmt.Errorf("target table %s has generated column(s) %s that are plain columns on the source: make them plain columns on the target",
 			t.quoted, strings.Join(generated, ", "))
 	}
+	if err := conn.QueryRow(ctx, firesSQL, oid).Scan(&t.fires); err != nil {
+		return nil, fmt.Errorf("look up triggers of target table %s: %w", t.quoted, err)
+	}
+	t.foldable = foldable(t)
 	return t, nil
+}
+
+// foldable says whether t's changes may be folded (see fold.go), and sets
+// t.keyCols. A table without a key (REPLICA IDENTITY FULL or NOTHING)
+// folds its inserts only.
+func foldable(t *table) bool {
+	keyed := t.rel.ReplicaIdentity == change.IdentityDefault || t.rel.ReplicaIdentity == change.IdentityIndex
+	for i, c := range t.rel.Columns {
+		if c.Key && keyed {
+			t.keyCols = append(t.keyCols, i)
+		}
+		if t.cols[i].arrayOID == 0 {
+			return false
+		}
+	}
+	return !t.identityAlways && !t.fires
 }
 
 type targetColInfo struct {
@@ -138,8 +188,21 @@ func readTargetColumns(ctx context.Context, conn *pgx.Conn, relOID uint32) (map[
 	for rows.Next() {
 		var name string
 		var info targetColInfo
-		if err := rows.Scan(&name, &info.typeOID, &info.generated, &info.identityAlways, &info.equality); err != nil {
+		var arrayOID uint32
+		var delim, typeName string
+		if err := rows.Scan(&name, &info.typeOID, &info.generated, &info.identityAlways, &info.equality,
+			&arrayOID, &delim, &typeName); err != nil {
 			return nil, nil, err
+		}
+		info.arrayOID, info.delim = arrayOID, ','
+		if len(delim) == 1 {
+			info.delim = delim[0]
+		}
+		if arrayOID == 0 {
+			// An array column, or a composite one (unnest would expand
+			// a composite into its fields): its values go in a text[] and
+			// are cast, which reads them with the type's input function.
+			info.arrayOID, info.cast, info.delim = textArrayOID, typeName, ','
 		}
 		info.quoted = change.QuoteIdent(name)
 		have[name] = info
@@ -147,6 +210,9 @@ func readTargetColumns(ctx context.Context, conn *pgx.Conn, relOID uint32) (map[
 	}
 	return have, order, rows.Err()
 }
+
+// textArrayOID is the OID of text[].
+const textArrayOID = 1009
 
 // signature identifies a relation announcement by what statements depend
 // on: a re-announcement with the same columns reuses the prepared

@@ -101,6 +101,9 @@ func testTypes(t *testing.T, c *pgtest.Cluster) {
 	if got := a.Stats().Conflicts; got != 0 {
 		t.Errorf("conflicts = %d, want 0: a row was not found by its old values", got)
 	}
+	if got := a.Stats().Fallbacks; got != 0 {
+		t.Errorf("set-based inserts fell back %d times, want 0: a type cannot travel in an array", got)
+	}
 	for _, tc := range typeCases {
 		want := strings.Join(tc.want[:], "|")
 		for _, tbl := range []string{"ty", "tyf"} {

@@ -1,0 +1,310 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/pglink/pglink/internal/change"
+)
+
+// Set-based statements of a fold (see fold.go): per table, one DELETE of
+// the keys to remove, one UPDATE per set of columns the updated rows
+// carry, one INSERT per set of columns the new rows carry, in that order.
+// The rows travel as one array parameter per column, in the text form of
+// the column type's array, so each value is read by the column type's
+// input function, as the row-by-row statements read their parameters.
+
+// Set-based operations.
+const (
+	bulkDelete byte = 'd'
+	bulkUpdate byte = 'u'
+	bulkInsert byte = 'i'
+)
+
+// bulkSavepoint is taken before the set-based statements of a flush: the
+// fallback rolls back to it.
+const bulkSavepoint = "pglink_fold"
+
+// errRowCount is a set-based INSERT that reported another number of rows
+// than it was given.
+var errRowCount = errors.New("set-based statement changed another number of rows than it named")
+
+// bulkError is the failure of a set-based statement or its preparation;
+// the changes of the flush are then applied one by one. A set-based UPDATE
+// or DELETE that finds fewer rows than it names fails too: it divides by
+// zero (see buildBulk).
+type bulkError struct {
+	err  error
+	tbl  *table
+	prep string // the statement key, when its preparation failed
+}
+
+func (e *bulkError) Error() string { return e.err.Error() }
+func (e *bulkError) Unwrap() error { return e.err }
+
+// flushFold applies the folded changes now (see queueFold and settleFold).
+func (r *run) flushFold(ctx context.Context) error {
+	if r.fold.empty() {
+		return nil
+	}
+	if err := r.ensureBegun(ctx); err != nil {
+		return err
+	}
+	r.queueFold(ctx)
+	_, err := r.settle(ctx, r.fold, r.snd.flush())
+	return err
+}
+
+// queueFold queues the set-based statements of the fold behind a
+// savepoint, and reports whether there were any. The fold is kept until
+// settleFold has seen the results.
+func (r *run) queueFold(ctx context.Context) bool {
+	f := r.fold
+	if f.empty() {
+		return false
+	}
+	at := f.changes[len(f.changes)-1].c.CommitLSN
+	r.snd.control(ctx, "SAVEPOINT "+bulkSavepoint, nil, nil, "take a savepoint before set-based statements", at)
+	for _, tf := range f.order {
+		r.queueTableFold(ctx, tf, at)
+	}
+	r.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", at)
+	return true
+}
+
+// settle empties fold f after the flush that carried its statements.
+// When a set-based statement failed (the server then skipped the rest up
+// to the flush's end), it rolls back to the savepoint, queues the same
+// changes one by one and reports fellBack: what the flush carried after
+// the fold must be queued again. Any other error is returned as is.
+func (r *run) settle(ctx context.Context, f *fold, flushErr error) (fellBack bool, err error) {
+	defer f.reset()
+	var be *bulkError
+	if flushErr == nil || !errors.As(flushErr, &be) {
+		return false, flushErr
+	}
+	if be.prep != "" {
+		delete(be.tbl.bulk, be.prep)
+		be.tbl.foldable = false // the statement cannot be prepared: apply this table row by row from now on
+	}
+	at := f.changes[len(f.changes)-1].c.CommitLSN
+	r.a.log.Debug("apply: set-based statements failed, applying their changes one by one",
+		"table", be.tbl.quoted, "changes", len(f.changes), "reason", be.err.Error(), "source_lsn", at.String())
+	r.a.mu.Lock()
+	r.a.stats.Fallbacks++
+	r.a.mu.Unlock()
+	r.snd.control(ctx, "ROLLBACK TO SAVEPOINT "+bulkSavepoint, nil, nil, "roll back set-based statements", at)
+	r.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", at)
+	for _, fc := range f.changes {
+		if err := r.rowStatement(ctx, fc.t, fc.c); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// queueTableFold queues the set-based statements of one table's net
+// changes.
+func (r *run) queueTableFold(ctx context.Context, tf *tableFold, at change.LSN) {
+	t := tf.t
+	var deletes []change.Tuple
+	updates := map[string][]change.Tuple{}
+	inserts := map[string][]change.Tuple{}
+	var updateOrder, insertOrder []string
+	for _, e := range tf.entries {
+		switch {
+		case e.existed && e.replaced:
+			deletes = append(deletes, e.key)
+			if e.exists {
+				insertOrder = group(inserts, insertOrder, t, e.image, false)
+			}
+		case e.existed && e.exists:
+			updateOrder = group(updates, updateOrder, t, e.image, true)
+		case !e.existed && e.exists:
+			insertOrder = group(inserts, insertOrder, t, e.image, false)
+		}
+	}
+	if len(deletes) > 0 {
+		r.queueBulk(ctx, t, bulkDelete, t.keyCols, deletes, at)
+	}
+	for _, k := range updateOrder {
+		rows := updates[k]
+		r.queueBulk(ctx, t, bulkUpdate, presentCols(t, rows[0], true), rows, at)
+	}
+	for _, k := range insertOrder {
+		rows := inserts[k]
+		r.queueBulk(ctx, t, bulkInsert, presentCols(t, rows[0], false), rows, at)
+	}
+}
+
+// group adds image to the group of rows that carry the same columns, and
+// returns the groups' order.
+func group(m map[string][]change.Tuple, order []string, t *table, image change.Tuple, update bool) []string {
+	k := string(colsKey(nil, presentCols(t, image, update)))
+	if _, ok := m[k]; !ok {
+		order = append(order, k)
+	}
+	m[k] = append(m[k], image)
+	return order
+}
+
+// presentCols returns the columns a set-based statement passes for image:
+// for an UPDATE the key, then the other columns with a value; for an
+// INSERT every column with a value.
+func presentCols(t *table, image change.Tuple, update bool) []int {
+	var cols []int
+	if update {
+		cols = append(cols, t.keyCols...)
+	}
+	for i, v := range image {
+		if v.Kind == change.ValueUnchanged || (update && t.rel.Columns[i].Key) {
+			continue
+		}
+		cols = append(cols, i)
+	}
+	return cols
+}
+
+func colsKey(buf []byte, cols []int) []byte {
+	for _, i := range cols {
+		buf = append(buf, byte(i), byte(i>>8))
+	}
+	return buf
+}
+
+// queueBulk queues one set-based statement over rows, preparing it at
+// first use.
+func (r *run) queueBulk(ctx context.Context, t *table, op byte, cols []int, rows []change.Tuple, at change.LSN) {
+	key := string(colsKey([]byte{op}, cols))
+	st, ok := t.bulk[key]
+	if !ok {
+		st = buildBulk(t, op, cols)
+		t.bulk[key] = st
+		r.snd.prepareBulk(ctx, t, st, key, at)
+	}
+	args := make([][]byte, len(cols))
+	vals := make([]change.Value, len(rows))
+	for n, i := range cols {
+		for j, row := range rows {
+			vals[j] = row[i]
+		}
+		args[n] = appendArray(nil, vals, t.cols[i].delim)
+	}
+	expect := int64(len(rows))
+	if op != bulkInsert {
+		args = append(args, strconv.AppendInt(nil, expect, 10))
+		expect = -1 // checked by the statement itself
+	}
+	r.snd.bulk(ctx, t, st, op, args, expect, at)
+}
+
+// appendArray appends the text form of an array of vals to buf: each
+// element quoted, NULL for a NULL.
+func appendArray(buf []byte, vals []change.Value, delim byte) []byte {
+	buf = append(buf, '{')
+	for n, v := range vals {
+		if n > 0 {
+			buf = append(buf, delim)
+		}
+		if v.Kind == change.ValueNull {
+			buf = append(buf, "NULL"...)
+			continue
+		}
+		buf = append(buf, '"')
+		for _, b := range v.Data {
+			if b == '"' || b == '\\' {
+				buf = append(buf, '\\')
+			}
+			buf = append(buf, b)
+		}
+		buf = append(buf, '"')
+	}
+	return append(buf, '}')
+}
+
+// buildBulk writes the set-based statement op of t over cols: the rows come
+// from unnest of one array per column, named pglink_v.c1, c2, ...
+func buildBulk(t *table, op byte, cols []int) *stmt {
+	st := &stmt{setCols: append([]int(nil), cols...)}
+	for _, i := range cols {
+		st.paramOIDs = append(st.paramOIDs, t.cols[i].arrayOID)
+	}
+	if op != bulkInsert {
+		st.paramOIDs = append(st.paramOIDs, 20) // the rows it must change
+	}
+	val := func(n int) string {
+		s := fmt.Sprintf("pglink_v.c%d", n+1)
+		if c := t.cols[cols[n]].cast; c != "" {
+			s += "::" + c
+		}
+		return s
+	}
+	var from strings.Builder
+	from.WriteString("unnest(")
+	for n := range cols {
+		if n > 0 {
+			from.WriteString(", ")
+		}
+		fmt.Fprintf(&from, "$%d", n+1)
+	}
+	from.WriteString(") AS pglink_v(")
+	for n := range cols {
+		if n > 0 {
+			from.WriteString(", ")
+		}
+		fmt.Fprintf(&from, "c%d", n+1)
+	}
+	from.WriteString(")")
+	where := func(b *strings.Builder) {
+		b.WriteString(" WHERE ")
+		for n := range t.keyCols {
+			if n > 0 {
+				b.WriteString(" AND ")
+			}
+			fmt.Fprintf(b, "pglink_t.%s = %s", t.cols[cols[n]].quoted, val(n))
+		}
+	}
+	var b strings.Builder
+	switch op {
+	case bulkDelete:
+		fmt.Fprintf(&b, "WITH pglink_w AS (DELETE FROM %s%s AS pglink_t USING %s", only(t), t.quoted, from.String())
+		where(&b)
+	case bulkUpdate:
+		fmt.Fprintf(&b, "WITH pglink_w AS (UPDATE %s%s AS pglink_t SET ", only(t), t.quoted)
+		for n := len(t.keyCols); n < len(cols); n++ {
+			if n > len(t.keyCols) {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s = %s", t.cols[cols[n]].quoted, val(n))
+		}
+		b.WriteString(" FROM " + from.String())
+		where(&b)
+	case bulkInsert:
+		fmt.Fprintf(&b, "INSERT INTO %s (", t.quoted)
+		for n, i := range cols {
+			if n > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(t.cols[i].quoted)
+		}
+		b.WriteString(") SELECT ")
+		for n := range cols {
+			if n > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(val(n))
+		}
+		b.WriteString(" FROM " + from.String())
+	}
+	if op != bulkInsert {
+		// Each named row must be there: when one is not, the statement
+		// fails (division by zero) and the server skips what follows, the
+		// batch's COMMIT included, so the fallback can take over.
+		fmt.Fprintf(&b, " RETURNING 1) SELECT 1 / (count(*) = $%d)::int FROM pglink_w", len(cols)+1)
+	}
+	st.sql = b.String()
+	return st
+}
