@@ -33,6 +33,11 @@ func PostData(ctx context.Context, o SchemaOptions, jobs int) (Report, error) {
 	if err := runParallel(ctx, o.Target, preamble, parallel, max(jobs, 1), &skipped); err != nil {
 		return rep, err
 	}
+	// The serial statements run alone: constraints made USING INDEX,
+	// foreign keys (their validation), and builds a rerun still lacks.
+	if err := setBuildMemory(ctx, conn, 1); err != nil {
+		return rep, err
+	}
 	for _, s := range append(preamble, serial...) {
 		if err := runTolerant(ctx, conn.PgConn(), s, &skipped); err != nil {
 			return rep, err
@@ -101,13 +106,17 @@ func runParallel(ctx context.Context, target string, preamble, stmts []statement
 	}
 	work := make(chan statement)
 	g, gctx := errgroup.WithContext(ctx)
-	for range min(jobs, len(stmts)) {
+	sessions := min(jobs, len(stmts))
+	for range sessions {
 		g.Go(func() error {
 			conn, err := connectTarget(gctx, target)
 			if err != nil {
 				return err
 			}
 			defer conn.Close(context.WithoutCancel(gctx))
+			if err := setBuildMemory(gctx, conn, sessions); err != nil {
+				return err
+			}
 			for _, s := range preamble {
 				if err := execStatement(gctx, conn.PgConn(), s); err != nil {
 					return fmt.Errorf("target: %s: %w", shortSQL(s), err)

@@ -12,8 +12,11 @@ import (
 )
 
 // chunksPerBatch is how many chunk summaries go to a server in one round
-// trip; progress is reported after each batch.
-const chunksPerBatch = 100
+// trip; progress is reported after each batch. A batch is the unit the
+// jobs share: small enough that a table of a few million rows makes many
+// more batches than jobs (so the jobs finish together), large enough that
+// a round trip costs little next to hashing its rows.
+const chunksPerBatch = 20
 
 // keyed holds the SQL pieces that read a table with a key in key ranges
 // the same way on both sides.
