@@ -13,7 +13,8 @@ import (
 
 // PostData builds the post-data objects (indexes, constraints, triggers,
 // rules, policies) on the target after the copy, in two phases. First the
-// builds that stand alone (see buildsAlone) run across jobs sessions; then,
+// builds that stand alone (see buildsAlone) run across jobs sessions, with
+// more memory for their sorts than PostgreSQL's default (setBuildMemory); then,
 // once every one of them has finished, all the other statements run in
 // one session in pg_dump's order: whatever refers to an index or
 // constraint (replica identity using it, CLUSTER ON, index attachments to
@@ -31,11 +32,6 @@ func PostData(ctx context.Context, o SchemaOptions, jobs int) (Report, error) {
 	preamble, parallel, serial := splitPostData(stmts)
 	var skipped skipList
 	if err := runParallel(ctx, o.Target, preamble, parallel, max(jobs, 1), &skipped); err != nil {
-		return rep, err
-	}
-	// The serial statements run alone: constraints made USING INDEX,
-	// foreign keys (their validation), and builds a rerun still lacks.
-	if err := setBuildMemory(ctx, conn, 1); err != nil {
 		return rep, err
 	}
 	for _, s := range append(preamble, serial...) {
