@@ -40,7 +40,9 @@ type CopyOptions struct {
 	Progress func(monitor.CopyProgress)
 	// TableDone is called once per table when every part of it is
 	// committed on the target, one call at a time. An error stops the copy.
-	// It may be nil.
+	// It may be nil. The parts commit without waiting for the WAL flush
+	// (see connectTarget): a record of the table that TableDone commits on
+	// the target with synchronous_commit on makes them durable too.
 	TableDone func(ctx context.Context, t catalog.Table, rows, bytes int64) error
 	Logger    *slog.Logger
 }

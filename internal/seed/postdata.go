@@ -13,7 +13,8 @@ import (
 
 // PostData builds the post-data objects (indexes, constraints, triggers,
 // rules, policies) on the target after the copy, in two phases. First the
-// builds that stand alone (see buildsAlone) run across jobs sessions; then,
+// builds that stand alone (see buildsAlone) run across jobs sessions, with
+// more memory for their sorts than PostgreSQL's default (setBuildMemory); then,
 // once every one of them has finished, all the other statements run in
 // one session in pg_dump's order: whatever refers to an index or
 // constraint (replica identity using it, CLUSTER ON, index attachments to
@@ -101,13 +102,17 @@ func runParallel(ctx context.Context, target string, preamble, stmts []statement
 	}
 	work := make(chan statement)
 	g, gctx := errgroup.WithContext(ctx)
-	for range min(jobs, len(stmts)) {
+	sessions := min(jobs, len(stmts))
+	for range sessions {
 		g.Go(func() error {
 			conn, err := connectTarget(gctx, target)
 			if err != nil {
 				return err
 			}
 			defer conn.Close(context.WithoutCancel(gctx))
+			if err := setBuildMemory(gctx, conn, sessions); err != nil {
+				return err
+			}
 			for _, s := range preamble {
 				if err := execStatement(gctx, conn.PgConn(), s); err != nil {
 					return fmt.Errorf("target: %s: %w", shortSQL(s), err)

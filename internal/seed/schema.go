@@ -130,7 +130,13 @@ func execStatement(ctx context.Context, conn *pgconn.PgConn, s statement) error 
 
 // connectTarget opens a target session that may write although the link
 // makes the target database read-only for everyone else (startup options
-// outrank ALTER DATABASE settings), and that fires no triggers.
+// outrank ALTER DATABASE settings), and that fires no triggers. Its commits
+// do not wait for the WAL flush (synchronous_commit off, as pgcopydb's):
+// seeding work counts as done only once the caller records it with a
+// commit of its own that does wait, and that flush takes every earlier
+// commit of the server along. What a server crash loses before then is
+// redone, as after a killed process: a table not recorded as copied is
+// emptied and copied again, post-data skips what exists.
 func connectTarget(ctx context.Context, connString string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(connString)
 	if err != nil {
@@ -143,6 +149,7 @@ func connectTargetConfig(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, e
 	cfg = cfg.Copy()
 	cfg.RuntimeParams["default_transaction_read_only"] = "off"
 	cfg.RuntimeParams["session_replication_role"] = "replica"
+	cfg.RuntimeParams["synchronous_commit"] = "off"
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("target %s@%s:%d/%s: connect: %w", cfg.User, cfg.Host, cfg.Port, cfg.Database, err)

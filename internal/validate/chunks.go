@@ -12,8 +12,11 @@ import (
 )
 
 // chunksPerBatch is how many chunk summaries go to a server in one round
-// trip; progress is reported after each batch.
-const chunksPerBatch = 100
+// trip; progress is reported after each batch. A batch is the unit the
+// jobs share: small enough that a table of a few million rows makes many
+// more batches than jobs (so the jobs finish together), large enough that
+// a round trip costs little next to hashing its rows.
+const chunksPerBatch = 20
 
 // keyed holds the SQL pieces that read a table with a key in key ranges
 // the same way on both sides.
@@ -23,6 +26,7 @@ type keyed struct {
 	keyCols  []string // "t.col", quoted, in key order
 	keyTypes []string // the key columns' types, for the boundaries' casts
 	keyText  string   // the key's text form, as the report names rows
+	intKey   bool     // the key is one integer column: chunks by arithmetic
 }
 
 // chunk is a key range [lo, hi); a nil bound is open.
@@ -32,8 +36,10 @@ type chunk struct {
 
 func newKeyed(t catalog.Table, cols, key []string) (keyed, error) {
 	types := map[string]string{}
+	oids := map[string]uint32{}
 	for _, c := range t.Columns {
 		types[c.Name] = c.Type
+		oids[c.Name] = c.TypeOID
 	}
 	k := keyed{table: t.QualifiedName(), rowText: rowText(cols)}
 	for _, c := range key {
@@ -44,6 +50,7 @@ func newKeyed(t catalog.Table, cols, key []string) (keyed, error) {
 		k.keyCols = append(k.keyCols, "t."+change.QuoteIdent(c))
 		k.keyTypes = append(k.keyTypes, typ)
 	}
+	k.intKey = len(key) == 1 && isIntegerType(oids[key[0]])
 	k.keyText = "ROW(" + strings.Join(k.keyCols, ", ") + ")::text"
 	return k, nil
 }
@@ -106,14 +113,19 @@ func (k keyed) where(c chunk) (string, []any) {
 
 // summarySQL is the query both sides run per chunk: a row count and two
 // sums of independent 64-bit hashes of the rows' text. A sum does not
-// depend on the order the rows are read in, so no sort is needed.
+// depend on the order the rows are read in, so no sort is needed. The row's
+// text is computed once, in a subquery that OFFSET 0 keeps the planner from
+// flattening (flattened, each hash converts the row to text again).
 func (k keyed) summarySQL(where string) string {
 	return fmt.Sprintf(`SELECT count(*), COALESCE(sum(hashtextextended(x.r, 1)), 0)::text, COALESCE(sum(hashtextextended(x.r, 2)), 0)::text
-		FROM %s t, LATERAL (SELECT %s AS r) x WHERE %s`, k.table, k.rowText, where)
+		FROM (SELECT %s AS r FROM %s t WHERE %s OFFSET 0) x`, k.rowText, k.table, where)
 }
 
 // chunks splits the source's key range into chunks of about n rows.
 func (k keyed) chunks(ctx context.Context, src *pgx.Conn, n int) ([]chunk, error) {
+	if k.intKey {
+		return k.intRangeChunks(ctx, src, n)
+	}
 	rows, err := src.Query(ctx, k.boundariesSQL(), n)
 	if err != nil {
 		return nil, fmt.Errorf("source: read chunk boundaries: %w", err)

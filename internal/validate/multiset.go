@@ -24,7 +24,8 @@ type multiset struct {
 func newMultiset(t catalog.Table, cols []string, chunkRows int) multiset {
 	est := max(t.EstRows, t.SizeBytes/100, 1)
 	return multiset{
-		from:    fmt.Sprintf("FROM %s t, LATERAL (SELECT %s AS r) x", t.QualifiedName(), rowText(cols)),
+		// OFFSET 0: the row's text is computed once, not once per use.
+		from:    fmt.Sprintf("FROM (SELECT %s AS r FROM %s t OFFSET 0) x", rowText(cols), t.QualifiedName()),
 		buckets: int(min(max(est/int64(chunkRows), 1), 100000)),
 	}
 }

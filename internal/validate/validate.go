@@ -2,7 +2,9 @@
 // the same data, at one consistent point, doing the work where the data is.
 //
 // A table with a key (primary key, else replica identity index) is cut into
-// chunks of about ChunkRows rows by key ranges read from the source. Both
+// chunks of about ChunkRows rows by key ranges read from the source (a key
+// of one integer column: equal ranges between its min and max; another
+// key: every ChunkRows-th key in key order). Both
 // servers run the same query per chunk - a row count and two sums of 64-bit
 // hashes of the rows' text - and only those summaries cross the network.
 // Chunks that differ are read back from both sides as key and row hash and
