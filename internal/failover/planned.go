@@ -196,10 +196,6 @@ func unfenceStep(ctx context.Context, x *execution) error {
 // commit on the fenced source has committed.
 const sentinelSQL = `SELECT pg_logical_emit_message(true, 'pglink', 'failover ' || $1::text)::text`
 
-// nudgeSQL writes an empty transaction into the source's WAL, so that a
-// link waiting for the source's next transaction reaches its hold.
-const nudgeSQL = `SELECT pg_logical_emit_message(true, 'pglink', 'nudge')`
-
 // waitHolding waits until the link holds (fenceStep asked it to), nudging
 // it with an empty source transaction when the source is quiet.
 func waitHolding(ctx context.Context, x *execution) error {
@@ -223,7 +219,7 @@ func waitHolding(ctx context.Context, x *execution) error {
 			return fmt.Errorf("the link did not hold within --timeout %s: is it running? see pglink status", x.opts.Timeout)
 		}
 		if i%4 == 1 {
-			if _, err := x.src.Exec(ctx, nudgeSQL); err != nil {
+			if _, err := x.src.Exec(ctx, link.NudgeSQL); err != nil {
 				return fmt.Errorf("source: write an empty transaction: %w", err)
 			}
 		}

@@ -127,7 +127,7 @@ until [ "$(tgt -c "SELECT pause_state FROM pglink.links WHERE name = '$LINK'")" 
 	sleep 0.2
 done
 ok "every source transaction before $END_LSN is on the target"
-`, int(o.Timeout.Seconds()+0.5), o.Timeout, sqlArg(nudgeSQL))
+`, int(o.Timeout.Seconds()+0.5), o.Timeout, sqlArg(link.NudgeSQL))
 }
 
 func scriptValidate(o Options) string {

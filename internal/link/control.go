@@ -206,7 +206,7 @@ func (c *Control) HoldAt(ctx context.Context, at change.LSN) error {
 // WaitHeld waits until the link holds at the position HoldAt gave, or
 // timeout passes.
 func (c *Control) WaitHeld(ctx context.Context, timeout time.Duration) error {
-	return waitPauseState(ctx, c.conn, c.Name, "paused", timeout)
+	return waitPauseState(ctx, c.conn, c.Name, "paused", timeout, nil)
 }
 
 // ReleaseHold lets the link go on.

@@ -175,7 +175,11 @@ func (p *pauser) Wait(ctx context.Context, commitLSN change.LSN) error {
 // requestPause runs the validation's side: it returns when the link has
 // paused at the position export() returns, with release to call (always)
 // once the target snapshot is taken.
-func requestPause(ctx context.Context, conn *pgx.Conn, link string, export func() (change.LSN, error), timeout time.Duration) (release func(), err error) {
+//
+// nudge, when not nil, writes an empty transaction on the source; it is
+// called while waiting, so that a quiet source does not leave the link
+// waiting for its next heartbeat (up to HeartbeatInterval) twice.
+func requestPause(ctx context.Context, conn *pgx.Conn, link string, export func() (change.LSN, error), nudge func(context.Context) error, timeout time.Duration) (release func(), err error) {
 	tag, err := conn.Exec(ctx, `UPDATE pglink.links SET pause_state = 'requested', pause_at = NULL, pause_requested_at = now()
 		WHERE name = $1 AND pause_state IS NULL`, link)
 	if err != nil {
@@ -187,7 +191,7 @@ func requestPause(ctx context.Context, conn *pgx.Conn, link string, export func(
 	release = func() {
 		conn.Exec(context.WithoutCancel(ctx), `UPDATE pglink.links SET pause_state = NULL, pause_at = NULL WHERE name = $1`, link)
 	}
-	if err := waitPauseState(ctx, conn, link, "holding", timeout); err != nil {
+	if err := waitPauseState(ctx, conn, link, "holding", timeout, nudge); err != nil {
 		release()
 		return nil, err
 	}
@@ -201,16 +205,16 @@ func requestPause(ctx context.Context, conn *pgx.Conn, link string, export func(
 		release()
 		return nil, fmt.Errorf("target: set pause position: %w", err)
 	}
-	if err := waitPauseState(ctx, conn, link, "paused", timeout); err != nil {
+	if err := waitPauseState(ctx, conn, link, "paused", timeout, nudge); err != nil {
 		release()
 		return nil, err
 	}
 	return release, nil
 }
 
-func waitPauseState(ctx context.Context, conn *pgx.Conn, link, want string, timeout time.Duration) error {
+func waitPauseState(ctx context.Context, conn *pgx.Conn, link, want string, timeout time.Duration, nudge func(context.Context) error) error {
 	deadline := time.Now().Add(timeout)
-	for {
+	for i := 0; ; i++ {
 		var state *string
 		if err := conn.QueryRow(ctx, `SELECT pause_state FROM pglink.links WHERE name = $1`, link).Scan(&state); err != nil {
 			return fmt.Errorf("target: read pause state of link %s: %w", link, err)
@@ -221,8 +225,18 @@ func waitPauseState(ctx context.Context, conn *pgx.Conn, link, want string, time
 		if time.Now().After(deadline) {
 			return fmt.Errorf("link %s did not pause within %s (state %q): is it running and caught up? check pglink status", link, timeout, deref(state))
 		}
+		if nudge != nil && i%5 == 1 {
+			if err := nudge(ctx); err != nil {
+				return err
+			}
+		}
 		if err := sleep(ctx, pausePollBusy); err != nil {
 			return err
 		}
 	}
 }
+
+// NudgeSQL writes an empty transaction into the source's WAL, so that a
+// link waiting for the source's next transaction to reach a pause gets it
+// at once instead of at its next heartbeat.
+const NudgeSQL = `SELECT pg_logical_emit_message(true, 'pglink', 'nudge')`

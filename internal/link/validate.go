@@ -146,7 +146,19 @@ func takeSnapshots(ctx context.Context, src, tgt *endpoint.Endpoint, ctl *pgx.Co
 		s.source, s.at = info.SnapshotName, info.ConsistentPoint
 		return info.ConsistentPoint, nil
 	}
-	release, err := requestPause(ctx, ctl, row.Name, export, timeout)
+	nconn, err := src.Connect(ctx)
+	if err != nil {
+		s.close(ctx)
+		return nil, err
+	}
+	defer nconn.Close(context.WithoutCancel(ctx))
+	nudge := func(ctx context.Context) error {
+		if _, err := nconn.Exec(ctx, NudgeSQL); err != nil {
+			return fmt.Errorf("source: write an empty transaction: %w", err)
+		}
+		return nil
+	}
+	release, err := requestPause(ctx, ctl, row.Name, export, nudge, timeout)
 	if err != nil {
 		s.close(ctx)
 		return nil, err
