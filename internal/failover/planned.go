@@ -196,46 +196,18 @@ func unfenceStep(ctx context.Context, x *execution) error {
 // commit on the fenced source has committed.
 const sentinelSQL = `SELECT pg_logical_emit_message(true, 'pglink', 'failover ' || $1::text)::text`
 
-// waitHolding waits until the link holds (fenceStep asked it to), nudging
-// it with an empty source transaction when the source is quiet.
-func waitHolding(ctx context.Context, x *execution) error {
-	deadline := time.Now().Add(x.opts.Timeout)
-	for i := 0; ; i++ {
-		state, err := x.ctl.PauseState(ctx)
-		if err != nil {
-			return err
-		}
-		switch state {
-		case "holding":
-			return nil
-		case "requested":
-		default:
-			return fmt.Errorf("link %s does not hold (pause state %q): its pause was ended by something else", x.ctl.Name, state)
-		}
-		if err := x.hereFailed(); err != nil {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the link did not hold within --timeout %s: is it running? see pglink status", x.opts.Timeout)
-		}
-		if i%4 == 1 {
-			if _, err := x.src.Exec(ctx, link.NudgeSQL); err != nil {
-				return fmt.Errorf("source: write an empty transaction: %w", err)
-			}
-		}
-		if err := sleepCtx(ctx, 25*time.Millisecond); err != nil {
-			return err
-		}
-	}
-}
-
 // catchUpStep writes the end mark X into the source's WAL (every user
 // transaction has committed before it: the source is fenced) and lets the
 // holding link apply up to X. The link learnt to hold before X was
 // written, so it cannot apply the mark's own transaction.
 func catchUpStep(ctx context.Context, x *execution) (string, error) {
-	if err := waitHolding(ctx, x); err != nil {
-		return "", err
+	// The link holds before the source's next transaction: on a quiet
+	// source, an empty one written here.
+	if err := x.ctl.WaitHolding(ctx, x.opts.Timeout, link.Nudger(x.src)); err != nil {
+		if herr := x.hereFailed(); herr != nil {
+			err = herr
+		}
+		return "", fmt.Errorf("the link did not hold within --timeout %s: %w", x.opts.Timeout, err)
 	}
 	var at string
 	if err := x.src.QueryRow(ctx, sentinelSQL, x.ctl.Name).Scan(&at); err != nil {

@@ -178,14 +178,11 @@ func (c *Control) RequestHold(ctx context.Context) error {
 	return nil
 }
 
-// PauseState returns the link's pause state: "" (none), "requested",
-// "holding", "at" or "paused".
-func (c *Control) PauseState(ctx context.Context) (string, error) {
-	var state *string
-	if err := c.conn.QueryRow(ctx, `SELECT pause_state FROM pglink.links WHERE name = $1`, c.Name).Scan(&state); err != nil {
-		return "", fmt.Errorf("target: read pause state of link %s: %w", c.Name, err)
-	}
-	return deref(state), nil
+// WaitHolding waits until the link holds after RequestHold, or timeout
+// passes; nudge (may be nil) is called now and then while it waits, to
+// write an empty transaction on the source for the link to stop before.
+func (c *Control) WaitHolding(ctx context.Context, timeout time.Duration, nudge func(context.Context) error) error {
+	return waitPauseState(ctx, c.conn, c.Name, "holding", timeout, nudge)
 }
 
 // HoldAt tells the link, which holds after RequestHold, to apply every

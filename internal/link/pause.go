@@ -240,3 +240,14 @@ func waitPauseState(ctx context.Context, conn *pgx.Conn, link, want string, time
 // link waiting for the source's next transaction to reach a pause gets it
 // at once instead of at its next heartbeat.
 const NudgeSQL = `SELECT pg_logical_emit_message(true, 'pglink', 'nudge')`
+
+// Nudger returns a function that writes an empty transaction (NudgeSQL) on
+// src, a session on the source.
+func Nudger(src *pgx.Conn) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if _, err := src.Exec(ctx, NudgeSQL); err != nil {
+			return fmt.Errorf("source: write an empty transaction: %w", err)
+		}
+		return nil
+	}
+}

@@ -152,13 +152,7 @@ func takeSnapshots(ctx context.Context, src, tgt *endpoint.Endpoint, ctl *pgx.Co
 		return nil, err
 	}
 	defer nconn.Close(context.WithoutCancel(ctx))
-	nudge := func(ctx context.Context) error {
-		if _, err := nconn.Exec(ctx, NudgeSQL); err != nil {
-			return fmt.Errorf("source: write an empty transaction: %w", err)
-		}
-		return nil
-	}
-	release, err := requestPause(ctx, ctl, row.Name, export, nudge, timeout)
+	release, err := requestPause(ctx, ctl, row.Name, export, Nudger(nconn), timeout)
 	if err != nil {
 		s.close(ctx)
 		return nil, err
