@@ -1,6 +1,7 @@
 package link
 
 import (
+	"context"
 	"os"
 	"testing"
 	"time"
@@ -31,7 +32,22 @@ func TestMillionRowTransaction(t *testing.T) {
 	src.Exec("big", `INSERT INTO public.rows SELECT g, md5(g::text), g * 1.5 FROM generate_series(1, 1000000) g`)
 	waitCaughtUp(t, l, src, "big", 5*time.Minute)
 	if got := dst.QueryString("big", "SELECT count(*) FROM public.rows"); got != "1000000" {
-		t.Fatalf("target has %s rows, want 1000000", got)
+		// Say whether the rows come late (the applied position ran ahead
+		// of the data) or never (the transaction was lost).
+		st, _ := Status(context.Background(), "big", dst.URL("big"), "")
+		applied := ""
+		if st != nil {
+			applied = st.AppliedLSN
+		}
+		late := "they never came within a minute"
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+			if dst.QueryString("big", "SELECT count(*) FROM public.rows") == "1000000" {
+				late = "they came later"
+				break
+			}
+		}
+		t.Fatalf("target has %s rows, want 1000000 (source: %s), although its applied position %s is past the source's position after the commit; %s",
+			got, src.QueryString("big", "SELECT count(*) FROM public.rows"), applied, late)
 	}
 	peak := p.peakRSS()
 	t.Logf("peak RSS of pglink while applying a 1,000,000-row transaction: %d MB", peak>>20)

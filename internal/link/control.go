@@ -167,15 +167,7 @@ func (c *Control) FinishFailover(ctx context.Context, at change.LSN, detail stri
 // failover asks before it writes its end mark, so the link cannot apply
 // the mark before it knows that it must stop there.
 func (c *Control) RequestHold(ctx context.Context) error {
-	tag, err := c.conn.Exec(ctx, `UPDATE pglink.links SET pause_state = 'requested', pause_at = NULL,
-		pause_requested_at = now() WHERE name = $1 AND pause_state IS NULL`, c.Name)
-	if err != nil {
-		return fmt.Errorf("target: ask link %s to hold: %w", c.Name, err)
-	}
-	if tag.RowsAffected() != 1 {
-		return fmt.Errorf("link %s is paused by a validation; wait for it to end and try again", c.Name)
-	}
-	return nil
+	return askPause(ctx, c.conn, c.Name)
 }
 
 // WaitHolding waits until the link holds after RequestHold, or timeout
@@ -208,10 +200,7 @@ func (c *Control) WaitHeld(ctx context.Context, timeout time.Duration) error {
 
 // ReleaseHold lets the link go on.
 func (c *Control) ReleaseHold(ctx context.Context) error {
-	if _, err := c.conn.Exec(ctx, `UPDATE pglink.links SET pause_state = NULL, pause_at = NULL WHERE name = $1`, c.Name); err != nil {
-		return fmt.Errorf("target: release link %s: %w", c.Name, err)
-	}
-	return nil
+	return endPause(ctx, c.conn, c.Name)
 }
 
 // WaitStopped waits until no process runs the link, then takes its lease

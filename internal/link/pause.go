@@ -83,8 +83,8 @@ func (p *pauser) poll(ctx context.Context) error {
 		// A failover holds the link at its end position for as long as it
 		// takes; only a validation's pause ends by itself.
 		if phase != monitor.PhaseFailingOver && p.expired() {
-			if _, err := conn.Exec(ctx, `UPDATE pglink.links SET pause_state = NULL, pause_at = NULL WHERE name = $1`, p.link); err != nil {
-				return fmt.Errorf("target: end an abandoned pause: %w", err)
+			if err := endPause(ctx, conn, p.link); err != nil {
+				return fmt.Errorf("end an abandoned pause: %w", err)
 			}
 		}
 		// While a pause or a failover is under way, every poll's delay is
@@ -180,17 +180,10 @@ func (p *pauser) Wait(ctx context.Context, commitLSN change.LSN) error {
 // called while waiting, so that a quiet source does not leave the link
 // waiting for its next heartbeat (up to HeartbeatInterval) twice.
 func requestPause(ctx context.Context, conn *pgx.Conn, link string, export func() (change.LSN, error), nudge func(context.Context) error, timeout time.Duration) (release func(), err error) {
-	tag, err := conn.Exec(ctx, `UPDATE pglink.links SET pause_state = 'requested', pause_at = NULL, pause_requested_at = now()
-		WHERE name = $1 AND pause_state IS NULL`, link)
-	if err != nil {
-		return nil, fmt.Errorf("target: ask link %s to pause: %w", link, err)
+	if err := askPause(ctx, conn, link); err != nil {
+		return nil, err
 	}
-	if tag.RowsAffected() != 1 {
-		return nil, fmt.Errorf("target: link %s is already paused by another validation; wait for it to end", link)
-	}
-	release = func() {
-		conn.Exec(context.WithoutCancel(ctx), `UPDATE pglink.links SET pause_state = NULL, pause_at = NULL WHERE name = $1`, link)
-	}
+	release = func() { endPause(context.WithoutCancel(ctx), conn, link) }
 	if err := waitPauseState(ctx, conn, link, "holding", timeout, nudge); err != nil {
 		release()
 		return nil, err
@@ -210,6 +203,29 @@ func requestPause(ctx context.Context, conn *pgx.Conn, link string, export func(
 		return nil, err
 	}
 	return release, nil
+}
+
+// askPause asks the link to commit what it applied and hold before its
+// next source transaction (pause_state 'requested'); it fails when another
+// pause is under way.
+func askPause(ctx context.Context, conn *pgx.Conn, link string) error {
+	tag, err := conn.Exec(ctx, `UPDATE pglink.links SET pause_state = 'requested', pause_at = NULL, pause_requested_at = now()
+		WHERE name = $1 AND pause_state IS NULL`, link)
+	if err != nil {
+		return fmt.Errorf("target: ask link %s to pause: %w", link, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("target: link %s is paused already, by a validation; wait for it to end and try again", link)
+	}
+	return nil
+}
+
+// endPause lets the link go on.
+func endPause(ctx context.Context, conn *pgx.Conn, link string) error {
+	if _, err := conn.Exec(ctx, `UPDATE pglink.links SET pause_state = NULL, pause_at = NULL WHERE name = $1`, link); err != nil {
+		return fmt.Errorf("target: release link %s: %w", link, err)
+	}
+	return nil
 }
 
 func waitPauseState(ctx context.Context, conn *pgx.Conn, link, want string, timeout time.Duration, nudge func(context.Context) error) error {
