@@ -150,6 +150,9 @@ func (r *run) begin(ctx context.Context, c *change.Change) error {
 	}
 	r.inTxn, r.txnAt = true, c.CommitLSN
 	r.skipTxn = c.CommitLSN < r.origin
+	if r.skipTxn {
+		r.a.log.Debug("apply: source transaction already applied, skipped", "commit_lsn", c.CommitLSN.String(), "origin", r.origin.String())
+	}
 	if r.skipTxn || r.batchOpen {
 		return nil
 	}

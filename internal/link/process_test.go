@@ -67,7 +67,7 @@ func (p *process) exited() (bool, string) {
 
 func startProcess(t *testing.T, name, source, target string) *process {
 	t.Helper()
-	cmd := exec.Command(pglinkBinary(t), "start", "--name", name, "--jobs", "2")
+	cmd := exec.Command(pglinkBinary(t), "start", "--name", name, "--jobs", "2", "--verbose")
 	cmd.Env = append(os.Environ(), "PGLINK_SOURCE="+source, "PGLINK_TARGET="+target)
 	out := &lockedWriter{w: &strings.Builder{}}
 	cmd.Stdout, cmd.Stderr = out, out

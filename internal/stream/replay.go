@@ -32,7 +32,8 @@ func (ss *session) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitMe
 	if err := ss.emit(ctx, begin); err != nil {
 		return err
 	}
-	if err := ss.replayFile(ctx, t.path); err != nil {
+	records, err := ss.replayFile(ctx, t.path)
+	if err != nil {
 		return fmt.Errorf("replay streamed xid %d: %w", m.Xid, err)
 	}
 	if err := ss.spool.discard(t); err != nil {
@@ -44,16 +45,17 @@ func (ss *session) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitMe
 		return err
 	}
 	ss.committed(c.EndLSN, true)
-	ss.log.Debug("streamed transaction replayed", "xid", m.Xid, "commit_lsn", m.CommitLSN.String())
+	ss.log.Debug("streamed transaction replayed", "xid", m.Xid, "commit_lsn", m.CommitLSN.String(),
+		"end_lsn", m.TransactionEndLSN.String(), "records", records, "spooled_bytes", t.size)
 	return nil
 }
 
 // replayFile decodes and emits each record of a spool file, as part of the
-// open transaction.
-func (ss *session) replayFile(ctx context.Context, path string) (err error) {
+// open transaction, and returns how many it replayed.
+func (ss *session) replayFile(ctx context.Context, path string) (records int64, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("open spool file: %w", err)
+		return 0, fmt.Errorf("open spool file: %w", err)
 	}
 	defer func() {
 		if cerr := f.Close(); err == nil && cerr != nil {
@@ -64,17 +66,18 @@ func (ss *session) replayFile(ctx context.Context, path string) (err error) {
 	for {
 		rec, err := rr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return records, nil
 		}
 		if err != nil {
-			return err
+			return records, err
 		}
 		msg, err := parseMessage(rec, true)
 		if err != nil {
-			return err
+			return records, err
 		}
 		if err := ss.regularChange(ctx, msg); err != nil {
-			return err
+			return records, err
 		}
+		records++
 	}
 }
