@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/pglink/pglink/internal/change"
@@ -45,31 +44,31 @@ type bulkError struct {
 func (e *bulkError) Error() string { return e.err.Error() }
 func (e *bulkError) Unwrap() error { return e.err }
 
-// flushFold applies the folded changes now (see queueFold and settleFold).
+// flushFold applies the folded changes now (see queueFold and settle).
 func (r *run) flushFold(ctx context.Context) error {
 	if r.fold.empty() {
 		return nil
 	}
+	plan := r.planFold()
 	if err := r.ensureBegun(ctx); err != nil {
 		return err
 	}
-	r.queueFold(ctx)
+	r.queueFold(ctx, plan)
 	_, err := r.settle(ctx, r.fold, r.snd.flush())
 	return err
 }
 
-// queueFold queues the set-based statements of the fold behind a
-// savepoint, and reports whether there were any. The fold is kept until
-// settleFold has seen the results.
-func (r *run) queueFold(ctx context.Context) bool {
-	f := r.fold
-	if f.empty() {
+// queueFold queues the set-based statements of the fold, as planFold
+// planned them, behind a savepoint, and reports whether the fold held
+// anything. The fold is kept until settle has seen the results.
+func (r *run) queueFold(ctx context.Context, plan foldPlan) bool {
+	if r.fold.empty() {
 		return false
 	}
-	at := f.changes[len(f.changes)-1].c.CommitLSN
+	at := plan.at
 	r.snd.control(ctx, "SAVEPOINT "+bulkSavepoint, nil, nil, "take a savepoint before set-based statements", at)
-	for _, tf := range f.order {
-		r.queueTableFold(ctx, tf, at)
+	for i := range plan.reqs {
+		r.queueBulk(ctx, &plan.reqs[i], at)
 	}
 	r.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", at)
 	return true
@@ -106,123 +105,23 @@ func (r *run) settle(ctx context.Context, f *fold, flushErr error) (fellBack boo
 	return true, nil
 }
 
-// queueTableFold queues the set-based statements of one table's net
-// changes.
-func (r *run) queueTableFold(ctx context.Context, tf *tableFold, at change.LSN) {
-	t := tf.t
-	var deletes []change.Tuple
-	updates := map[string][]change.Tuple{}
-	inserts := map[string][]change.Tuple{}
-	var updateOrder, insertOrder []string
-	for _, e := range tf.entries {
-		switch {
-		case e.existed && e.replaced:
-			deletes = append(deletes, e.key)
-			if e.exists {
-				insertOrder = group(inserts, insertOrder, t, e.image, false)
-			}
-		case e.existed && e.exists:
-			updateOrder = group(updates, updateOrder, t, e.image, true)
-		case !e.existed && e.exists:
-			insertOrder = group(inserts, insertOrder, t, e.image, false)
-		}
-	}
-	if len(deletes) > 0 {
-		r.queueBulk(ctx, t, bulkDelete, t.keyCols, deletes, at)
-	}
-	for _, k := range updateOrder {
-		rows := updates[k]
-		r.queueBulk(ctx, t, bulkUpdate, presentCols(t, rows[0], true), rows, at)
-	}
-	for _, k := range insertOrder {
-		rows := inserts[k]
-		r.queueBulk(ctx, t, bulkInsert, presentCols(t, rows[0], false), rows, at)
-	}
-}
-
-// group adds image to the group of rows that carry the same columns, and
-// returns the groups' order.
-func group(m map[string][]change.Tuple, order []string, t *table, image change.Tuple, update bool) []string {
-	k := string(colsKey(nil, presentCols(t, image, update)))
-	if _, ok := m[k]; !ok {
-		order = append(order, k)
-	}
-	m[k] = append(m[k], image)
-	return order
-}
-
-// presentCols returns the columns a set-based statement passes for image:
-// for an UPDATE the key, then the other columns with a value; for an
-// INSERT every column with a value.
-func presentCols(t *table, image change.Tuple, update bool) []int {
-	var cols []int
-	if update {
-		cols = append(cols, t.keyCols...)
-	}
-	for i, v := range image {
-		if v.Kind == change.ValueUnchanged || (update && t.rel.Columns[i].Key) {
-			continue
-		}
-		cols = append(cols, i)
-	}
-	return cols
-}
-
-func colsKey(buf []byte, cols []int) []byte {
-	for _, i := range cols {
-		buf = append(buf, byte(i), byte(i>>8))
-	}
-	return buf
-}
-
-// queueBulk queues one set-based statement over rows, preparing it at
+// queueBulk queues one planned set-based statement, preparing it at
 // first use.
-func (r *run) queueBulk(ctx context.Context, t *table, op byte, cols []int, rows []change.Tuple, at change.LSN) {
-	key := string(colsKey([]byte{op}, cols))
-	st, ok := t.bulk[key]
+func (r *run) queueBulk(ctx context.Context, req *bulkReq, at change.LSN) {
+	t := req.t
+	r.bulkKey = colsKey(append(r.bulkKey[:0], req.op), req.cols)
+	st, ok := t.bulk[string(r.bulkKey)]
 	if !ok {
-		st = buildBulk(t, op, cols)
+		key := string(r.bulkKey)
+		st = buildBulk(t, req.op, req.cols)
 		t.bulk[key] = st
 		r.snd.prepareBulk(ctx, t, st, key, at)
 	}
-	args := make([][]byte, len(cols))
-	vals := make([]change.Value, len(rows))
-	for n, i := range cols {
-		for j, row := range rows {
-			vals[j] = row[i]
-		}
-		args[n] = appendArray(nil, vals, t.cols[i].delim)
-	}
-	expect := int64(len(rows))
-	if op != bulkInsert {
-		args = append(args, strconv.AppendInt(nil, expect, 10))
+	expect := req.rows
+	if req.op != bulkInsert {
 		expect = -1 // checked by the statement itself
 	}
-	r.snd.bulk(ctx, t, st, op, args, expect, at)
-}
-
-// appendArray appends the text form of an array of vals to buf: each
-// element quoted, NULL for a NULL.
-func appendArray(buf []byte, vals []change.Value, delim byte) []byte {
-	buf = append(buf, '{')
-	for n, v := range vals {
-		if n > 0 {
-			buf = append(buf, delim)
-		}
-		if v.Kind == change.ValueNull {
-			buf = append(buf, "NULL"...)
-			continue
-		}
-		buf = append(buf, '"')
-		for _, b := range v.Data {
-			if b == '"' || b == '\\' {
-				buf = append(buf, '\\')
-			}
-			buf = append(buf, b)
-		}
-		buf = append(buf, '"')
-	}
-	return append(buf, '}')
+	r.snd.bulk(ctx, t, st, req.op, req.args, expect, at)
 }
 
 // buildBulk writes the set-based statement op of t over cols: the rows come

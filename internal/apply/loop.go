@@ -38,10 +38,13 @@ type run struct {
 	needBegin bool      // the open batch's BEGIN is not queued yet
 	beginAt   change.LSN
 
-	shape  shape
-	keyBuf []byte
-	args   [][]byte
-	fmts   []int16
+	shape   shape
+	keyBuf  []byte
+	colBuf  []int  // planFold's scratch: a row's columns
+	colKey  []byte // planFold's scratch: their key
+	bulkKey []byte // queueBulk's scratch: a set-based statement's key
+	args    [][]byte
+	fmts    []int16
 }
 
 func (r *run) loop(ctx context.Context, in <-chan *change.Change) error {
@@ -247,11 +250,12 @@ type batchEnd struct {
 // and leaves the batch in flight (see settleInflight): the next batch is
 // folded while the target works on this one.
 func (r *run) commitBatch(ctx context.Context) error {
+	plan := r.planFold() // while the batch in flight still runs on the target
 	if err := r.ensureBegun(ctx); err != nil {
 		return err
 	}
 	end := batchEnd{last: r.lastCommit, txns: r.batchTxns, rows: r.batchRows}
-	folded := r.queueFold(ctx)
+	folded := r.queueFold(ctx, plan)
 	r.queueCommit(ctx, end)
 	r.batchOpen = false
 	r.batchTxns, r.batchRows, r.lastCommit = 0, 0, nil

@@ -70,18 +70,29 @@ func (rc relationCache) get(id uint32) (*change.Relation, error) {
 	return rel, nil
 }
 
-// rowChange turns a pgoutput Insert, Update, Delete, Truncate or logical
-// Message into a Change (CommitLSN and XID are the caller's to set). It
-// returns nil for messages that carry nothing to apply: non-transactional
-// logical messages, which are not part of any source transaction.
-func (rc relationCache) rowChange(msg pglogrepl.Message) (*change.Change, error) {
+// decode turns one message of a transaction's content - a row change,
+// TRUNCATE or logical message, as sent inside a stream block when inStream
+// - into a Change (CommitLSN and XID are the caller's to set). It returns
+// nil for a non-transactional logical message, which belongs to no
+// transaction.
+func (rc relationCache) decode(data []byte, inStream bool) (*change.Change, error) {
+	if isRowChange(data[0]) {
+		return rc.rowMessage(data, inStream)
+	}
+	msg, err := parseMessage(data, inStream)
+	if err != nil {
+		return nil, err
+	}
+	return rc.otherChange(msg)
+}
+
+// otherChange turns a pgoutput Truncate or logical Message into a Change
+// (row changes are rowMessage's; CommitLSN and XID are the caller's to
+// set). It returns nil for messages that carry nothing to apply:
+// non-transactional logical messages, which are not part of any source
+// transaction.
+func (rc relationCache) otherChange(msg pglogrepl.Message) (*change.Change, error) {
 	switch m := msg.(type) {
-	case *pglogrepl.InsertMessageV2:
-		return rc.tupleChange(change.Insert, m.RelationID, nil, m.Tuple)
-	case *pglogrepl.UpdateMessageV2:
-		return rc.tupleChange(change.Update, m.RelationID, m.OldTuple, m.NewTuple)
-	case *pglogrepl.DeleteMessageV2:
-		return rc.tupleChange(change.Delete, m.RelationID, m.OldTuple, nil)
 	case *pglogrepl.TruncateMessageV2:
 		c := &change.Change{
 			Kind:            change.Truncate,
@@ -105,43 +116,4 @@ func (rc relationCache) rowChange(msg pglogrepl.Message) (*change.Change, error)
 		return &change.Change{Kind: change.Message, Prefix: m.Prefix, Content: bytes.Clone(m.Content)}, nil
 	}
 	return nil, fmt.Errorf("unexpected pgoutput message %s", msg.Type())
-}
-
-func (rc relationCache) tupleChange(kind change.Kind, relID uint32, old, new *pglogrepl.TupleData) (*change.Change, error) {
-	rel, err := rc.get(relID)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", kind, err)
-	}
-	c := &change.Change{Kind: kind, Rel: rel}
-	if c.Old, err = tuple(rel, old); err != nil {
-		return nil, fmt.Errorf("%s %s: old row: %w", kind, rel.QualifiedName(), err)
-	}
-	if c.New, err = tuple(rel, new); err != nil {
-		return nil, fmt.Errorf("%s %s: new row: %w", kind, rel.QualifiedName(), err)
-	}
-	return c, nil
-}
-
-// tuple converts pgoutput TupleData. pglogrepl already copies each value
-// out of the receive buffer, so Data is kept as is. A tuple always has one
-// entry per column of its relation's latest announcement.
-func tuple(rel *change.Relation, td *pglogrepl.TupleData) (change.Tuple, error) {
-	if td == nil {
-		return nil, nil
-	}
-	if len(td.Columns) != len(rel.Columns) {
-		return nil, fmt.Errorf("%d values for %d announced columns", len(td.Columns), len(rel.Columns))
-	}
-	t := make(change.Tuple, len(td.Columns))
-	for i, col := range td.Columns {
-		switch col.DataType {
-		case change.ValueNull, change.ValueUnchanged:
-			t[i] = change.Value{Kind: col.DataType}
-		case change.ValueText, change.ValueBinary:
-			t[i] = change.Value{Kind: col.DataType, Data: col.Data}
-		default:
-			return nil, fmt.Errorf("column %s: unknown value kind %q", rel.Columns[i].Name, col.DataType)
-		}
-	}
-	return t, nil
 }

@@ -71,11 +71,7 @@ func (ss *session) replayFile(ctx context.Context, path string) (records int64, 
 		if err != nil {
 			return records, err
 		}
-		msg, err := parseMessage(rec, true)
-		if err != nil {
-			return records, err
-		}
-		if err := ss.regularChange(ctx, msg); err != nil {
+		if err := ss.change(ctx, rec, true); err != nil {
 			return records, err
 		}
 		records++

@@ -137,6 +137,9 @@ func (ss *session) handlePgoutput(ctx context.Context, data []byte) error {
 		}
 		return ss.spool.write(binary.BigEndian.Uint32(data[1:5]), data)
 	}
+	if isRowChange(data[0]) {
+		return ss.change(ctx, data, false)
+	}
 	msg, err := parseMessage(data, ss.inStream)
 	if err != nil {
 		return err
@@ -163,7 +166,7 @@ func (ss *session) handlePgoutput(ctx context.Context, data []byte) error {
 	case *pglogrepl.StreamCommitMessageV2:
 		return ss.streamCommit(ctx, m)
 	}
-	return ss.regularChange(ctx, msg)
+	return ss.emitChange(ctx, msg)
 }
 
 // isRowMessage reports the pgoutput message types that belong to a
@@ -211,11 +214,27 @@ func (ss *session) committed(end change.LSN, streamed bool) {
 	})
 }
 
-func (ss *session) regularChange(ctx context.Context, msg pglogrepl.Message) error {
-	c, err := ss.rels.rowChange(msg)
+// change decodes one message of the open transaction's content (see
+// relationCache.decode) and sends it on.
+func (ss *session) change(ctx context.Context, data []byte, inStream bool) error {
+	c, err := ss.rels.decode(data, inStream)
 	if err != nil || c == nil {
 		return err
 	}
+	return ss.emitInTxn(ctx, c)
+}
+
+// emitChange sends on a TRUNCATE or a transactional logical message.
+func (ss *session) emitChange(ctx context.Context, msg pglogrepl.Message) error {
+	c, err := ss.rels.otherChange(msg)
+	if err != nil || c == nil {
+		return err
+	}
+	return ss.emitInTxn(ctx, c)
+}
+
+// emitInTxn sends c on as part of the open transaction.
+func (ss *session) emitInTxn(ctx context.Context, c *change.Change) error {
 	if !ss.txnOpen {
 		return fmt.Errorf("%s outside a transaction", c.Kind)
 	}

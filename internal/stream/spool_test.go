@@ -53,11 +53,7 @@ func values(t *testing.T, path string) []string {
 	rels[7] = testRelation(7)
 	var got []string
 	for _, rec := range readAllRecords(t, path) {
-		msg, err := parseMessage(rec, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := rels.rowChange(msg)
+		c, err := rels.decode(rec, true)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,175 @@
+package apply
+
+import (
+	"slices"
+	"strconv"
+
+	"github.com/pglink/pglink/internal/change"
+)
+
+// Planning a fold's set-based statements (see bulk.go) is most of the CPU
+// they cost pglink: the rows are grouped by the columns they carry and
+// every column's values are written out as one array. commitBatch plans
+// before it waits for the batch in flight, so that work is done while the
+// target is still busy with the previous batch.
+
+// bulkReq is one planned set-based statement: its table, operation and
+// columns, and its parameters, ready to send.
+type bulkReq struct {
+	t    *table
+	op   byte
+	cols []int
+	args [][]byte
+	rows int64
+}
+
+// foldPlan is the set-based statements of a fold, in the order they run.
+type foldPlan struct {
+	reqs []bulkReq
+	at   change.LSN // CommitLSN of the fold's last change, for errors
+}
+
+// rowGroup is rows that carry the same columns.
+type rowGroup struct {
+	cols []int
+	rows []change.Tuple
+}
+
+// grouping collects rows into rowGroups, in order of first appearance.
+type grouping struct {
+	groups []rowGroup
+	index  map[string]int // colsKey of a group's columns -> its place in groups
+}
+
+// planFold plans the statements of the fold (empty when it has none).
+func (r *run) planFold() foldPlan {
+	f := r.fold
+	if f.empty() {
+		return foldPlan{}
+	}
+	plan := foldPlan{at: f.changes[len(f.changes)-1].c.CommitLSN}
+	for _, tf := range f.order {
+		plan.reqs = r.planTableFold(plan.reqs, tf)
+	}
+	return plan
+}
+
+// planTableFold appends the statements of one table's net changes: the
+// deletes, then an update per column set, then an insert per column set.
+func (r *run) planTableFold(reqs []bulkReq, tf *tableFold) []bulkReq {
+	t := tf.t
+	var deletes []change.Tuple
+	var updates, inserts grouping
+	for _, e := range tf.entries {
+		switch {
+		case e.existed && e.replaced:
+			deletes = append(deletes, e.key)
+			if e.exists {
+				r.group(&inserts, t, e.image, false)
+			}
+		case e.existed && e.exists:
+			r.group(&updates, t, e.image, true)
+		case !e.existed && e.exists:
+			r.group(&inserts, t, e.image, false)
+		}
+	}
+	if len(deletes) > 0 {
+		reqs = append(reqs, planBulk(t, bulkDelete, t.keyCols, deletes))
+	}
+	for _, g := range updates.groups {
+		reqs = append(reqs, planBulk(t, bulkUpdate, g.cols, g.rows))
+	}
+	for _, g := range inserts.groups {
+		reqs = append(reqs, planBulk(t, bulkInsert, g.cols, g.rows))
+	}
+	return reqs
+}
+
+// group adds image to the group of rows that carry its columns.
+func (r *run) group(g *grouping, t *table, image change.Tuple, update bool) {
+	r.colBuf = presentCols(r.colBuf[:0], t, image, update)
+	if n := len(g.groups); n > 0 && slices.Equal(g.groups[n-1].cols, r.colBuf) {
+		g.groups[n-1].rows = append(g.groups[n-1].rows, image) // most rows carry the columns the last one did
+		return
+	}
+	r.colKey = colsKey(r.colKey[:0], r.colBuf)
+	if i, ok := g.index[string(r.colKey)]; ok {
+		g.groups[i].rows = append(g.groups[i].rows, image)
+		return
+	}
+	if g.index == nil {
+		g.index = map[string]int{}
+	}
+	g.index[string(r.colKey)] = len(g.groups)
+	g.groups = append(g.groups, rowGroup{cols: slices.Clone(r.colBuf), rows: []change.Tuple{image}})
+}
+
+// presentCols appends to cols the columns a set-based statement passes for
+// image: for an UPDATE the key, then the other columns with a value; for
+// an INSERT every column with a value.
+func presentCols(cols []int, t *table, image change.Tuple, update bool) []int {
+	if update {
+		cols = append(cols, t.keyCols...)
+	}
+	for i, v := range image {
+		if v.Kind == change.ValueUnchanged || (update && t.rel.Columns[i].Key) {
+			continue
+		}
+		cols = append(cols, i)
+	}
+	return cols
+}
+
+func colsKey(buf []byte, cols []int) []byte {
+	for _, i := range cols {
+		buf = append(buf, byte(i), byte(i>>8))
+	}
+	return buf
+}
+
+// planBulk writes the parameters of one set-based statement over rows:
+// an array per column, and for an UPDATE or DELETE the number of rows it
+// must change.
+func planBulk(t *table, op byte, cols []int, rows []change.Tuple) bulkReq {
+	args := make([][]byte, len(cols), len(cols)+1)
+	vals := make([]change.Value, len(rows))
+	for n, i := range cols {
+		for j, row := range rows {
+			vals[j] = row[i]
+		}
+		args[n] = appendArray(nil, vals, t.cols[i].delim)
+	}
+	if op != bulkInsert {
+		args = append(args, strconv.AppendInt(nil, int64(len(rows)), 10))
+	}
+	return bulkReq{t: t, op: op, cols: cols, args: args, rows: int64(len(rows))}
+}
+
+// appendArray appends the text form of an array of vals to buf: each
+// element quoted, NULL for a NULL.
+func appendArray(buf []byte, vals []change.Value, delim byte) []byte {
+	size := 2
+	for _, v := range vals {
+		size += len(v.Data) + 3
+	}
+	buf = slices.Grow(buf, size)
+	buf = append(buf, '{')
+	for n, v := range vals {
+		if n > 0 {
+			buf = append(buf, delim)
+		}
+		if v.Kind == change.ValueNull {
+			buf = append(buf, "NULL"...)
+			continue
+		}
+		buf = append(buf, '"')
+		for _, b := range v.Data {
+			if b == '"' || b == '\\' {
+				buf = append(buf, '\\')
+			}
+			buf = append(buf, b)
+		}
+		buf = append(buf, '"')
+	}
+	return append(buf, '}')
+}
