@@ -15,7 +15,7 @@ var errShort = errors.New("message shorter than its contents")
 // Truncate) fit in the message, so a damaged spool record fails cleanly
 // instead of asking for gigabytes. Other message types pass unchecked.
 func checkLengths(data []byte, inStream bool) error {
-	if !isRowMessage(data[0]) {
+	if !isTxnContent(data[0]) {
 		return nil
 	}
 	b := data[1:]

@@ -131,7 +131,7 @@ func (ss *session) handlePgoutput(ctx context.Context, data []byte) error {
 	if len(data) == 0 {
 		return errors.New("empty pgoutput message")
 	}
-	if ss.inStream && isRowMessage(data[0]) {
+	if ss.inStream && isTxnContent(data[0]) {
 		if len(data) < 5 {
 			return fmt.Errorf("in-stream %q message too short", data[0])
 		}
@@ -169,9 +169,9 @@ func (ss *session) handlePgoutput(ctx context.Context, data []byte) error {
 	return ss.emitChange(ctx, msg)
 }
 
-// isRowMessage reports the pgoutput message types that belong to a
+// isTxnContent reports the pgoutput message types that belong to a
 // transaction's content: inside a stream block they are spooled.
-func isRowMessage(t byte) bool {
+func isTxnContent(t byte) bool {
 	switch pglogrepl.MessageType(t) {
 	case pglogrepl.MessageTypeInsert, pglogrepl.MessageTypeUpdate, pglogrepl.MessageTypeDelete,
 		pglogrepl.MessageTypeTruncate, pglogrepl.MessageTypeMessage:
