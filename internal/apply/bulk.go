@@ -27,14 +27,10 @@ const (
 // fallback rolls back to it.
 const bulkSavepoint = "pglink_fold"
 
-// errRowCount is a set-based INSERT that reported another number of rows
-// than it was given.
-var errRowCount = errors.New("set-based statement changed another number of rows than it named")
-
 // bulkError is the failure of a set-based statement or its preparation;
-// the changes of the flush are then applied one by one. A set-based UPDATE
-// or DELETE that finds fewer rows than it names fails too: it divides by
-// zero (see buildBulk).
+// the changes of the flush are then applied one by one. A set-based
+// statement that changes another number of rows than it names fails too:
+// it divides by zero (see buildBulk).
 type bulkError struct {
 	err  error
 	tbl  *table
@@ -117,11 +113,7 @@ func (r *run) queueBulk(ctx context.Context, req *bulkReq, at change.LSN) {
 		t.bulk[key] = st
 		r.snd.prepareBulk(ctx, t, st, key, at)
 	}
-	expect := req.rows
-	if req.op != bulkInsert {
-		expect = -1 // checked by the statement itself
-	}
-	r.snd.bulk(ctx, t, st, req.op, req.args, expect, at)
+	r.snd.bulk(ctx, t, st, req.op, req.args, at)
 }
 
 // buildBulk writes the set-based statement op of t over cols: the rows come
@@ -131,9 +123,7 @@ func buildBulk(t *table, op byte, cols []int) *stmt {
 	for _, i := range cols {
 		st.paramOIDs = append(st.paramOIDs, t.cols[i].arrayOID)
 	}
-	if op != bulkInsert {
-		st.paramOIDs = append(st.paramOIDs, 20) // the rows it must change
-	}
+	st.paramOIDs = append(st.paramOIDs, 20) // the rows it must change
 	val := func(n int) string {
 		s := fmt.Sprintf("pglink_v.c%d", n+1)
 		if c := t.cols[cols[n]].cast; c != "" {
@@ -182,7 +172,7 @@ func buildBulk(t *table, op byte, cols []int) *stmt {
 		b.WriteString(" FROM " + from.String())
 		where(&b)
 	case bulkInsert:
-		fmt.Fprintf(&b, "INSERT INTO %s (", t.quoted)
+		fmt.Fprintf(&b, "WITH pglink_w AS (INSERT INTO %s (", t.quoted)
 		for n, i := range cols {
 			if n > 0 {
 				b.WriteString(", ")
@@ -198,12 +188,12 @@ func buildBulk(t *table, op byte, cols []int) *stmt {
 		}
 		b.WriteString(" FROM " + from.String())
 	}
-	if op != bulkInsert {
-		// Each named row must be there: when one is not, the statement
-		// fails (division by zero) and the server skips what follows, the
-		// batch's COMMIT included, so the fallback can take over.
-		fmt.Fprintf(&b, " RETURNING 1) SELECT 1 / (count(*) = $%d)::int FROM pglink_w", len(cols)+1)
-	}
+	// Each named row must be changed (found, for an UPDATE or DELETE):
+	// when one is not, the statement fails (division by zero) and the
+	// server skips what follows, the batch's COMMIT included, so the
+	// fallback can take over. A count checked by pglink after the fact
+	// would come too late: what follows would already have run.
+	fmt.Fprintf(&b, " RETURNING 1) SELECT 1 / (count(*) = $%d)::int FROM pglink_w", len(cols)+1)
 	st.sql = b.String()
 	return st
 }

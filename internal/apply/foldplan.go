@@ -20,7 +20,6 @@ type bulkReq struct {
 	op   byte
 	cols []int
 	args [][]byte
-	rows int64
 }
 
 // foldPlan is the set-based statements of a fold, in the order they run.
@@ -128,8 +127,7 @@ func colsKey(buf []byte, cols []int) []byte {
 }
 
 // planBulk writes the parameters of one set-based statement over rows:
-// an array per column, and for an UPDATE or DELETE the number of rows it
-// must change.
+// an array per column, and the number of rows it must change.
 func planBulk(t *table, op byte, cols []int, rows []change.Tuple) bulkReq {
 	args := make([][]byte, len(cols), len(cols)+1)
 	vals := make([]change.Value, len(rows))
@@ -139,10 +137,8 @@ func planBulk(t *table, op byte, cols []int, rows []change.Tuple) bulkReq {
 		}
 		args[n] = appendArray(nil, vals, t.cols[i].delim)
 	}
-	if op != bulkInsert {
-		args = append(args, strconv.AppendInt(nil, int64(len(rows)), 10))
-	}
-	return bulkReq{t: t, op: op, cols: cols, args: args, rows: int64(len(rows))}
+	args = append(args, strconv.AppendInt(nil, int64(len(rows)), 10))
+	return bulkReq{t: t, op: op, cols: cols, args: args}
 }
 
 // appendArray appends the text form of an array of vals to buf: each

@@ -36,7 +36,6 @@ type request struct {
 	chg     *change.Change // row changes
 	where   change.Tuple   // row changes: the identifying tuple, for conflict reports
 	bulkKey string         // set-based preparations: the statement's key in tbl.bulk
-	expect  int64          // set-based INSERTs: the rows they must insert (-1: not checked here)
 }
 
 type requestKind uint8
@@ -46,7 +45,7 @@ const (
 	reqPrepare
 	reqRow
 	reqBulkPrepare // a set-based statement's Parse: its failure is a bulkError
-	reqBulk        // a set-based statement: its failure, or another row count than expect, is a bulkError
+	reqBulk        // a set-based statement: its failure is a bulkError
 )
 
 // sender writes requests into a pgconn pipeline. pgconn's pipeline mode
@@ -112,12 +111,11 @@ func (s *sender) prepareBulk(ctx context.Context, t *table, st *stmt, key string
 	s.queuedBytes += len(st.sql) + 64
 }
 
-// bulk queues the execution of a set-based statement that must change
-// expect rows.
-func (s *sender) bulk(ctx context.Context, t *table, st *stmt, op byte, args [][]byte, expect int64, at change.LSN) {
+// bulk queues the execution of a set-based statement.
+func (s *sender) bulk(ctx context.Context, t *table, st *stmt, op byte, args [][]byte, at change.LSN) {
 	s.start(ctx)
 	s.pipe.SendQueryPrepared(st.name, args, nil, nil)
-	s.pending = append(s.pending, request{kind: reqBulk, what: bulkWhat(op) + " " + t.quoted, at: at, tbl: t, expect: expect})
+	s.pending = append(s.pending, request{kind: reqBulk, what: bulkWhat(op) + " " + t.quoted, at: at, tbl: t})
 	n := 64
 	for _, a := range args {
 		n += len(a)
@@ -201,9 +199,6 @@ func (s *sender) check(pipe *pgconn.Pipeline, req *request) error {
 			tag, err = r.Close()
 			if err == nil && req.kind == reqRow && tag.RowsAffected() == 0 && req.chg.Kind != change.Insert {
 				s.conflict(req)
-			}
-			if err == nil && req.kind == reqBulk && req.expect >= 0 && tag.RowsAffected() != req.expect {
-				err = fmt.Errorf("%w: %d of %d", errRowCount, tag.RowsAffected(), req.expect)
 			}
 		case *pgconn.StatementDescription:
 		default:
