@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -169,15 +170,12 @@ func TestSlotFollowsTheTarget(t *testing.T) {
 		slotBehindTarget()
 		time.Sleep(50 * time.Millisecond)
 	}
-	// The slot may be past the origin (an idle link reports the server's
-	// WAL end, past a transaction still in progress), but not past the
-	// transactions the stream has received since: slotBehindTarget checked
-	// that, while the target applied nothing.
+	// The slot never passes the origin: what the target has committed.
 	if got := originAt(); got != originHeld {
 		t.Fatalf("the target applied up to %s while held at %s: the hold did not hold", got, originHeld)
 	}
-	if got := slotBehindTarget(); got < heldAt {
-		t.Errorf("the slot went back while the apply was held: %s, was %s", got, heldAt)
+	if got := slotBehindTarget(); got < heldAt || got > originHeld {
+		t.Errorf("while the apply was held the slot confirmed %s: was %s, the target holds up to %s", got, heldAt, originHeld)
 	}
 	if err := hold.Rollback(context.Background()); err != nil {
 		t.Fatal(err)
@@ -195,3 +193,76 @@ func TestSlotFollowsTheTarget(t *testing.T) {
 	waitCaughtUp(t, l, src, "bank", time.Minute)
 	assertSame(t, src, dst, "bank", "bank")
 }
+
+// TestFirstSessionConfirmsNothingUnapplied holds the first streaming
+// session of a new link before its first commit on the target (a lock on
+// the link's progress row, which every batch updates), lets the source
+// write and the stream receive, and checks that the slot stays where it
+// was made: with nothing applied yet, the status must not confirm what
+// pglink has only received (a restart would then skip it). Released, the
+// link applies everything.
+func TestFirstSessionConfirmsNothingUnapplied(t *testing.T) {
+	saved := statusInterval
+	statusInterval = 20 * time.Millisecond
+	t.Cleanup(func() { statusInterval = saved })
+	src := pgtest.Start(t, pgtest.Options{})
+	dst := pgtest.Start(t, pgtest.Options{})
+	src.CreateDB("bank")
+	bankFixture(src, "bank", 200000) // seeding lasts long enough to take the lock first
+	l := startTestLink(t, Config{Name: "first", Source: src.URL("bank"), Target: dst.URL("bank")})
+	ctx := context.Background()
+
+	var hold pgx.Tx
+	waitFor(t, "the link's progress row", time.Minute, l, func() (bool, error) {
+		conn, err := pgx.Connect(ctx, dst.URL("bank"))
+		if err != nil {
+			return false, nil // the link has not made the database yet
+		}
+		tx, err := conn.Begin(ctx)
+		var phase string
+		if err == nil {
+			err = tx.QueryRow(ctx, `SELECT l.phase FROM pglink.links l JOIN pglink.progress p ON p.link = l.name
+				WHERE l.name = 'first' FOR UPDATE OF p`).Scan(&phase)
+		}
+		if err != nil {
+			conn.Close(ctx)
+			return false, nil // not recorded yet
+		}
+		if phase != "seeding" {
+			t.Fatalf("the link was %s before the test held its first commit: give the fixture more rows", phase)
+		}
+		hold = tx
+		t.Cleanup(func() { conn.Close(ctx) })
+		return true, nil
+	})
+	waitPhase(t, l, "replicating", 2*time.Minute)
+	confirmed := func() change.LSN {
+		return parseLSN(ptr(src.QueryString("bank", `SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'pglink_first'`)))
+	}
+	made := confirmed()
+
+	for i := 1; i <= 50; i++ {
+		src.Exec("bank", fmt.Sprintf(`INSERT INTO bank.ledger VALUES (%d, %d)`, i, i*3))
+	}
+	written := src.QueryString("bank", "pg_current_wal_lsn()")
+	waitFor(t, "the stream to receive the writes", time.Minute, l, func() (bool, error) {
+		w := src.QueryString("bank", `SELECT coalesce(write_lsn::text, '0/0') FROM pg_stat_replication
+			WHERE pid = (SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'pglink_first')`)
+		return parseLSN(&w) >= parseLSN(&written), nil
+	})
+	time.Sleep(10 * statusInterval)
+	if got := confirmed(); got != made {
+		t.Fatalf("nothing is applied, but the slot confirms %s (made at %s, received up to %s)", got, made, written)
+	}
+	if n := dst.QueryString("bank", "SELECT count(*) FROM bank.ledger"); n != "0" {
+		t.Fatalf("the hold did not hold: %s ledger rows on the target", n)
+	}
+
+	if err := hold.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCaughtUp(t, l, src, "bank", time.Minute)
+	assertSame(t, src, dst, "bank", "bank")
+}
+
+func ptr(s string) *string { return &s }

@@ -37,9 +37,8 @@ func TestFlushPositionOnTheSource(t *testing.T) {
 	_, c1 := r.txn(t)
 	src.Exec(srcDB, "INSERT INTO t VALUES (2)")
 	_, c2 := r.txn(t)
-	// Before the first transaction the idle slot may follow keepalives, but
-	// never as far as a transaction that was sent and not applied.
-	if got := src.confirmedFlush("flush"); got < info.ConsistentPoint || got >= c1.EndLSN {
+	// Nothing is applied yet: the slot stays where it was made.
+	if got := src.confirmedFlush("flush"); got != info.ConsistentPoint {
 		t.Errorf("confirmed_flush_lsn %s before anything was applied (created at %s, first commit ends at %s)",
 			got, info.ConsistentPoint, c1.EndLSN)
 	}
@@ -64,12 +63,18 @@ func TestFlushPositionOnTheSource(t *testing.T) {
 		t.Errorf("Stats().FlushedLSN = %s, want %s", got, c1.EndLSN)
 	}
 
-	// Everything sent is applied and nothing is open: the idle slot
-	// follows the server's WAL end, past the other database's writes.
+	// Everything sent is applied and nothing is open: the slot follows
+	// the target, and the server's WAL end from keepalives never moves it
+	// further (the link's heartbeat moves an idle link's slot).
 	r.SetApplied(c2.EndLSN)
-	waitFor(t, "the idle slot to advance past the other database's WAL", func() bool {
-		return src.confirmedFlush("flush") >= otherEnd
-	})
+	waitFor(t, "the slot to confirm the second transaction", func() bool { return src.confirmedFlush("flush") >= c2.EndLSN })
+	src.Exec("other", "INSERT INTO o VALUES (2)")
+	otherEnd = src.lsnOf("SELECT pg_current_wal_insert_lsn()")
+	waitFor(t, "a keepalive past the other database's WAL", func() bool { return r.Stats().ServerWALEnd >= otherEnd })
+	src.twoRepliesAfter(t)
+	if got := src.confirmedFlush("flush"); got != c2.EndLSN {
+		t.Errorf("idle, everything applied: confirmed_flush_lsn = %s, want %s (the last applied commit)", got, c2.EndLSN)
+	}
 
 	t.Run("status while the apply is slow", func(t *testing.T) {
 		before := r.Stats()

@@ -283,19 +283,6 @@ func (ss *session) sent(c *change.Change) {
 	}
 }
 
-// flushPosition is what the source may consider durably replicated: the
-// applied position, or, when every transaction sent has been applied and
-// none is open, the server's WAL end as the last keepalive gave it (native
-// apply's send_feedback does the same when it has no pending transaction).
-// It never goes back.
-func flushPosition(applied, lastSentEnd, serverWALEnd, previous change.LSN, idle bool) change.LSN {
-	pos := applied
-	if idle && applied >= lastSentEnd {
-		pos = max(pos, serverWALEnd)
-	}
-	return max(pos, previous)
-}
-
 // wakeAt is when the next standby status is due: the timer's, or sooner
 // when the apply has moved the applied position since the last one.
 func (ss *session) wakeAt() time.Time {
@@ -323,12 +310,15 @@ func (ss *session) statusIfDue(ctx context.Context) error {
 // only flush moves the slot.
 func (ss *session) sendStatus(ctx context.Context) error {
 	ss.wake.pending.Store(false) // before reading applied: a later SetApplied pokes again
-	idle := !ss.txnOpen && !ss.inStream && ss.spool.empty()
-	pos := flushPosition(change.LSN(ss.applied.Load()), ss.lastSentEnd, ss.serverWALEnd, ss.flushed, idle)
-	err := pglogrepl.SendStandbyStatusUpdate(ctx, ss.conn, pglogrepl.StandbyStatusUpdate{
-		WALWritePosition: max(pos, ss.lastSentEnd), WALFlushPosition: pos, WALApplyPosition: pos,
-	})
-	if err != nil {
+	// Only what the target has committed, never the server's WAL end from
+	// a keepalive, even when everything sent is applied: a slot confirmed
+	// past a transaction the target does not have loses it at the next
+	// reconnect, and a test once saw the slot confirmed past a transaction
+	// that had not been applied that way. An idle link's slot still
+	// advances: the link's heartbeat is a transaction in the source
+	// database, applied like any other.
+	pos := max(change.LSN(ss.applied.Load()), ss.flushed)
+	if err := sendStandbyStatus(ss.conn, max(pos, ss.lastSentEnd), pos, pos); err != nil {
 		return fmt.Errorf("source: send standby status: %w", err)
 	}
 	ss.flushed = pos

@@ -233,23 +233,3 @@ func TestParseMessageMalformed(t *testing.T) {
 	}
 }
 
-func TestFlushPosition(t *testing.T) {
-	tests := []struct {
-		name                                      string
-		applied, lastSent, walEnd, previous, want uint64
-		idle                                      bool
-	}{
-		{"pending txn: applied only", 100, 200, 500, 0, 100, false},
-		{"sent not applied, idle: applied only", 100, 200, 500, 0, 100, true},
-		{"all applied, idle: wal end", 200, 200, 500, 0, 500, true},
-		{"all applied, txn open: applied", 200, 200, 500, 0, 200, false},
-		{"wal end behind applied", 300, 200, 250, 0, 300, true},
-		{"never goes back", 100, 200, 500, 400, 400, false},
-	}
-	for _, tt := range tests {
-		got := flushPosition(lsn(tt.applied), lsn(tt.lastSent), lsn(tt.walEnd), lsn(tt.previous), tt.idle)
-		if got != lsn(tt.want) {
-			t.Errorf("%s: got %d, want %d", tt.name, got, tt.want)
-		}
-	}
-}

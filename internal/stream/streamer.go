@@ -88,10 +88,8 @@ func New(opts Options) *Streamer {
 
 // SetApplied tells the streamer that every transaction with EndLSN <= lsn
 // is durably committed on the target. The flush position sent to the
-// source never passes it, except when every transaction sent has been
-// applied and none is open: then the server's WAL end from its keepalives
-// is reported, as native logical replication does, so an idle slot (or one
-// whose source only writes in other databases) advances. Positions only
+// source never passes it (not even to the server's WAL end when everything
+// sent is applied, see sendStatus). Positions only
 // move forward; a smaller lsn is ignored. A position that moves is sent to
 // the source soon (at most Options.StatusGap after the previous status),
 // so the slot follows the target's commits closely, not only at the
