@@ -232,4 +232,3 @@ func TestParseMessageMalformed(t *testing.T) {
 		}
 	}
 }
-
