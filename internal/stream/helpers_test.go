@@ -4,8 +4,6 @@ import (
 	"github.com/pglink/pglink/internal/change"
 )
 
-func lsn(v uint64) change.LSN { return change.LSN(v) }
-
 // testRelation is a one-column relation for hand-built messages.
 func testRelation(id uint32) *change.Relation {
 	return &change.Relation{ID: id, Schema: "public", Name: "t", ReplicaIdentity: change.IdentityDefault,
