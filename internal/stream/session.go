@@ -310,13 +310,12 @@ func (ss *session) statusIfDue(ctx context.Context) error {
 // only flush moves the slot.
 func (ss *session) sendStatus(ctx context.Context) error {
 	ss.wake.pending.Store(false) // before reading applied: a later SetApplied pokes again
-	// Only what the target has committed, never the server's WAL end from
-	// a keepalive, even when everything sent is applied: a slot confirmed
-	// past a transaction the target does not have loses it at the next
-	// reconnect, and a test once saw the slot confirmed past a transaction
-	// that had not been applied that way. An idle link's slot still
-	// advances: the link's heartbeat is a transaction in the source
-	// database, applied like any other.
+	// Only what the target has committed: a slot confirmed past a
+	// transaction the target does not have loses it at the next reconnect.
+	// Not the server's WAL end from a keepalive either, even when
+	// everything received is applied (native apply does that): an idle
+	// link's slot still advances, since the link's heartbeat is a
+	// transaction in the source database, applied like any other.
 	pos := max(change.LSN(ss.applied.Load()), ss.flushed)
 	if err := sendStandbyStatus(ss.conn, max(pos, ss.lastSentEnd), pos, pos); err != nil {
 		return fmt.Errorf("source: send standby status: %w", err)
