@@ -199,8 +199,8 @@ func TestSlotFollowsTheTarget(t *testing.T) {
 // the link's progress row, which every batch updates), lets the source
 // write and the stream receive, and checks that the slot stays where it
 // was made: with nothing applied yet, the status must not confirm what
-// pglink has only received (a restart would then skip it). Released, the
-// link applies everything.
+// pglink has only received (a restart would then skip it). Then the link
+// is stopped, released and started again, and every row arrives.
 func TestFirstSessionConfirmsNothingUnapplied(t *testing.T) {
 	saved := statusInterval
 	statusInterval = 20 * time.Millisecond
@@ -258,9 +258,15 @@ func TestFirstSessionConfirmsNothingUnapplied(t *testing.T) {
 		t.Fatalf("the hold did not hold: %s ledger rows on the target", n)
 	}
 
+	// Stopped before its first commit and started again, the link must
+	// still get every row: the slot kept them.
+	if err := l.stop(); err != nil {
+		t.Fatalf("stop the link: %v", err)
+	}
 	if err := hold.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
+	l = startTestLink(t, l.cfg)
 	waitCaughtUp(t, l, src, "bank", time.Minute)
 	assertSame(t, src, dst, "bank", "bank")
 }
