@@ -76,6 +76,9 @@ func (rc relationCache) get(id uint32) (*change.Relation, error) {
 // nil for a non-transactional logical message, which belongs to no
 // transaction.
 func (rc relationCache) decode(data []byte, inStream bool) (*change.Change, error) {
+	if len(data) == 0 {
+		return nil, errors.New("empty pgoutput message")
+	}
 	if isRowChange(data[0]) {
 		return rc.rowMessage(data, inStream)
 	}

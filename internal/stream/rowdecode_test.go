@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -15,6 +16,17 @@ import (
 // referenceRow decodes a row message through pglogrepl, as the stream did
 // before rowMessage: the reference rowMessage must agree with.
 func referenceRow(rc relationCache, data []byte, inStream bool) (*change.Change, error) {
+	b := data[1:]
+	if inStream {
+		if len(b) < 4 {
+			return nil, errShort
+		}
+		b = b[4:]
+	}
+	// pglogrepl allocates from the lengths in the message: check them first.
+	if err := checkRowMessage(b); err != nil {
+		return nil, err
+	}
 	msg, err := parseMessage(data, inStream)
 	if err != nil {
 		return nil, err
@@ -181,4 +193,51 @@ func TestRowMessageOwnsItsBytes(t *testing.T) {
 	if string(c.New[0].Data) != "42" || string(c.New[1].Data) != "hello" {
 		t.Fatalf("values changed with the buffer: %q, %q", c.New[0].Data, c.New[1].Data)
 	}
+}
+
+// checkRowMessage checks, for the reference, relation id, then one or two tuples each after a
+// one-byte tag ('K', 'O' or 'N').
+func checkRowMessage(b []byte) error {
+	if len(b) < 4 {
+		return errShort
+	}
+	b = b[4:]
+	for tuples := 0; len(b) > 0; tuples++ {
+		if tuples == 2 {
+			return errors.New("more than two tuples")
+		}
+		var err error
+		if b, err = checkTuple(b[1:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkTuple checks one TupleData and returns what follows it.
+func checkTuple(b []byte) ([]byte, error) {
+	if len(b) < 2 {
+		return nil, errShort
+	}
+	ncols := int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	for i := 0; i < ncols; i++ {
+		if len(b) < 1 {
+			return nil, errShort
+		}
+		kind := b[0]
+		b = b[1:]
+		if kind != 't' && kind != 'b' {
+			continue
+		}
+		if len(b) < 4 {
+			return nil, errShort
+		}
+		n := uint64(binary.BigEndian.Uint32(b))
+		if n > uint64(len(b)-4) {
+			return nil, fmt.Errorf("value of %d bytes in %d", n, len(b)-4)
+		}
+		b = b[4+n:]
+	}
+	return b, nil
 }

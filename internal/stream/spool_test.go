@@ -219,15 +219,15 @@ func TestRecordReaderErrors(t *testing.T) {
 	}
 }
 
-// pglogrepl indexes messages without bounds checks; every cut message must
-// come back as an error, not a panic.
+// Every cut message must come back as an error, not a panic.
 func TestParseMessageMalformed(t *testing.T) {
+	rels := relationCache{7: testRelation(7)}
 	full := inStreamInsert(1, 7, strings.Repeat("v", 20))
-	if _, err := parseMessage(full, true); err != nil {
+	if _, err := rels.decode(full, true); err != nil {
 		t.Fatalf("whole message: %v", err)
 	}
 	for n := 0; n < len(full); n++ {
-		if _, err := parseMessage(full[:n], true); err == nil {
+		if _, err := rels.decode(full[:n], true); err == nil {
 			t.Errorf("message cut to %d of %d bytes: want an error", n, len(full))
 		}
 	}
