@@ -139,9 +139,7 @@ func (w *writer) run(ctx context.Context, url string) error {
 	}
 	defer conn.Close(context.Background())
 	for i := 1; ctx.Err() == nil; i++ {
-		_, err := conn.Exec(ctx, `WITH ins AS (INSERT INTO bank.ledger (id, amount) VALUES ($1::bigint, $1::bigint * 3) RETURNING id)
-			UPDATE bank.accounts SET balance = balance + 1, touched = now() WHERE id = $1::bigint % 100 + 1`, i)
-		if err != nil {
+		if err := writeLedger(ctx, conn, int64(i)); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -151,6 +149,14 @@ func (w *writer) run(ctx context.Context, url string) error {
 		w.n.Add(1)
 	}
 	return nil
+}
+
+// writeLedger commits one small transaction of the bank workload: ledger
+// row i and a balance change.
+func writeLedger(ctx context.Context, conn *pgx.Conn, i int64) error {
+	_, err := conn.Exec(ctx, `WITH ins AS (INSERT INTO bank.ledger (id, amount) VALUES ($1::bigint, $1::bigint * 3) RETURNING id)
+		UPDATE bank.accounts SET balance = balance + 1, touched = now() WHERE id = $1::bigint % 100 + 1`, i)
+	return err
 }
 
 func bankFixture(c *pgtest.Cluster, db string, bigRows int) {

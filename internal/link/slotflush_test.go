@@ -34,8 +34,7 @@ func (w *lsnWriter) run(ctx context.Context, url string) error {
 	}
 	defer conn.Close(context.Background())
 	for i := int64(1); ctx.Err() == nil; i++ {
-		_, err := conn.Exec(ctx, `WITH ins AS (INSERT INTO bank.ledger (id, amount) VALUES ($1::bigint, $1::bigint * 3) RETURNING id)
-			UPDATE bank.accounts SET balance = balance + 1, touched = now() WHERE id = $1::bigint % 100 + 1`, i)
+		err := writeLedger(ctx, conn, i)
 		var after string
 		if err == nil {
 			err = conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&after)
