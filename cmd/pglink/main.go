@@ -22,6 +22,7 @@ const (
 )
 
 func main() {
+	tuneGC(os.Getenv)
 	// Ctrl-C or SIGTERM cancels the context: commands stop cleanly (a link
 	// releases its lease, the demo removes its instances) and return.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
