@@ -3,11 +3,14 @@ package seed
 import (
 	"context"
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pglink/pglink/internal/catalog"
+	"github.com/pglink/pglink/internal/monitor"
 )
 
 func TestSplitScript(t *testing.T) {
@@ -156,5 +159,34 @@ func TestFindPgDump(t *testing.T) {
 	_, err = findPgDump(ctx, 990000)
 	if err == nil || !strings.Contains(err.Error(), "PostgreSQL 99") || !strings.Contains(err.Error(), "at least as new") {
 		t.Errorf("no pg_dump new enough: got %v", err)
+	}
+}
+
+// The meter reads the clock every meterRows rows or meterBytes bytes, and
+// reports at most every progressEvery.
+func TestMeterReportsOnRowsOrBytes(t *testing.T) {
+	var reports []monitor.CopyProgress
+	m := &meter{w: io.Discard, p: &part{table: &tableState{}}, report: func(p monitor.CopyProgress) { reports = append(reports, p) }, start: time.Now()}
+	row := make([]byte, 10)
+	for range meterRows - 1 {
+		m.Write(row)
+	}
+	if len(reports) != 0 {
+		t.Fatalf("reported after %d small rows: %+v", meterRows-1, reports)
+	}
+	m.Write(row)
+	if len(reports) != 1 || reports[0].Rows != meterRows || reports[0].Bytes != 10*meterRows {
+		t.Fatalf("after %d rows: %+v, want one report of %d rows", meterRows, reports, meterRows)
+	}
+	for range meterRows {
+		m.Write(row)
+	}
+	if len(reports) != 1 {
+		t.Fatalf("reported again within %s: %+v", progressEvery, reports)
+	}
+	m.last = time.Now().Add(-progressEvery)
+	m.Write(make([]byte, meterBytes)) // one wide row: the bytes read the clock
+	if len(reports) != 2 || reports[1].Rows != 2*meterRows+1 {
+		t.Fatalf("after a wide row: %+v, want a second report", reports)
 	}
 }
