@@ -173,45 +173,73 @@ func setBasedApply(batchTxns int) func(context.Context, *pgx.Conn, string, []pgb
 }
 
 func setBasedBatch(ctx context.Context, conn *pgx.Conn, txns []pgbenchTxn) error {
-	type acc struct{ bid, bal int64 }
-	accounts, tellers, branches := map[int]acc{}, map[int]acc{}, map[int]int64{}
-	var hTid, hBid, hAid, hDelta []int32
-	var hTime []time.Time
-	for _, t := range txns {
-		accounts[t.aid] = acc{int64(t.aidBranch), t.abal}
-		tellers[t.tid] = acc{int64(t.tidBranch), t.tbal}
-		branches[t.bid] = t.bbal
-		hTid, hBid, hAid, hDelta = append(hTid, int32(t.tid)), append(hBid, int32(t.bid)), append(hAid, int32(t.aid)), append(hDelta, int32(t.delta))
-		hTime = append(hTime, t.commitTime)
-	}
-	cols := func(m map[int]acc) (k, b, v []int32) {
-		for key, a := range m {
-			k, b, v = append(k, int32(key)), append(b, int32(a.bid)), append(v, int32(a.bal))
-		}
-		return
-	}
-	aK, aB, aV := cols(accounts)
-	tK, tB, tV := cols(tellers)
-	var bK, bV []int32
-	for k, v := range branches {
-		bK, bV = append(bK, int32(k)), append(bV, int32(v))
-	}
-	last := txns[len(txns)-1]
 	batch := &pgx.Batch{}
 	batch.Queue(`BEGIN`)
+	queueAccounts(batch, txns)
+	queueHotRows(batch, txns)
+	queueHistory(batch, txns)
+	queueOrigin(batch, txns)
+	batch.Queue(`COMMIT`)
+	return conn.SendBatch(ctx, batch).Close()
+}
+
+// queueAccounts queues the UPDATE of the accounts txns change, with the
+// last balance of each.
+func queueAccounts(batch *pgx.Batch, txns []pgbenchTxn) {
+	last := map[int]int{}
+	for i, t := range txns {
+		last[t.aid] = i
+	}
+	var k, b, v []int32
+	for i, t := range txns {
+		if last[t.aid] == i {
+			k, b, v = append(k, int32(t.aid)), append(b, int32(t.aidBranch)), append(v, int32(t.abal))
+		}
+	}
 	batch.Queue(`UPDATE pgbench_accounts t SET bid = v.bid, abalance = v.bal, filler = $4
-		FROM unnest($1::int[], $2::int[], $3::int[]) v(aid, bid, bal) WHERE t.aid = v.aid`, aK, aB, aV, accountsFiller)
+		FROM unnest($1::int[], $2::int[], $3::int[]) v(aid, bid, bal) WHERE t.aid = v.aid`, k, b, v, accountsFiller)
+}
+
+// queueHotRows queues the UPDATEs of the tellers and branches txns change,
+// with the last balance of each.
+func queueHotRows(batch *pgx.Batch, txns []pgbenchTxn) {
+	tellers, branches := map[int][2]int32{}, map[int]int32{}
+	for _, t := range txns {
+		tellers[t.tid] = [2]int32{int32(t.tidBranch), int32(t.tbal)}
+		branches[t.bid] = int32(t.bbal)
+	}
+	var tK, tB, tV, bK, bV []int32
+	for k, v := range tellers {
+		tK, tB, tV = append(tK, int32(k)), append(tB, v[0]), append(tV, v[1])
+	}
+	for k, v := range branches {
+		bK, bV = append(bK, int32(k)), append(bV, v)
+	}
 	batch.Queue(`UPDATE pgbench_tellers t SET bid = v.bid, tbalance = v.bal, filler = NULL
 		FROM unnest($1::int[], $2::int[], $3::int[]) v(tid, bid, bal) WHERE t.tid = v.tid`, tK, tB, tV)
 	batch.Queue(`UPDATE pgbench_branches t SET bbalance = v.bal, filler = NULL
 		FROM unnest($1::int[], $2::int[]) v(bid, bal) WHERE t.bid = v.bid`, bK, bV)
+}
+
+// queueHistory queues the INSERT of the history rows of txns.
+func queueHistory(batch *pgx.Batch, txns []pgbenchTxn) {
+	var tid, bid, aid, delta []int32
+	var mtime []time.Time
+	for _, t := range txns {
+		tid, bid, aid, delta = append(tid, int32(t.tid)), append(bid, int32(t.bid)), append(aid, int32(t.aid)), append(delta, int32(t.delta))
+		mtime = append(mtime, t.commitTime)
+	}
 	batch.Queue(`INSERT INTO pgbench_history (tid, bid, aid, delta, mtime, filler)
 		SELECT tid, bid, aid, delta, mtime, NULL FROM unnest($1::int[], $2::int[], $3::int[], $4::int[], $5::timestamp[]) v(tid, bid, aid, delta, mtime)`,
-		hTid, hBid, hAid, hDelta, hTime)
+		tid, bid, aid, delta, mtime)
+}
+
+// queueOrigin records the end of the last of txns as the origin's
+// progress, as pglink's apply does.
+func queueOrigin(batch *pgx.Batch, txns []pgbenchTxn) {
+	last := txns[len(txns)-1]
 	batch.Queue(`SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2), pg_current_xact_id()`,
 		(last.commitLSN + 0x100).String(), last.commitTime)
-	batch.Queue(`COMMIT`)
-	return conn.SendBatch(ctx, batch).Close()
 }
 
 // applyExperiment makes a pgbench database at scale on inst, then applies
@@ -323,5 +351,6 @@ func applyVariants() []applyVariant {
 		{Name: "pglink apply, enable_seqscan off", run: pglinkApply(apply.Options{}, "SET enable_seqscan = off")},
 		{Name: "pglink apply, 100 source txns per target txn", run: pglinkApply(apply.Options{MaxBatchTxns: 100})},
 		{Name: "set-based prototype (one statement per table and batch of 1000)", run: setBasedApply(1000)},
+		{Name: "set-based prototype on two sessions (each batch cut in two by account)", run: setBasedTwoSessions(1000)},
 	}
 }
