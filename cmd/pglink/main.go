@@ -41,7 +41,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "pglink: %s\n", paragraph(err.Error()))
+	prefix := "pglink: "
+	if ctx.Err() != nil { // Ctrl-C: the error says what was under way
+		prefix = "pglink: interrupted: "
+	}
+	fmt.Fprintf(stderr, "%s%s\n", prefix, paragraph(err.Error()))
 	var usage usageError
 	var coded exitCodeError
 	switch {

@@ -332,10 +332,13 @@ func DropSourceSlots(ctx context.Context, src *pgx.Conn, name string) (int, erro
 		if !s.Exists {
 			continue
 		}
-		if err := dropSlot(ctx, src, slot); err != nil {
+		dropped, err := dropSlot(ctx, src, slot)
+		if err != nil {
 			return n, err
 		}
-		n++
+		if dropped {
+			n++
+		}
 	}
 	return n, nil
 }

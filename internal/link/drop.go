@@ -61,11 +61,14 @@ func dropSourceSide(ctx context.Context, src *endpoint.Endpoint, name string, lo
 	defer conn.Close(context.WithoutCancel(ctx))
 	names := namesFor(name)
 	for _, slot := range []string{names.Slot, names.SyncSlot} {
-		if err := dropSlot(ctx, conn, slot); err != nil {
+		dropped, err := dropSlot(ctx, conn, slot)
+		if err != nil {
 			return err
 		}
+		if dropped {
+			log.Info("dropped replication slot", "slot", slot)
+		}
 	}
-	log.Info("dropped replication slot", "slot", names.Slot)
 	exists, ours, err := publicationOwner(ctx, conn, names.Publication, name)
 	if err != nil {
 		return err

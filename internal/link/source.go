@@ -137,23 +137,24 @@ func lookupSlot(ctx context.Context, conn *pgx.Conn, slot string) (slotState, er
 	return s, nil
 }
 
-// dropSlot drops a slot, ending the session that holds it first.
-func dropSlot(ctx context.Context, conn *pgx.Conn, slot string) error {
-	_, err := conn.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+// dropSlot drops a slot when it exists, ending the session that holds it
+// first, and reports whether there was one.
+func dropSlot(ctx context.Context, conn *pgx.Conn, slot string) (dropped bool, err error) {
+	_, err = conn.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
 		WHERE slot_name = $1 AND active_pid IS NOT NULL`, slot)
 	if err != nil {
-		return fmt.Errorf("source: end the session of slot %s: %w", slot, err)
+		return false, fmt.Errorf("source: end the session of slot %s: %w", slot, err)
 	}
 	for attempt := 0; ; attempt++ {
-		_, err = conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, slot)
+		tag, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, slot)
 		if err == nil {
-			return nil
+			return tag.RowsAffected() > 0, nil
 		}
 		if attempt >= 20 || !strings.Contains(err.Error(), "is active") {
-			return fmt.Errorf("source: drop replication slot %s: %w", slot, err)
+			return false, fmt.Errorf("source: drop replication slot %s: %w", slot, err)
 		}
 		if err := sleep(ctx, backoffStep); err != nil {
-			return err
+			return false, err
 		}
 	}
 }

@@ -55,12 +55,23 @@ func connectTarget(ctx context.Context, ep *endpoint.Endpoint) (conn *pgx.Conn, 
 	if !errors.As(err, &pgErr) || pgErr.Code != "3D000" {
 		return nil, false, ep.Explain(err)
 	}
-	if err := adminExec(ctx, ep, "CREATE DATABASE "+pgx.Identifier{ep.Database()}.Sanitize()); err != nil {
+	db := pgx.Identifier{ep.Database()}.Sanitize()
+	if err := adminExec(ctx, ep, "CREATE DATABASE "+db); err != nil {
+		if ctx.Err() != nil {
+			// The server may have made it before the cancel reached it:
+			// an empty database, which the next start uses.
+			return nil, false, fmt.Errorf("target: create database %q: interrupted (it may exist now, empty; the next pglink start uses it): %w", ep.Database(), err)
+		}
 		return nil, false, fmt.Errorf("target: create database %q: %w (grant the user CREATEDB, or create the database first)", ep.Database(), err)
 	}
 	conn, err = pgx.ConnectConfig(ctx, ep.Config.Copy())
 	if err != nil {
-		return nil, true, ep.Explain(err)
+		// Nothing half-made stays: the database pglink just made goes.
+		err = ep.Explain(err)
+		if derr := adminExec(context.WithoutCancel(ctx), ep, "DROP DATABASE IF EXISTS "+db); derr != nil {
+			err = fmt.Errorf("%w; the database %q pglink created could not be removed: %v", err, ep.Database(), derr)
+		}
+		return nil, false, err
 	}
 	return conn, true, nil
 }
