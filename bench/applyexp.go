@@ -173,14 +173,23 @@ func setBasedApply(batchTxns int) func(context.Context, *pgx.Conn, string, []pgb
 }
 
 func setBasedBatch(ctx context.Context, conn *pgx.Conn, txns []pgbenchTxn) error {
+	return conn.SendBatch(ctx, prototypeBatch(txns, txns)).Close()
+}
+
+// prototypeBatch is one target transaction of the prototype: the accounts
+// and history rows of rows and, when whole is not nil, the tellers and
+// branches of whole and its end as the origin's progress.
+func prototypeBatch(rows, whole []pgbenchTxn) *pgx.Batch {
 	batch := &pgx.Batch{}
 	batch.Queue(`BEGIN`)
-	queueAccounts(batch, txns)
-	queueHotRows(batch, txns)
-	queueHistory(batch, txns)
-	queueOrigin(batch, txns)
+	queueAccounts(batch, rows)
+	queueHistory(batch, rows)
+	if whole != nil {
+		queueHotRows(batch, whole)
+		queueOrigin(batch, whole)
+	}
 	batch.Queue(`COMMIT`)
-	return conn.SendBatch(ctx, batch).Close()
+	return batch
 }
 
 // queueAccounts queues the UPDATE of the accounts txns change, with the

@@ -38,17 +38,7 @@ func setBasedTwoSessions(batchTxns int) func(context.Context, *pgx.Conn, string,
 					odd = append(odd, t)
 				}
 			}
-			first, second := &pgx.Batch{}, &pgx.Batch{}
-			first.Queue(`BEGIN`)
-			queueAccounts(first, even)
-			queueHistory(first, even)
-			queueHotRows(first, all)
-			queueOrigin(first, all)
-			first.Queue(`COMMIT`)
-			second.Queue(`BEGIN`)
-			queueAccounts(second, odd)
-			queueHistory(second, odd)
-			second.Queue(`COMMIT`)
+			first, second := prototypeBatch(even, all), prototypeBatch(odd, nil)
 			g, gctx := errgroup.WithContext(ctx)
 			g.Go(func() error { return conn.SendBatch(gctx, first).Close() })
 			g.Go(func() error { return other.SendBatch(gctx, second).Close() })

@@ -325,13 +325,6 @@ func (c *Control) Compare(ctx context.Context, src *pgx.Conn, jobs int) (validat
 func DropSourceSlots(ctx context.Context, src *pgx.Conn, name string) (int, error) {
 	n := 0
 	for _, slot := range []string{namesFor(name).Slot, namesFor(name).SyncSlot} {
-		s, err := lookupSlot(ctx, src, slot)
-		if err != nil {
-			return n, err
-		}
-		if !s.Exists {
-			continue
-		}
 		dropped, err := dropSlot(ctx, src, slot)
 		if err != nil {
 			return n, err

@@ -36,11 +36,11 @@ func TestInterruptAtAnyMoment(t *testing.T) {
 		if code := st.ExitCode(); code != 0 && code != 130 && !killed {
 			t.Errorf("SIGINT %s after the start: exit code %d, want 0 or 130; output:\n%s", delay, code, p.out.String())
 		}
-		drop := exec.Command(pglinkBinary(t), "drop", "--name", name)
-		drop.Env = append(os.Environ(), "PGLINK_SOURCE="+source, "PGLINK_TARGET="+target)
 		if out := p.out.String(); st.ExitCode() == 130 && (!contains(out, "interrupted") || contains(out, "CREATEDB")) {
 			t.Errorf("SIGINT %s after the start: the error should say it was interrupted, and give no other remedy:\n%s", delay, out)
 		}
+		drop := exec.Command(pglinkBinary(t), "drop", "--name", name)
+		drop.Env = append(os.Environ(), "PGLINK_SOURCE="+source, "PGLINK_TARGET="+target)
 		out, err := drop.CombinedOutput()
 		if err != nil && !contains(string(out), "does not exist") { // a start stopped before it made the target database
 			t.Errorf("SIGINT %s after the start: pglink drop: %v\n%s", delay, err, out)

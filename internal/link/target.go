@@ -60,7 +60,7 @@ func connectTarget(ctx context.Context, ep *endpoint.Endpoint) (conn *pgx.Conn, 
 		if ctx.Err() != nil {
 			// The server may have made it before the cancel reached it:
 			// an empty database, which the next start uses.
-			return nil, false, fmt.Errorf("target: create database %q: interrupted (it may exist now, empty; the next pglink start uses it): %w", ep.Database(), err)
+			return nil, false, fmt.Errorf("target: create database %q was cut short (it may exist now, empty; the next pglink start uses it): %w", ep.Database(), err)
 		}
 		return nil, false, fmt.Errorf("target: create database %q: %w (grant the user CREATEDB, or create the database first)", ep.Database(), err)
 	}
