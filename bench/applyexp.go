@@ -361,5 +361,6 @@ func applyVariants() []applyVariant {
 		{Name: "pglink apply, 100 source txns per target txn", run: pglinkApply(apply.Options{MaxBatchTxns: 100})},
 		{Name: "set-based prototype (one statement per table and batch of 1000)", run: setBasedApply(1000)},
 		{Name: "set-based prototype on two sessions (each batch cut in two by account)", run: setBasedTwoSessions(1000)},
+		{Name: "set-based prototype, the next batch's accounts read ahead on a second session", run: setBasedPrefetch(1000)},
 	}
 }
