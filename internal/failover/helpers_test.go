@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -199,4 +200,64 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// assertFailedOver checks what a planned failover under w's load must
+// leave: the writer stopped by the fence, the link's process ended, every
+// order w saw committed on the target, both sides the same row by row,
+// the source refusing writes from every kind of session, the target taking
+// them with its sequences past the source's, no slot left on the source
+// and the link failed over.
+func (f *fixture) assertFailedOver(t *testing.T, w *writer) {
+	t.Helper()
+	t.Logf("writer committed %d orders, then: %v", w.count(), w.stopErr)
+	if w.stopErr == nil || !strings.Contains(w.stopErr.Error(), "terminat") && !strings.Contains(w.stopErr.Error(), "read-only") && !strings.Contains(w.stopErr.Error(), "fenced") {
+		t.Errorf("the writer should have been stopped by the fence, got %v", w.stopErr)
+	}
+	if err := f.linkEnded(30 * time.Second); err != nil {
+		t.Errorf("the link's process should stop after the failover: %v", err)
+	}
+
+	// Every order the client saw committed is on the target, and the two
+	// sides are the same row by row.
+	w.mu.Lock()
+	ids := w.committed
+	w.mu.Unlock()
+	onTarget := f.targetString(`SELECT count(*)::text FROM orders WHERE id = ANY($1)`, ids)
+	if onTarget != strconv.Itoa(len(ids)) {
+		t.Fatalf("%s of the %d committed orders are on the target", onTarget, len(ids))
+	}
+	f.assertSame()
+
+	// The source refuses writes, from every kind of session.
+	for _, sqls := range [][]string{
+		{`INSERT INTO accounts (owner) VALUES ('late')`},
+		{`SET default_transaction_read_only = off`, `INSERT INTO accounts (owner) VALUES ('late')`},
+		{`SET default_transaction_read_only = off`, `SET session_replication_role = replica`, `DELETE FROM events WHERE false`},
+		{`SET default_transaction_read_only = off`, `TRUNCATE notes`},
+		{`BEGIN READ WRITE`, `UPDATE events_new SET what = 'x'`},
+	} {
+		if err := execOn(f.source, sqls...); err == nil {
+			t.Errorf("the source took a write: %v", sqls)
+		}
+	}
+	// The target takes writes, and its sequences go on past the source's.
+	if err := execOn(f.target, `INSERT INTO accounts (owner) VALUES ('after')`, `INSERT INTO orders (account, amount) VALUES (1, 1)`,
+		`INSERT INTO events (at, what) VALUES ('2026-02-02', 'after')`, `DELETE FROM notes WHERE body = 'note 1'`); err != nil {
+		t.Fatalf("the target refuses writes after the failover: %v", err)
+	}
+	for _, q := range []string{`SELECT max(id)::text FROM accounts`, `SELECT max(id)::text FROM orders`, `SELECT max(id)::text FROM events`} {
+		srcMax, _ := strconv.ParseInt(queryString(f.source, q), 10, 64)
+		dstMax, _ := strconv.ParseInt(f.targetString(q), 10, 64)
+		if dstMax <= srcMax {
+			t.Errorf("%s: target %d, source %d: the target's sequence did not go on past the source's", q, dstMax, srcMax)
+		}
+	}
+	if n := queryString(f.source, `SELECT count(*)::text FROM pg_replication_slots`); n != "0" {
+		t.Errorf("%s replication slots left on the source", n)
+	}
+	if ph := f.targetString(`SELECT phase FROM pglink.links WHERE name = $1`, f.name); ph != "failed_over" {
+		t.Errorf("phase after failover: %q", ph)
+	}
+
 }

@@ -48,7 +48,7 @@ func plannedSteps(o Options) []Step {
 	)
 	src := Step{ID: "source", Title: "Keep the source read-only", Side: "source",
 		What: "The source stays fenced, so no write lands on the old side unnoticed; pglink release-source lifts the fence later.",
-		run:  keepFenceStep, Script: "# the source stays read-only: pglink release-source (or the SQL of step 2's undo) lifts the fence\n"}
+		run:  keepFenceStep, Script: "# pglink release-source (or the SQL of step 2's undo) lifts the fence later\n" + ok("the source stays read-only")}
 	if o.ReleaseSource {
 		src = Step{ID: "source", Title: "Make the source writable again", Side: "source",
 			What: "Removes the fence (--release-source): the source takes writes again.",

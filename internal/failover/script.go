@@ -31,9 +31,9 @@ set -euo pipefail
 : "${PGLINK_SOURCE:?set PGLINK_SOURCE to the source connection string}"
 : "${PGLINK_TARGET:?set PGLINK_TARGET to the target connection string}"
 LINK=%s
-src() { psql "$PGLINK_SOURCE" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+src() { PGOPTIONS='-c client_min_messages=warning' psql "$PGLINK_SOURCE" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 # pglink's settings on the target: its sessions may write while the database is read-only.
-tgt() { PGOPTIONS='-c default_transaction_read_only=off -c session_replication_role=replica' psql "$PGLINK_TARGET" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+tgt() { PGOPTIONS='-c client_min_messages=warning -c default_transaction_read_only=off -c session_replication_role=replica' psql "$PGLINK_TARGET" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 step() { printf '\n== step %%s: %%s\n' "$1" "$2"; STEP_START=$SECONDS; }
 ok() { printf '   done in %%ss: %%s\n' "$((SECONDS - STEP_START))" "$1"; }
 die() { printf 'error: %%s\n' "$*" >&2; exit 1; }
@@ -95,7 +95,7 @@ ok "replicating, lag ${lag}s"
 func scriptFence() string {
 	return fmt.Sprintf(`UNDO+=(%s)
 src -c %s
-src -c %s
+src -c %s >/dev/null
 for attempt in 1 2 3 4 5; do
 	if src -c %s; then break; fi
 	[ "$attempt" -lt 5 ] || die "the fence could not take the tables' locks"
@@ -141,7 +141,7 @@ ok "row counts match"
 }
 
 func scriptSequences() string {
-	return `src -c "SELECT format('SELECT setval(%L, %s, %s) WHERE to_regclass(%L) IS NOT NULL;', q, coalesce(last_value, start_value), last_value IS NOT NULL, q) FROM (SELECT format('%I.%I', schemaname, sequencename) AS q, last_value, start_value FROM pg_sequences WHERE schemaname !~ '^pg_' AND schemaname <> 'information_schema') s" | tgt >/dev/null
+	return `src -c "SELECT format('SELECT setval(%L, %s, %L) WHERE to_regclass(%L) IS NOT NULL;', q, coalesce(last_value, start_value), last_value IS NOT NULL, q) FROM (SELECT format('%I.%I', schemaname, sequencename) AS q, last_value, start_value FROM pg_sequences WHERE schemaname !~ '^pg_' AND schemaname <> 'information_schema') s" | tgt >/dev/null
 ok "sequences set to the source's values"
 `
 }
@@ -169,16 +169,16 @@ ok "the target takes writes"
 
 func scriptCut(o Options) string {
 	return `tgt -c "UPDATE pglink.links SET phase = 'failed_over', failover_step = 'done', failover_at = now(), pause_state = NULL, pause_at = NULL WHERE name = '$LINK'"
-` + scriptWaitStopped(o) + scriptDropSlots(o) + ok("link cut")
+` + scriptWaitStopped(o) + scriptSourceCleanup(o) + scriptTargetCleanup(o) + ok("link cut")
 }
 
 func scriptForcedCut(o Options) string {
 	return `tgt -c "UPDATE pglink.links SET phase = 'failed_over', failover_step = 'done', failover_at = now() WHERE name = '$LINK'"
-if src -c 'SELECT 1' >/dev/null 2>&1; then
-` + indent(scriptDropSlots(o)) + `else
+if PGCONNECT_TIMEOUT=3 src -c 'SELECT 1' >/dev/null 2>&1; then
+` + indent(scriptSourceCleanup(o)) + `else
 	echo "   the source does not answer: its slot pglink_$LINK is left; run pglink fence-source when it is back"
 fi
-` + ok("link cut")
+` + scriptTargetCleanup(o) + ok("link cut")
 }
 
 func scriptWaitStopped(o Options) string {
@@ -190,19 +190,31 @@ done
 `, sqlArg(strings.Join(strings.Fields(link.LeaseHeldSQL(o.Name)), " ")))
 }
 
-func scriptDropSlots(o Options) string {
+// scriptSourceCleanup drops the link's slots on the source, and with
+// --cleanup its publication.
+func scriptSourceCleanup(o Options) string {
 	s := `src -c "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name IN ('pglink_$LINK', 'pglink_${LINK}_sync') AND active_pid IS NOT NULL" >/dev/null
 sleep 1
 src -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('pglink_$LINK', 'pglink_${LINK}_sync')" >/dev/null
 `
 	if o.Cleanup {
 		s += `src -c "DROP PUBLICATION IF EXISTS pglink_$LINK"
-tgt -c "SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = 'pglink_$LINK'" >/dev/null
-tgt -c "DELETE FROM pglink.links WHERE name = '$LINK'"
-tgt -c "DO \$d\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pglink.links) THEN DROP SCHEMA pglink CASCADE; END IF; END \$d\$"
 `
 	}
 	return s
+}
+
+// scriptTargetCleanup removes, with --cleanup, the link's replication
+// origin and state on the target (and schema pglink with the last link);
+// the data stays.
+func scriptTargetCleanup(o Options) string {
+	if !o.Cleanup {
+		return ""
+	}
+	return `tgt -c "SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = 'pglink_$LINK'" >/dev/null
+tgt -c "DELETE FROM pglink.links WHERE name = '$LINK'"
+tgt -c "DO \$d\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pglink.links) THEN DROP SCHEMA pglink CASCADE; END IF; END \$d\$"
+`
 }
 
 func scriptForcedPreflight(o Options) string {
