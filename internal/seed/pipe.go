@@ -22,7 +22,7 @@ const progressEvery = 250 * time.Millisecond
 // transaction. It returns the rows the target stored and the bytes of the
 // stream.
 func (c *copier) copyPart(ctx context.Context, job int, src, tgt *pgx.Conn, p *part) (int64, int64, error) {
-	srcSQL, tgtSQL := copySQL(p, c.o.TextFormat)
+	srcSQL, _ := copySQL(p, c.o.TextFormat, false)
 	meter := &meter{job: job, p: p, report: c.o.Progress, start: time.Now()}
 	pr, pw := io.Pipe()
 	// A buffer between the pipe and COPY TO, which writes one row per
@@ -40,7 +40,7 @@ func (c *copier) copyPart(ctx context.Context, job int, src, tgt *pgx.Conn, p *p
 		pw.CloseWithError(err) // nil: the reader sees io.EOF
 		srcDone <- err
 	}()
-	rows, err := c.copyIn(ctx, tgt.PgConn(), pr, tgtSQL)
+	rows, err := c.copyIn(ctx, tgt.PgConn(), pr, p)
 	if err != nil {
 		pr.CloseWithError(errTargetFailed) // unblocks COPY TO, which then fails too
 		if srcErr := <-srcDone; srcErr != nil && !errors.Is(srcErr, errTargetFailed) {
@@ -60,10 +60,21 @@ var errTargetFailed = errors.New("the target stopped reading")
 // copyIn runs COPY FROM in a transaction of its own, so the part is on the
 // target entirely or not at all. session_replication_role = replica keeps
 // triggers (pglink's write guard among them) and foreign key checks off.
-func (c *copier) copyIn(ctx context.Context, conn *pgconn.PgConn, r io.Reader, sql string) (int64, error) {
+// A part that is a whole table is loaded frozen when the table can be
+// emptied first in the same transaction (see emptyForFreeze).
+func (c *copier) copyIn(ctx context.Context, conn *pgconn.PgConn, r io.Reader, p *part) (int64, error) {
 	if _, err := conn.Exec(ctx, "BEGIN READ WRITE; SET LOCAL session_replication_role = replica").ReadAll(); err != nil {
 		return 0, fmt.Errorf("target: begin: %w", err)
 	}
+	freeze := false
+	if p.alone {
+		var err error
+		if freeze, err = c.emptyForFreeze(ctx, conn, p.table.table.QualifiedName()); err != nil {
+			rollback(ctx, conn)
+			return 0, err
+		}
+	}
+	_, sql := copySQL(p, c.o.TextFormat, freeze)
 	tag, err := conn.CopyFrom(ctx, r, sql)
 	if err != nil {
 		rollback(ctx, conn)
@@ -73,6 +84,39 @@ func (c *copier) copyIn(ctx context.Context, conn *pgconn.PgConn, r io.Reader, s
 		return 0, fmt.Errorf("target: commit: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// emptyForFreeze empties table in the open transaction, so that COPY may
+// load it frozen (FREEZE): its rows are then visible to all and need no
+// hint bits, so the first scan after the copy (the index builds, the
+// first query, the first vacuum) does not write every page again. The
+// table is empty already (a copy that starts again empties its tables
+// first); the TRUNCATE is what FREEZE asks for. It takes an exclusive lock
+// until the copy commits, so it waits at most a second for the target's
+// readers, and when it cannot (a reader, a foreign key pointing at the
+// table, a partitioned or foreign table), it is undone and the copy goes
+// on unfrozen. It reports whether the table was emptied.
+func (c *copier) emptyForFreeze(ctx context.Context, conn *pgconn.PgConn, table string) (bool, error) {
+	sql := fmt.Sprintf(`SAVEPOINT pglink_freeze;
+SET LOCAL lock_timeout = '1s';
+DO $pglink$ BEGIN
+	IF (SELECT relkind FROM pg_class WHERE oid = %s::regclass) <> 'r' THEN RAISE EXCEPTION 'not an ordinary table'; END IF;
+END $pglink$;
+TRUNCATE ONLY %s;
+SET LOCAL lock_timeout TO DEFAULT;
+RELEASE SAVEPOINT pglink_freeze`, quoteLiteral(table), table)
+	_, err := conn.Exec(ctx, sql).ReadAll()
+	if err == nil {
+		return true, nil
+	}
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if _, rerr := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT pglink_freeze").ReadAll(); rerr != nil {
+		return false, fmt.Errorf("target: %w (and then: %w)", err, rerr)
+	}
+	c.o.Logger.Debug("copying without FREEZE", "table", table, "reason", err)
+	return false, nil
 }
 
 func rollback(ctx context.Context, conn *pgconn.PgConn) {

@@ -20,6 +20,9 @@ type part struct {
 	where    string // range predicate; empty for the whole relation
 	label    string // for progress: "" for a whole table, else the partition and range
 	estBytes int64
+	// alone: the part is the whole of an ordinary table, so its copy may
+	// empty the table first and load it frozen (see copyIn).
+	alone bool
 }
 
 // unit is a relation that holds rows: an ordinary table or a leaf.
@@ -93,7 +96,7 @@ func planParts(ctx context.Context, conn *pgx.Conn, states []*tableState, splitB
 					label = strings.TrimSpace(fmt.Sprintf("%s %d/%d", u.name, i+1, len(preds)))
 				}
 				parts = append(parts, &part{table: ts, rel: u.rel, relSize: u.size, where: pred, label: label,
-					estBytes: u.size / int64(len(preds))})
+					estBytes: u.size / int64(len(preds)), alone: !ts.table.Partitioned && len(preds) == 1})
 			}
 			ts.parts += len(preds)
 		}
@@ -184,7 +187,7 @@ func boundsPredicates(x string, bounds []int64, lit func(int64) string) []string
 // leave out generated columns, which COPY FROM refuses and the target
 // computes. A part of a partition goes into the target's root, which
 // routes each row, so the target may be partitioned differently.
-func copySQL(p *part, text bool) (source, target string) {
+func copySQL(p *part, text, freeze bool) (source, target string) {
 	cols := p.table.table.CopyColumns()
 	names := make([]string, len(cols))
 	binary := !text
@@ -192,19 +195,24 @@ func copySQL(p *part, text bool) (source, target string) {
 		names[i] = change.QuoteIdent(c.Name)
 		binary = binary && c.BinaryPortable
 	}
-	format := "(FORMAT text)"
+	format := "FORMAT text"
 	if binary {
-		format = "(FORMAT binary)"
+		format = "FORMAT binary"
 	}
+	source = "(" + format + ")"
+	if freeze {
+		format += ", FREEZE"
+	}
+	format = "(" + format + ")"
 	list := strings.Join(names, ", ")
 	paren := "" // a table without columns (legal in PostgreSQL) has no column list
 	if list != "" {
 		paren = " (" + list + ")"
 	}
 	if p.where == "" {
-		source = fmt.Sprintf("COPY %s%s TO STDOUT %s", p.rel, paren, format)
+		source = fmt.Sprintf("COPY %s%s TO STDOUT %s", p.rel, paren, source)
 	} else {
-		source = fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT %s", list, p.rel, p.where, format)
+		source = fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT %s", list, p.rel, p.where, source)
 	}
 	target = fmt.Sprintf("COPY %s%s FROM STDIN %s", p.table.table.QualifiedName(), paren, format)
 	return source, target

@@ -120,7 +120,16 @@ func testSchemaAndData(t *testing.T, src, tgt *pgtest.Cluster) {
 	}
 
 	// The link makes the target read-only for everyone else from here on.
-	tgt.Exec("app", "ALTER DATABASE app SET default_transaction_read_only = on")
+	tgt.Exec("app", "CREATE EXTENSION pg_visibility", "ALTER DATABASE app SET default_transaction_read_only = on")
+	// A reader of public.kinds on the target: the copy may not wait for it
+	// to empty the table, and loads it unfrozen.
+	reader := tgt.Connect("app")
+	if _, err := reader.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reader.Exec(ctx, "SELECT count(*) FROM public.kinds"); err != nil {
+		t.Fatal(err)
+	}
 	var progMu sync.Mutex
 	orderParts := map[string]bool{}
 	var done []string
@@ -140,6 +149,18 @@ func testSchemaAndData(t *testing.T, src, tgt *pgtest.Cluster) {
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	reader.Exec(ctx, "ROLLBACK")
+	reader.Close(ctx)
+	// Tables copied whole are loaded frozen (every page all-frozen), unless
+	// they could not be emptied in the copy's transaction; tables copied in
+	// parts or through a partitioned root are not.
+	frozen := `SELECT string_agg(format('%s:%s', c.oid::regclass, v.all_frozen = c.pages), ' ' ORDER BY c.oid::regclass::text)
+		FROM (SELECT oid, pg_relation_size(oid) / 8192 AS pages FROM pg_class WHERE oid IN
+			('public.order_notes'::regclass, 'public.ident'::regclass, 'public.kinds'::regclass, '"Sales"."Orders"'::regclass)) c,
+		pg_visibility_map_summary(c.oid) v`
+	if got, want := tgt.QueryString("app", frozen), `"Sales"."Orders":f ident:t kinds:f order_notes:t`; got != want {
+		t.Errorf("frozen after the copy: got %s, want %s", got, want)
 	}
 	slices.Sort(done)
 	wantDone := []string{"Sales.Orders:20000", "inventory.items:5000", "public.empty_root:0", "public.events:3000", "public.ident:1", "public.kinds:4", "public.order_notes:100", "public.refs_skipped:0"}

@@ -128,21 +128,25 @@ func TestCopySQL(t *testing.T) {
 		{Name: "id", BinaryPortable: true}, {Name: "g", Generated: true, BinaryPortable: true},
 		{Name: `"q"`, BinaryPortable: true}}}
 	p := &part{table: &tableState{table: tb}, rel: `"S"."T x"`}
-	src, tgt := copySQL(p, false)
+	src, tgt := copySQL(p, false, false)
 	if want := `COPY "S"."T x" ("id", """q""") TO STDOUT (FORMAT binary)`; src != want {
 		t.Errorf("source: got %s, want %s", src, want)
 	}
 	if want := `COPY "S"."T x" ("id", """q""") FROM STDIN (FORMAT binary)`; tgt != want {
 		t.Errorf("target: got %s, want %s", tgt, want)
 	}
+	src, tgt = copySQL(p, false, true)
+	if !strings.HasSuffix(src, "(FORMAT binary)") || !strings.HasSuffix(tgt, "(FORMAT binary, FREEZE)") {
+		t.Errorf("frozen copy: source %s, target %s", src, tgt)
+	}
 	p.rel, p.where = `"S"."leaf"`, `"id" < 5`
-	src, _ = copySQL(p, true)
+	src, _ = copySQL(p, true, false)
 	if want := `COPY (SELECT "id", """q""" FROM ONLY "S"."leaf" WHERE "id" < 5) TO STDOUT (FORMAT text)`; src != want {
 		t.Errorf("source range: got %s, want %s", src, want)
 	}
 	tb.Columns[0].BinaryPortable = false
 	p.table.table = tb
-	if _, tgt = copySQL(p, false); !strings.HasSuffix(tgt, "(FORMAT text)") {
+	if _, tgt = copySQL(p, false, false); !strings.HasSuffix(tgt, "(FORMAT text)") {
 		t.Errorf("a column without portable binary form must make the copy text: %s", tgt)
 	}
 }
