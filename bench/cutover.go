@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/instance"
+	"github.com/pglink/pglink/internal/wait"
 )
 
 // errNoFailover says figure 4 cannot be measured by this pglink.
@@ -92,7 +93,7 @@ func (c *cutover) run(ctx context.Context, w workload) (cutoverRun, error) {
 		return r, err
 	}
 	defer load.kill()
-	if err := sleepCtx(ctx, 5*time.Second); err != nil {
+	if err := wait.Sleep(ctx, 5*time.Second); err != nil {
 		return r, err
 	}
 	start := time.Now()

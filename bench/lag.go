@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/instance"
+	"github.com/pglink/pglink/internal/wait"
 )
 
 // lsnAt is the source's WAL position at one moment.
@@ -191,7 +192,7 @@ func measureLag(ctx context.Context, s *lagSampler, w workload, db string) (lagS
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.run(sctx) }()
-	if err := sleepCtx(ctx, time.Second); err != nil { // a steady sampler before the load starts
+	if err := wait.Sleep(ctx, time.Second); err != nil { // a steady sampler before the load starts
 		stop()
 		<-done
 		return lagStats{}, pgbenchResult{}, err

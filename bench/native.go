@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/instance"
+	"github.com/pglink/pglink/internal/wait"
 )
 
 // subscription is PostgreSQL's own logical replication of the same tables
@@ -68,7 +69,7 @@ func (s subscription) waitSynced(ctx context.Context, tables int, timeout time.D
 		if ready == tables {
 			return nil
 		}
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return fmt.Errorf("subscription %s: %d of %d tables synchronised: %w", s.name, ready, tables, err)
 		}
 	}
@@ -160,7 +161,7 @@ func waitSlotInactive(ctx context.Context, inst *instance.Instance, db, slot str
 		if !active {
 			return nil
 		}
-		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, 20*time.Millisecond); err != nil {
 			return fmt.Errorf("slot %s still in use: %w", slot, err)
 		}
 	}

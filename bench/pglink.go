@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/instance"
+	"github.com/pglink/pglink/internal/wait"
 )
 
 // pglinkCmd runs the pglink command as users do, as a process of its own
@@ -136,7 +137,7 @@ func waitPhase(ctx context.Context, p *proc, l link, phase string, timeout time.
 				conn = nil
 			}
 		}
-		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return fmt.Errorf("link %s: phase %s not reached: %w", l.name, phase, err)
 		}
 	}
@@ -171,7 +172,7 @@ func waitMarker(ctx context.Context, conn *pgx.Conn, id int64, p *proc, timeout 
 		if p != nil && p.exited() {
 			return fmt.Errorf("pglink exited before applying marker %d: %v\n%s", id, p.err, tail(p.out.String(), 20))
 		}
-		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, 10*time.Millisecond); err != nil {
 			return fmt.Errorf("marker %d not applied: %w", id, err)
 		}
 	}

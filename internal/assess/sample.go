@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/wait"
 )
 
 // Sample is the source's write rate measured over a while.
@@ -71,12 +73,8 @@ func TakeSample(ctx context.Context, conn *pgx.Conn, d time.Duration) (Sample, e
 	if err != nil {
 		return Sample{}, err
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return Sample{}, fmt.Errorf("source: sample the write rate: %w", ctx.Err())
-	case <-t.C:
+	if err := wait.Sleep(ctx, d); err != nil {
+		return Sample{}, fmt.Errorf("source: sample the write rate: %w", err)
 	}
 	last, err := readPoint(ctx, conn, flush)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pglink/pglink/internal/wait"
 )
 
 // The fence makes a source database refuse writes from every role and
@@ -128,7 +130,7 @@ func Fence(ctx context.Context, conn *pgx.Conn) (FenceResult, error) {
 		if !isLockTimeout(err) || i == attempts {
 			return res, fmt.Errorf("source: put the write fence on the tables: %w", err)
 		}
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return res, err
 		}
 	}
@@ -162,17 +164,6 @@ func Unfence(ctx context.Context, conn *pgx.Conn) error {
 func isLockTimeout(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-	}
-	return nil
 }
 
 // execTx runs statements that open and close a transaction of their own;

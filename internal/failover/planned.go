@@ -13,6 +13,7 @@ import (
 	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/validate"
+	"github.com/pglink/pglink/internal/wait"
 )
 
 // stopTimeout bounds the wait for the link's process to stop at the cut.
@@ -114,11 +115,11 @@ func plannedPreflight(ctx context.Context, x *execution) (string, error) {
 // at most the time it needs to report once (or Timeout, for a link this
 // process just started).
 func (x *execution) waitLag(ctx context.Context) (float64, error) {
-	wait := 5 * time.Second
+	patience := 5 * time.Second
 	if x.here != nil {
-		wait = x.opts.Timeout
+		patience = x.opts.Timeout
 	}
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(patience)
 	for {
 		in, err := x.ctl.Info(ctx)
 		if err != nil {
@@ -137,7 +138,7 @@ func (x *execution) waitLag(ctx context.Context) (float64, error) {
 			}
 			return 0, fmt.Errorf("link %s lags %.1f s, more than --max-lag %s; wait until it has caught up (pglink status), or raise --max-lag", x.ctl.Name, *in.LagSeconds, x.opts.MaxLag)
 		}
-		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, 200*time.Millisecond); err != nil {
 			return 0, err
 		}
 	}

@@ -1,7 +1,6 @@
 package link
 
 import (
-	"context"
 	"time"
 )
 
@@ -9,18 +8,6 @@ const (
 	backoffStep = 250 * time.Millisecond
 	backoffMax  = 30 * time.Second
 )
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 // nextBackoff doubles d, from one second up to backoffMax.
 func nextBackoff(d time.Duration) time.Duration {

@@ -13,6 +13,7 @@ import (
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/validate"
+	"github.com/pglink/pglink/internal/wait"
 )
 
 // Control is a link opened by a process that does not run it, to steer it
@@ -218,7 +219,7 @@ func (c *Control) WaitStopped(ctx context.Context, timeout time.Duration) (relea
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("the process running link %s did not stop within %s; stop it (it is the pglink start of this link) and try again", c.Name, timeout)
 		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return nil, err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/wait"
 )
 
 // A lease is a session-level advisory lock in the target database, held by
@@ -49,7 +50,7 @@ func acquireLease(ctx context.Context, ep *endpoint.Endpoint, link string) (*lea
 		if got || time.Now().After(deadline) {
 			break
 		}
-		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, 200*time.Millisecond); err != nil {
 			conn.Close(context.WithoutCancel(ctx))
 			return nil, fmt.Errorf("target: take the lease of link %s: %w", link, err)
 		}

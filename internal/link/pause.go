@@ -12,6 +12,7 @@ import (
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/wait"
 )
 
 // errFailedOver and errLinkGone end a running link's process: a failover
@@ -93,7 +94,7 @@ func (p *pauser) poll(ctx context.Context) error {
 		if deref(state) != "" || phase == monitor.PhaseFailingOver {
 			every = pausePollBusy
 		}
-		if err := sleep(ctx, every); err != nil {
+		if err := wait.Sleep(ctx, every); err != nil {
 			return err
 		}
 	}
@@ -162,7 +163,7 @@ func (p *pauser) Wait(ctx context.Context, commitLSN change.LSN) error {
 		if s, _ := p.get(); s == "holding" && next == "paused" {
 			break // a new request started; Holding will be asked again
 		}
-		if err := sleep(ctx, pausePollBusy); err != nil {
+		if err := wait.Sleep(ctx, pausePollBusy); err != nil {
 			return err
 		}
 		if st, _ := p.get(); next == "holding" && (st == "at" || st == "paused") {
@@ -246,7 +247,7 @@ func waitPauseState(ctx context.Context, conn *pgx.Conn, link, want string, time
 				return err
 			}
 		}
-		if err := sleep(ctx, pausePollBusy); err != nil {
+		if err := wait.Sleep(ctx, pausePollBusy); err != nil {
 			return err
 		}
 	}

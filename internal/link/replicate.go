@@ -17,6 +17,7 @@ import (
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/stream"
+	"github.com/pglink/pglink/internal/wait"
 )
 
 // HeartbeatInterval is how often the link writes a heartbeat into the
@@ -40,7 +41,7 @@ const queueSize = 4096
 // connection) marks the link broken, with the error and its remedy, and is
 // retried more slowly: the user may fix the cause while pglink waits.
 func (r *runner) replicate(ctx context.Context) error {
-	wait := time.Duration(0)
+	delay := time.Duration(0)
 	for {
 		err := r.streamOnce(ctx)
 		if ctx.Err() != nil {
@@ -50,14 +51,14 @@ func (r *runner) replicate(ctx context.Context) error {
 			r.log.Info("the link has ended; this process stops", "reason", err)
 			return nil
 		}
-		r.log.Warn("replication interrupted; retrying", "error", err, "in", nextBackoff(wait))
+		r.log.Warn("replication interrupted; retrying", "error", err, "in", nextBackoff(delay))
 		if !endpoint.IsConnectionLost(err) {
 			r.markBroken(ctx, err)
 		} else {
 			r.recordError(ctx, err)
 		}
-		wait = nextBackoff(wait)
-		if err := r.sleepUnlessEnded(ctx, wait); err != nil {
+		delay = nextBackoff(delay)
+		if err := r.sleepUnlessEnded(ctx, delay); err != nil {
 			if errors.Is(err, errFailedOver) || errors.Is(err, errLinkGone) {
 				r.log.Info("the link has ended; this process stops", "reason", err)
 			}
@@ -294,7 +295,7 @@ func (r *runner) sleepUnlessEnded(ctx context.Context, d time.Duration) error {
 		if left <= 0 {
 			return nil
 		}
-		if err := sleep(ctx, min(left, 250*time.Millisecond)); err != nil {
+		if err := wait.Sleep(ctx, min(left, 250*time.Millisecond)); err != nil {
 			return err
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/wait"
 )
 
 // runner drives one link through its phases.
@@ -123,7 +124,7 @@ func (r *runner) drive(ctx context.Context) error {
 // start leaves nothing behind; later failures keep what was done, for the
 // next start to resume.
 func (r *runner) seedWithRetry(ctx context.Context) error {
-	wait := time.Duration(0)
+	delay := time.Duration(0)
 	for {
 		err := r.seed(ctx)
 		if err == nil || ctx.Err() != nil {
@@ -137,9 +138,9 @@ func (r *runner) seedWithRetry(ctx context.Context) error {
 		if !endpoint.IsConnectionLost(err) {
 			return fmt.Errorf("%w\nThe link keeps what it has done: fix the cause and run pglink start again to resume, or pglink drop to remove it", err)
 		}
-		wait = nextBackoff(wait)
-		r.log.Warn("seeding interrupted; retrying", "error", err, "in", wait)
-		if err := sleep(ctx, wait); err != nil {
+		delay = nextBackoff(delay)
+		r.log.Warn("seeding interrupted; retrying", "error", err, "in", delay)
+		if err := wait.Sleep(ctx, delay); err != nil {
 			return err
 		}
 		if err := r.reconnectControl(ctx); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/pglink/pglink/internal/assess"
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/wait"
 )
 
 // Problem is a reason the link cannot start, with its fix. Several
@@ -153,7 +154,7 @@ func dropSlot(ctx context.Context, conn *pgx.Conn, slot string) (dropped bool, e
 		if attempt >= 20 || !strings.Contains(err.Error(), "is active") {
 			return false, fmt.Errorf("source: drop replication slot %s: %w", slot, err)
 		}
-		if err := sleep(ctx, backoffStep); err != nil {
+		if err := wait.Sleep(ctx, backoffStep); err != nil {
 			return false, err
 		}
 	}
