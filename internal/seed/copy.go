@@ -76,7 +76,8 @@ type copier struct {
 // lives as long as the importing transaction), then copies parts, largest
 // first. Each part is one target transaction, so a killed process leaves
 // only whole, committed parts, and the caller empties a table before
-// copying it again. The first error cancels every job and is returned.
+// copying it again: the target's tables must be empty, and a table copied
+// in one part is emptied once more in its copy's transaction (FREEZE). The first error cancels every job and is returned.
 // imported is not called when the sessions cannot be opened.
 func Copy(ctx context.Context, o CopyOptions, imported func()) (Stats, error) {
 	c := newCopier(o)

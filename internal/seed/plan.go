@@ -195,25 +195,24 @@ func copySQL(p *part, text, freeze bool) (source, target string) {
 		names[i] = change.QuoteIdent(c.Name)
 		binary = binary && c.BinaryPortable
 	}
-	format := "FORMAT text"
+	srcFormat := "(FORMAT text)"
 	if binary {
-		format = "FORMAT binary"
+		srcFormat = "(FORMAT binary)"
 	}
-	source = "(" + format + ")"
+	tgtFormat := srcFormat
 	if freeze {
-		format += ", FREEZE"
+		tgtFormat = strings.TrimSuffix(srcFormat, ")") + ", FREEZE)"
 	}
-	format = "(" + format + ")"
 	list := strings.Join(names, ", ")
 	paren := "" // a table without columns (legal in PostgreSQL) has no column list
 	if list != "" {
 		paren = " (" + list + ")"
 	}
 	if p.where == "" {
-		source = fmt.Sprintf("COPY %s%s TO STDOUT %s", p.rel, paren, source)
+		source = fmt.Sprintf("COPY %s%s TO STDOUT %s", p.rel, paren, srcFormat)
 	} else {
-		source = fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT %s", list, p.rel, p.where, source)
+		source = fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT %s", list, p.rel, p.where, srcFormat)
 	}
-	target = fmt.Sprintf("COPY %s%s FROM STDIN %s", p.table.table.QualifiedName(), paren, format)
+	target = fmt.Sprintf("COPY %s%s FROM STDIN %s", p.table.table.QualifiedName(), paren, tgtFormat)
 	return source, target
 }
