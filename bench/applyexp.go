@@ -157,10 +157,11 @@ func pglinkApply(opts apply.Options, sql ...string) func(context.Context, *pgx.C
 // FROM unnest(...), the origin recorded as pglink's apply records it.
 func setBasedApply(batchTxns int) func(context.Context, *pgx.Conn, string, []pgbenchTxn) error {
 	return func(ctx context.Context, conn *pgx.Conn, origin string, txns []pgbenchTxn) error {
-		if _, err := conn.Exec(ctx, `SELECT pg_replication_origin_session_setup($1)`, origin); err != nil {
+		unbind, err := bindOrigin(ctx, conn, origin)
+		if err != nil {
 			return err
 		}
-		defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_replication_origin_session_reset()`)
+		defer unbind()
 		for len(txns) > 0 {
 			n := min(batchTxns, len(txns))
 			if err := setBasedBatch(ctx, conn, txns[:n]); err != nil {
@@ -170,6 +171,29 @@ func setBasedApply(batchTxns int) func(context.Context, *pgx.Conn, string, []pgb
 		}
 		return nil
 	}
+}
+
+// bindOrigin makes conn's commits record their source position in origin,
+// as pglink's apply does; unbind undoes it.
+func bindOrigin(ctx context.Context, conn *pgx.Conn, origin string) (unbind func(), err error) {
+	if _, err := conn.Exec(ctx, `SELECT pg_replication_origin_session_setup($1)`, origin); err != nil {
+		return nil, err
+	}
+	return func() { conn.Exec(context.WithoutCancel(ctx), `SELECT pg_replication_origin_session_reset()`) }, nil
+}
+
+// secondSession opens another session to conn's database and runs setup
+// on it.
+func secondSession(ctx context.Context, conn *pgx.Conn, setup string) (*pgx.Conn, error) {
+	other, err := pgx.ConnectConfig(ctx, conn.Config())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := other.Exec(ctx, setup); err != nil {
+		other.Close(context.Background())
+		return nil, err
+	}
+	return other, nil
 }
 
 func setBasedBatch(ctx context.Context, conn *pgx.Conn, txns []pgbenchTxn) error {

@@ -15,18 +15,16 @@ import (
 // skips. The batches stay atomic: the second session only reads.
 func setBasedPrefetch(batchTxns int) func(context.Context, *pgx.Conn, string, []pgbenchTxn) error {
 	return func(ctx context.Context, conn *pgx.Conn, origin string, txns []pgbenchTxn) error {
-		reader, err := pgx.ConnectConfig(ctx, conn.Config())
+		reader, err := secondSession(ctx, conn, `SET enable_seqscan = off`)
 		if err != nil {
 			return err
 		}
 		defer reader.Close(context.Background())
-		if _, err := reader.Exec(ctx, `SET enable_seqscan = off`); err != nil {
+		unbind, err := bindOrigin(ctx, conn, origin)
+		if err != nil {
 			return err
 		}
-		if _, err := conn.Exec(ctx, `SELECT pg_replication_origin_session_setup($1)`, origin); err != nil {
-			return err
-		}
-		defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_replication_origin_session_reset()`)
+		defer unbind()
 		readAhead := func(ctx context.Context, batch []pgbenchTxn) error {
 			aids := make([]int32, len(batch))
 			for i, t := range batch {

@@ -15,18 +15,16 @@ import (
 // commit across the sessions (two-phase commit). This is throughput only.
 func setBasedTwoSessions(batchTxns int) func(context.Context, *pgx.Conn, string, []pgbenchTxn) error {
 	return func(ctx context.Context, conn *pgx.Conn, origin string, txns []pgbenchTxn) error {
-		other, err := pgx.ConnectConfig(ctx, conn.Config())
+		other, err := secondSession(ctx, conn, `SET session_replication_role = replica`)
 		if err != nil {
 			return err
 		}
 		defer other.Close(context.Background())
-		if _, err := other.Exec(ctx, `SET session_replication_role = replica`); err != nil {
+		unbind, err := bindOrigin(ctx, conn, origin)
+		if err != nil {
 			return err
 		}
-		if _, err := conn.Exec(ctx, `SELECT pg_replication_origin_session_setup($1)`, origin); err != nil {
-			return err
-		}
-		defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_replication_origin_session_reset()`)
+		defer unbind()
 		for len(txns) > 0 {
 			n := min(batchTxns, len(txns))
 			all := txns[:n]

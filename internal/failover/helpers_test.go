@@ -189,6 +189,16 @@ func (w *writer) run(ctx context.Context, url string) {
 	}
 }
 
+// startWriter starts a writer on the source and waits until it has
+// committed a few hundred orders; done closes when the writer stops.
+func (f *fixture) startWriter(ctx context.Context) (w *writer, done chan struct{}) {
+	f.t.Helper()
+	w, done = &writer{}, make(chan struct{})
+	go func() { w.run(ctx, f.source); close(done) }()
+	f.waitFor("the writer under way", time.Minute, func() bool { return w.count() > 300 })
+	return w, done
+}
+
 func (w *writer) count() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -19,10 +19,7 @@ func TestPlannedFailoverUnderLoad(t *testing.T) {
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	w := &writer{}
-	wdone := make(chan struct{})
-	go func() { w.run(ctx, f.source); close(wdone) }()
-	f.waitFor("the writer under way", time.Minute, func() bool { return w.count() > 300 })
+	w, wdone := f.startWriter(ctx)
 
 	var events []string
 	p, err := Build(Options{Name: "cut", Source: f.source, Target: f.target, Kind: Planned, Validate: true,

@@ -49,10 +49,7 @@ func TestPlannedFailoverScript(t *testing.T) {
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	w := &writer{}
-	wdone := make(chan struct{})
-	go func() { w.run(ctx, f.source); close(wdone) }()
-	f.waitFor("the writer under way", time.Minute, func() bool { return w.count() > 300 })
+	w, wdone := f.startWriter(ctx)
 
 	out, err := runScript(t, f, Options{Name: "script", Source: f.source, Target: f.target, Kind: Planned,
 		Timeout: time.Nanosecond, MaxLag: 30 * time.Second})
@@ -61,10 +58,7 @@ func TestPlannedFailoverScript(t *testing.T) {
 	}
 	<-wdone // the fence ended the writer's session
 	f.assertWritableAndLinked(t)
-	w = &writer{}
-	wdone = make(chan struct{})
-	go func() { w.run(ctx, f.source); close(wdone) }()
-	f.waitFor("the writer under way again", time.Minute, func() bool { return w.count() > 300 })
+	w, wdone = f.startWriter(ctx)
 
 	out, err = runScript(t, f, Options{Name: "script", Source: f.source, Target: f.target, Kind: Planned,
 		Validate: true, Timeout: time.Minute, MaxLag: 30 * time.Second})
