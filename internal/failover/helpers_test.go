@@ -217,8 +217,9 @@ func (w tWriter) Write(b []byte) (int, error) {
 // order w saw committed on the target, both sides the same row by row,
 // the source refusing writes from every kind of session, the target taking
 // them with its sequences past the source's, no slot left on the source
-// and the link failed over.
-func (f *fixture) assertFailedOver(t *testing.T, w *writer) {
+// and the link failed over, or with cleaned (--cleanup) its publication,
+// origin and state gone.
+func (f *fixture) assertFailedOver(t *testing.T, w *writer, cleaned bool) {
 	t.Helper()
 	t.Logf("writer committed %d orders, then: %v", w.count(), w.stopErr)
 	if w.stopErr == nil || !strings.Contains(w.stopErr.Error(), "terminat") && !strings.Contains(w.stopErr.Error(), "read-only") && !strings.Contains(w.stopErr.Error(), "fenced") {
@@ -266,7 +267,17 @@ func (f *fixture) assertFailedOver(t *testing.T, w *writer) {
 	if n := queryString(f.source, `SELECT count(*)::text FROM pg_replication_slots`); n != "0" {
 		t.Errorf("%s replication slots left on the source", n)
 	}
-	if ph := f.targetString(`SELECT phase FROM pglink.links WHERE name = $1`, f.name); ph != "failed_over" {
+	if cleaned {
+		left := f.targetString(`SELECT concat_ws(', ',
+			(SELECT 'origin' FROM pg_replication_origin WHERE roname = 'pglink_' || $1),
+			(SELECT 'schema pglink' FROM pg_namespace WHERE nspname = 'pglink'))`, f.name)
+		if pub := queryString(f.source, `SELECT pubname::text FROM pg_publication`); pub != "" {
+			left += " publication " + pub
+		}
+		if left != "" {
+			t.Errorf("left after --cleanup: %s", left)
+		}
+	} else if ph := f.targetString(`SELECT phase FROM pglink.links WHERE name = $1`, f.name); ph != "failed_over" {
 		t.Errorf("phase after failover: %q", ph)
 	}
 

@@ -47,7 +47,7 @@ func TestPlannedFailoverUnderLoad(t *testing.T) {
 		t.Errorf("progress events: %v", events)
 	}
 	<-wdone
-	f.assertFailedOver(t, w)
+	f.assertFailedOver(t, w, false)
 
 	// A second failover is refused, and changes nothing.
 	p2, _ := Build(Options{Name: "cut", Source: f.source, Target: f.target, Kind: Planned})

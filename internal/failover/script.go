@@ -198,7 +198,8 @@ sleep 1
 src -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('pglink_$LINK', 'pglink_${LINK}_sync')" >/dev/null
 `
 	if o.Cleanup {
-		s += `src -c "DROP PUBLICATION IF EXISTS pglink_$LINK"
+		// The source is fenced: its sessions start read-only.
+		s += `src -c "SET default_transaction_read_only = off" -c "DROP PUBLICATION IF EXISTS pglink_$LINK"
 `
 	}
 	return s

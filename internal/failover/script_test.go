@@ -61,12 +61,12 @@ func TestPlannedFailoverScript(t *testing.T) {
 	w, wdone = f.startWriter(ctx)
 
 	out, err = runScript(t, f, Options{Name: "script", Source: f.source, Target: f.target, Kind: Planned,
-		Validate: true, Timeout: time.Minute, MaxLag: 30 * time.Second})
+		Validate: true, Cleanup: true, Timeout: time.Minute, MaxLag: 30 * time.Second})
 	if err != nil || !strings.Contains(out, "failover of link script: done") {
 		t.Fatalf("failover script: %v", err)
 	}
 	<-wdone
-	f.assertFailedOver(t, w)
+	f.assertFailedOver(t, w, true)
 }
 
 // TestForcedFailoverScript runs the printed plan of a forced failover with
