@@ -188,6 +188,10 @@ func runBench(ctx context.Context, cfg config) (err error) {
 	if res.DBSize, err = dbSize(ctx, src, db); err != nil {
 		return err
 	}
+	logf("warming the target's WAL")
+	if err := warmWAL(ctx, tgt, int64(cfg.scale)*32<<20); err != nil { // twice the data: about 15 MB per scale unit
+		return err
+	}
 	figures := []struct {
 		name string
 		run  func() error
