@@ -13,6 +13,37 @@ import (
 	"github.com/pglink/pglink/internal/instance"
 )
 
+// TestScripts checks that the plans render as stable, valid bash, and
+// that no connection string gets into them.
+func TestScripts(t *testing.T) {
+	dir := t.TempDir()
+	for _, o := range []Options{
+		{Name: "shop", Source: "postgres://u:secret@h/db", Target: "postgres://u:secret@t/db", Kind: Planned},
+		{Name: "shop", Source: "postgres://u:secret@h/db", Target: "postgres://u:secret@t/db", Kind: Planned, Validate: true, Cleanup: true, ReleaseSource: true},
+		{Name: "shop", Target: "postgres://u:secret@t/db", Kind: Forced, Cleanup: true},
+	} {
+		p1, err := Build(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p2, _ := Build(o)
+		s := Script(p1)
+		if s != Script(p2) {
+			t.Error("the script is not stable")
+		}
+		if strings.Contains(s, "secret") || strings.Contains(s, "@h/db") || strings.Contains(s, "@t/db") {
+			t.Error("the script holds a connection string")
+		}
+		path := filepath.Join(dir, "failover.sh")
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("bash", "-n", path).CombinedOutput(); err != nil {
+			t.Fatalf("bash -n: %v\n%s\n%s", err, out, s)
+		}
+	}
+}
+
 // runScript renders o's plan as a script and runs it with bash, the
 // connection strings in the environment and psql on PATH, as a user would.
 func runScript(t *testing.T, f *fixture, o Options) (string, error) {
