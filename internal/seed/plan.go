@@ -105,37 +105,41 @@ func planParts(ctx context.Context, conn *pgx.Conn, states []*tableState, splitB
 	return parts, nil
 }
 
-// ranges returns n predicates that together cover every row of u: ranges
-// of the first primary key column when it is an integer (an index scan
-// each), else ranges of ctid blocks, which PostgreSQL 14+ reads with a TID
-// range scan. PostgreSQL 13 would read the whole table for each ctid
-// range, so there a table without integer key is copied in one part.
+// ranges returns n predicates that together cover every row of u. On
+// PostgreSQL 14+ they are ranges of ctid blocks, each read with a TID range
+// scan: a plain sequential read of its share of the heap, balanced by size
+// whatever the key's distribution. PostgreSQL 13 would read the whole table
+// for each ctid range, so there the ranges are of the first primary key
+// column when it is an integer (an index scan each), and a table without
+// one is copied in one part. Reading a quarter of a 5-million-row table by
+// its key's index cost the source 1.0 s against 0.6 s by blocks.
 func ranges(ctx context.Context, conn *pgx.Conn, t catalog.Table, u unit, n, serverVersion int) ([]string, error) {
 	if n <= 1 {
 		return []string{""}, nil
 	}
-	if col, ok := integerKey(t); ok {
-		var lo, hi *int64
-		err := conn.QueryRow(ctx, fmt.Sprintf("SELECT min(%[1]s)::int8, max(%[1]s)::int8 FROM ONLY %[2]s", col, u.rel)).Scan(&lo, &hi)
+	if serverVersion >= 140000 {
+		var blocks int64
+		err := conn.QueryRow(ctx, fmt.Sprintf("SELECT pg_relation_size('%s') / current_setting('block_size')::int8",
+			strings.ReplaceAll(u.rel, "'", "''"))).Scan(&blocks)
 		if err != nil {
 			return nil, err
 		}
-		if lo == nil {
-			return []string{""}, nil
-		}
-		return boundsPredicates(col, intBounds(*lo, *hi, n), func(v int64) string { return fmt.Sprint(v) }), nil
+		bounds := intBounds(0, blocks, n)
+		return boundsPredicates("ctid", bounds, func(v int64) string { return fmt.Sprintf("'(%d,0)'::tid", v) }), nil
 	}
-	if serverVersion < 140000 {
+	col, ok := integerKey(t)
+	if !ok {
 		return []string{""}, nil
 	}
-	var blocks int64
-	err := conn.QueryRow(ctx, fmt.Sprintf("SELECT pg_relation_size('%s') / current_setting('block_size')::int8",
-		strings.ReplaceAll(u.rel, "'", "''"))).Scan(&blocks)
+	var lo, hi *int64
+	err := conn.QueryRow(ctx, fmt.Sprintf("SELECT min(%[1]s)::int8, max(%[1]s)::int8 FROM ONLY %[2]s", col, u.rel)).Scan(&lo, &hi)
 	if err != nil {
 		return nil, err
 	}
-	bounds := intBounds(0, blocks, n)
-	return boundsPredicates("ctid", bounds, func(v int64) string { return fmt.Sprintf("'(%d,0)'::tid", v) }), nil
+	if lo == nil {
+		return []string{""}, nil
+	}
+	return boundsPredicates(col, intBounds(*lo, *hi, n), func(v int64) string { return fmt.Sprint(v) }), nil
 }
 
 func integerKey(t catalog.Table) (string, bool) {

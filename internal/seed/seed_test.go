@@ -88,6 +88,7 @@ func TestSeed(t *testing.T) {
 	t.Run("Cancel", func(t *testing.T) { testCancel(t, src, tgt) })
 	t.Run("PreDataFailure", func(t *testing.T) { testPreDataFailure(t, src, tgt) })
 	t.Run("Passwords", func(t *testing.T) { testPasswords(t, src, tgt) })
+	t.Run("Ranges", func(t *testing.T) { testRanges(t, src) })
 }
 
 func testSchemaAndData(t *testing.T, src, tgt *pgtest.Cluster) {
