@@ -32,6 +32,7 @@ func TestApply(t *testing.T) {
 		"Cancel":             testCancel,
 		"CancelMidTxn":       testCancelMidTransaction,
 		"Reannounce":         testReannounce,
+		"BinaryArrays":       testBinaryArrays,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {

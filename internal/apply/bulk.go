@@ -12,9 +12,11 @@ import (
 // Set-based statements of a fold (see fold.go): per table, one DELETE of
 // the keys to remove, one UPDATE per set of columns the updated rows
 // carry, one INSERT per set of columns the new rows carry, in that order.
-// The rows travel as one array parameter per column, in the text form of
-// the column type's array, so each value is read by the column type's
-// input function, as the row-by-row statements read their parameters.
+// The rows travel as one array parameter per column: for common built-in
+// types in binary form when pglink can read every value's text exactly
+// (see binarray.go), else in the text form of the column type's array, so
+// each value is read by the column type's input function, as the
+// row-by-row statements read their parameters.
 
 // Set-based operations.
 const (
@@ -113,11 +115,14 @@ func (r *run) queueBulk(ctx context.Context, req *bulkReq, at change.LSN) {
 		t.bulk[key] = st
 		r.snd.prepareBulk(ctx, t, st, key, at)
 	}
-	r.snd.bulk(ctx, t, st, req.op, req.args, at)
+	r.snd.bulk(ctx, t, st, req.op, req.args, req.fmts, at)
 }
 
 // buildBulk writes the set-based statement op of t over cols: the rows come
-// from unnest of one array per column, named pglink_v.c1, c2, ...
+// from unnest of one array per column, named pglink_v.c1, c2, ... The
+// unnests are in a select list, where they advance in step, rather than
+// in FROM, where unnest of several arrays first copies every row into a
+// tuplestore.
 func buildBulk(t *table, op byte, cols []int) *stmt {
 	st := &stmt{setCols: append([]int(nil), cols...)}
 	for _, i := range cols {
@@ -132,21 +137,14 @@ func buildBulk(t *table, op byte, cols []int) *stmt {
 		return s
 	}
 	var from strings.Builder
-	from.WriteString("unnest(")
+	from.WriteString("(SELECT ")
 	for n := range cols {
 		if n > 0 {
 			from.WriteString(", ")
 		}
-		fmt.Fprintf(&from, "$%d", n+1)
+		fmt.Fprintf(&from, "unnest($%d) AS c%d", n+1, n+1)
 	}
-	from.WriteString(") AS pglink_v(")
-	for n := range cols {
-		if n > 0 {
-			from.WriteString(", ")
-		}
-		fmt.Fprintf(&from, "c%d", n+1)
-	}
-	from.WriteString(")")
+	from.WriteString(") AS pglink_v")
 	where := func(b *strings.Builder) {
 		b.WriteString(" WHERE ")
 		for n := range t.keyCols {

@@ -20,6 +20,7 @@ type bulkReq struct {
 	op   byte
 	cols []int
 	args [][]byte
+	fmts []int16 // per parameter, 1 for an array in binary form; nil when all are text
 }
 
 // foldPlan is the set-based statements of a fold, in the order they run.
@@ -130,15 +131,26 @@ func colsKey(buf []byte, cols []int) []byte {
 // an array per column, and the number of rows it must change.
 func planBulk(t *table, op byte, cols []int, rows []change.Tuple) bulkReq {
 	args := make([][]byte, len(cols), len(cols)+1)
+	var fmts []int16
 	vals := make([]change.Value, len(rows))
 	for n, i := range cols {
 		for j, row := range rows {
 			vals[j] = row[i]
 		}
-		args[n] = appendArray(nil, vals, t.cols[i].delim)
+		c := &t.cols[i]
+		if c.elem != nil {
+			if b, ok := appendBinaryArray(nil, vals, c.typeOID, c.elem); ok {
+				if fmts == nil {
+					fmts = make([]int16, len(cols)+1)
+				}
+				args[n], fmts[n] = b, 1
+				continue
+			}
+		}
+		args[n] = appendArray(nil, vals, c.delim)
 	}
 	args = append(args, strconv.AppendInt(nil, int64(len(rows)), 10))
-	return bulkReq{t: t, op: op, cols: cols, args: args}
+	return bulkReq{t: t, op: op, cols: cols, args: args, fmts: fmts}
 }
 
 // appendArray appends the text form of an array of vals to buf: each

@@ -112,9 +112,9 @@ func (s *sender) prepareBulk(ctx context.Context, t *table, st *stmt, key string
 }
 
 // bulk queues the execution of a set-based statement.
-func (s *sender) bulk(ctx context.Context, t *table, st *stmt, op byte, args [][]byte, at change.LSN) {
+func (s *sender) bulk(ctx context.Context, t *table, st *stmt, op byte, args [][]byte, fmts []int16, at change.LSN) {
 	s.start(ctx)
-	s.pipe.SendQueryPrepared(st.name, args, nil, nil)
+	s.pipe.SendQueryPrepared(st.name, args, fmts, nil)
 	s.pending = append(s.pending, request{kind: reqBulk, what: bulkWhat(op) + " " + t.quoted, at: at, tbl: t})
 	n := 64
 	for _, a := range args {

@@ -67,11 +67,11 @@ func TestBuildBulk(t *testing.T) {
 		sql  string
 		oids []uint32
 	}{
-		{bulkDelete, []int{0}, `WITH pglink_w AS (DELETE FROM ONLY "public"."T" AS pglink_t USING unnest($1) AS pglink_v(c1) WHERE pglink_t."id" = pglink_v.c1 RETURNING 1) SELECT 1 / (count(*) = $2)::int FROM pglink_w`,
+		{bulkDelete, []int{0}, `WITH pglink_w AS (DELETE FROM ONLY "public"."T" AS pglink_t USING (SELECT unnest($1) AS c1) AS pglink_v WHERE pglink_t."id" = pglink_v.c1 RETURNING 1) SELECT 1 / (count(*) = $2)::int FROM pglink_w`,
 			[]uint32{1007, 20}},
-		{bulkUpdate, []int{0, 2}, `WITH pglink_w AS (UPDATE ONLY "public"."T" AS pglink_t SET "tags" = pglink_v.c2::text[] FROM unnest($1, $2) AS pglink_v(c1, c2) WHERE pglink_t."id" = pglink_v.c1 RETURNING 1) SELECT 1 / (count(*) = $3)::int FROM pglink_w`,
+		{bulkUpdate, []int{0, 2}, `WITH pglink_w AS (UPDATE ONLY "public"."T" AS pglink_t SET "tags" = pglink_v.c2::text[] FROM (SELECT unnest($1) AS c1, unnest($2) AS c2) AS pglink_v WHERE pglink_t."id" = pglink_v.c1 RETURNING 1) SELECT 1 / (count(*) = $3)::int FROM pglink_w`,
 			[]uint32{1007, 1009, 20}},
-		{bulkInsert, []int{0, 1, 2}, `WITH pglink_w AS (INSERT INTO "public"."T" ("id", "v", "tags") SELECT pglink_v.c1, pglink_v.c2, pglink_v.c3::text[] FROM unnest($1, $2, $3) AS pglink_v(c1, c2, c3) RETURNING 1) SELECT 1 / (count(*) = $4)::int FROM pglink_w`,
+		{bulkInsert, []int{0, 1, 2}, `WITH pglink_w AS (INSERT INTO "public"."T" ("id", "v", "tags") SELECT pglink_v.c1, pglink_v.c2, pglink_v.c3::text[] FROM (SELECT unnest($1) AS c1, unnest($2) AS c2, unnest($3) AS c3) AS pglink_v RETURNING 1) SELECT 1 / (count(*) = $4)::int FROM pglink_w`,
 			[]uint32{1007, 1009, 1009, 20}},
 	}
 	for _, tc := range tests {

@@ -57,6 +57,9 @@ type targetCol struct {
 	arrayOID uint32
 	cast     string
 	delim    byte // the element delimiter of the array's text form
+	// elem encodes the column's values for the binary form of its array
+	// (see binarray.go); nil for types whose arrays go in text form.
+	elem elemEncoder
 }
 
 // targetColumnsSQL reads the target table's kind and columns with the
@@ -199,10 +202,13 @@ func readTargetColumns(ctx context.Context, conn *pgx.Conn, relOID uint32) (map[
 			info.delim = delim[0]
 		}
 		if arrayOID == 0 {
-			// An array column, or a composite one (unnest would expand
-			// a composite into its fields): its values go in a text[] and
-			// are cast, which reads them with the type's input function.
+			// An array column (an array of arrays is one multidimensional
+			// array, which unnest would flatten), or a composite one: its
+			// values go in a text[] and are cast, which reads them with
+			// the type's input function.
 			info.arrayOID, info.cast, info.delim = textArrayOID, typeName, ','
+		} else {
+			info.elem = binaryElems[info.typeOID]
 		}
 		info.quoted = change.QuoteIdent(name)
 		have[name] = info
