@@ -10,7 +10,9 @@ import (
 // TestApply runs every apply test on one shared cluster, each in its own
 // database, so the package's tests stay fast.
 func TestApply(t *testing.T) {
-	c := pgtest.Start(t, pgtest.Options{})
+	// Each test's database has its own replication origin, and a server
+	// keeps the progress of at most max_replication_slots origins.
+	c := pgtest.Start(t, pgtest.Options{Settings: map[string]string{"max_replication_slots": "40"}})
 	tests := map[string]func(*testing.T, *pgtest.Cluster){
 		"Kinds":              testKinds,
 		"Truncate":           testTruncate,
