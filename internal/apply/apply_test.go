@@ -35,6 +35,7 @@ func TestApply(t *testing.T) {
 		"CancelMidTxn":       testCancelMidTransaction,
 		"Reannounce":         testReannounce,
 		"BinaryArrays":       testBinaryArrays,
+		"CommitRollback":     testCommitAnsweredRollback,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {

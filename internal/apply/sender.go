@@ -36,6 +36,7 @@ type request struct {
 	chg     *change.Change // row changes
 	where   change.Tuple   // row changes: the identifying tuple, for conflict reports
 	bulkKey string         // set-based preparations: the statement's key in tbl.bulk
+	commit  bool           // a COMMIT: its command tag must say COMMIT (see check)
 }
 
 type requestKind uint8
@@ -77,7 +78,7 @@ func (s *sender) start(ctx context.Context) {
 func (s *sender) control(ctx context.Context, sql string, args [][]byte, oids []uint32, what string, at change.LSN) {
 	s.start(ctx)
 	s.pipe.SendQueryParams(sql, args, oids, nil, nil)
-	s.pending = append(s.pending, request{kind: reqControl, what: what, at: at})
+	s.pending = append(s.pending, request{kind: reqControl, what: what, at: at, commit: sql == "COMMIT"})
 	s.queuedBytes += len(sql) + 64
 }
 
@@ -199,6 +200,11 @@ func (s *sender) check(pipe *pgconn.Pipeline, req *request) error {
 			tag, err = r.Close()
 			if err == nil && req.kind == reqRow && tag.RowsAffected() == 0 && req.chg.Kind != change.Insert {
 				s.conflict(req)
+			}
+			// COMMIT of a transaction that an earlier error aborted answers
+			// ROLLBACK, without an error of its own: nothing was applied.
+			if err == nil && req.commit && tag.String() != "COMMIT" {
+				err = fmt.Errorf("the target answered %s: its transaction had been aborted", tag)
 			}
 		case *pgconn.StatementDescription:
 		default:

@@ -1,10 +1,14 @@
 package apply
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/pgtest"
 )
 
 // TestBuildStmt pins the SQL of each statement shape; the database tests
@@ -87,4 +91,29 @@ func TestBuildBulk(t *testing.T) {
 	if got, want := string(appendArray(nil, vals, ',')), `{"a\"b\\c",NULL,""}`; got != want {
 		t.Errorf("array %s, want %s", got, want)
 	}
+}
+
+// testCommitAnsweredRollback: a COMMIT that the server answers with
+// ROLLBACK (its transaction was aborted by an earlier error, reported in
+// an earlier round trip) is an error, never a silent success.
+func testCommitAnsweredRollback(t *testing.T, c *pgtest.Cluster) {
+	e := newEnv(t, c, `CREATE TABLE t (id int PRIMARY KEY)`)
+	ctx := context.Background()
+	s := &sender{conn: e.conn.PgConn(), log: slog.New(slog.DiscardHandler)}
+	s.control(ctx, "BEGIN", nil, nil, "begin", 1)
+	s.control(ctx, "INSERT INTO t VALUES (1)", nil, nil, "insert", 1)
+	s.control(ctx, "COMMIT", nil, nil, "commit target transaction", 1)
+	if err := s.flush(); err != nil {
+		t.Fatalf("a transaction that commits: %v", err)
+	}
+	s.control(ctx, "BEGIN", nil, nil, "begin", 2)
+	s.control(ctx, "INSERT INTO t VALUES (1)", nil, nil, "insert", 2)
+	if err := s.flush(); err == nil || !strings.Contains(err.Error(), "duplicate key") {
+		t.Fatalf("duplicate insert: got %v", err)
+	}
+	s.control(ctx, "COMMIT", nil, nil, "commit target transaction", 2)
+	if err := s.flush(); err == nil || !strings.Contains(err.Error(), "answered ROLLBACK") {
+		t.Fatalf("COMMIT of an aborted transaction: got %v, want an error", err)
+	}
+	e.expect(t, `SELECT count(*) FROM t`, "1")
 }

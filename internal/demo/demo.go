@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/instance"
@@ -177,20 +176,6 @@ func (d *demo) fillSource(ctx context.Context) error {
 	d.say("source: shop database filled (scale %d, about %d rows) in %s",
 		d.opts.Scale, d.opts.Scale*27/2, time.Since(start).Round(100*time.Millisecond))
 	return nil
-}
-
-// sourceLSN returns the source's current WAL position.
-func (d *demo) sourceLSN(ctx context.Context) (pglogrepl.LSN, error) {
-	conn, err := pgx.Connect(ctx, d.srcURL)
-	if err != nil {
-		return 0, fmt.Errorf("connect to the source: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var lsn string
-	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
-		return 0, fmt.Errorf("read the source's WAL position: %w", err)
-	}
-	return pglogrepl.ParseLSN(lsn)
 }
 
 // status reads the link's status, with the source's position.

@@ -126,10 +126,12 @@ func waitPhase(t *testing.T, l *testLink, phase string, timeout time.Duration) {
 }
 
 // waitCaughtUp waits until the target has applied everything the source
-// had written when it was called.
+// had written when it was called: up to its WAL insert position, since
+// the test servers commit asynchronously and pg_current_wal_lsn (the
+// position written out) can still be before the last commits.
 func waitCaughtUp(t *testing.T, l *testLink, src *pgtest.Cluster, srcDB string, timeout time.Duration) {
 	t.Helper()
-	lsn := src.QueryString(srcDB, "pg_current_wal_lsn()")
+	lsn := src.QueryString(srcDB, "pg_current_wal_insert_lsn()")
 	target := parseLSN(&lsn)
 	waitFor(t, "target to apply up to "+lsn, timeout, l, func() (bool, error) {
 		st, err := Status(context.Background(), l.cfg.Name, l.cfg.Target, "")

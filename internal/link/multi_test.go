@@ -49,7 +49,7 @@ func TestIdleSourceSlotAdvances(t *testing.T) {
 	l := startTestLink(t, Config{Name: "quiet", Source: src.URL("quiet"), Target: dst.URL("quiet")})
 	waitPhase(t, l, "replicating", time.Minute)
 	src.Exec("busy", `INSERT INTO public.noise (pad) SELECT repeat('x', 1000) FROM generate_series(1, 20000)`)
-	after := src.QueryString("busy", "pg_current_wal_lsn()")
+	after := src.QueryString("busy", "pg_current_wal_insert_lsn()")
 	waitFor(t, "the idle slot to pass "+after, 30*time.Second, l, func() (bool, error) {
 		got := src.QueryString("quiet", "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'pglink_quiet'")
 		return got != "NULL" && parseLSN(&got) >= parseLSN(&after), nil

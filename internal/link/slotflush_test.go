@@ -243,7 +243,7 @@ func TestFirstSessionConfirmsNothingUnapplied(t *testing.T) {
 	for i := 1; i <= 50; i++ {
 		src.Exec("bank", fmt.Sprintf(`INSERT INTO bank.ledger VALUES (%d, %d)`, i, i*3))
 	}
-	written := src.QueryString("bank", "pg_current_wal_lsn()")
+	written := src.QueryString("bank", "pg_current_wal_insert_lsn()")
 	waitFor(t, "the stream to receive the writes", time.Minute, l, func() (bool, error) {
 		w := src.QueryString("bank", `SELECT coalesce(write_lsn::text, '0/0') FROM pg_stat_replication
 			WHERE pid = (SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'pglink_first')`)
