@@ -39,13 +39,24 @@ type Options struct {
 	ProgressSQL   string
 	MaxBatchTxns  int           // source txns per target txn when there is a backlog; default 1000
 	MaxBatchDelay time.Duration // never hold a target txn open longer than this at a source commit; default 200ms
+	// DurableEvery bounds how long the apply goes without a durable commit
+	// while it works through a backlog (default 1s). A batch committed
+	// while more source transactions wait does not wait for its WAL flush
+	// (synchronous_commit = off, as native apply workers commit), unless
+	// the last durable commit is older than this; a batch committed when
+	// the input is drained, or before the Gate holds, always waits. A
+	// durable commit makes every earlier one durable too (WAL is flushed
+	// in order), and only durable commits are reported to OnApplied, so
+	// the source never forgets a change the target could still lose.
+	DurableEvery time.Duration
 	// RowByRow turns set-based apply off: every row change is applied with
 	// its own statement (see fold.go).
 	RowByRow bool
 	// Gate, when set, may hold the apply between two source transactions.
 	Gate Gate
 	// OnApplied is called after each durable target COMMIT with the end LSN
-	// of the last source transaction it holds (the stream's SetApplied).
+	// of the last source transaction it holds (the stream's SetApplied);
+	// see DurableEvery.
 	OnApplied func(endLSN change.LSN)
 	Logger    *slog.Logger
 }
@@ -94,6 +105,9 @@ func New(opts Options) *Applier {
 	}
 	if opts.MaxBatchDelay <= 0 {
 		opts.MaxBatchDelay = 200 * time.Millisecond
+	}
+	if opts.DurableEvery <= 0 {
+		opts.DurableEvery = time.Second
 	}
 	log := opts.Logger
 	if log == nil {

@@ -35,6 +35,7 @@ func TestApply(t *testing.T) {
 		"CancelMidTxn":       testCancelMidTransaction,
 		"Reannounce":         testReannounce,
 		"BinaryArrays":       testBinaryArrays,
+		"DurableCommits":     testDurableCommits,
 		"CommitRollback":     testCommitAnsweredRollback,
 	}
 	for name, fn := range tests {

@@ -145,3 +145,37 @@ func BenchmarkApplyInsertTxns(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "txn/s")
 }
+
+// testDurableCommits: through a backlog, batches commit without waiting
+// for their WAL flush, and only the durable ones are reported to
+// OnApplied: the first (no durable commit yet), any after DurableEvery,
+// and the last (the input drained), which makes all before it durable.
+func testDurableCommits(t *testing.T, c *pgtest.Cluster) {
+	e := newEnv(t, c, `CREATE TABLE t (id int PRIMARY KEY, v text)`)
+	r := rel("public", "t", change.IdentityDefault, "id*", "v")
+	var applied []change.LSN
+	txns := insertTxns(r, 0x10000, 1, 700)
+	batchEnd := func(i int) change.LSN { return txns[i][len(txns[i])-1].EndLSN }
+	opts := Options{MaxBatchTxns: 100, MaxBatchDelay: time.Hour, DurableEvery: time.Hour,
+		OnApplied: func(lsn change.LSN) { applied = append(applied, lsn) }}
+	a := e.mustRun(t, opts, txns...)
+	if st := a.Stats(); st.Txns != 700 || st.Batches != 7 || st.LastEndLSN != batchEnd(699) {
+		t.Errorf("stats = %+v, want 700 txns in 7 batches", st)
+	}
+	if got, want := fmt.Sprint(applied), fmt.Sprint([]change.LSN{batchEnd(99), batchEnd(699)}); got != want {
+		t.Errorf("OnApplied(%s), want only the durable %s", got, want)
+	}
+	e.expect(t, `SELECT count(*) FROM t`, "700")
+	if got := e.originLSN(t); got != batchEnd(699) {
+		t.Errorf("durable origin progress = %s, want %s", got, batchEnd(699))
+	}
+
+	// With a durable commit at least every nanosecond, every batch is one.
+	applied = nil
+	e.conn = e.session(t)
+	opts.DurableEvery = time.Nanosecond
+	e.mustRun(t, opts, insertTxns(r, 0x1000000, 1001, 300)...)
+	if len(applied) != 3 {
+		t.Errorf("OnApplied called %d times, want 3 (every batch durable)", len(applied))
+	}
+}

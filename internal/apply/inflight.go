@@ -37,7 +37,8 @@ func (r *run) ensureBegun(ctx context.Context) error {
 // settleInflight reads the results of the batch in flight. When its
 // set-based statements failed (the server then skipped its COMMIT), it
 // applies the batch's folded changes row by row and commits it again.
-// Then it reports the batch as durable.
+// Then it reports the batch as applied, and as durable when its COMMIT
+// waited for the WAL flush (which makes every earlier batch durable too).
 func (r *run) settleInflight(ctx context.Context) error {
 	fl := r.inflight
 	if fl == nil {
@@ -58,7 +59,7 @@ func (r *run) settleInflight(ctx context.Context) error {
 	}
 	r.addStats(fl.txns, fl.rows, r.snd.takeConflicts())
 	r.a.setLast(fl.last)
-	if r.a.opts.OnApplied != nil {
+	if fl.durable && r.a.opts.OnApplied != nil {
 		r.a.opts.OnApplied(fl.last.EndLSN)
 	}
 	return nil

@@ -24,13 +24,14 @@ type run struct {
 	inTxn, skipTxn bool
 	txnAt          change.LSN // CommitLSN of the open source transaction
 
-	batchOpen  bool
-	batchStart time.Time
-	batchTxns  int64
-	batchRows  int64
-	lastCommit *change.Change
-	skipped    int64 // not yet added to Stats
-	skipTxns   int64
+	batchOpen   bool
+	batchStart  time.Time
+	lastDurable time.Time // when the last batch that waits for its WAL flush was sent
+	batchTxns   int64
+	batchRows   int64
+	lastCommit  *change.Change
+	skipped     int64 // not yet added to Stats
+	skipTxns    int64
 
 	fold      *fold     // changes folded for set-based apply (fold.go)
 	spare     *fold     // an emptied fold to reuse
@@ -173,7 +174,7 @@ func (r *run) hold(ctx context.Context, commitLSN change.LSN) error {
 	g := r.a.opts.Gate
 	for g != nil && g.Holding(commitLSN) {
 		if r.batchOpen {
-			if err := r.commitBatch(ctx); err != nil {
+			if err := r.commitBatch(ctx, true); err != nil {
 				return err
 			}
 		}
@@ -188,7 +189,8 @@ func (r *run) hold(ctx context.Context, commitLSN change.LSN) error {
 }
 
 // commit closes a source transaction and commits the batch when the input
-// has nothing more waiting (caught up: low lag) or the batch is full or old.
+// has nothing more waiting (caught up: low lag, and a durable commit) or
+// the batch is full or old (a backlog: see DurableEvery).
 func (r *run) commit(ctx context.Context, c *change.Change, in <-chan *change.Change) error {
 	if !r.inTxn {
 		return fmt.Errorf("COMMIT at source %s without BEGIN", c.CommitLSN)
@@ -204,8 +206,9 @@ func (r *run) commit(ctx context.Context, c *change.Change, in <-chan *change.Ch
 	r.batchTxns++
 	r.lastCommit = c
 	r.origin = max(r.origin, c.EndLSN)
-	if r.batchTxns >= int64(r.a.opts.MaxBatchTxns) || time.Since(r.batchStart) >= r.a.opts.MaxBatchDelay || !r.waiting(in) {
-		return r.commitBatch(ctx)
+	more := r.waiting(in)
+	if !more || r.batchTxns >= int64(r.a.opts.MaxBatchTxns) || time.Since(r.batchStart) >= r.a.opts.MaxBatchDelay {
+		return r.commitBatch(ctx, !more || time.Since(r.lastDurable) >= r.a.opts.DurableEvery)
 	}
 	return nil
 }
@@ -219,7 +222,7 @@ func (r *run) inputClosed(ctx context.Context) error {
 		return fmt.Errorf("%w (at source %s): target transaction rolled back", ErrIncompleteTransaction, r.txnAt)
 	}
 	if r.batchOpen {
-		if err := r.commitBatch(ctx); err != nil {
+		if err := r.commitBatch(ctx, true); err != nil {
 			return err
 		}
 	}
@@ -239,22 +242,27 @@ func (r *run) addStats(txns, rows, conflicts int64) {
 // the origin) even when it applied nothing, e.g. only logical messages.
 const originXactSQL = `SELECT pg_replication_origin_xact_setup($1::pg_lsn, $2::timestamptz), pg_current_xact_id()`
 
-// batchEnd is what a batch reports once its COMMIT is durable.
+// batchEnd is what a batch reports once its COMMIT is done.
 type batchEnd struct {
 	last       *change.Change // its last source commit
 	txns, rows int64
+	durable    bool // its COMMIT waits for the WAL flush
 }
 
 // commitBatch sends the batch's COMMIT with the origin position and the
 // progress row, behind the fold's set-based statements (one round trip),
 // and leaves the batch in flight (see settleInflight): the next batch is
-// folded while the target works on this one.
-func (r *run) commitBatch(ctx context.Context) error {
+// folded while the target works on this one. A COMMIT that is not durable
+// does not wait for the WAL flush (see DurableEvery).
+func (r *run) commitBatch(ctx context.Context, durable bool) error {
 	plan := r.planFold() // while the batch in flight still runs on the target
 	if err := r.ensureBegun(ctx); err != nil {
 		return err
 	}
-	end := batchEnd{last: r.lastCommit, txns: r.batchTxns, rows: r.batchRows}
+	end := batchEnd{last: r.lastCommit, txns: r.batchTxns, rows: r.batchRows, durable: durable}
+	if durable {
+		r.lastDurable = time.Now()
+	}
 	folded := r.queueFold(ctx, plan)
 	r.queueCommit(ctx, end)
 	r.batchOpen = false
@@ -288,6 +296,9 @@ func (r *run) queueCommit(ctx context.Context, end batchEnd) {
 	if sql := r.a.opts.ProgressSQL; sql != "" {
 		args := [][]byte{lsn, ts, strconv.AppendInt(nil, end.txns, 10), strconv.AppendInt(nil, end.rows, 10)}
 		r.snd.control(ctx, sql, args, []uint32{25, 1184, 20, 20}, "record progress", last.CommitLSN)
+	}
+	if !end.durable {
+		r.snd.control(ctx, "SET LOCAL synchronous_commit = off", nil, nil, "commit without waiting for the WAL flush", last.CommitLSN)
 	}
 	r.snd.control(ctx, "COMMIT", nil, nil, "commit target transaction", last.CommitLSN)
 }
