@@ -300,7 +300,7 @@ func (r *run) queueCommit(ctx context.Context, end batchEnd) {
 	if !end.durable {
 		r.snd.control(ctx, "SET LOCAL synchronous_commit = off", nil, nil, "commit without waiting for the WAL flush", last.CommitLSN)
 	}
-	r.snd.control(ctx, "COMMIT", nil, nil, "commit target transaction", last.CommitLSN)
+	r.snd.commit(ctx, last.CommitLSN)
 }
 
 func (a *Applier) addStats(d Stats) {

@@ -78,8 +78,15 @@ func (s *sender) start(ctx context.Context) {
 func (s *sender) control(ctx context.Context, sql string, args [][]byte, oids []uint32, what string, at change.LSN) {
 	s.start(ctx)
 	s.pipe.SendQueryParams(sql, args, oids, nil, nil)
-	s.pending = append(s.pending, request{kind: reqControl, what: what, at: at, commit: sql == "COMMIT"})
+	s.pending = append(s.pending, request{kind: reqControl, what: what, at: at})
 	s.queuedBytes += len(sql) + 64
+}
+
+// commit queues the COMMIT of the open target transaction; check makes
+// sure the server answered COMMIT, not ROLLBACK.
+func (s *sender) commit(ctx context.Context, at change.LSN) {
+	s.control(ctx, "COMMIT", nil, nil, "commit target transaction", at)
+	s.pending[len(s.pending)-1].commit = true
 }
 
 // prepare queues the Parse of st, giving it its name.

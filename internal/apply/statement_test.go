@@ -102,7 +102,7 @@ func testCommitAnsweredRollback(t *testing.T, c *pgtest.Cluster) {
 	s := &sender{conn: e.conn.PgConn(), log: slog.New(slog.DiscardHandler)}
 	s.control(ctx, "BEGIN", nil, nil, "begin", 1)
 	s.control(ctx, "INSERT INTO t VALUES (1)", nil, nil, "insert", 1)
-	s.control(ctx, "COMMIT", nil, nil, "commit target transaction", 1)
+	s.commit(ctx, 1)
 	if err := s.flush(); err != nil {
 		t.Fatalf("a transaction that commits: %v", err)
 	}
@@ -111,7 +111,7 @@ func testCommitAnsweredRollback(t *testing.T, c *pgtest.Cluster) {
 	if err := s.flush(); err == nil || !strings.Contains(err.Error(), "duplicate key") {
 		t.Fatalf("duplicate insert: got %v", err)
 	}
-	s.control(ctx, "COMMIT", nil, nil, "commit target transaction", 2)
+	s.commit(ctx, 2)
 	if err := s.flush(); err == nil || !strings.Contains(err.Error(), "answered ROLLBACK") {
 		t.Fatalf("COMMIT of an aborted transaction: got %v, want an error", err)
 	}
