@@ -56,11 +56,11 @@ func (r *run) flushFold(ctx context.Context) error {
 	return err
 }
 
-// queueFold queues the set-based statements of the fold, as planFold
+// queueFold queues the set-based statements of a fold, as planFold
 // planned them, behind a savepoint, and reports whether the fold held
 // anything. The fold is kept until settle has seen the results.
 func (r *run) queueFold(ctx context.Context, plan foldPlan) bool {
-	if r.fold.empty() {
+	if !plan.folded {
 		return false
 	}
 	at := plan.at

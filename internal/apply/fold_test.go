@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,11 @@ type foldCase struct {
 	fallback  bool // the set-based statements must fail and fall back
 	conflicts int64
 	changes   int64
+	// When batchTxns is set, batches hold at most that many source
+	// transactions, and there must be batches of them, with exactly
+	// fallbacks fallbacks.
+	batchTxns, batches int
+	fallbacks          int64
 }
 
 // tableRows renders a table's rows, sorted, as text.
@@ -42,6 +48,8 @@ func TestFold(t *testing.T) {
 	big := rel("public", "big", change.IdentityDefault, "id*", "v", "b")
 	bigSetup := []string{`CREATE TABLE big (id int PRIMARY KEY, v text, b text)`,
 		`INSERT INTO big VALUES (1, 'one', repeat('x', 100000)), (2, 'two', repeat('y', 100000))`}
+	kv2 := rel("public", "kv2", change.IdentityDefault, "id*", "v")
+	kv2Setup := append(slices.Clone(kvSetup), `CREATE TABLE kv2 (id int PRIMARY KEY, v text)`, `INSERT INTO kv2 VALUES (1, 'x')`)
 	uq := rel("public", "uq", change.IdentityDefault, "id*", "email")
 	uqSetup := []string{`CREATE TABLE uq (id int PRIMARY KEY, email text UNIQUE)`, `INSERT INTO uq VALUES (1, 'a'), (2, 'b'), (3, 'c')`}
 	cases := map[string]foldCase{
@@ -165,6 +173,33 @@ func TestFold(t *testing.T) {
 				return [][]*change.Change{txn(0x1000, del(kv, "1", nil), ins(kv, "6", "six")), txn(0x1100, upd(kv, nil, "1", "gone"))}
 			},
 			want: "(2,two);(3,three);(6,six)"},
+		// Batches of one source transaction each, two in flight: the
+		// second fails and falls back, and the server skips the third,
+		// sent behind it; it is sent again. The second batch's set-based
+		// INSERTs are prepared after its failing UPDATE, so their
+		// preparation is skipped too, and the next use prepares them
+		// again. (kv2 is mapped in the first batch: mapping a table
+		// flushes the fold.)
+		"FailedBatchInFlight": {setup: kv2Setup, tables: []string{"kv", "kv2"}, changes: 9, fallback: true, conflicts: 1,
+			batchTxns: 1, batches: 5, fallbacks: 1,
+			txns: func() [][]*change.Change {
+				return [][]*change.Change{txn(0x0f00, upd(kv2, nil, "1", "y")),
+					txn(0x1000, upd(kv, nil, "77", "none"), ins(kv2, "9", "nine"), ins(kv, "5", "five")),
+					txn(0x1100, ins(kv2, "10", "a"), upd(kv, nil, "1", "uno")),
+					txn(0x1200, ins(kv2, "11", "b"), del(kv, "2", nil)),
+					txn(0x1300, upd(kv2, nil, "10", "c"))}
+			},
+			want: "(1,uno);(3,three);(5,five)"},
+		// The batch sent again fails too, and falls back in turn.
+		"TwoFailedBatchesInFlight": {setup: kv2Setup, tables: []string{"kv", "kv2"}, changes: 7, fallback: true, conflicts: 2,
+			batchTxns: 1, batches: 4, fallbacks: 2,
+			txns: func() [][]*change.Change {
+				return [][]*change.Change{txn(0x0f00, upd(kv2, nil, "1", "y")),
+					txn(0x1000, upd(kv, nil, "77", "none"), ins(kv2, "9", "nine")),
+					txn(0x1100, ins(kv2, "10", "a"), del(kv, "78", nil)),
+					txn(0x1200, ins(kv2, "11", "b"), upd(kv, nil, "3", "tres"))}
+			},
+			want: "(1,one);(2,two);(3,tres)"},
 		"Truncate": {setup: append(kvSetup, `CREATE TABLE hist (n int, v text)`, `ALTER TABLE hist REPLICA IDENTITY FULL`),
 			tables: []string{"kv", "hist"}, changes: 6,
 			txns: func() [][]*change.Change {
@@ -201,11 +236,14 @@ func runFoldCase(t *testing.T, c *pgtest.Cluster, fc foldCase) {
 	rows.conn = rows.session(t)
 	// One batch: no delay limit, so a slow machine does not cut it.
 	log := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a := set.mustRun(t, Options{MaxBatchDelay: time.Hour, Logger: log}, fc.txns()...)
-	b := rows.mustRun(t, Options{MaxBatchDelay: time.Hour, RowByRow: true}, fc.txns()...)
+	a := set.mustRun(t, Options{MaxBatchDelay: time.Hour, MaxBatchTxns: fc.batchTxns, Logger: log}, fc.txns()...)
+	b := rows.mustRun(t, Options{MaxBatchDelay: time.Hour, MaxBatchTxns: fc.batchTxns, RowByRow: true}, fc.txns()...)
 	sa, sb := a.Stats(), b.Stats()
-	if sa.Batches != 1 {
-		t.Errorf("set-based: %d batches, want 1", sa.Batches)
+	if want := max(fc.batches, 1); sa.Batches != int64(want) {
+		t.Errorf("set-based: %d batches, want %d", sa.Batches, want)
+	}
+	if fc.batchTxns > 0 && sa.Fallbacks != fc.fallbacks {
+		t.Errorf("set-based fell back %d times, want %d", sa.Fallbacks, fc.fallbacks)
 	}
 	if sa.Conflicts != fc.conflicts || sb.Conflicts != fc.conflicts {
 		t.Errorf("conflicts: set-based %d, row by row %d, want %d", sa.Conflicts, sb.Conflicts, fc.conflicts)

@@ -25,8 +25,9 @@ type bulkReq struct {
 
 // foldPlan is the set-based statements of a fold, in the order they run.
 type foldPlan struct {
-	reqs []bulkReq
-	at   change.LSN // CommitLSN of the fold's last change, for errors
+	reqs   []bulkReq
+	at     change.LSN // CommitLSN of the fold's last change, for errors
+	folded bool       // the fold held changes (its statements may still be none: an insert then a delete)
 }
 
 // rowGroup is rows that carry the same columns.
@@ -47,7 +48,7 @@ func (r *run) planFold() foldPlan {
 	if f.empty() {
 		return foldPlan{}
 	}
-	plan := foldPlan{at: f.changes[len(f.changes)-1].c.CommitLSN}
+	plan := foldPlan{at: f.changes[len(f.changes)-1].c.CommitLSN, folded: true}
 	for _, tf := range f.order {
 		plan.reqs = r.planTableFold(plan.reqs, tf)
 	}

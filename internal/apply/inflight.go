@@ -4,23 +4,32 @@ import (
 	"context"
 )
 
-// One batch in flight: commitBatch sends a batch's statements and COMMIT
+// Batches in flight: commitBatch sends a batch's statements and COMMIT
 // without waiting for the results, and the apply goes on folding the next
-// batch in memory while the target works. Nothing more is sent until the
-// results are read (settleInflight): the next batch's BEGIN waits for its
-// first statement (ensureBegun), and every other send, wait or catalog
-// read settles first. So when a set-based statement of the batch in
-// flight fails, its transaction is still open and alone on the session,
-// and the fallback applies it row by row exactly as when it was not in
-// flight.
+// batch in memory while the target works. Up to maxInflight batches go out
+// one behind the other with no Sync between them (see sender), so the
+// target finds the next batch waiting when it commits one. When a
+// statement of a batch fails, the server skips everything behind it up to
+// a Sync: that batch's transaction is still open and alone on the session,
+// the fallback applies it row by row exactly as when it was not in flight,
+// and the batches behind it, which never began, are sent again.
+//
+// Only a batch that is all folded changes (its BEGIN not queued before
+// commitBatch) goes behind others: its statements can be sent again from
+// its plan. Everything else (row statements, a TRUNCATE, a catalog read, a
+// wait for input or for the gate) settles the batches in flight first.
+
+// maxInflight is how many batches may be sent and not read back.
+const maxInflight = 2
 
 // inflight is a batch sent but not yet read back.
 type inflight struct {
 	batchEnd
-	fold *fold // its folded changes, for the fallback; nil when it had none
+	fold *fold    // its folded changes, for the fallback; nil when it had none
+	plan foldPlan // its set-based statements, to send it again
 }
 
-// ensureBegun settles the batch in flight and queues the open batch's
+// ensureBegun settles the batches in flight and queues the open batch's
 // BEGIN when it is not queued yet: call it before queuing anything for the
 // open batch.
 func (r *run) ensureBegun(ctx context.Context) error {
@@ -28,31 +37,87 @@ func (r *run) ensureBegun(ctx context.Context) error {
 		return err
 	}
 	if r.needBegin {
-		r.snd.control(ctx, "BEGIN", nil, nil, "begin target transaction", r.beginAt)
-		r.needBegin = false
+		r.queueBegin(ctx)
 	}
 	return nil
 }
 
-// settleInflight reads the results of the batch in flight. When its
-// set-based statements failed (the server then skipped its COMMIT), it
-// applies the batch's folded changes row by row and commits it again.
-// Then it reports the batch as applied, and as durable when its COMMIT
-// waited for the WAL flush (which makes every earlier batch durable too).
+// beginBehind queues the open batch's BEGIN behind the batches in flight,
+// first settling the oldest while there are maxInflight of them. Call it
+// only when nothing of the open batch is queued yet (needBegin).
+func (r *run) beginBehind(ctx context.Context) error {
+	for len(r.inflight) >= maxInflight {
+		if err := r.settleOldest(ctx); err != nil {
+			return err
+		}
+	}
+	if len(r.inflight) > 0 {
+		r.snd.queueBehind()
+	}
+	r.queueBegin(ctx)
+	return nil
+}
+
+func (r *run) queueBegin(ctx context.Context) {
+	r.snd.control(ctx, "BEGIN", nil, nil, "begin target transaction", r.beginAt)
+	r.needBegin = false
+}
+
+// settleInflight settles every batch in flight, oldest first, and then
+// ends the pipeline, so the session is free for other statements.
 func (r *run) settleInflight(ctx context.Context) error {
-	fl := r.inflight
-	if fl == nil {
+	if len(r.inflight) == 0 {
 		return nil
 	}
+	for len(r.inflight) > 0 {
+		if err := r.settleOldest(ctx); err != nil {
+			return err
+		}
+	}
+	return r.snd.flush()
+}
+
+// settleOldest reads the results of the oldest batch in flight and
+// settles it. When it failed, the server skipped the batches behind it:
+// each is sent again, alone, and settled.
+func (r *run) settleOldest(ctx context.Context) error {
+	fl := r.inflight[0]
+	r.inflight[0] = nil
+	r.inflight = r.inflight[1:]
+	err := r.snd.readBatch()
+	if err == nil {
+		return r.settleBatch(ctx, fl, nil)
+	}
+	skipped := r.inflight
 	r.inflight = nil
-	err := r.snd.flush()
+	if err := r.settleBatch(ctx, fl, err); err != nil {
+		return err
+	}
+	for _, b := range skipped {
+		r.snd.control(ctx, "BEGIN", nil, nil, "begin target transaction", b.last.CommitLSN)
+		r.queueFold(ctx, b.plan)
+		r.queueCommit(ctx, b.batchEnd)
+		if err := r.settleBatch(ctx, b, r.snd.flush()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settleBatch settles a batch whose results were read, with err their
+// first error. When its set-based statements failed (the server then
+// skipped its COMMIT), it applies the batch's folded changes row by row
+// and commits it again. Then it reports the batch as applied, and as
+// durable when its COMMIT waited for the WAL flush (which makes every
+// earlier batch durable too).
+func (r *run) settleBatch(ctx context.Context, fl *inflight, err error) error {
 	if fl.fold != nil {
 		var fellBack bool
 		if fellBack, err = r.settle(ctx, fl.fold, err); fellBack && err == nil {
 			r.queueCommit(ctx, fl.batchEnd)
 			err = r.snd.flush()
 		}
-		r.spare = fl.fold
+		r.spares = append(r.spares, fl.fold)
 	}
 	if err != nil {
 		return err

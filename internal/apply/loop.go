@@ -33,10 +33,10 @@ type run struct {
 	skipped     int64 // not yet added to Stats
 	skipTxns    int64
 
-	fold      *fold     // changes folded for set-based apply (fold.go)
-	spare     *fold     // an emptied fold to reuse
-	inflight  *inflight // a batch sent but not yet read back
-	needBegin bool      // the open batch's BEGIN is not queued yet
+	fold      *fold       // changes folded for set-based apply (fold.go)
+	spares    []*fold     // emptied folds to reuse
+	inflight  []*inflight // batches sent but not yet read back, oldest first (inflight.go)
+	needBegin bool        // the open batch's BEGIN is not queued yet
 	beginAt   change.LSN
 
 	shape   shape
@@ -251,12 +251,16 @@ type batchEnd struct {
 
 // commitBatch sends the batch's COMMIT with the origin position and the
 // progress row, behind the fold's set-based statements (one round trip),
-// and leaves the batch in flight (see settleInflight): the next batch is
+// and leaves the batch in flight (see inflight.go): the next batch is
 // folded while the target works on this one. A COMMIT that is not durable
 // does not wait for the WAL flush (see DurableEvery).
 func (r *run) commitBatch(ctx context.Context, durable bool) error {
-	plan := r.planFold() // while the batch in flight still runs on the target
-	if err := r.ensureBegun(ctx); err != nil {
+	plan := r.planFold() // while the batches in flight still run on the target
+	begin := r.ensureBegun
+	if r.needBegin {
+		begin = r.beginBehind // the batch is all folded changes
+	}
+	if err := begin(ctx); err != nil {
 		return err
 	}
 	end := batchEnd{last: r.lastCommit, txns: r.batchTxns, rows: r.batchRows, durable: durable}
@@ -267,18 +271,20 @@ func (r *run) commitBatch(ctx context.Context, durable bool) error {
 	r.queueCommit(ctx, end)
 	r.batchOpen = false
 	r.batchTxns, r.batchRows, r.lastCommit = 0, 0, nil
-	if err := r.snd.send(); err != nil {
+	if err := r.snd.sendBatch(); err != nil {
 		return err
 	}
 	fl := &inflight{batchEnd: end}
 	if folded {
-		fl.fold, r.fold = r.fold, r.spare
-		r.spare = nil
-		if r.fold == nil {
+		fl.fold, fl.plan = r.fold, plan
+		if n := len(r.spares); n > 0 {
+			r.fold = r.spares[n-1]
+			r.spares = r.spares[:n-1]
+		} else {
 			r.fold = &fold{}
 		}
 	}
-	r.inflight = fl
+	r.inflight = append(r.inflight, fl)
 	return nil
 }
 

@@ -128,8 +128,9 @@ func (r *run) rowStatement(ctx context.Context, t *table, c *change.Change) erro
 	st, ok := t.stmts[string(r.keyBuf)]
 	if !ok {
 		st = buildStmt(t, &r.shape)
-		r.snd.prepare(ctx, t, st, c.CommitLSN)
-		t.stmts[string(r.keyBuf)] = st
+		key := string(r.keyBuf)
+		r.snd.prepare(ctx, t, st, key, c.CommitLSN)
+		t.stmts[key] = st
 	}
 	r.args, r.fmts = params(r.args, r.fmts, st, c, where)
 	r.snd.row(ctx, t, st, c, where, r.args, r.fmts)

@@ -35,7 +35,8 @@ type request struct {
 	tbl     *table
 	chg     *change.Change // row changes
 	where   change.Tuple   // row changes: the identifying tuple, for conflict reports
-	bulkKey string         // set-based preparations: the statement's key in tbl.bulk
+	st      *stmt          // preparations: the statement prepared
+	stmtKey string         // preparations: the statement's key in tbl.stmts or tbl.bulk
 	commit  bool           // a COMMIT: its command tag must say COMMIT (see check)
 }
 
@@ -50,29 +51,40 @@ const (
 )
 
 // sender writes requests into a pgconn pipeline. pgconn's pipeline mode
-// sends the extended-protocol messages without waiting; a Sync then lets
-// the results come back in order, each of which is checked.
+// sends the extended-protocol messages without waiting; the results come
+// back in order, each of which is checked.
+//
+// A batch (sendBatch) goes out with a flush request and no Sync, so it may
+// go behind batches still in flight: when a statement fails, the server
+// skips everything up to the next Sync, the batches behind included, and
+// the open target transaction stays open, aborted, for the fallback (see
+// readBatch). flush sends a Sync and reads everything.
 type sender struct {
 	conn        *pgconn.PgConn
 	log         *slog.Logger
 	pipe        *pgconn.Pipeline
-	pending     []request
-	queuedBytes int
-	conflicts   int64 // UPDATE/DELETE that found no row, since takeConflicts
-	sent        bool  // what is queued was sent with a Sync; its results are not read yet
+	pending     []request // queued or sent, results not read yet, in order
+	queuedBytes int       // of the requests not sent yet
+	conflicts   int64     // UPDATE/DELETE that found no row, since takeConflicts
+	inflight    []int     // the number of requests of each batch sent and not read, oldest first
+	behind      bool      // what is queued may go behind the batches in flight (queueBehind)
 }
 
 func (s *sender) start(ctx context.Context) {
-	if s.sent {
-		// The apply settles a batch in flight before it queues more
-		// (ensureBegun): more requests behind its Sync would run even
-		// when it failed.
+	if len(s.inflight) > 0 && !s.behind {
+		// Only a whole batch may go behind batches in flight: anything
+		// else would run even when one of them failed, or be skipped with
+		// no way to send it again.
 		panic("apply: request queued while a batch is in flight")
 	}
 	if s.pipe == nil {
 		s.pipe = s.conn.StartPipeline(ctx)
 	}
 }
+
+// queueBehind allows the next batch to be queued behind the batches in
+// flight, until sendBatch sends it.
+func (s *sender) queueBehind() { s.behind = true }
 
 // control queues a statement without parameters of its own.
 func (s *sender) control(ctx context.Context, sql string, args [][]byte, oids []uint32, what string, at change.LSN) {
@@ -89,12 +101,12 @@ func (s *sender) commit(ctx context.Context, at change.LSN) {
 	s.pending[len(s.pending)-1].commit = true
 }
 
-// prepare queues the Parse of st, giving it its name.
-func (s *sender) prepare(ctx context.Context, t *table, st *stmt, at change.LSN) {
+// prepare queues the Parse of st, t.stmts[key], giving it its name.
+func (s *sender) prepare(ctx context.Context, t *table, st *stmt, key string, at change.LSN) {
 	s.start(ctx)
 	st.name = fmt.Sprintf("pglink_apply_%d", stmtSeq.Add(1))
 	s.pipe.SendPrepare(st.name, st.sql, st.paramOIDs)
-	s.pending = append(s.pending, request{kind: reqPrepare, what: "prepare statement for " + t.quoted, at: at, tbl: t})
+	s.pending = append(s.pending, request{kind: reqPrepare, what: "prepare statement for " + t.quoted, at: at, tbl: t, st: st, stmtKey: key})
 	s.queuedBytes += len(st.sql) + 64
 }
 
@@ -115,7 +127,7 @@ func (s *sender) prepareBulk(ctx context.Context, t *table, st *stmt, key string
 	s.start(ctx)
 	st.name = fmt.Sprintf("pglink_apply_%d", stmtSeq.Add(1))
 	s.pipe.SendPrepare(st.name, st.sql, st.paramOIDs)
-	s.pending = append(s.pending, request{kind: reqBulkPrepare, what: "prepare set-based statement for " + t.quoted, at: at, tbl: t, bulkKey: key})
+	s.pending = append(s.pending, request{kind: reqBulkPrepare, what: "prepare set-based statement for " + t.quoted, at: at, tbl: t, st: st, stmtKey: key})
 	s.queuedBytes += len(st.sql) + 64
 }
 
@@ -146,47 +158,75 @@ func (s *sender) full() bool {
 	return len(s.pending) >= flushStatements || s.queuedBytes >= flushBytes
 }
 
-// send sends what is queued with a Sync, without reading the results: the
-// next flush reads them.
-func (s *sender) send() error {
-	if s.pipe == nil || s.sent {
+// sendBatch sends what was queued since the last batch, with a flush
+// request and no Sync: readBatch reads its results.
+func (s *sender) sendBatch() error {
+	s.behind = false
+	n := len(s.pending)
+	for _, k := range s.inflight {
+		n -= k
+	}
+	if s.pipe == nil || n == 0 {
 		return nil
 	}
-	if err := s.pipe.Sync(); err != nil {
+	s.pipe.SendFlushRequest()
+	if err := s.pipe.Flush(); err != nil {
 		pipe := s.pipe
-		s.pipe = nil
-		clear(s.pending)
-		s.pending, s.queuedBytes = s.pending[:0], 0
+		s.reset()
 		return errors.Join(fmt.Errorf("send to target: %w", err), pipe.Close())
 	}
-	s.sent = true
+	s.inflight = append(s.inflight, n)
+	s.queuedBytes = 0
 	return nil
 }
 
-// flush sends what is queued, reads every result in order and returns the
-// first error, described with its table and source position. After an
-// error the server skips the rest of what was queued up to the Sync, and
-// an open target transaction is aborted.
+// readBatch reads and checks the results of the oldest batch in flight.
+// On an error the server skipped the rest up to the next Sync, the
+// batches behind it included (whose preparations are forgotten): readBatch
+// then sends a Sync, reads up to it, and returns the error with nothing
+// left in flight. The failed batch's transaction is still open, aborted.
+func (s *sender) readBatch() error {
+	n := s.inflight[0]
+	for i := range n {
+		if err := s.check(s.pipe, &s.pending[i]); err != nil {
+			s.forgetSkipped(i + 1)
+			pipe := s.pipe
+			s.reset()
+			if s.conn.IsClosed() {
+				// A broken connection: pgconn is closing it in the
+				// background, and nothing more may be written.
+				return errors.Join(err, pipe.Close())
+			}
+			if serr := pipe.Sync(); serr != nil {
+				return errors.Join(err, fmt.Errorf("send to target: %w", serr), pipe.Close())
+			}
+			return errors.Join(err, pipe.Close()) // Close reads up to the Sync; a server error is err
+		}
+	}
+	clear(s.pending[:n])
+	s.pending = append(s.pending[:0], s.pending[n:]...)
+	s.inflight = append(s.inflight[:0], s.inflight[1:]...)
+	return nil
+}
+
+// flush sends what is queued with a Sync, reads every result in order,
+// the batches in flight included, and returns the first error, described
+// with its table and source position. After an error the server skips
+// the rest up to the Sync, and an open target transaction is aborted.
 func (s *sender) flush() error {
 	if s.pipe == nil {
 		return nil
 	}
 	pipe := s.pipe
-	s.pipe = nil
-	sent := s.sent
-	defer func() {
-		clear(s.pending) // drop the references to changes
-		s.pending, s.queuedBytes, s.sent = s.pending[:0], 0, false
-	}()
-	if !sent {
-		if err := pipe.Sync(); err != nil {
-			return errors.Join(fmt.Errorf("send to target: %w", err), pipe.Close())
-		}
+	defer s.reset()
+	if err := pipe.Sync(); err != nil {
+		return errors.Join(fmt.Errorf("send to target: %w", err), pipe.Close())
 	}
 	var firstErr error
 	for i := range s.pending {
 		if err := s.check(pipe, &s.pending[i]); err != nil {
 			firstErr = err
+			s.forgetSkipped(i + 1)
 			break
 		}
 	}
@@ -196,6 +236,32 @@ func (s *sender) flush() error {
 		firstErr = fmt.Errorf("target pipeline: %w", err)
 	}
 	return firstErr
+}
+
+// reset forgets the pipeline and every request (and the changes they
+// point to).
+func (s *sender) reset() {
+	s.pipe = nil
+	clear(s.pending)
+	s.pending, s.queuedBytes, s.inflight, s.behind = s.pending[:0], 0, s.inflight[:0], false
+}
+
+// forgetSkipped forgets the statements whose preparation is among
+// pending[from:], which the server skipped after an error: the next use
+// prepares them again.
+func (s *sender) forgetSkipped(from int) {
+	for _, req := range s.pending[from:] {
+		switch req.kind {
+		case reqPrepare:
+			if req.tbl.stmts[req.stmtKey] == req.st {
+				delete(req.tbl.stmts, req.stmtKey)
+			}
+		case reqBulkPrepare:
+			if req.tbl.bulk[req.stmtKey] == req.st {
+				delete(req.tbl.bulk, req.stmtKey)
+			}
+		}
+	}
 }
 
 func (s *sender) check(pipe *pgconn.Pipeline, req *request) error {
@@ -225,7 +291,7 @@ func (s *sender) check(pipe *pgconn.Pipeline, req *request) error {
 	case reqBulk:
 		return &bulkError{err: fmt.Errorf("%s at source %s: %w", req.what, req.at, err), tbl: req.tbl}
 	case reqBulkPrepare:
-		return &bulkError{err: fmt.Errorf("%s at source %s: %w", req.what, req.at, err), tbl: req.tbl, prep: req.bulkKey}
+		return &bulkError{err: fmt.Errorf("%s at source %s: %w", req.what, req.at, err), tbl: req.tbl, prep: req.stmtKey}
 	case reqRow:
 		return fmt.Errorf("apply %s %s %s at source %s: %w", req.chg.Kind, preposition(req.chg.Kind), req.tbl.quoted, req.at, err)
 	default:
