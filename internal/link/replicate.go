@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -137,9 +136,12 @@ func (r *runner) streamOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
-	// One folder per process: two processes on one machine may run links of
-	// the same name (into different targets), and must not share spool files.
-	spoolDir := filepath.Join(os.TempDir(), fmt.Sprintf("pglink-spool-%s-%d", r.cfg.Name, os.Getpid()))
+	if removed, err := removeStaleSpoolDirs(os.TempDir(), r.cfg.Name); err != nil {
+		r.log.Warn("could not remove the spool folders of earlier processes", "error", err)
+	} else if len(removed) > 0 {
+		r.log.Info("removed the spool folders of earlier processes", "folders", removed)
+	}
+	spoolDir := spoolDir(os.TempDir(), r.cfg.Name)
 	defer os.Remove(spoolDir) // the streamer removes its files; an empty folder is no use to anyone
 	streamer := stream.New(stream.Options{
 		Conn: sourceStreamConfig(r.src), Slot: r.names.Slot, Publication: r.names.Publication,

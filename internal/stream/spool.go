@@ -73,6 +73,36 @@ func openSpool(dir string) (*spool, error) {
 	return &spool{dir: dir, txns: make(map[uint32]*spooledTxn)}, nil
 }
 
+// RemoveSpoolDir removes the spool files in dir, and dir itself when
+// nothing else is left in it: the leftovers of a stream that no longer
+// runs. A missing dir is no error.
+func RemoveSpoolDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("spool: list %s: %w", dir, err)
+	}
+	kept := 0
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), spoolSuffix) {
+			kept++
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("spool: remove leftover %s: %w", filepath.Join(dir, e.Name()), err)
+		}
+	}
+	if kept > 0 {
+		return nil
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("spool: remove %s: %w", dir, err)
+	}
+	return nil
+}
+
 // empty reports whether no streamed transaction is open.
 func (s *spool) empty() bool { return len(s.txns) == 0 }
 
