@@ -108,8 +108,9 @@ type backlogChanges []pgbenchTxn
 
 // applyVariant is one way of applying the backlog.
 type applyVariant struct {
-	Name string
-	run  func(ctx context.Context, conn *pgx.Conn, origin string, txns []pgbenchTxn) error
+	Name  string
+	run   func(ctx context.Context, conn *pgx.Conn, origin string, txns []pgbenchTxn) error
+	delay time.Duration // when set, the session reaches the target through a delayProxy of this delay each way
 }
 
 // applyResult is one variant's measurement.
@@ -310,11 +311,11 @@ func runVariant(ctx context.Context, inst *instance.Instance, base, db string, v
 	if err := execSQL(ctx, inst, "postgres", "DROP DATABASE IF EXISTS "+q, "CREATE DATABASE "+q+" TEMPLATE "+pgx.Identifier{base}.Sanitize(), "CHECKPOINT"); err != nil {
 		return r, err
 	}
-	conn, err := connect(ctx, inst, db)
+	conn, done, err := connectVia(ctx, inst, db, v.delay)
 	if err != nil {
 		return r, err
 	}
-	defer conn.Close(context.Background())
+	defer done()
 	origin := "bench_" + db
 	if err := apply.PrepareSession(ctx, conn); err != nil {
 		return r, err
@@ -333,6 +334,31 @@ func runVariant(ctx context.Context, inst *instance.Instance, base, db string, v
 	r.ClientCPU = selfCPU() - self0
 	r.TargetCPU = cpu.stop().Target
 	return r, checkBacklogApplied(ctx, conn, backlog)
+}
+
+// connectVia connects to db on inst, through a delayProxy when delay is
+// set; done closes the connection and the proxy.
+func connectVia(ctx context.Context, inst *instance.Instance, db string, delay time.Duration) (conn *pgx.Conn, done func(), err error) {
+	if delay == 0 {
+		if conn, err = connect(ctx, inst, db); err != nil {
+			return nil, nil, err
+		}
+		return conn, func() { conn.Close(context.Background()) }, nil
+	}
+	cfg, err := pgx.ParseConfig(inst.URL(db))
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := startDelayProxy(fmt.Sprintf("127.0.0.1:%d", inst.Port), delay)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Host, cfg.Port = "127.0.0.1", uint16(p.port())
+	if conn, err = pgx.ConnectConfig(ctx, cfg); err != nil {
+		p.close()
+		return nil, nil, fmt.Errorf("connect to %s through a delay proxy: %w", db, err)
+	}
+	return conn, func() { conn.Close(context.Background()); p.close() }, nil
 }
 
 // checkBacklogApplied compares the database with the backlog's effect.
@@ -383,6 +409,11 @@ func applyVariants() []applyVariant {
 		{Name: "pglink apply, enable_seqscan on", run: pglinkApply(apply.Options{}, "SET enable_seqscan = on")},
 		{Name: "pglink apply, enable_seqscan off", run: pglinkApply(apply.Options{}, "SET enable_seqscan = off")},
 		{Name: "pglink apply, 100 source txns per target txn", run: pglinkApply(apply.Options{MaxBatchTxns: 100})},
+		{Name: "pglink apply, one batch in flight", run: pglinkApply(apply.Options{MaxInflight: 1})},
+		{Name: "pglink apply, the target 1 ms away (each way)", run: pglinkApply(apply.Options{}), delay: time.Millisecond},
+		{Name: "pglink apply, one batch in flight, the target 1 ms away", run: pglinkApply(apply.Options{MaxInflight: 1}), delay: time.Millisecond},
+		{Name: "pglink apply, 100 source txns per target txn, the target 1 ms away", run: pglinkApply(apply.Options{MaxBatchTxns: 100}), delay: time.Millisecond},
+		{Name: "pglink apply, 100 per target txn, one batch in flight, the target 1 ms away", run: pglinkApply(apply.Options{MaxBatchTxns: 100, MaxInflight: 1}), delay: time.Millisecond},
 		{Name: "set-based prototype (one statement per table and batch of 1000)", run: setBasedApply(1000)},
 		{Name: "set-based prototype on two sessions (each batch cut in two by account)", run: setBasedTwoSessions(1000)},
 		{Name: "set-based prototype, the next batch's accounts read ahead on a second session", run: setBasedPrefetch(1000)},

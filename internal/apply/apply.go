@@ -49,6 +49,10 @@ type Options struct {
 	// in order), and only durable commits are reported to OnApplied, so
 	// the source never forgets a change the target could still lose.
 	DurableEvery time.Duration
+	// MaxInflight is how many batches may be sent to the target and not
+	// read back (see inflight.go); default 2. With 1 the target waits for
+	// pglink between two batches, a round trip each time.
+	MaxInflight int
 	// RowByRow turns set-based apply off: every row change is applied with
 	// its own statement (see fold.go).
 	RowByRow bool
@@ -108,6 +112,9 @@ func New(opts Options) *Applier {
 	}
 	if opts.DurableEvery <= 0 {
 		opts.DurableEvery = time.Second
+	}
+	if opts.MaxInflight <= 0 {
+		opts.MaxInflight = 2
 	}
 	log := opts.Logger
 	if log == nil {

@@ -6,7 +6,7 @@ import (
 
 // Batches in flight: commitBatch sends a batch's statements and COMMIT
 // without waiting for the results, and the apply goes on folding the next
-// batch in memory while the target works. Up to maxInflight batches go out
+// batch in memory while the target works. Up to MaxInflight batches go out
 // one behind the other with no Sync between them (see sender), so the
 // target finds the next batch waiting when it commits one. When a
 // statement of a batch fails, the server skips everything behind it up to
@@ -18,9 +18,6 @@ import (
 // commitBatch) goes behind others: its statements can be sent again from
 // its plan. Everything else (row statements, a TRUNCATE, a catalog read, a
 // wait for input or for the gate) settles the batches in flight first.
-
-// maxInflight is how many batches may be sent and not read back.
-const maxInflight = 2
 
 // inflight is a batch sent but not yet read back.
 type inflight struct {
@@ -43,10 +40,10 @@ func (r *run) ensureBegun(ctx context.Context) error {
 }
 
 // beginBehind queues the open batch's BEGIN behind the batches in flight,
-// first settling the oldest while there are maxInflight of them. Call it
+// first settling the oldest while there are MaxInflight of them. Call it
 // only when nothing of the open batch is queued yet (needBegin).
 func (r *run) beginBehind(ctx context.Context) error {
-	for len(r.inflight) >= maxInflight {
+	for len(r.inflight) >= r.a.opts.MaxInflight {
 		if err := r.settleOldest(ctx); err != nil {
 			return err
 		}
