@@ -21,6 +21,18 @@ func TestLinkEndToEnd(t *testing.T) {
 	l := startTestLink(t, cfg)
 	waitPhase(t, l, "replicating", 2*time.Minute)
 	assertSame(t, src, dst, "shop", "shop_copy")
+	// Right after seeding, the copies get the planner's statistics.
+	notAnalyzed := `SELECT count(*) FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+		WHERE c.relkind = 'r' AND s.schemaname <> 'pglink' AND s.last_analyze IS NULL`
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		n := dst.QueryString("shop_copy", notAnalyzed)
+		if n == "0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a minute after seeding, %s copied tables are not analyzed", n)
+		}
+	}
 
 	execFile(t, src, "shop", "testdata/changes.sql")
 	waitCaughtUp(t, l, src, "shop", time.Minute)

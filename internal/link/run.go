@@ -109,6 +109,7 @@ func (r *runner) drive(ctx context.Context) error {
 				return err
 			}
 			r.row.Phase = monitor.PhaseReplicating
+			defer r.analyzeInBackground(ctx)()
 		case monitor.PhaseReplicating, monitor.PhaseBroken:
 			return r.replicate(ctx)
 		case monitor.PhaseFailingOver, monitor.PhaseFailedOver:
