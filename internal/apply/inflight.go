@@ -14,6 +14,11 @@ import (
 // the fallback applies it row by row exactly as when it was not in flight,
 // and the batches behind it, which never began, are sent again.
 //
+// A batch committed because the input has nothing more for now (caught
+// up, a pause, the end) goes alone, ending with a Sync, so that reading it
+// back also ends the pipeline, in one round trip; the next batch waits for
+// it.
+//
 // Only a batch that is all folded changes (its BEGIN not queued before
 // commitBatch) goes behind others: its statements can be sent again from
 // its plan. Everything else (row statements, a TRUNCATE, a catalog read, a
@@ -22,8 +27,9 @@ import (
 // inflight is a batch sent but not yet read back.
 type inflight struct {
 	batchEnd
-	fold *fold    // its folded changes, for the fallback; nil when it had none
-	plan foldPlan // its set-based statements, to send it again
+	fold  *fold    // its folded changes, for the fallback; nil when it had none
+	plan  foldPlan // its set-based statements, to send it again
+	alone bool     // sent with a Sync: nothing may go behind it
 }
 
 // ensureBegun settles the batches in flight and queues the open batch's
@@ -40,9 +46,15 @@ func (r *run) ensureBegun(ctx context.Context) error {
 }
 
 // beginBehind queues the open batch's BEGIN behind the batches in flight,
-// first settling the oldest while there are MaxInflight of them. Call it
-// only when nothing of the open batch is queued yet (needBegin).
+// first settling the oldest while there are MaxInflight of them (all of
+// them when the last one went alone). Call it only when nothing of the
+// open batch is queued yet (needBegin).
 func (r *run) beginBehind(ctx context.Context) error {
+	if n := len(r.inflight); n > 0 && r.inflight[n-1].alone {
+		if err := r.settleInflight(ctx); err != nil {
+			return err
+		}
+	}
 	for len(r.inflight) >= r.a.opts.MaxInflight {
 		if err := r.settleOldest(ctx); err != nil {
 			return err

@@ -174,7 +174,7 @@ func (r *run) hold(ctx context.Context, commitLSN change.LSN) error {
 	g := r.a.opts.Gate
 	for g != nil && g.Holding(commitLSN) {
 		if r.batchOpen {
-			if err := r.commitBatch(ctx, true); err != nil {
+			if err := r.commitBatch(ctx, true, true); err != nil {
 				return err
 			}
 		}
@@ -208,7 +208,7 @@ func (r *run) commit(ctx context.Context, c *change.Change, in <-chan *change.Ch
 	r.origin = max(r.origin, c.EndLSN)
 	more := r.waiting(in)
 	if !more || r.batchTxns >= int64(r.a.opts.MaxBatchTxns) || time.Since(r.batchStart) >= r.a.opts.MaxBatchDelay {
-		return r.commitBatch(ctx, !more || time.Since(r.lastDurable) >= r.a.opts.DurableEvery)
+		return r.commitBatch(ctx, !more || time.Since(r.lastDurable) >= r.a.opts.DurableEvery, !more)
 	}
 	return nil
 }
@@ -222,7 +222,7 @@ func (r *run) inputClosed(ctx context.Context) error {
 		return fmt.Errorf("%w (at source %s): target transaction rolled back", ErrIncompleteTransaction, r.txnAt)
 	}
 	if r.batchOpen {
-		if err := r.commitBatch(ctx, true); err != nil {
+		if err := r.commitBatch(ctx, true, true); err != nil {
 			return err
 		}
 	}
@@ -253,8 +253,10 @@ type batchEnd struct {
 // progress row, behind the fold's set-based statements (one round trip),
 // and leaves the batch in flight (see inflight.go): the next batch is
 // folded while the target works on this one. A COMMIT that is not durable
-// does not wait for the WAL flush (see DurableEvery).
-func (r *run) commitBatch(ctx context.Context, durable bool) error {
+// does not wait for the WAL flush (see DurableEvery). A batch that ends
+// the input for now (alone) goes with a Sync: it is read back at once, and
+// nothing goes behind it.
+func (r *run) commitBatch(ctx context.Context, durable, alone bool) error {
 	plan := r.planFold() // while the batches in flight still run on the target
 	begin := r.ensureBegun
 	if r.needBegin {
@@ -271,10 +273,10 @@ func (r *run) commitBatch(ctx context.Context, durable bool) error {
 	r.queueCommit(ctx, end)
 	r.batchOpen = false
 	r.batchTxns, r.batchRows, r.lastCommit = 0, 0, nil
-	if err := r.snd.sendBatch(); err != nil {
+	if err := r.snd.sendBatch(alone); err != nil {
 		return err
 	}
-	fl := &inflight{batchEnd: end}
+	fl := &inflight{batchEnd: end, alone: alone}
 	if folded {
 		fl.fold, fl.plan = r.fold, plan
 		if n := len(r.spares); n > 0 {

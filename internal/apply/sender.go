@@ -48,6 +48,7 @@ const (
 	reqRow
 	reqBulkPrepare // a set-based statement's Parse: its failure is a bulkError
 	reqBulk        // a set-based statement: its failure is a bulkError
+	reqSync        // the Sync that ends a batch sent alone (sendBatch)
 )
 
 // sender writes requests into a pgconn pipeline. pgconn's pipeline mode
@@ -58,7 +59,10 @@ const (
 // go behind batches still in flight: when a statement fails, the server
 // skips everything up to the next Sync, the batches behind included, and
 // the open target transaction stays open, aborted, for the fallback (see
-// readBatch). flush sends a Sync and reads everything.
+// readBatch). A batch that nothing will follow soon ends with a Sync
+// instead, so reading it back ends the pipeline in the same round trip;
+// nothing may go behind it. flush sends a Sync (when anything was queued
+// since the last one) and reads everything.
 type sender struct {
 	conn        *pgconn.PgConn
 	log         *slog.Logger
@@ -68,6 +72,7 @@ type sender struct {
 	conflicts   int64     // UPDATE/DELETE that found no row, since takeConflicts
 	inflight    []int     // the number of requests of each batch sent and not read, oldest first
 	behind      bool      // what is queued may go behind the batches in flight (queueBehind)
+	unsynced    bool      // requests were queued since the last Sync
 }
 
 func (s *sender) start(ctx context.Context) {
@@ -80,6 +85,7 @@ func (s *sender) start(ctx context.Context) {
 	if s.pipe == nil {
 		s.pipe = s.conn.StartPipeline(ctx)
 	}
+	s.unsynced = true
 }
 
 // queueBehind allows the next batch to be queued behind the batches in
@@ -159,8 +165,9 @@ func (s *sender) full() bool {
 }
 
 // sendBatch sends what was queued since the last batch, with a flush
-// request and no Sync: readBatch reads its results.
-func (s *sender) sendBatch() error {
+// request and no Sync, or with a Sync when sync is set: readBatch reads
+// its results.
+func (s *sender) sendBatch(sync bool) error {
 	s.behind = false
 	n := len(s.pending)
 	for _, k := range s.inflight {
@@ -169,7 +176,14 @@ func (s *sender) sendBatch() error {
 	if s.pipe == nil || n == 0 {
 		return nil
 	}
-	s.pipe.SendFlushRequest()
+	if sync {
+		s.pipe.SendPipelineSync()
+		s.pending = append(s.pending, request{kind: reqSync, what: "end the batch"})
+		s.unsynced = false
+		n++
+	} else {
+		s.pipe.SendFlushRequest()
+	}
 	if err := s.pipe.Flush(); err != nil {
 		pipe := s.pipe
 		s.reset()
@@ -190,11 +204,12 @@ func (s *sender) readBatch() error {
 	for i := range n {
 		if err := s.check(s.pipe, &s.pending[i]); err != nil {
 			s.forgetSkipped(i + 1)
-			pipe := s.pipe
+			pipe, unsynced := s.pipe, s.unsynced
 			s.reset()
-			if s.conn.IsClosed() {
-				// A broken connection: pgconn is closing it in the
-				// background, and nothing more may be written.
+			if s.conn.IsClosed() || !unsynced {
+				// A broken connection (pgconn is closing it in the
+				// background, and nothing more may be written), or the
+				// batch ended with its own Sync and nothing is behind it.
 				return errors.Join(err, pipe.Close())
 			}
 			if serr := pipe.Sync(); serr != nil {
@@ -219,8 +234,10 @@ func (s *sender) flush() error {
 	}
 	pipe := s.pipe
 	defer s.reset()
-	if err := pipe.Sync(); err != nil {
-		return errors.Join(fmt.Errorf("send to target: %w", err), pipe.Close())
+	if s.unsynced {
+		if err := pipe.Sync(); err != nil {
+			return errors.Join(fmt.Errorf("send to target: %w", err), pipe.Close())
+		}
 	}
 	var firstErr error
 	for i := range s.pending {
@@ -243,7 +260,7 @@ func (s *sender) flush() error {
 func (s *sender) reset() {
 	s.pipe = nil
 	clear(s.pending)
-	s.pending, s.queuedBytes, s.inflight, s.behind = s.pending[:0], 0, s.inflight[:0], false
+	s.pending, s.queuedBytes, s.inflight, s.behind, s.unsynced = s.pending[:0], 0, s.inflight[:0], false, false
 }
 
 // forgetSkipped forgets the statements whose preparation is among
@@ -280,6 +297,10 @@ func (s *sender) check(pipe *pgconn.Pipeline, req *request) error {
 				err = fmt.Errorf("the target answered %s: its transaction had been aborted", tag)
 			}
 		case *pgconn.StatementDescription:
+		case *pgconn.PipelineSync:
+			if req.kind != reqSync {
+				err = errors.New("unexpected pipeline sync")
+			}
 		default:
 			err = fmt.Errorf("unexpected pipeline result %T", res)
 		}
