@@ -40,6 +40,11 @@ const queueSize = 4096
 // connection) marks the link broken, with the error and its remedy, and is
 // retried more slowly: the user may fix the cause while pglink waits.
 func (r *runner) replicate(ctx context.Context) error {
+	if removed, err := removeStaleSpoolDirs(os.TempDir(), r.cfg.Name); err != nil {
+		r.log.Warn("could not remove the spool folders of earlier processes", "error", err)
+	} else if len(removed) > 0 {
+		r.log.Info("removed the spool folders of earlier processes", "folders", removed)
+	}
 	delay := time.Duration(0)
 	for {
 		err := r.streamOnce(ctx)
@@ -135,11 +140,6 @@ func (r *runner) streamOnce(ctx context.Context) error {
 	start, err := apply.OriginProgress(ctx, applyConn, r.names.Origin)
 	if err != nil {
 		return fmt.Errorf("target: %w", err)
-	}
-	if removed, err := removeStaleSpoolDirs(os.TempDir(), r.cfg.Name); err != nil {
-		r.log.Warn("could not remove the spool folders of earlier processes", "error", err)
-	} else if len(removed) > 0 {
-		r.log.Info("removed the spool folders of earlier processes", "folders", removed)
 	}
 	spoolDir := spoolDir(os.TempDir(), r.cfg.Name)
 	defer os.Remove(spoolDir) // the streamer removes its files; an empty folder is no use to anyone

@@ -59,16 +59,8 @@ func openSpool(dir string) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: create directory: %w", err)
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("spool: list directory: %w", err)
-	}
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), spoolSuffix) {
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("spool: remove leftover %s: %w", e.Name(), err)
-			}
-		}
+	if _, err := removeSpoolFiles(dir); err != nil {
+		return nil, err
 	}
 	return &spool{dir: dir, txns: make(map[uint32]*spooledTxn)}, nil
 }
@@ -77,30 +69,36 @@ func openSpool(dir string) (*spool, error) {
 // nothing else is left in it: the leftovers of a stream that no longer
 // runs. A missing dir is no error.
 func RemoveSpoolDir(dir string) error {
+	kept, err := removeSpoolFiles(dir)
+	if err != nil || kept > 0 {
+		return err
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("spool: remove %s: %w", dir, err)
+	}
+	return nil
+}
+
+// removeSpoolFiles removes the spool files in dir and counts the other
+// entries it keeps. A missing dir holds nothing.
+func removeSpoolFiles(dir string) (kept int, err error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return fmt.Errorf("spool: list %s: %w", dir, err)
+		return 0, fmt.Errorf("spool: list %s: %w", dir, err)
 	}
-	kept := 0
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), spoolSuffix) {
 			kept++
 			continue
 		}
 		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("spool: remove leftover %s: %w", filepath.Join(dir, e.Name()), err)
+			return kept, fmt.Errorf("spool: remove leftover %s: %w", filepath.Join(dir, e.Name()), err)
 		}
 	}
-	if kept > 0 {
-		return nil
-	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("spool: remove %s: %w", dir, err)
-	}
-	return nil
+	return kept, nil
 }
 
 // empty reports whether no streamed transaction is open.
