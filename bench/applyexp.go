@@ -416,6 +416,8 @@ func applyVariants() []applyVariant {
 		{Name: "pglink apply, 100 per target txn, one batch in flight, the target 1 ms away", run: pglinkApply(apply.Options{MaxBatchTxns: 100, MaxInflight: 1}), delay: time.Millisecond},
 		{Name: "set-based prototype (one statement per table and batch of 1000)", run: setBasedApply(1000)},
 		{Name: "set-based prototype on two sessions (each batch cut in two by account)", run: setBasedTwoSessions(1000)},
+		{Name: "set-based prototype on two sessions, batches in turn, commits in order", run: setBasedOrdered(1000)},
+		{Name: "set-based prototype on two sessions, batches in turn, commits in order", run: setBasedOrdered(1000)},
 		{Name: "set-based prototype, the next batch's accounts read ahead on a second session", run: setBasedPrefetch(1000)},
 	}
 }

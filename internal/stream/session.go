@@ -36,6 +36,14 @@ type session struct {
 	serverWALEnd change.LSN // from the last keepalive
 	flushed      change.LSN // last flush position reported
 
+	// Counters not yet added to the Streamer's Stats: publishing them
+	// takes its lock and reads the clock, so it is done per source
+	// transaction (and every publishEvery messages, and before the loop
+	// waits), not per message.
+	recvLSN     change.LSN // start of the last WAL data message received
+	newChanges  int64
+	unpublished int // messages received since the last publish
+
 	wake       *waker
 	timer      *time.Timer // emit's, reused
 	armed      time.Time   // read deadline set on the connection; zero when unknown
@@ -43,16 +51,30 @@ type session struct {
 	nextStatus time.Time // the timer's next standby status
 }
 
+// publishEvery bounds how many messages the counters in Stats may lag
+// behind, within a large transaction.
+const publishEvery = 256
+
+// statusCheckEvery is how often, in messages, the loop reads the clock to
+// see whether a standby status is due while messages keep coming. When the
+// connection has nothing buffered, the read deadline (set to when the next
+// status is due) ends the wait instead: a read after it fails at once.
+const statusCheckEvery = 64
+
 // loop receives until ctx ends or an error. Each receive waits at most
 // until the next standby status is due: the timer's, or the one the apply
 // asked for by moving the applied position (see waker).
 func (ss *session) loop(ctx context.Context) error {
-	for {
+	checkStatus := true
+	for n := 0; ; n++ {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err := ss.statusIfDue(ctx); err != nil {
-			return err
+		if checkStatus || n%statusCheckEvery == 0 {
+			if err := ss.statusIfDue(ctx); err != nil {
+				return err
+			}
+			checkStatus = false
 		}
 		if at := ss.wakeAt(); !at.Equal(ss.armed) {
 			if err := ss.conn.Conn().SetReadDeadline(at); err != nil {
@@ -68,6 +90,8 @@ func (ss *session) loop(ctx context.Context) error {
 		if err != nil {
 			if pgconn.Timeout(err) {
 				ss.armed = time.Time{} // a poke may have changed the deadline
+				checkStatus = true
+				ss.publish()
 				continue
 			}
 			return fmt.Errorf("source: replication stream: %w", err)
@@ -105,7 +129,7 @@ func (ss *session) handleCopyData(ctx context.Context, data []byte) error {
 			return fmt.Errorf("source: keepalive: %w", err)
 		}
 		ss.serverWALEnd = max(ss.serverWALEnd, ka.ServerWALEnd)
-		ss.updateStats(func(st *Stats) { st.ServerWALEnd, st.LastMessage = ss.serverWALEnd, time.Now() })
+		ss.publish()
 		if ka.ReplyRequested {
 			return ss.sendStatus(ctx)
 		}
@@ -115,7 +139,10 @@ func (ss *session) handleCopyData(ctx context.Context, data []byte) error {
 		if err != nil {
 			return fmt.Errorf("source: wal data: %w", err)
 		}
-		ss.updateStats(func(st *Stats) { st.ReceivedLSN, st.LastMessage = max(st.ReceivedLSN, xld.WALStart), time.Now() })
+		ss.recvLSN = max(ss.recvLSN, xld.WALStart)
+		if ss.unpublished++; ss.unpublished >= publishEvery {
+			ss.publish()
+		}
 		if err := ss.handlePgoutput(ctx, xld.WALData); err != nil {
 			return fmt.Errorf("source: at %s: %w", xld.WALStart, err)
 		}
@@ -159,7 +186,7 @@ func (ss *session) handlePgoutput(ctx context.Context, data []byte) error {
 		return ss.spool.start(m.Xid, m.FirstSegment == 1)
 	case *pglogrepl.StreamStopMessageV2:
 		ss.inStream = false
-		ss.updateStats(func(st *Stats) { st.SpooledBytes, st.SpoolBytes = ss.spool.written, ss.spool.onDisk })
+		ss.publish()
 		return ss.spool.stop()
 	case *pglogrepl.StreamAbortMessageV2:
 		return ss.streamAbort(m)
@@ -210,8 +237,21 @@ func (ss *session) committed(end change.LSN, streamed bool) {
 		if streamed {
 			st.StreamedTxns++
 		}
-		st.SpooledBytes, st.SpoolBytes = ss.spool.written, ss.spool.onDisk
+		ss.publishTo(st)
 	})
+}
+
+// publish adds the session's counters to the Streamer's Stats.
+func (ss *session) publish() { ss.updateStats(ss.publishTo) }
+
+// publishTo adds the session's counters to st, under the Streamer's lock.
+func (ss *session) publishTo(st *Stats) {
+	st.ReceivedLSN = max(st.ReceivedLSN, ss.recvLSN)
+	st.ServerWALEnd = max(st.ServerWALEnd, ss.serverWALEnd)
+	st.Changes += ss.newChanges
+	st.SpooledBytes, st.SpoolBytes = ss.spool.written, ss.spool.onDisk
+	st.LastMessage = time.Now()
+	ss.newChanges, ss.unpublished = 0, 0
 }
 
 // change decodes one message of the open transaction's content (see
@@ -259,6 +299,7 @@ func (ss *session) emit(ctx context.Context, c *change.Change) error {
 		return nil
 	default:
 	}
+	ss.publish() // the apply is behind: Stats must not wait for it
 	defer ss.timer.Stop()
 	for {
 		ss.timer.Reset(time.Until(ss.wakeAt()))
@@ -279,7 +320,7 @@ func (ss *session) emit(ctx context.Context, c *change.Change) error {
 
 func (ss *session) sent(c *change.Change) {
 	if c.Kind != change.Begin && c.Kind != change.Commit {
-		ss.updateStats(func(st *Stats) { st.Changes++ })
+		ss.newChanges++
 	}
 }
 
