@@ -112,7 +112,7 @@ func (s *lagSampler) readPositions(ctx context.Context, src, tgt *pgx.Conn) erro
 		if err != nil {
 			return fmt.Errorf("read slot %s: %w", s.slot, err)
 		}
-		applied, err := scanLSN(tgt.QueryRow(ctx, `SELECT remote_lsn::text FROM pg_replication_origin_status WHERE external_id = $1`, s.origin))
+		applied, err := scanLSN(tgt.QueryRow(ctx, `SELECT max(remote_lsn)::text FROM pg_replication_origin_status WHERE external_id IN ($1, $1 || '.2')`, s.origin)) // pglink's second session has an origin of its own
 		if err != nil {
 			return fmt.Errorf("read origin %s: %w", s.origin, err)
 		}

@@ -27,6 +27,14 @@ import (
 type Options struct {
 	Conn   *pgx.Conn // a dedicated target session; Applier owns it while Run runs
 	Origin string    // replication origin name (already created, see EnsureOrigin)
+	// Second, when set, is another dedicated target session, bound to the
+	// origin SecondOrigin (already created): consecutive batches then go
+	// to the two sessions in turn, the target still committing them in
+	// source order (see lanes.go). When Run cannot bind it (a target
+	// without a free replication origin slot), it goes on with Conn
+	// alone and logs why.
+	Second       *pgx.Conn
+	SecondOrigin string
 	// SyncLSN returns the position a table was copied at during seeding
 	// ("schema.table" unquoted key). Row changes of that table whose
 	// CommitLSN < the sync LSN are skipped (already in the copy), as native
@@ -138,7 +146,11 @@ func (a *Applier) Stats() Stats {
 // may be closed; the caller should open a new one.
 func (a *Applier) Run(ctx context.Context, in <-chan *change.Change) (err error) {
 	conn := a.opts.Conn
-	progress, err := OriginProgress(ctx, conn, a.opts.Origin)
+	origins := []string{a.opts.Origin}
+	if a.opts.Second != nil {
+		origins = append(origins, a.opts.SecondOrigin)
+	}
+	progress, err := OriginProgress(ctx, conn, origins...)
 	if err != nil {
 		return err
 	}
@@ -147,18 +159,37 @@ func (a *Applier) Run(ctx context.Context, in <-chan *change.Change) (err error)
 	}
 	r := &run{
 		a: a, origin: progress, tables: map[*change.Relation]*table{}, bySig: map[string]*table{},
-		snd: &sender{conn: conn.PgConn(), log: a.log}, fold: &fold{},
+		lanes: []*lane{{conn: conn, origin: a.opts.Origin, snd: &sender{conn: conn.PgConn(), log: a.log}}},
+		fold:  &fold{},
 	}
+	if c := a.opts.Second; c != nil {
+		if err := setupOrigin(ctx, c, a.opts.SecondOrigin); err != nil {
+			a.log.Warn("apply: the second target session is not used", "reason", err.Error())
+		} else {
+			r.lanes = append(r.lanes, &lane{conn: c, origin: a.opts.SecondOrigin, snd: &sender{conn: c.PgConn(), log: a.log}})
+		}
+	}
+	r.useLane(0)
 	err = r.loop(ctx, in)
 	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if cerr := r.finish(cleanupCtx); cerr != nil && err == nil {
 		err = cerr
 	}
-	if ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err()) || conn.IsClosed()) {
+	if ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err()) || r.closed()) {
 		return ctx.Err()
 	}
 	return err
+}
+
+// closed reports whether a session of the run is closed.
+func (r *run) closed() bool {
+	for _, l := range r.lanes {
+		if l.conn.IsClosed() {
+			return true
+		}
+	}
+	return false
 }
 
 // setupOrigin binds the session to the origin, so commits record their
@@ -176,23 +207,25 @@ func setupOrigin(ctx context.Context, conn *pgx.Conn, origin string) error {
 	return nil
 }
 
-// finish rolls back whatever is still open and releases the origin.
+// finish rolls back whatever is still open and releases the origins.
 func (r *run) finish(ctx context.Context) error {
-	conn := r.a.opts.Conn
-	if conn.IsClosed() {
-		return nil
-	}
 	var errs []error
-	if err := r.snd.flush(); err != nil {
-		errs = append(errs, err)
-	}
-	if conn.PgConn().TxStatus() != 'I' {
-		if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
-			errs = append(errs, fmt.Errorf("roll back target transaction: %w", err))
+	for _, l := range r.lanes {
+		conn := l.conn
+		if conn.IsClosed() {
+			continue
 		}
-	}
-	if _, err := conn.Exec(ctx, `SELECT pg_replication_origin_session_reset()`); err != nil {
-		errs = append(errs, fmt.Errorf("reset replication origin on the target session: %w", err))
+		if err := l.snd.flush(); err != nil {
+			errs = append(errs, err)
+		}
+		if conn.PgConn().TxStatus() != 'I' {
+			if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+				errs = append(errs, fmt.Errorf("roll back target transaction: %w", err))
+			}
+		}
+		if _, err := conn.Exec(ctx, `SELECT pg_replication_origin_session_reset()`); err != nil {
+			errs = append(errs, fmt.Errorf("reset replication origin on the target session: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }

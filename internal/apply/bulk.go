@@ -65,11 +65,16 @@ func (r *run) queueFold(ctx context.Context, plan foldPlan) bool {
 	}
 	at := plan.at
 	r.snd.control(ctx, "SAVEPOINT "+bulkSavepoint, nil, nil, "take a savepoint before set-based statements", at)
-	for i := range plan.reqs {
-		r.queueBulk(ctx, &plan.reqs[i], at)
-	}
+	r.queueBulks(ctx, plan)
 	r.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", at)
 	return true
+}
+
+// queueBulks queues the planned set-based statements.
+func (r *run) queueBulks(ctx context.Context, plan foldPlan) {
+	for i := range plan.reqs {
+		r.queueBulk(ctx, &plan.reqs[i], plan.at)
+	}
 }
 
 // settle empties fold f after the flush that carried its statements.
@@ -107,7 +112,7 @@ func (r *run) settle(ctx context.Context, f *fold, flushErr error) (fellBack boo
 // first use.
 func (r *run) queueBulk(ctx context.Context, req *bulkReq, at change.LSN) {
 	t := req.t
-	r.bulkKey = colsKey(append(r.bulkKey[:0], req.op), req.cols)
+	r.bulkKey = colsKey(append(r.bulkKey[:0], byte(r.lane), req.op), req.cols) // prepared on this lane's session
 	st, ok := t.bulk[string(r.bulkKey)]
 	if !ok {
 		key := string(r.bulkKey)

@@ -65,6 +65,7 @@ type tableFold struct {
 // ValueUnchanged only for columns no change of the fold has set.
 type netRow struct {
 	seen, existed, exists, replaced bool
+	k                               string       // the key, as rowKey writes it (the entry's key in tableFold.keys)
 	key                             change.Tuple // the identifying tuple: its key columns hold the key
 	image                           change.Tuple
 }
@@ -214,7 +215,7 @@ func (f *fold) put(t *table, e *netRow, k string, key change.Tuple) *netRow {
 		return e
 	}
 	tf := f.table(t)
-	e = &netRow{key: key}
+	e = &netRow{k: k, key: key}
 	tf.keys[k] = e
 	tf.entries = append(tf.entries, e)
 	return e

@@ -40,9 +40,9 @@ func tableRows(table string) string {
 }
 
 // TestFold runs the folding cases on a cluster of their own, with room for
-// two replication origins per case.
+// five replication origins per case.
 func TestFold(t *testing.T) {
-	c := pgtest.Start(t, pgtest.Options{Settings: map[string]string{"max_replication_slots": "64"}})
+	c := pgtest.Start(t, pgtest.Options{Settings: map[string]string{"max_replication_slots": "200"}})
 	kv := rel("public", "kv", change.IdentityDefault, "id*", "v")
 	kvSetup := []string{`CREATE TABLE kv (id int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one'), (2, 'two'), (3, 'three')`}
 	big := rel("public", "big", change.IdentityDefault, "id*", "v", "b")
@@ -238,7 +238,25 @@ func runFoldCase(t *testing.T, c *pgtest.Cluster, fc foldCase) {
 	log := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a := set.mustRun(t, Options{MaxBatchDelay: time.Hour, MaxBatchTxns: fc.batchTxns, Logger: log}, fc.txns()...)
 	b := rows.mustRun(t, Options{MaxBatchDelay: time.Hour, MaxBatchTxns: fc.batchTxns, RowByRow: true}, fc.txns()...)
-	sa, sb := a.Stats(), b.Stats()
+	checkFoldCase(t, fc, set, rows, a.Stats(), b.Stats())
+	// The same on two sessions (lanes.go): batches that are all folded
+	// changes go to them in turn.
+	two := &env{c: c, db: set.db + "_two"}
+	c.CreateDB(two.db)
+	if len(fc.setup) > 0 {
+		c.Exec(two.db, fc.setup...)
+	}
+	if fc.setupFor != nil {
+		c.Exec(two.db, fc.setupFor(two.db)...)
+	}
+	two.conn = two.session(t)
+	opts := two.withSecond(t, Options{MaxBatchDelay: time.Hour, MaxBatchTxns: fc.batchTxns, Logger: log})
+	a2 := two.mustRun(t, opts, fc.txns()...)
+	t.Run("TwoSessions", func(t *testing.T) { checkFoldCase(t, fc, two, rows, a2.Stats(), b.Stats()) })
+}
+
+// checkFoldCase compares the set-based result with the row-by-row one.
+func checkFoldCase(t *testing.T, fc foldCase, set, rows *env, sa, sb Stats) {
 	if want := max(fc.batches, 1); sa.Batches != int64(want) {
 		t.Errorf("set-based: %d batches, want %d", sa.Batches, want)
 	}

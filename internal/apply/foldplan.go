@@ -50,18 +50,22 @@ func (r *run) planFold() foldPlan {
 	}
 	plan := foldPlan{at: f.changes[len(f.changes)-1].c.CommitLSN, folded: true}
 	for _, tf := range f.order {
-		plan.reqs = r.planTableFold(plan.reqs, tf)
+		plan.reqs = r.planTableFold(plan.reqs, tf, nil)
 	}
 	return plan
 }
 
 // planTableFold appends the statements of one table's net changes: the
 // deletes, then an update per column set, then an insert per column set.
-func (r *run) planTableFold(reqs []bulkReq, tf *tableFold) []bulkReq {
+// With a filter, only of the keys it takes.
+func (r *run) planTableFold(reqs []bulkReq, tf *tableFold, only *keyFilter) []bulkReq {
 	t := tf.t
 	var deletes []change.Tuple
 	var updates, inserts grouping
 	for _, e := range tf.entries {
+		if only != nil && !only.takes(e) {
+			continue
+		}
 		switch {
 		case e.existed && e.replaced:
 			deletes = append(deletes, e.key)
@@ -181,4 +185,53 @@ func appendArray(buf []byte, vals []change.Value, delim byte) []byte {
 		buf = append(buf, '"')
 	}
 	return append(buf, '}')
+}
+
+// planFoldBeside plans the fold's statements in two parts, for a batch
+// that starts while prev, the fold of the batch in flight on the other
+// session, is not committed yet (see lanes.go): free holds the rows that
+// cannot meet prev's (tables prev does not touch, and keys it does not
+// touch of tables whose rows of different keys never conflict); after
+// holds the rest, to run once prev has committed. Each part keeps the
+// fold's order of tables.
+func (r *run) planFoldBeside(prev *fold) (free, after foldPlan) {
+	f := r.fold
+	if f.empty() {
+		return foldPlan{}, foldPlan{}
+	}
+	at := f.changes[len(f.changes)-1].c.CommitLSN
+	free, after = foldPlan{at: at, folded: true}, foldPlan{at: at}
+	prevByName := make(map[string]*tableFold, len(prev.order))
+	for _, ptf := range prev.order {
+		prevByName[ptf.t.key] = ptf
+	}
+	for _, tf := range f.order {
+		ptf, touched := prevByName[tf.t.key]
+		switch {
+		case !touched:
+			free.reqs = r.planTableFold(free.reqs, tf, nil)
+		case ptf.t != tf.t || !tf.t.ownKeys:
+			// Mapped anew since (its key may differ), or rows of other
+			// keys may conflict: all of it waits.
+			after.reqs = r.planTableFold(after.reqs, tf, nil)
+		case len(tf.t.keyCols) == 0:
+			free.reqs = r.planTableFold(free.reqs, tf, nil) // inserts only, and no unique index
+		default:
+			free.reqs = r.planTableFold(free.reqs, tf, &keyFilter{keys: ptf.keys, in: false})
+			after.reqs = r.planTableFold(after.reqs, tf, &keyFilter{keys: ptf.keys, in: true})
+		}
+	}
+	after.folded = len(after.reqs) > 0
+	return free, after
+}
+
+// keyFilter takes the rows whose key keys holds (in) or does not hold.
+type keyFilter struct {
+	keys map[string]*netRow
+	in   bool
+}
+
+func (kf *keyFilter) takes(e *netRow) bool {
+	_, ok := kf.keys[e.k]
+	return ok == kf.in
 }

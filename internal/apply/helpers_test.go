@@ -49,6 +49,22 @@ func (e *env) session(t testing.TB) *pgx.Conn {
 	return conn
 }
 
+// withSecond returns opts with a second apply session (lanes.go), bound
+// to the origin e.db + "_2".
+func (e *env) withSecond(t testing.TB, opts Options) Options {
+	t.Helper()
+	conn := e.c.Connect(e.db)
+	ctx := context.Background()
+	if err := PrepareSession(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	opts.Second, opts.SecondOrigin = conn, e.db+"_2"
+	if err := EnsureOrigin(ctx, conn, opts.SecondOrigin); err != nil {
+		t.Fatal(err)
+	}
+	return opts
+}
+
 // run applies txns on a fresh Applier through a channel that holds them
 // all (a backlog) and is then closed.
 func (e *env) run(t testing.TB, opts Options, txns ...[]*change.Change) (*Applier, error) {
@@ -100,7 +116,7 @@ func (e *env) expect(t testing.TB, sql, want string) {
 
 func (e *env) originLSN(t testing.TB) change.LSN {
 	t.Helper()
-	lsn, err := OriginProgress(context.Background(), e.c.Connect(e.db), e.db)
+	lsn, err := OriginProgress(context.Background(), e.c.Connect(e.db), e.db, e.db+"_2")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,9 +27,11 @@ import (
 // inflight is a batch sent but not yet read back.
 type inflight struct {
 	batchEnd
-	fold  *fold    // its folded changes, for the fallback; nil when it had none
-	plan  foldPlan // its set-based statements, to send it again
-	alone bool     // sent with a Sync: nothing may go behind it
+	fold   *fold    // its folded changes, for the fallback; nil when it had none
+	plan   foldPlan // its set-based statements, to send it again
+	alone  bool     // sent with a Sync: nothing may go behind it
+	lane   int      // the session it went to (lanes.go)
+	beside bool     // all folded changes, committed by commitBeside: the next batch may start beside it
 }
 
 // ensureBegun settles the batches in flight and queues the open batch's
@@ -73,7 +75,8 @@ func (r *run) queueBegin(ctx context.Context) {
 }
 
 // settleInflight settles every batch in flight, oldest first, and then
-// ends the pipeline, so the session is free for other statements.
+// ends the pipeline of every session, so they are free for other
+// statements.
 func (r *run) settleInflight(ctx context.Context) error {
 	if len(r.inflight) == 0 {
 		return nil
@@ -83,7 +86,12 @@ func (r *run) settleInflight(ctx context.Context) error {
 			return err
 		}
 	}
-	return r.snd.flush()
+	for _, l := range r.lanes {
+		if err := l.snd.flush(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // settleOldest reads the results of the oldest batch in flight and
@@ -91,6 +99,8 @@ func (r *run) settleInflight(ctx context.Context) error {
 // each is sent again, alone, and settled.
 func (r *run) settleOldest(ctx context.Context) error {
 	fl := r.inflight[0]
+	defer r.useLane(r.lane)
+	r.useLane(fl.lane)
 	r.inflight[0] = nil
 	r.inflight = r.inflight[1:]
 	err := r.snd.readBatch()

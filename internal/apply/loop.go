@@ -24,6 +24,9 @@ type run struct {
 	inTxn, skipTxn bool
 	txnAt          change.LSN // CommitLSN of the open source transaction
 
+	lanes []*lane // the target sessions; r.snd is lanes[lane]'s sender (lanes.go)
+	lane  int
+
 	batchOpen   bool
 	batchStart  time.Time
 	lastDurable time.Time // when the last batch that waits for its WAL flush was sent
@@ -257,6 +260,9 @@ type batchEnd struct {
 // the input for now (alone) goes with a Sync: it is read back at once, and
 // nothing goes behind it.
 func (r *run) commitBatch(ctx context.Context, durable, alone bool) error {
+	if r.needBegin && len(r.lanes) > 1 {
+		return r.commitBeside(ctx, durable, alone)
+	}
 	plan := r.planFold() // while the batches in flight still run on the target
 	begin := r.ensureBegun
 	if r.needBegin {
@@ -276,18 +282,25 @@ func (r *run) commitBatch(ctx context.Context, durable, alone bool) error {
 	if err := r.snd.sendBatch(alone); err != nil {
 		return err
 	}
-	fl := &inflight{batchEnd: end, alone: alone}
+	fl := &inflight{batchEnd: end, alone: alone, lane: r.lane}
 	if folded {
-		fl.fold, fl.plan = r.fold, plan
-		if n := len(r.spares); n > 0 {
-			r.fold = r.spares[n-1]
-			r.spares = r.spares[:n-1]
-		} else {
-			r.fold = &fold{}
-		}
+		fl.fold, fl.plan = r.takeFold(), plan
 	}
 	r.inflight = append(r.inflight, fl)
 	return nil
+}
+
+// takeFold returns the open fold, which goes with its batch in flight,
+// and puts an empty one in its place.
+func (r *run) takeFold() *fold {
+	f := r.fold
+	if n := len(r.spares); n > 0 {
+		r.fold = r.spares[n-1]
+		r.spares = r.spares[:n-1]
+	} else {
+		r.fold = &fold{}
+	}
+	return f
 }
 
 // queueCommit queues the origin's position, the progress row and the
@@ -300,7 +313,7 @@ func (r *run) queueCommit(ctx context.Context, end batchEnd) {
 		at = time.Unix(0, 0)
 	}
 	ts := []byte(at.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))
-	r.snd.control(ctx, originXactSQL, [][]byte{lsn, ts}, nil, "record source position in replication origin "+r.a.opts.Origin, last.CommitLSN)
+	r.snd.control(ctx, originXactSQL, [][]byte{lsn, ts}, nil, "record source position in replication origin "+r.lanes[r.lane].origin, last.CommitLSN)
 	if sql := r.a.opts.ProgressSQL; sql != "" {
 		args := [][]byte{lsn, ts, strconv.AppendInt(nil, end.txns, 10), strconv.AppendInt(nil, end.rows, 10)}
 		r.snd.control(ctx, sql, args, []uint32{25, 1184, 20, 20}, "record progress", last.CommitLSN)

@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -10,44 +11,49 @@ import (
 	"github.com/pglink/pglink/internal/change"
 )
 
-// EnsureOrigin creates the replication origin name when it is missing.
-// The origin is where the target records, in the same transaction as the
-// data, the source position it has applied (as native logical replication
-// does), so it must exist before the first Run.
-func EnsureOrigin(ctx context.Context, conn *pgx.Conn, name string) error {
-	_, err := conn.Exec(ctx, `SELECT pg_replication_origin_create($1::text)
-		WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1::text)`, name)
-	if err != nil {
-		return fmt.Errorf("create replication origin %s: %w", name, err)
+// EnsureOrigin creates the replication origins names when they are
+// missing. An origin is where the target records, in the same transaction
+// as the data, the source position it has applied (as native logical
+// replication does), so it must exist before the first Run. An Applier
+// with a second session (Options.Second) records through a second origin.
+func EnsureOrigin(ctx context.Context, conn *pgx.Conn, names ...string) error {
+	for _, name := range names {
+		_, err := conn.Exec(ctx, `SELECT pg_replication_origin_create($1::text)
+			WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1::text)`, name)
+		if err != nil {
+			return fmt.Errorf("create replication origin %s: %w", name, err)
+		}
 	}
 	return nil
 }
 
 // OriginProgress returns the source position last committed through the
-// origin (pg_replication_origin_progress(name, true): flushed progress
-// only, what survives a crash of the target). It is 0 when the origin does
-// not exist or has never been used.
-func OriginProgress(ctx context.Context, conn *pgx.Conn, name string) (change.LSN, error) {
+// origins names, the furthest of them (pg_replication_origin_progress(name,
+// true): flushed progress only, what survives a crash of the target). It
+// is 0 when no origin exists or has been used. The furthest is the
+// position: the sessions of one Applier commit in source order, and WAL is
+// flushed in order, so every batch before the furthest one is there too.
+func OriginProgress(ctx context.Context, conn *pgx.Conn, names ...string) (change.LSN, error) {
 	var text string
 	err := conn.QueryRow(ctx, `SELECT coalesce(
-			(SELECT pg_replication_origin_progress(roname, true)::text FROM pg_replication_origin WHERE roname = $1::text),
-			'0/0')`, name).Scan(&text)
+			(SELECT max(pg_replication_origin_progress(roname, true))::text FROM pg_replication_origin WHERE roname = ANY($1::text[])),
+			'0/0')`, names).Scan(&text)
 	if err != nil {
-		return 0, fmt.Errorf("read progress of replication origin %s: %w", name, err)
+		return 0, fmt.Errorf("read progress of replication origin %s: %w", strings.Join(names, ", "), err)
 	}
 	lsn, err := pglogrepl.ParseLSN(text)
 	if err != nil {
-		return 0, fmt.Errorf("read progress of replication origin %s: %w", name, err)
+		return 0, fmt.Errorf("read progress of replication origin %s: %w", strings.Join(names, ", "), err)
 	}
 	return lsn, nil
 }
 
-// DropOrigin drops the replication origin when it exists. PostgreSQL
-// refuses while a session still has it set up (a running Applier).
-func DropOrigin(ctx context.Context, conn *pgx.Conn, name string) error {
-	_, err := conn.Exec(ctx, `SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = $1::text`, name)
+// DropOrigin drops the replication origins names that exist. PostgreSQL
+// refuses while a session still has one set up (a running Applier).
+func DropOrigin(ctx context.Context, conn *pgx.Conn, names ...string) error {
+	_, err := conn.Exec(ctx, `SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = ANY($1::text[])`, names)
 	if err != nil {
-		return fmt.Errorf("drop replication origin %s: %w", name, err)
+		return fmt.Errorf("drop replication origin %s: %w", strings.Join(names, ", "), err)
 	}
 	return nil
 }

@@ -37,7 +37,7 @@ func (r *run) table(ctx context.Context, rel *change.Relation) (*table, error) {
 			return nil, err
 		}
 		var err error
-		if t, err = loadTable(ctx, r.a.opts.Conn, rel); err != nil {
+		if t, err = loadTable(ctx, r.conn(), rel); err != nil {
 			return nil, fmt.Errorf("at source %s: %w", r.txnAt, err)
 		}
 		r.bySig[sig] = t
@@ -124,7 +124,7 @@ func (r *run) rowStatement(ctx context.Context, t *table, c *change.Change) erro
 	if c.Kind == change.Update && len(r.shape.setCols) == 0 {
 		return nil
 	}
-	r.keyBuf = r.shape.key(r.keyBuf[:0])
+	r.keyBuf = r.shape.key(append(r.keyBuf[:0], byte(r.lane))) // prepared on this lane's session
 	st, ok := t.stmts[string(r.keyBuf)]
 	if !ok {
 		st = buildStmt(t, &r.shape)

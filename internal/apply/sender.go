@@ -195,6 +195,23 @@ func (s *sender) sendBatch(sync bool) error {
 	return nil
 }
 
+// sendPart sends what is queued with a flush request, as the first part
+// of a batch: the rest is queued later, and sendBatch sends it and counts
+// both parts as one batch.
+func (s *sender) sendPart() error {
+	if s.pipe == nil {
+		return nil
+	}
+	s.pipe.SendFlushRequest()
+	if err := s.pipe.Flush(); err != nil {
+		pipe := s.pipe
+		s.reset()
+		return errors.Join(fmt.Errorf("send to target: %w", err), pipe.Close())
+	}
+	s.queuedBytes = 0
+	return nil
+}
+
 // readBatch reads and checks the results of the oldest batch in flight.
 // On an error the server skipped the rest up to the next Sync, the
 // batches behind it included (whose preparations are forgotten): readBatch

@@ -39,6 +39,12 @@ type table struct {
 	keyCols  []int
 	foldable bool
 	bulk     map[string]*stmt // set-based statements, by bulkKey
+	// ownKeys says that two rows of different keys never wait for each
+	// other on the target: no unique index or exclusion constraint but
+	// those that hold the whole key (none at all for a table without a
+	// key), and not partitioned. Only then may rows of keys that another
+	// session's open batch does not touch be applied beside it (lanes.go).
+	ownKeys bool
 }
 
 // targetCol is one target column that receives a source column.
@@ -154,8 +160,26 @@ func loadTable(ctx context.Context, conn *pgx.Conn, rel *change.Relation) (*tabl
 		return nil, fmt.Errorf("look up triggers of target table %s: %w", t.quoted, err)
 	}
 	t.foldable = foldable(t)
+	if !t.partitioned {
+		keyNames := make([]string, 0, len(t.keyCols))
+		for _, i := range t.keyCols {
+			keyNames = append(keyNames, rel.Columns[i].Name)
+		}
+		if err := conn.QueryRow(ctx, ownKeysSQL, oid, keyNames).Scan(&t.ownKeys); err != nil {
+			return nil, fmt.Errorf("look up unique indexes of target table %s: %w", t.quoted, err)
+		}
+	}
 	return t, nil
 }
+
+// ownKeysSQL says whether every unique index of the table holds all the
+// key columns ($2; a table without a key may have none) and no exclusion
+// constraint exists: then rows of different keys never conflict.
+const ownKeysSQL = `SELECT NOT EXISTS (
+	SELECT 1 FROM pg_index i
+	WHERE i.indrelid = $1::oid AND (i.indisunique OR i.indisexclusion)
+	AND (i.indisexclusion OR cardinality($2::text[]) = 0 OR NOT $2::text[] <@ ARRAY(
+		SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey::int2[]))))`
 
 // foldable says whether t's changes may be folded (see fold.go), and sets
 // t.keyCols. A table without a key (REPLICA IDENTITY FULL or NOTHING)

@@ -269,7 +269,7 @@ func (f *fixture) assertFailedOver(t *testing.T, w *writer, cleaned bool) {
 	}
 	if cleaned {
 		left := f.targetString(`SELECT concat_ws(', ',
-			(SELECT 'origin' FROM pg_replication_origin WHERE roname = 'pglink_' || $1),
+			(SELECT 'origin' FROM pg_replication_origin WHERE roname IN ('pglink_' || $1, 'pglink_' || $1 || '.2') LIMIT 1),
 			(SELECT 'schema pglink' FROM pg_namespace WHERE nspname = 'pglink'))`, f.name)
 		if pub := queryString(f.source, `SELECT pubname::text FROM pg_publication`); pub != "" {
 			left += " publication " + pub

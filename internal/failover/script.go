@@ -212,7 +212,7 @@ func scriptTargetCleanup(o Options) string {
 	if !o.Cleanup {
 		return ""
 	}
-	return `tgt -c "SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = 'pglink_$LINK'" >/dev/null
+	return `tgt -c "SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname IN ('pglink_$LINK', 'pglink_$LINK.2')" >/dev/null
 tgt -c "DELETE FROM pglink.links WHERE name = '$LINK'"
 tgt -c "DO \$d\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pglink.links) THEN DROP SCHEMA pglink CASCADE; END IF; END \$d\$"
 `

@@ -98,7 +98,7 @@ func dropTargetSide(ctx context.Context, tgt *endpoint.Endpoint, name string, lo
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := apply.DropOrigin(ctx, conn, namesFor(name).Origin); err != nil {
+	if err := apply.DropOrigin(ctx, conn, namesFor(name).Origin, namesFor(name).Origin2); err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
 	if err := removeLinkState(ctx, conn, name); err != nil {

@@ -26,6 +26,7 @@ type objectNames struct {
 	SyncSlot    string // temporary slot on the source, for re-seeding after a restart
 	Publication string // on the source
 	Origin      string // on the target
+	Origin2     string // on the target: the apply's second session's (a character no link name has keeps it apart from other links')
 	Trigger     string // the read-only guard trigger on each target table
 	LockKey     string // advisory lock key text for the lease
 }
@@ -36,6 +37,7 @@ func namesFor(link string) objectNames {
 		SyncSlot:    "pglink_" + link + "_sync",
 		Publication: "pglink_" + link,
 		Origin:      "pglink_" + link,
+		Origin2:     "pglink_" + link + ".2",
 		Trigger:     "pglink_read_only_" + link,
 		LockKey:     "pglink link " + link,
 	}

@@ -134,12 +134,16 @@ func (r *runner) streamOnce(ctx context.Context) error {
 	if err := apply.PrepareSession(ctx, applyConn); err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
-	if err := apply.EnsureOrigin(ctx, applyConn, r.names.Origin); err != nil {
+	if err := apply.EnsureOrigin(ctx, applyConn, r.names.Origin, r.names.Origin2); err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
-	start, err := apply.OriginProgress(ctx, applyConn, r.names.Origin)
+	start, err := apply.OriginProgress(ctx, applyConn, r.names.Origin, r.names.Origin2)
 	if err != nil {
 		return fmt.Errorf("target: %w", err)
+	}
+	second := r.secondApplySession(ctx)
+	if second != nil {
+		defer second.Close(context.WithoutCancel(ctx))
 	}
 	spoolDir := spoolDir(os.TempDir(), r.cfg.Name)
 	defer os.Remove(spoolDir) // the streamer removes its files; an empty folder is no use to anyone
@@ -149,7 +153,8 @@ func (r *runner) streamOnce(ctx context.Context) error {
 	})
 	pause := newPauser(r.tgt, r.cfg.Name)
 	applier := apply.New(apply.Options{
-		Conn: applyConn, Origin: r.names.Origin, Logger: r.log, OnApplied: streamer.SetApplied, Gate: pause,
+		Conn: applyConn, Origin: r.names.Origin, Second: second, SecondOrigin: r.names.Origin2,
+		Logger: r.log, OnApplied: streamer.SetApplied, Gate: pause,
 		SyncLSN: func(table string) (change.LSN, bool) {
 			lsn, ok := syncAt[table]
 			return lsn, ok
@@ -171,6 +176,23 @@ func (r *runner) streamOnce(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return err
+}
+
+// secondApplySession opens the apply's second target session (see
+// apply.Options.Second), or returns nil, saying why, when it cannot: the
+// apply then works on one session.
+func (r *runner) secondApplySession(ctx context.Context) *pgx.Conn {
+	conn, err := r.tgt.Connect(ctx)
+	if err == nil {
+		if err = apply.PrepareSession(ctx, conn); err != nil {
+			conn.Close(context.WithoutCancel(ctx))
+		}
+	}
+	if err != nil {
+		r.log.Warn("target: the apply works on one session", "reason", err.Error())
+		return nil
+	}
+	return conn
 }
 
 // sourceStreamConfig returns the replication connection settings; the

@@ -158,7 +158,7 @@ func TestSlotFollowsTheTarget(t *testing.T) {
 	originAt := func() change.LSN {
 		t.Helper()
 		var text string
-		if err := dstConn.QueryRow(context.Background(), `SELECT pg_replication_origin_progress('pglink_follow', true)::text`).Scan(&text); err != nil {
+		if err := dstConn.QueryRow(context.Background(), `SELECT max(pg_replication_origin_progress(roname, true))::text FROM pg_replication_origin WHERE roname IN ('pglink_follow', 'pglink_follow.2')`).Scan(&text); err != nil {
 			t.Fatal(err)
 		}
 		return parseLSN(&text)
