@@ -126,13 +126,39 @@ type applyResult struct {
 func (r applyResult) TPS() float64 { return float64(r.Txns) / r.Elapsed.Seconds() }
 
 // pglinkApply applies the backlog with pglink's own apply, as a link
-// does, with opts on top of its defaults and sql run on the session first.
+// does (on two sessions), with opts on top of its defaults and sql run on
+// each session first.
 func pglinkApply(opts apply.Options, sql ...string) func(context.Context, *pgx.Conn, string, []pgbenchTxn) error {
+	return pglinkApplyOn(2, opts, sql...)
+}
+
+// pglinkApplyOn is pglinkApply on one or two target sessions.
+func pglinkApplyOn(sessions int, opts apply.Options, sql ...string) func(context.Context, *pgx.Conn, string, []pgbenchTxn) error {
 	return func(ctx context.Context, conn *pgx.Conn, origin string, txns []pgbenchTxn) error {
 		for _, s := range sql {
 			if _, err := conn.Exec(ctx, s); err != nil {
 				return err
 			}
+		}
+		if sessions > 1 {
+			second, err := secondSession(ctx, conn, `SELECT 1`)
+			if err != nil {
+				return err
+			}
+			defer second.Close(context.WithoutCancel(ctx))
+			if err := apply.PrepareSession(ctx, second); err != nil {
+				return err
+			}
+			for _, s := range sql {
+				if _, err := second.Exec(ctx, s); err != nil {
+					return err
+				}
+			}
+			opts.Second, opts.SecondOrigin = second, origin+".2"
+			if err := apply.EnsureOrigin(ctx, second, opts.SecondOrigin); err != nil {
+				return err
+			}
+			defer apply.DropOrigin(context.WithoutCancel(ctx), conn, opts.SecondOrigin)
 		}
 		chs := backlogChanges(txns).changes()
 		in := make(chan *change.Change, len(chs))
@@ -404,19 +430,20 @@ func selfCPU() time.Duration {
 // applyVariants are the ways figure 2b compares.
 func applyVariants() []applyVariant {
 	return []applyVariant{
-		{Name: "pglink apply as built (1000 source txns per target txn)", run: pglinkApply(apply.Options{})},
+		{Name: "pglink apply as built (1000 source txns per target txn, two sessions)", run: pglinkApply(apply.Options{})},
+		{Name: "pglink apply on one session", run: pglinkApplyOn(1, apply.Options{})},
 		{Name: "pglink apply, row by row (set-based apply off)", run: pglinkApply(apply.Options{RowByRow: true})},
 		{Name: "pglink apply, enable_seqscan on", run: pglinkApply(apply.Options{}, "SET enable_seqscan = on")},
 		{Name: "pglink apply, enable_seqscan off", run: pglinkApply(apply.Options{}, "SET enable_seqscan = off")},
 		{Name: "pglink apply, 100 source txns per target txn", run: pglinkApply(apply.Options{MaxBatchTxns: 100})},
-		{Name: "pglink apply, one batch in flight", run: pglinkApply(apply.Options{MaxInflight: 1})},
+		{Name: "pglink apply on one session, one batch in flight", run: pglinkApplyOn(1, apply.Options{MaxInflight: 1})},
 		{Name: "pglink apply, the target 1 ms away (each way)", run: pglinkApply(apply.Options{}), delay: time.Millisecond},
-		{Name: "pglink apply, one batch in flight, the target 1 ms away", run: pglinkApply(apply.Options{MaxInflight: 1}), delay: time.Millisecond},
+		{Name: "pglink apply on one session, the target 1 ms away", run: pglinkApplyOn(1, apply.Options{}), delay: time.Millisecond},
+		{Name: "pglink apply on one session, one batch in flight, the target 1 ms away", run: pglinkApplyOn(1, apply.Options{MaxInflight: 1}), delay: time.Millisecond},
 		{Name: "pglink apply, 100 source txns per target txn, the target 1 ms away", run: pglinkApply(apply.Options{MaxBatchTxns: 100}), delay: time.Millisecond},
-		{Name: "pglink apply, 100 per target txn, one batch in flight, the target 1 ms away", run: pglinkApply(apply.Options{MaxBatchTxns: 100, MaxInflight: 1}), delay: time.Millisecond},
+		{Name: "pglink apply, 100 per target txn, one session, one batch in flight, the target 1 ms away", run: pglinkApplyOn(1, apply.Options{MaxBatchTxns: 100, MaxInflight: 1}), delay: time.Millisecond},
 		{Name: "set-based prototype (one statement per table and batch of 1000)", run: setBasedApply(1000)},
 		{Name: "set-based prototype on two sessions (each batch cut in two by account)", run: setBasedTwoSessions(1000)},
-		{Name: "set-based prototype on two sessions, batches in turn, commits in order", run: setBasedOrdered(1000)},
 		{Name: "set-based prototype on two sessions, batches in turn, commits in order", run: setBasedOrdered(1000)},
 		{Name: "set-based prototype, the next batch's accounts read ahead on a second session", run: setBasedPrefetch(1000)},
 	}

@@ -34,6 +34,7 @@ type config struct {
 	resultsDir string
 	profileDir string
 	only       string
+	variants   string // figure 2b: only the variants whose names hold one of these, comma-separated
 
 	backlogFor time.Duration // figure 2's pgbench
 	lagFor     time.Duration // figure 3's pgbench
@@ -54,6 +55,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.resultsDir, "results", "bench/results", "where the Markdown report goes")
 	fs.StringVar(&c.profileDir, "profile", "", "write CPU and allocation profiles of every pglink process here")
 	fs.StringVar(&c.only, "only", "", "comma-separated figures to run: seed (1 and 6), catchup (2), apply (2b), lag (3), cutover (4), memory (5); default all")
+	fs.StringVar(&c.variants, "variants", "", "figure 2b: only the variants whose names contain one of these comma-separated words; default all")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -323,7 +325,23 @@ func tableSum(ctx context.Context, inst *instance.Instance, db, table string) (s
 func figApply(ctx context.Context, cfg config, tgt *instance.Instance, res *results) error {
 	reps := max(cfg.runs, 3)
 	logf("figure 2b: the apply alone, %d pgbench transactions at scale %d, %d times each way", cfg.applyTxns, cfg.scale, reps)
-	out, err := applyExperiment(ctx, tgt, cfg.scale, cfg.applyTxns, reps, applyVariants())
+	variants := applyVariants()
+	if cfg.variants != "" {
+		var some []applyVariant
+		for _, v := range variants {
+			for _, w := range strings.Split(cfg.variants, ",") {
+				if strings.Contains(v.Name, w) {
+					some = append(some, v)
+					break
+				}
+			}
+		}
+		if len(some) == 0 {
+			return fmt.Errorf("--variants %q: no figure 2b variant has such a name", cfg.variants)
+		}
+		variants = some
+	}
+	out, err := applyExperiment(ctx, tgt, cfg.scale, cfg.applyTxns, reps, variants)
 	if err != nil {
 		return err
 	}
