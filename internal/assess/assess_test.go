@@ -119,6 +119,7 @@ func TestAssessFindings(t *testing.T) {
 	wantFinding(t, fs, "collation", Warning, "C.UTF-8", `LC_COLLATE 'C.UTF-8'`)
 	noFinding(t, fs, "version_order")
 	noFinding(t, fs, "target_rights")
+	wantFinding(t, fs, "replication_origins", Info, "replication origin entries free (a link uses two)")
 	if !rep.Blocked() || rep.Blockers != 5 {
 		t.Errorf("report: %d blockers, want 5", rep.Blockers)
 	}

@@ -165,6 +165,7 @@ func assessTarget(ctx context.Context, opts Options, srcConn *pgx.Conn, src Serv
 		return nil, nil, err
 	}
 	fs = append(fs, cfs...)
+	fs = append(fs, originCapacityFindings(ctx, conn)...)
 	fs = append(fs, encodingFindings(src, tgt)...)
 	fs = append(fs, diskFindings(src.TableBytes, tgt.FreeDisk)...)
 	return &tgt, fs, nil

@@ -135,3 +135,38 @@ func targetRights(ctx context.Context, conn *pgx.Conn) ([]Finding, error) {
 	}
 	return fs, nil
 }
+
+// originCapacityFindings says whether the target server has room for a
+// link's replication origins. PostgreSQL keeps the state of every origin
+// in use in one of max_replication_slots entries; pglink's apply uses two
+// (one per session), and works on one session when only one is free.
+// Only superusers may read the origins in use unless granted
+// pg_show_replication_origin_status: otherwise this cannot be told.
+func originCapacityFindings(ctx context.Context, conn *pgx.Conn) []Finding {
+	var limit, used int
+	err := conn.QueryRow(ctx, `SELECT current_setting('max_replication_slots')::int,
+		(SELECT count(*) FROM pg_replication_origin_status)::int`).Scan(&limit, &used)
+	if err != nil {
+		return []Finding{finding(Info, endpoint.Target, "replication_origins",
+			"cannot tell how many replication origins are in use on the target (reading pg_replication_origin_status needs a superuser)",
+			"make sure max_replication_slots on the target leaves two free for each link")}
+	}
+	return []Finding{originCapacityFinding(limit, used)}
+}
+
+func originCapacityFinding(limit, used int) Finding {
+	free := limit - used
+	sql := fmt.Sprintf("ALTER SYSTEM SET max_replication_slots = %d;", used+2)
+	fix := "run " + sql + " on the target and restart its server"
+	switch {
+	case free < 1:
+		return finding(Blocker, endpoint.Target, "replication_origins",
+			fmt.Sprintf("no room for a replication origin, where pglink records what it applied: %d of max_replication_slots = %d are in use", used, limit),
+			fix, sql)
+	case free < 2:
+		return finding(Warning, endpoint.Target, "replication_origins",
+			fmt.Sprintf("room for one replication origin (%d of %d in use): pglink's apply will work on one session instead of two, and catch up more slowly", used, limit),
+			fix, sql)
+	}
+	return finding(Info, endpoint.Target, "replication_origins", fmt.Sprintf("%d of %d replication origin entries free (a link uses two)", free, limit), "")
+}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/pgtest"
 )
 
@@ -68,6 +69,18 @@ func TestCapacityFinding(t *testing.T) {
 		f := capacityFinding("replication_slots", "max_replication_slots", "replication slots", c.max, c.used)
 		if f.Severity != c.want {
 			t.Errorf("%d of %d used: %s, want %s (%s)", c.used, c.max, f.Severity, c.want, f.What)
+		}
+	}
+}
+
+func TestOriginCapacityFinding(t *testing.T) {
+	for _, c := range []struct {
+		max, used int
+		want      Severity
+	}{{10, 0, Info}, {10, 8, Info}, {10, 9, Warning}, {10, 10, Blocker}} {
+		f := originCapacityFinding(c.max, c.used)
+		if f.Severity != c.want || f.Side != endpoint.Target {
+			t.Errorf("%d of %d used: %s on the %s, want %s on the target (%s)", c.used, c.max, f.Severity, f.Side, c.want, f.What)
 		}
 	}
 }

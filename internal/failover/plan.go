@@ -32,7 +32,7 @@ const (
 type Options struct {
 	Name, Source, Target string
 	Kind                 string        // Planned or Forced
-	Cleanup              bool          // also drop the publication, the origin and the link's state
+	Cleanup              bool          // also drop the publication, the origins and the link's state
 	ReleaseSource        bool          // make the source writable again at the end (planned)
 	MaxLag               time.Duration // planned: refuse when the link lags more; default 10s
 	Timeout              time.Duration // planned: how long to wait for the catch-up; default 60s

@@ -61,7 +61,7 @@ func plannedSteps(o Options) []Step {
 func cutWhat(o Options) string {
 	s := "Marks the link failed over (a process running it stops) and drops the replication slot on the source."
 	if o.Cleanup {
-		s += " With --cleanup, also drops the publication, the target's replication origin and the link's state in schema pglink (the data stays)."
+		s += " With --cleanup, also drops the publication, the target's replication origins and the link's state in schema pglink (the data stays)."
 	}
 	return s
 }
