@@ -221,19 +221,24 @@ func TestFold(t *testing.T) {
 	})
 }
 
-func runFoldCase(t *testing.T, c *pgtest.Cluster, fc foldCase) {
-	set := newEnv(t, c, fc.setup...)
-	rows := &env{c: c, db: set.db + "_rows"}
-	c.CreateDB(rows.db)
+// caseEnv makes the database name with the case's setup, and its apply
+// session.
+func caseEnv(t *testing.T, c *pgtest.Cluster, fc foldCase, name string) *env {
+	e := &env{c: c, db: name}
+	c.CreateDB(e.db)
 	if len(fc.setup) > 0 {
-		c.Exec(rows.db, fc.setup...)
+		c.Exec(e.db, fc.setup...)
 	}
 	if fc.setupFor != nil {
-		c.Exec(set.db, fc.setupFor(set.db)...)
-		c.Exec(rows.db, fc.setupFor(rows.db)...)
-		set.conn, rows.conn = set.session(t), nil // the database's settings apply to new sessions
+		c.Exec(e.db, fc.setupFor(e.db)...) // before the session: the database's settings apply to new sessions
 	}
-	rows.conn = rows.session(t)
+	e.conn = e.session(t)
+	return e
+}
+
+func runFoldCase(t *testing.T, c *pgtest.Cluster, fc foldCase) {
+	set := caseEnv(t, c, fc, dbName(t))
+	rows := caseEnv(t, c, fc, set.db+"_rows")
 	// One batch: no delay limit, so a slow machine does not cut it.
 	log := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a := set.mustRun(t, Options{MaxBatchDelay: time.Hour, MaxBatchTxns: fc.batchTxns, Logger: log}, fc.txns()...)
@@ -241,15 +246,7 @@ func runFoldCase(t *testing.T, c *pgtest.Cluster, fc foldCase) {
 	checkFoldCase(t, fc, set, rows, a.Stats(), b.Stats())
 	// The same on two sessions (lanes.go): batches that are all folded
 	// changes go to them in turn.
-	two := &env{c: c, db: set.db + "_two"}
-	c.CreateDB(two.db)
-	if len(fc.setup) > 0 {
-		c.Exec(two.db, fc.setup...)
-	}
-	if fc.setupFor != nil {
-		c.Exec(two.db, fc.setupFor(two.db)...)
-	}
-	two.conn = two.session(t)
+	two := caseEnv(t, c, fc, set.db+"_two")
 	opts := two.withSecond(t, Options{MaxBatchDelay: time.Hour, MaxBatchTxns: fc.batchTxns, Logger: log})
 	a2 := two.mustRun(t, opts, fc.txns()...)
 	t.Run("TwoSessions", func(t *testing.T) { checkFoldCase(t, fc, two, rows, a2.Stats(), b.Stats()) })

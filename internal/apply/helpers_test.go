@@ -23,9 +23,12 @@ type env struct {
 
 var dbNameChars = regexp.MustCompile(`[^a-z0-9]+`)
 
+// dbName is the test's database name.
+func dbName(t testing.TB) string { return dbNameChars.ReplaceAllString(strings.ToLower(t.Name()), "_") }
+
 func newEnv(t *testing.T, c *pgtest.Cluster, setup ...string) *env {
 	t.Helper()
-	db := dbNameChars.ReplaceAllString(strings.ToLower(t.Name()), "_")
+	db := dbName(t)
 	c.CreateDB(db)
 	if len(setup) > 0 {
 		c.Exec(db, setup...)
