@@ -38,8 +38,9 @@ type session struct {
 
 	// Counters not yet added to the Streamer's Stats: publishing them
 	// takes its lock and reads the clock, so it is done per source
-	// transaction (and every publishEvery messages, and before the loop
-	// waits), not per message.
+	// transaction, keepalive and stream block (and every publishEvery
+	// messages, and before a wait for the apply), not per message. Each
+	// publish follows a message just received, so it stamps LastMessage.
 	recvLSN     change.LSN // start of the last WAL data message received
 	newChanges  int64
 	unpublished int // messages received since the last publish
@@ -91,7 +92,6 @@ func (ss *session) loop(ctx context.Context) error {
 			if pgconn.Timeout(err) {
 				ss.armed = time.Time{} // a poke may have changed the deadline
 				checkStatus = true
-				ss.publish()
 				continue
 			}
 			return fmt.Errorf("source: replication stream: %w", err)
