@@ -104,7 +104,7 @@ func dropTargetSide(ctx context.Context, tgt *endpoint.Endpoint, name string, lo
 	if err := removeLinkState(ctx, conn, name); err != nil {
 		return err
 	}
-	log.Info("removed the link from the target", "origin", namesFor(name).Origin)
+	log.Info("removed the link from the target", "origins", namesFor(name).Origin+", "+namesFor(name).Origin2)
 	return nil
 }
 
