@@ -166,7 +166,7 @@ func originCapacityFinding(limit, used int) Finding {
 	case free < 2:
 		return finding(Warning, endpoint.Target, "replication_origins",
 			fmt.Sprintf("room for one replication origin (%d of %d in use): pglink's apply will work on one session instead of two, and catch up more slowly", used, limit),
-			fix, sql)
+			fix+", or start the link with --apply-sessions 1 to say so", sql)
 	}
 	return finding(Info, endpoint.Target, "replication_origins", fmt.Sprintf("%d of %d replication origin entries free (a link uses two)", free, limit), "")
 }

@@ -20,7 +20,12 @@ type Config struct {
 	Target        string
 	Tables        []string // include patterns (schema.table or table, * allowed); empty: all
 	ExcludeTables []string
-	Jobs          int    // parallel copy jobs; 0: number of CPUs
+	Jobs          int // parallel copy jobs; 0: number of CPUs
+	// ApplySessions is how many target sessions the apply uses: 2 (the
+	// default, 0) or 1. Each takes one of the target's replication origin
+	// entries (max_replication_slots), which many links into one target
+	// may need more than the speed.
+	ApplySessions int
 	Schema        string // SchemaCopy (default) or SchemaExisting
 	Logger        *slog.Logger
 	// Progress, when set, receives seeding progress reports (from several

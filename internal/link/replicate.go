@@ -141,9 +141,11 @@ func (r *runner) streamOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
-	second := r.secondApplySession(ctx)
-	if second != nil {
-		defer second.Close(context.WithoutCancel(ctx))
+	var second *pgx.Conn
+	if r.cfg.ApplySessions != 1 {
+		if second = r.secondApplySession(ctx); second != nil {
+			defer second.Close(context.WithoutCancel(ctx))
+		}
 	}
 	spoolDir := spoolDir(os.TempDir(), r.cfg.Name)
 	defer os.Remove(spoolDir) // the streamer removes its files; an empty folder is no use to anyone
