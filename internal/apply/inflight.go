@@ -81,13 +81,22 @@ func (r *run) settleInflight(ctx context.Context) error {
 	if len(r.inflight) == 0 {
 		return nil
 	}
-	for len(r.inflight) > 0 {
-		if err := r.settleOldest(ctx); err != nil {
-			return err
-		}
+	if err := r.settleBatches(ctx); err != nil {
+		return err
 	}
 	for _, l := range r.lanes {
 		if err := l.snd.flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settleBatches settles every batch in flight, oldest first; the
+// pipelines stay as they are.
+func (r *run) settleBatches(ctx context.Context) error {
+	for len(r.inflight) > 0 {
+		if err := r.settleOldest(ctx); err != nil {
 			return err
 		}
 	}

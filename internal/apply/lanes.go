@@ -107,10 +107,8 @@ func (r *run) commitBeside(ctx context.Context, durable, alone bool) error {
 // lane, and ends that lane's pipeline; the current lane's, which carries
 // the first part of the open batch, stays as it is.
 func (r *run) settleBeside(ctx context.Context) error {
-	for len(r.inflight) > 0 {
-		if err := r.settleOldest(ctx); err != nil {
-			return err
-		}
+	if err := r.settleBatches(ctx); err != nil {
+		return err
 	}
 	return r.lanes[1-r.lane].snd.flush()
 }
