@@ -65,9 +65,13 @@ func splitPostData(stmts []statement) (preamble, parallel, serial []statement) {
 const sqlNamePat = `(?:"(?:[^"]|"")+"|[A-Za-z_\x80-\x{10FFFF}][A-Za-z0-9_$\x80-\x{10FFFF}]*)`
 
 var (
-	createIndexRE   = regexp.MustCompile(`(?is)^CREATE\s+(?:UNIQUE\s+)?INDEX\s`)
-	addConstraintRE = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+(?:ONLY\s+)?` + sqlNamePat + `(?:\s*\.\s*` + sqlNamePat + `)?` +
-		`\s+ADD\s+CONSTRAINT\s+` + sqlNamePat + `\s+(?:PRIMARY\s+KEY|UNIQUE|EXCLUDE)\b(.*)$`)
+	createIndexRE = regexp.MustCompile(`(?is)^CREATE\s+(?:UNIQUE\s+)?INDEX\s`)
+	// Compiled on first use: its Unicode ranges make it slow to build, and
+	// every pglink command would pay for it at start otherwise.
+	addConstraintRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+(?:ONLY\s+)?` + sqlNamePat + `(?:\s*\.\s*` + sqlNamePat + `)?` +
+			`\s+ADD\s+CONSTRAINT\s+` + sqlNamePat + `\s+(?:PRIMARY\s+KEY|UNIQUE|EXCLUDE)\b(.*)$`)
+	})
 	usingIndexRE = regexp.MustCompile(`(?is)^\s*USING\s+INDEX\s`)
 )
 
@@ -87,7 +91,7 @@ func buildsAlone(s statement) bool {
 	case "INDEX":
 		return createIndexRE.MatchString(s.SQL)
 	case "CONSTRAINT":
-		m := addConstraintRE.FindStringSubmatch(s.SQL)
+		m := addConstraintRE().FindStringSubmatch(s.SQL)
 		return m != nil && !usingIndexRE.MatchString(m[1])
 	}
 	return false

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Report says what a schema copy left out.
@@ -31,21 +32,25 @@ const identPat = `("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)`
 
 // The role-naming statements pg_dump writes, one role per statement (it
 // writes one GRANT per grantee); each pattern captures the role names.
-var roleREs = []*regexp.Regexp{
-	regexp.MustCompile(`(?is)^ALTER\s.*\sOWNER\s+TO\s+` + identPat + `$`),
-	regexp.MustCompile(`(?is)^(?:ALTER DEFAULT PRIVILEGES\s.*\s)?GRANT\s.*\sTO\s+` + identPat +
-		`(?:\s+WITH\s+(?:GRANT|ADMIN)\s+OPTION)?(?:\s+GRANTED\s+BY\s+` + identPat + `)?$`),
-	regexp.MustCompile(`(?is)^(?:ALTER DEFAULT PRIVILEGES\s.*\s)?REVOKE\s.*\sFROM\s+` + identPat +
-		`(?:\s+GRANTED\s+BY\s+` + identPat + `)?(?:\s+CASCADE|\s+RESTRICT)?$`),
-	regexp.MustCompile(`(?is)^ALTER DEFAULT PRIVILEGES\s+FOR\s+(?:ROLE|USER)\s+` + identPat + `\s`),
-}
+// They are compiled on first use: every pglink command would pay for them
+// at start otherwise.
+var roleREs = sync.OnceValue(func() []*regexp.Regexp {
+	return []*regexp.Regexp{
+		regexp.MustCompile(`(?is)^ALTER\s.*\sOWNER\s+TO\s+` + identPat + `$`),
+		regexp.MustCompile(`(?is)^(?:ALTER DEFAULT PRIVILEGES\s.*\s)?GRANT\s.*\sTO\s+` + identPat +
+			`(?:\s+WITH\s+(?:GRANT|ADMIN)\s+OPTION)?(?:\s+GRANTED\s+BY\s+` + identPat + `)?$`),
+		regexp.MustCompile(`(?is)^(?:ALTER DEFAULT PRIVILEGES\s.*\s)?REVOKE\s.*\sFROM\s+` + identPat +
+			`(?:\s+GRANTED\s+BY\s+` + identPat + `)?(?:\s+CASCADE|\s+RESTRICT)?$`),
+		regexp.MustCompile(`(?is)^ALTER DEFAULT PRIVILEGES\s+FOR\s+(?:ROLE|USER)\s+` + identPat + `\s`),
+	}
+})
 
 // namedRoles returns the roles a GRANT, REVOKE, ALTER DEFAULT PRIVILEGES or
 // ALTER ... OWNER TO statement names, unquoted, leaving out PUBLIC and
 // CURRENT_USER-like specifications; nil for other statements.
 func namedRoles(sql string) []string {
 	var roles []string
-	for _, re := range roleREs {
+	for _, re := range roleREs() {
 		m := re.FindStringSubmatch(sql)
 		for _, g := range m[min(1, len(m)):] {
 			if g != "" && !pseudoRoles[strings.ToLower(g)] {
