@@ -64,6 +64,14 @@ type Options struct {
 	// RowByRow turns set-based apply off: every row change is applied with
 	// its own statement (see fold.go).
 	RowByRow bool
+	// SourceAhead, when set, returns a position the source's WAL is known
+	// to have reached whose transaction the stream will bring (the link's
+	// last heartbeat), or 0. A source commit that ends at or before it is
+	// not the last one: when the input is empty there, the stream is
+	// momentarily behind the source, not caught up, and the open batch
+	// waits for more (within MaxBatchDelay) instead of committing alone
+	// and durably, which would stall the apply in a backlog.
+	SourceAhead func() change.LSN
 	// Gate, when set, may hold the apply between two source transactions.
 	Gate Gate
 	// OnApplied is called after each durable target COMMIT with the end LSN

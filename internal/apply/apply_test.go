@@ -26,6 +26,7 @@ func TestApply(t *testing.T) {
 		"Backlog":            testBacklog,
 		"Trickle":            testTrickle,
 		"MaxBatchDelay":      testMaxBatchDelay,
+		"SourceAhead":        testSourceAhead,
 		"MissingTable":       testMissingTable,
 		"MissingColumn":      testMissingColumn,
 		"FailingStatement":   testFailingStatement,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,6 +65,80 @@ func testTrickle(t *testing.T, c *pgtest.Cluster) {
 	if st := a.Stats(); st.Txns != 20 || st.Batches != 20 {
 		t.Errorf("stats = %+v, want 20 txns in 20 batches", st)
 	}
+}
+
+// testSourceAhead feeds transactions one at a time, the input empty after
+// each, while the source is known to have more (Options.SourceAhead):
+// they go in one batch, committed once the input passes that position,
+// and a wait for more never holds a batch past MaxBatchDelay.
+func testSourceAhead(t *testing.T, c *pgtest.Cluster) {
+	e := newEnv(t, c, `CREATE TABLE t (id int PRIMARY KEY, v text)`)
+	r := rel("public", "t", change.IdentityDefault, "id*", "v")
+	txns := insertTxns(r, 0x1000, 1, 20)
+	last := txns[len(txns)-1]
+	// A heartbeat inside the last transaction: every commit before it is
+	// followed by more, the last one is not.
+	var ahead atomic.Uint64
+	ahead.Store(uint64(last[0].CommitLSN))
+	applied := make(chan change.LSN, 10)
+	const delay = 2 * time.Second
+	a := New(Options{Conn: e.conn, Origin: e.db, MaxBatchDelay: delay,
+		SourceAhead: func() change.LSN { return change.LSN(ahead.Load()) },
+		OnApplied:   func(lsn change.LSN) { applied <- lsn }})
+	in := make(chan *change.Change)
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // ends Run when the test fails early
+	go func() { done <- a.Run(ctx, in) }()
+	wantApplied := func(want change.LSN, within time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		select {
+		case lsn := <-applied:
+			if lsn != want {
+				t.Fatalf("OnApplied(%s), want %s", lsn, want)
+			}
+		case err := <-done:
+			t.Fatalf("Run returned early: %v", err)
+		case <-time.After(within):
+			t.Fatalf("nothing applied within %s", within)
+		}
+		return time.Since(start)
+	}
+	for _, tx := range txns[:len(txns)-1] {
+		for _, ch := range tx {
+			in <- ch
+		}
+		time.Sleep(5 * time.Millisecond) // the input is empty at each commit
+		select {
+		case lsn := <-applied:
+			t.Fatalf("OnApplied(%s) with more to come from the source", lsn)
+		default:
+		}
+	}
+	for _, ch := range last {
+		in <- ch
+	}
+	wantApplied(last[len(last)-1].EndLSN, 30*time.Second)
+	if st := a.Stats(); st.Txns != 20 || st.Batches != 1 {
+		t.Errorf("stats = %+v, want 20 txns in 1 batch", st)
+	}
+
+	// The source is ahead, but nothing more comes: the batch still
+	// commits, within MaxBatchDelay.
+	ahead.Store(0x100000)
+	more := insertTxns(r, 0x10000, 21, 1)[0]
+	for _, ch := range more {
+		in <- ch
+	}
+	if took := wantApplied(more[len(more)-1].EndLSN, 30*time.Second); took > delay+time.Second {
+		t.Errorf("a batch waited %s for more input, want at most MaxBatchDelay (%s)", took, delay)
+	}
+	close(in)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	e.expect(t, `SELECT count(*) FROM t`, "21")
 }
 
 func testMaxBatchDelay(t *testing.T, c *pgtest.Cluster) {

@@ -83,6 +83,37 @@ func (e *env) run(t testing.TB, opts Options, txns ...[]*change.Change) (*Applie
 		}
 	}
 	close(in)
+	return e.runInput(opts, in)
+}
+
+// mustRunTrickled is mustRun with the input fed as a stream that runs dry
+// now and then: after the changes for which pause returns true, the
+// feeder sleeps a millisecond, so the apply finds the input empty there.
+func (e *env) mustRunTrickled(t testing.TB, opts Options, pause func(n int) bool, txns ...[]*change.Change) *Applier {
+	t.Helper()
+	in := make(chan *change.Change)
+	go func() {
+		defer close(in)
+		n := 0
+		for _, tx := range txns {
+			for _, c := range tx {
+				in <- c
+				if n++; pause(n) {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}
+	}()
+	a, err := e.runInput(opts, in)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return a
+}
+
+// runInput runs an Applier with opts (the env's session and origin unless
+// set) on in until in is closed.
+func (e *env) runInput(opts Options, in chan *change.Change) (*Applier, error) {
 	if opts.Conn == nil {
 		opts.Conn = e.conn
 	}

@@ -52,7 +52,7 @@ func (r *run) ensureBegun(ctx context.Context) error {
 // them when the last one went alone). Call it only when nothing of the
 // open batch is queued yet (needBegin).
 func (r *run) beginBehind(ctx context.Context) error {
-	if n := len(r.inflight); n > 0 && r.inflight[n-1].alone {
+	if r.sentAlone() {
 		if err := r.settleInflight(ctx); err != nil {
 			return err
 		}
@@ -67,6 +67,12 @@ func (r *run) beginBehind(ctx context.Context) error {
 	}
 	r.queueBegin(ctx)
 	return nil
+}
+
+// sentAlone reports whether the last batch in flight went alone.
+func (r *run) sentAlone() bool {
+	n := len(r.inflight)
+	return n > 0 && r.inflight[n-1].alone
 }
 
 func (r *run) queueBegin(ctx context.Context) {

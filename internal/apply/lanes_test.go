@@ -19,7 +19,11 @@ func TestTwoSessions(t *testing.T) {
 	c := pgtest.Start(t, pgtest.Options{Settings: map[string]string{"max_replication_slots": "20"}})
 	t.Run("RandomAgainstRowByRow", func(t *testing.T) {
 		t.Parallel()
-		testTwoSessionsRandom(t, c)
+		testTwoSessionsRandom(t, c, false)
+	})
+	t.Run("TrickledAgainstRowByRow", func(t *testing.T) {
+		t.Parallel()
+		testTwoSessionsRandom(t, c, true)
 	})
 	t.Run("ReadersSeeWholeBatchesInOrder", func(t *testing.T) {
 		t.Parallel()
@@ -31,7 +35,10 @@ func TestTwoSessions(t *testing.T) {
 // deletes, key changes and inserts again of the same keys, on a table
 // with a key only, one with a second unique index and one without a key)
 // on two sessions and row by row: the tables must end alike, row by row.
-func testTwoSessionsRandom(t *testing.T, c *pgtest.Cluster) {
+// Trickled, the input runs dry at random points, inside transactions and
+// at commits, while the source is known to have more (Options.SourceAhead):
+// the apply waits for it with batches in flight.
+func testTwoSessionsRandom(t *testing.T, c *pgtest.Cluster, trickled bool) {
 	setup := []string{
 		`CREATE TABLE kv (id int PRIMARY KEY, v text)`,
 		`CREATE TABLE uq (id int PRIMARY KEY, email text UNIQUE, n int)`,
@@ -93,7 +100,15 @@ func testTwoSessionsRandom(t *testing.T, c *pgtest.Cluster) {
 	c.CreateDB(rows.db)
 	c.Exec(rows.db, setup...)
 	rows.conn = rows.session(t)
-	a := two.mustRun(t, two.withSecond(t, Options{MaxBatchDelay: time.Hour, MaxBatchTxns: 3}), txns...)
+	opts := two.withSecond(t, Options{MaxBatchDelay: time.Hour, MaxBatchTxns: 3})
+	var a *Applier
+	if trickled {
+		last := txns[len(txns)-1][0].CommitLSN // inside the last transaction
+		opts.SourceAhead = func() change.LSN { return last }
+		a = two.mustRunTrickled(t, opts, func(int) bool { return rng.IntN(7) == 0 }, txns...)
+	} else {
+		a = two.mustRun(t, opts, txns...)
+	}
 	b := rows.mustRun(t, Options{RowByRow: true}, txns...)
 	for _, tbl := range []string{"kv", "uq", "hist"} {
 		if got, want := two.query(t, tableRows(tbl)), rows.query(t, tableRows(tbl)); got != want {

@@ -68,7 +68,13 @@ func (r *run) loop(ctx context.Context, in <-chan *change.Change) error {
 
 // next returns the next change. Before it waits for the input, it sends
 // what is queued and checks the results, so the target works while the
-// source is quiet and an error does not wait for more input.
+// source is quiet and an error does not wait for more input. When the
+// source has more for the stream (moreComing), the stream is only
+// momentarily behind: with nothing queued, and the last batch not sent
+// alone (that one was committed as caught up, after such a wait), next
+// first waits a while for the input with the batches in flight unread, so
+// the target keeps working on them and the apply folds the next batch
+// meanwhile.
 func (r *run) next(ctx context.Context, in <-chan *change.Change) (*change.Change, bool, error) {
 	if c := r.peeked; c != nil {
 		r.peeked = nil
@@ -83,6 +89,11 @@ func (r *run) next(ctx context.Context, in <-chan *change.Change) (*change.Chang
 	case c, ok := <-in:
 		return c, ok, nil
 	default:
+	}
+	if r.snd.unsent() == 0 && !r.sentAlone() && r.moreComing(r.origin) && r.waitInput(ctx, in, r.a.opts.MaxBatchDelay) {
+		c := r.peeked
+		r.peeked = nil
+		return c, true, nil
 	}
 	if err := r.settleInflight(ctx); err != nil {
 		return nil, false, err
@@ -210,10 +221,41 @@ func (r *run) commit(ctx context.Context, c *change.Change, in <-chan *change.Ch
 	r.lastCommit = c
 	r.origin = max(r.origin, c.EndLSN)
 	more := r.waiting(in)
+	if !more && r.moreComing(c.EndLSN) {
+		more = r.waitInput(ctx, in, r.a.opts.MaxBatchDelay-time.Since(r.batchStart))
+	}
 	if !more || r.batchTxns >= int64(r.a.opts.MaxBatchTxns) || time.Since(r.batchStart) >= r.a.opts.MaxBatchDelay {
 		return r.commitBatch(ctx, !more || time.Since(r.lastDurable) >= r.a.opts.DurableEvery, !more)
 	}
 	return nil
+}
+
+// moreComing reports whether the source has a transaction for the stream
+// after position end (see Options.SourceAhead).
+func (r *run) moreComing(end change.LSN) bool {
+	return r.a.opts.SourceAhead != nil && end <= r.a.opts.SourceAhead()
+}
+
+// waitInput waits up to d for the next change, keeping it for next, and
+// reports whether one came.
+func (r *run) waitInput(ctx context.Context, in <-chan *change.Change, d time.Duration) bool {
+	if d <= 0 || r.inClosed {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case c, ok := <-in:
+		if !ok {
+			r.inClosed = true
+			return false
+		}
+		r.peeked = c
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // inputClosed commits the complete source transactions of the open batch.

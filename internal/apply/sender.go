@@ -159,6 +159,15 @@ func bulkWhat(op byte) string {
 	return "set-based INSERT into"
 }
 
+// unsent counts the statements queued and not sent yet.
+func (s *sender) unsent() int {
+	n := len(s.pending)
+	for _, k := range s.inflight {
+		n -= k
+	}
+	return n
+}
+
 // full reports whether enough is queued to flush.
 func (s *sender) full() bool {
 	return len(s.pending) >= flushStatements || s.queuedBytes >= flushBytes
@@ -169,10 +178,7 @@ func (s *sender) full() bool {
 // its results.
 func (s *sender) sendBatch(sync bool) error {
 	s.behind = false
-	n := len(s.pending)
-	for _, k := range s.inflight {
-		n -= k
-	}
+	n := s.unsent()
 	if s.pipe == nil || n == 0 {
 		s.inflight = append(s.inflight, 0) // nothing to read back, but one batch all the same
 		return nil

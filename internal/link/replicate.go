@@ -157,6 +157,7 @@ func (r *runner) streamOnce(ctx context.Context) error {
 	applier := apply.New(apply.Options{
 		Conn: applyConn, Origin: r.names.Origin, Second: second, SecondOrigin: r.names.Origin2,
 		Logger: r.log, OnApplied: streamer.SetApplied, Gate: pause,
+		SourceAhead: func() change.LSN { return change.LSN(r.heartbeatLSN.Load()) },
 		SyncLSN: func(table string) (change.LSN, bool) {
 			lsn, ok := syncAt[table]
 			return lsn, ok
@@ -219,9 +220,11 @@ func (r *runner) heartbeat(ctx context.Context) error {
 	tick := time.NewTicker(HeartbeatInterval)
 	defer tick.Stop()
 	for {
-		if _, err := conn.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, heartbeatPrefix, r.cfg.Name); err != nil {
+		var at string
+		if err := conn.QueryRow(ctx, `SELECT pg_logical_emit_message(true, $1, $2)::text`, heartbeatPrefix, r.cfg.Name).Scan(&at); err != nil {
 			return fmt.Errorf("source: write heartbeat: %w", err)
 		}
+		r.heartbeatLSN.Store(uint64(parseLSN(&at)))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,6 +32,10 @@ type runner struct {
 	// isNew is set when this process created the link.
 	isNew  bool
 	tables []catalog.Table // the link's tables, as the source has them now
+	// heartbeatLSN is where the last heartbeat went into the source's WAL
+	// (see heartbeat): its transaction is still to come while the apply is
+	// before it.
+	heartbeatLSN atomic.Uint64
 }
 
 func newRunner(cfg Config) (*runner, error) {
