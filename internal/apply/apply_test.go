@@ -23,6 +23,7 @@ func TestApply(t *testing.T) {
 		"ExactlyOnce":        testExactlyOnce,
 		"SyncLSN":            testSyncLSN,
 		"MessageMovesOrigin": testMessageMovesOrigin,
+		"FoldOrigin":         testFoldOrigin,
 		"Backlog":            testBacklog,
 		"Trickle":            testTrickle,
 		"MaxBatchDelay":      testMaxBatchDelay,

@@ -247,3 +247,57 @@ func testCancelMidTransaction(t *testing.T, c *pgtest.Cluster) {
 		t.Errorf("origin = %s, want 0/0", got)
 	}
 }
+
+// testFoldOrigin folds a second origin into the first: the furthest
+// progress of the two stays the position, and the second is gone.
+func testFoldOrigin(t *testing.T, c *pgtest.Cluster) {
+	e := newEnv(t, c)
+	ctx := context.Background()
+	one, two := e.db, e.db+"_2"
+	advance := func(name string, lsn change.LSN) {
+		t.Helper()
+		if _, err := e.conn.Exec(ctx, `SELECT pg_replication_origin_advance($1, $2::text::pg_lsn)`, name, lsn.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(want change.LSN) {
+		t.Helper()
+		if got := e.query(t, `SELECT string_agg(roname, ',' ORDER BY roname) FROM pg_replication_origin WHERE roname LIKE '`+one+`%'`); got != one {
+			t.Errorf("origins left: %s, want %s", got, one)
+		}
+		if got, err := OriginProgress(ctx, e.conn, one, two); err != nil || got != want {
+			t.Errorf("progress = %s (%v), want %s", got, err, want)
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		one, two change.LSN
+		want     change.LSN
+	}{
+		{"second further", 0x1000, 0x2000, 0x2000},
+		{"first further", 0x3000, 0x2500, 0x3000},
+		{"second never used", 0x3000, 0, 0x3000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := EnsureOrigin(ctx, e.conn, two); err != nil {
+				t.Fatal(err)
+			}
+			advance(one, tc.one)
+			if tc.two != 0 {
+				advance(two, tc.two)
+			}
+			if got, err := OriginProgress(ctx, e.conn, one, two); err != nil || got != tc.want {
+				t.Fatalf("progress before = %s (%v), want %s", got, err, tc.want)
+			}
+			if err := FoldOrigin(ctx, e.conn, one, two); err != nil {
+				t.Fatal(err)
+			}
+			check(tc.want)
+		})
+	}
+	// Nothing to fold: nothing changes.
+	if err := FoldOrigin(ctx, e.conn, one, two); err != nil {
+		t.Fatal(err)
+	}
+	check(0x3000)
+}

@@ -48,6 +48,24 @@ func OriginProgress(ctx context.Context, conn *pgx.Conn, names ...string) (chang
 	return lsn, nil
 }
 
+// FoldOrigin moves the progress of origin from into origin into when it is
+// further, then drops from: an Applier that ran on two sessions and now
+// runs on one frees the target's origin entry (max_replication_slots) the
+// second one held. The furthest flushed progress of the two, the position
+// OriginProgress returns, is the same before and after. Nothing happens
+// when from does not exist.
+func FoldOrigin(ctx context.Context, conn *pgx.Conn, into, from string) error {
+	_, err := conn.Exec(ctx, `SELECT pg_replication_origin_advance($1::text, f.lsn)
+		FROM (SELECT pg_replication_origin_progress(roname, true) AS lsn FROM pg_replication_origin
+			WHERE roname = $2::text) f
+		WHERE f.lsn > coalesce((SELECT pg_replication_origin_progress(roname, true) FROM pg_replication_origin
+			WHERE roname = $1::text), '0/0')`, into, from)
+	if err != nil {
+		return fmt.Errorf("move the progress of replication origin %s into %s: %w", from, into, err)
+	}
+	return DropOrigin(ctx, conn, from)
+}
+
 // DropOrigin drops the replication origins names that exist. PostgreSQL
 // refuses while a session still has one set up (a running Applier).
 func DropOrigin(ctx context.Context, conn *pgx.Conn, names ...string) error {

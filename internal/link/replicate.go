@@ -134,8 +134,19 @@ func (r *runner) streamOnce(ctx context.Context) error {
 	if err := apply.PrepareSession(ctx, applyConn); err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
-	if err := apply.EnsureOrigin(ctx, applyConn, r.names.Origin, r.names.Origin2); err != nil {
+	origins := []string{r.names.Origin, r.names.Origin2}
+	if r.cfg.ApplySessions == 1 {
+		origins = origins[:1]
+	}
+	if err := apply.EnsureOrigin(ctx, applyConn, origins...); err != nil {
 		return fmt.Errorf("target: %w", err)
+	}
+	if r.cfg.ApplySessions == 1 {
+		// A link that ran on two sessions frees the second origin's entry
+		// (at the next start, when this one fails).
+		if err := apply.FoldOrigin(ctx, applyConn, r.names.Origin, r.names.Origin2); err != nil {
+			r.log.Warn("target: the second apply session's origin is kept for now", "reason", err.Error())
+		}
 	}
 	start, err := apply.OriginProgress(ctx, applyConn, r.names.Origin, r.names.Origin2)
 	if err != nil {
