@@ -76,24 +76,18 @@ func (r *run) loop(ctx context.Context, in <-chan *change.Change) error {
 // the target keeps working on them and the apply folds the next batch
 // meanwhile.
 func (r *run) next(ctx context.Context, in <-chan *change.Change) (*change.Change, bool, error) {
+	if ctx.Err() != nil {
+		return nil, false, ctx.Err()
+	}
+	if !r.waiting(in) && r.snd.unsent() == 0 && !r.sentAlone() && r.moreComing(r.origin) {
+		r.waitInput(ctx, in, r.a.opts.MaxBatchDelay)
+	}
 	if c := r.peeked; c != nil {
 		r.peeked = nil
 		return c, true, nil
 	}
 	if r.inClosed {
 		return nil, false, nil
-	}
-	select {
-	case <-ctx.Done():
-		return nil, false, ctx.Err()
-	case c, ok := <-in:
-		return c, ok, nil
-	default:
-	}
-	if r.snd.unsent() == 0 && !r.sentAlone() && r.moreComing(r.origin) && r.waitInput(ctx, in, r.a.opts.MaxBatchDelay) {
-		c := r.peeked
-		r.peeked = nil
-		return c, true, nil
 	}
 	if err := r.settleInflight(ctx); err != nil {
 		return nil, false, err
@@ -112,23 +106,7 @@ func (r *run) next(ctx context.Context, in <-chan *change.Change) (*change.Chang
 // waiting reports whether another change is ready in the input, keeping it
 // for next.
 func (r *run) waiting(in <-chan *change.Change) bool {
-	if r.peeked != nil {
-		return true
-	}
-	if r.inClosed {
-		return false
-	}
-	select {
-	case c, ok := <-in:
-		if !ok {
-			r.inClosed = true
-			return false
-		}
-		r.peeked = c
-		return true
-	default:
-		return false
-	}
+	return r.waitInput(context.Background(), in, 0)
 }
 
 func (r *run) handle(ctx context.Context, c *change.Change, in <-chan *change.Change) error {
@@ -236,26 +214,43 @@ func (r *run) moreComing(end change.LSN) bool {
 	return r.a.opts.SourceAhead != nil && end <= r.a.opts.SourceAhead()
 }
 
-// waitInput waits up to d for the next change, keeping it for next, and
-// reports whether one came.
+// waitInput waits up to d (not at all when d <= 0) for the next change,
+// keeping it for next, and reports whether one came.
 func (r *run) waitInput(ctx context.Context, in <-chan *change.Change, d time.Duration) bool {
-	if d <= 0 || r.inClosed {
+	if r.peeked != nil {
+		return true
+	}
+	if r.inClosed {
+		return false
+	}
+	select {
+	case c, ok := <-in:
+		return r.keep(c, ok)
+	default:
+	}
+	if d <= 0 {
 		return false
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case c, ok := <-in:
-		if !ok {
-			r.inClosed = true
-			return false
-		}
-		r.peeked = c
-		return true
+		return r.keep(c, ok)
 	case <-t.C:
 	case <-ctx.Done():
 	}
 	return false
+}
+
+// keep keeps a change received from the input for next, or notes that the
+// input is closed.
+func (r *run) keep(c *change.Change, ok bool) bool {
+	if !ok {
+		r.inClosed = true
+		return false
+	}
+	r.peeked = c
+	return true
 }
 
 // inputClosed commits the complete source transactions of the open batch.
