@@ -23,7 +23,7 @@ const (
 )
 
 // TestGuard is a short version of figures 2 and 5 of the benchmark: a
-// backlog of 5,000 pgbench transactions applied by pglink and by a native
+// backlog of 10,000 pgbench transactions applied by pglink and by a native
 // subscription, and pglink's memory on a 200,000-row transaction. It fails
 // only on a gross regression.
 func TestGuard(t *testing.T) {
@@ -44,7 +44,7 @@ func TestGuard(t *testing.T) {
 		}
 		var ratios []float64
 		for i := range 3 {
-			b, err := r.backlog(ctx, workload{Clients: 4, Txns: 1250}, i%2 == 0, "")
+			b, err := r.backlog(ctx, workload{Clients: 4, Txns: 2500}, i%2 == 0, "")
 			if err != nil {
 				t.Fatal(err)
 			}
