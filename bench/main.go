@@ -238,7 +238,11 @@ func figSeeding(ctx context.Context, cfg config, pg pglinkCmd, src, tgt *instanc
 		if err != nil {
 			return err
 		}
-		logf("  pglink %.1fs (validate %.1fs), pgcopydb %.1fs, pg_dump+pg_restore %.1fs", secs(r.Pglink), secs(r.Validate), secs(r.Pgcopydb), secs(r.DumpRestore()))
+		copydb := "not installed"
+		if !r.pgcopydbSkipped {
+			copydb = fmt.Sprintf("%.1fs", secs(r.Pgcopydb))
+		}
+		logf("  pglink %.1fs (validate %.1fs), pgcopydb %s, pg_dump+pg_restore %.1fs", secs(r.Pglink), secs(r.Validate), copydb, secs(r.DumpRestore()))
 		res.Seeding = append(res.Seeding, r)
 	}
 	return nil

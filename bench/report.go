@@ -165,7 +165,8 @@ func (r *results) renderCatchup(p printer) {
 	}
 	p("With the link stopped and the native subscription disabled at the same marker, pgbench writes a backlog;\n")
 	p("then each alone applies it up to one final marker (the same source position): pglink from the start of its\n")
-	p("process, the subscription from ALTER SUBSCRIPTION ENABLE, until the target holds the marker.\n\n")
+	p("process, the subscription from ALTER SUBSCRIPTION ENABLE, until the target holds the marker. Both copies are\n")
+	p("vacuumed once after the initial copy, and both servers checkpoint before each catch-up.\n\n")
 	txns := collect(r.Catchup, func(b backlogRun) float64 { return float64(b.Txns) })
 	wrote := collect(r.Catchup, func(b backlogRun) float64 { return secs(b.Written.Elapsed) })
 	pt := collect(r.Catchup, func(b backlogRun) float64 { return secs(b.Pglink) })
