@@ -94,6 +94,10 @@ func (r *replicas) teardown(ctx context.Context) error {
 type catchUpTimes struct {
 	Pglink, Native       time.Duration
 	PglinkCPU, NativeCPU cpuUse
+	// How far each slot's restart point was behind its confirmed position
+	// when the catch-up began, in bytes: the WAL sender decodes that much
+	// again before it sends anything.
+	PglinkRestartLag, NativeRestartLag int64
 }
 
 // catchUp writes a marker on the source and lets pglink, then the native
@@ -112,10 +116,19 @@ func (r *replicas) catchUp(ctx context.Context, timeout time.Duration, profile s
 	}
 	steps := []func() error{
 		func() (err error) {
+			if t.PglinkRestartLag, err = restartLag(ctx, src, r.link.slot()); err != nil {
+				return err
+			}
 			t.Pglink, t.PglinkCPU, err = r.pglinkCatchUp(ctx, marker, timeout, profile)
 			return err
 		},
-		func() (err error) { t.Native, t.NativeCPU, err = r.nativeCatchUp(ctx, marker, timeout); return err },
+		func() (err error) {
+			if t.NativeRestartLag, err = restartLag(ctx, src, r.sub.slot()); err != nil {
+				return err
+			}
+			t.Native, t.NativeCPU, err = r.nativeCatchUp(ctx, marker, timeout)
+			return err
+		},
 	}
 	if !pglinkFirst {
 		steps[0], steps[1] = steps[1], steps[0]
@@ -177,6 +190,17 @@ func (r *replicas) nativeCatchUp(ctx context.Context, marker int64, timeout time
 		return 0, use, fmt.Errorf("native subscription: %w", err)
 	}
 	return d, use, nil
+}
+
+// restartLag reads how far slot's restart point is behind its confirmed
+// position, in bytes.
+func restartLag(ctx context.Context, src *pgx.Conn, slot string) (int64, error) {
+	var lag int64
+	err := src.QueryRow(ctx, `SELECT (confirmed_flush_lsn - restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&lag)
+	if err != nil {
+		return 0, fmt.Errorf("source: slot %s: %w", slot, err)
+	}
+	return lag, nil
 }
 
 // backlogRun is one measurement of figure 2.

@@ -188,6 +188,11 @@ func (r *results) renderCatchup(p printer) {
 	ratio := collect(r.Catchup, func(b backlogRun) float64 { return b.Native.Seconds() / b.Pglink.Seconds() })
 	p("pglink / native, transactions per second: **%.2fx** (runs: %s). Target: at least 2x: %s.\n\n",
 		ratio.median(), ratio.list("%.2f"), verdict(ratio.median() >= 2))
+	mb := func(n int64) float64 { return float64(n) / (1 << 20) }
+	plag := collect(r.Catchup, func(b backlogRun) float64 { return mb(b.PglinkRestartLag) })
+	nlag := collect(r.Catchup, func(b backlogRun) float64 { return mb(b.NativeRestartLag) })
+	p("Each slot's restart point behind its confirmed position at the start, in MB (the WAL sender decodes that again\n")
+	p("before it sends anything): pglink %s; native %s.\n\n", plag.list("%.0f"), nlag.list("%.0f"))
 	if r.Replicas != nil {
 		p("Setup (one measurement each, informational): pglink seeded the target in %.1f s; the native subscription's initial\n", secs(r.Replicas.PglinkSeed))
 		p("sync (copy_data, into tables created with their indexes by pg_dump --schema-only) took %.1f s.\n\n", secs(r.Replicas.NativeSync))
