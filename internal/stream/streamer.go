@@ -152,7 +152,7 @@ func (s *Streamer) Run(ctx context.Context, out chan<- *change.Change) (err erro
 		}
 	}()
 
-	conn, err := pgconn.ConnectConfig(ctx, ReplicationConfig(s.opts.Conn))
+	conn, err := pgconn.ConnectConfig(ctx, gathering(ReplicationConfig(s.opts.Conn)))
 	if err != nil {
 		return fmt.Errorf("source: connect for replication: %w", err)
 	}
