@@ -23,6 +23,9 @@ const readGather = time.Millisecond
 // gathering makes cfg's connections wait readGather after a short read.
 func gathering(cfg *pgconn.Config) *pgconn.Config {
 	dial := cfg.DialFunc
+	if dial == nil {
+		dial = (&net.Dialer{KeepAlive: 5 * time.Minute}).DialContext
+	}
 	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
 		if err != nil {
