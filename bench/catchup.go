@@ -66,10 +66,11 @@ func (r *replicas) setup(ctx context.Context, tables []string, timeout time.Dura
 	// pgbench_accounts, for the rows the copy inserted) would otherwise
 	// land in whichever measurement it happens to meet. In one report it
 	// met pglink's first catch-up, 4.47 s against 2.54-2.86 s.
-	for _, db := range []string{r.link.tgtDB, r.sub.tgtDB} {
-		if err := execSQL(ctx, r.link.tgt, db, "VACUUM (ANALYZE)"); err != nil {
-			return fmt.Errorf("vacuum the copy in %s: %w", db, err)
-		}
+	if err := execSQL(ctx, r.link.tgt, r.link.tgtDB, "VACUUM (ANALYZE)"); err != nil {
+		return fmt.Errorf("vacuum pglink's copy: %w", err)
+	}
+	if err := execSQL(ctx, r.sub.tgt, r.sub.tgtDB, "VACUUM (ANALYZE)"); err != nil {
+		return fmt.Errorf("vacuum the native subscription's copy: %w", err)
 	}
 	_, err = r.catchUp(ctx, time.Hour, "", true)
 	return err
