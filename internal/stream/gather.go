@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -20,8 +21,19 @@ import (
 // together; it adds at most that much to the lag.
 const readGather = time.Millisecond
 
-// gathering makes cfg's connections wait readGather after a short read.
-func gathering(cfg *pgconn.Config) *pgconn.Config {
+// gatherSwitch turns the gathering of a connection's reads on once the
+// stream has begun: the round trips of the connection's start (the
+// startup, the server's version, START_REPLICATION) each read a short
+// answer that nothing follows, and a wait after it would only delay the
+// next request.
+type gatherSwitch struct{ on atomic.Bool }
+
+func (g *gatherSwitch) start() { g.on.Store(true) }
+
+// gathering makes cfg's connections wait up to readGather after a short
+// read, once the returned switch is on.
+func gathering(cfg *pgconn.Config) (*pgconn.Config, *gatherSwitch) {
+	g := &gatherSwitch{}
 	dial := cfg.DialFunc
 	if dial == nil {
 		dial = (&net.Dialer{KeepAlive: 5 * time.Minute}).DialContext
@@ -31,25 +43,34 @@ func gathering(cfg *pgconn.Config) *pgconn.Config {
 		if err != nil {
 			return nil, err
 		}
-		return &gatherConn{Conn: c, wait: readGather}, nil
+		return &gatherConn{Conn: c, wait: readGather, on: &g.on}, nil
 	}
-	return cfg
+	return cfg, g
 }
 
 // gatherConn waits before a read when the read before it filled less
-// than half of its buffer: more data is on its way, and a full buffer
-// means some may be waiting already.
+// than half of its buffer (more data is on its way; a full buffer means
+// some may be waiting already), until wait has passed since that read
+// returned. Time pglink spent on what it read counts: a stream that was
+// held up by the apply since its last read finds its data waiting and
+// reads it at once.
 type gatherConn struct {
 	net.Conn
-	wait  time.Duration
-	short bool
+	wait    time.Duration
+	on      *atomic.Bool
+	shortAt time.Time // when the last read returned, if it was short; zero otherwise
 }
 
 func (c *gatherConn) Read(p []byte) (int, error) {
-	if c.short {
-		time.Sleep(c.wait)
+	if !c.shortAt.IsZero() {
+		if d := c.wait - time.Since(c.shortAt); d > 0 {
+			time.Sleep(d)
+		}
 	}
 	n, err := c.Conn.Read(p)
-	c.short = n < len(p)/2
+	c.shortAt = time.Time{}
+	if n < len(p)/2 && c.on.Load() {
+		c.shortAt = time.Now()
+	}
 	return n, err
 }

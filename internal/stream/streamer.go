@@ -152,7 +152,8 @@ func (s *Streamer) Run(ctx context.Context, out chan<- *change.Change) (err erro
 		}
 	}()
 
-	conn, err := pgconn.ConnectConfig(ctx, gathering(ReplicationConfig(s.opts.Conn)))
+	cfg, gather := gathering(ReplicationConfig(s.opts.Conn))
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("source: connect for replication: %w", err)
 	}
@@ -170,6 +171,7 @@ func (s *Streamer) Run(ctx context.Context, out chan<- *change.Change) (err erro
 	if err != nil {
 		return fmt.Errorf("start replication: %w", slotError(s.opts.Slot, err))
 	}
+	gather.start()
 	s.log.Info("replication started", "slot", s.opts.Slot, "start_lsn", start.String(),
 		"publication", s.opts.Publication, "server_version_num", versionNum)
 
