@@ -159,15 +159,25 @@ func (p *pauser) Wait(ctx context.Context, commitLSN change.LSN) error {
 		p.link, next); err != nil {
 		return fmt.Errorf("target: acknowledge pause: %w", err)
 	}
+	// A release and a new request can come within one poll of the link's
+	// row (a failover undone, or taken over, and the next one asking at
+	// once): this poller then sees the new request's state without the
+	// release between. Returning lets the apply ask Holding again, which
+	// acknowledges the new request.
+	sawHolding := false
 	for p.Holding(commitLSN) {
-		if s, _ := p.get(); s == "holding" && next == "paused" {
-			break // a new request started; Holding will be asked again
+		switch s, _ := p.get(); {
+		case next == "paused" && (s == "requested" || s == "holding"):
+			return nil // a new request started
+		case next == "holding" && (s == "at" || s == "paused"):
+			return nil // the requester set the position: Holding says whether this transaction is before it
+		case next == "holding" && s == "holding":
+			sawHolding = true
+		case next == "holding" && s == "requested" && sawHolding:
+			return nil // released while holding, and requested again
 		}
 		if err := wait.Sleep(ctx, pausePollBusy); err != nil {
 			return err
-		}
-		if st, _ := p.get(); next == "holding" && (st == "at" || st == "paused") {
-			return nil
 		}
 	}
 	return nil
