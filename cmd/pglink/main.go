@@ -18,14 +18,17 @@ const (
 	exitOK          = 0
 	exitError       = 1   // the command failed
 	exitUsage       = 2   // bad flags or arguments, or missing values
-	exitInterrupted = 130 // stopped by SIGINT or SIGTERM before it could finish (128 + SIGINT)
+	exitInterrupted = 130 // stopped by SIGINT, SIGTERM or SIGHUP before it could finish (128 + SIGINT)
 )
 
 func main() {
 	tuneGC(os.Getenv)
-	// Ctrl-C or SIGTERM cancels the context: commands stop cleanly (a link
-	// releases its lease, the demo removes its instances) and return.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// Ctrl-C, SIGTERM or a hang-up (the terminal or the SSH session that
+	// ran pglink closed) cancels the context: commands stop cleanly (a
+	// link releases its lease, a failover undoes its steps, the demo
+	// removes its instances) and return, where the hang-up's default
+	// action would kill the process half-way.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	stopProfiles()

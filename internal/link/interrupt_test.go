@@ -1,6 +1,7 @@
 package link
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -52,5 +53,51 @@ func TestInterruptAtAnyMoment(t *testing.T) {
 		if n := count(t, src, "bank", `SELECT count(*) FROM pg_publication`); n != "0" {
 			t.Fatalf("SIGINT %s after the start, then drop: %s publications left on the source", delay, n)
 		}
+	}
+}
+
+// A hang-up (the terminal or SSH session of pglink start closed) stops
+// the link as Ctrl-C does, instead of killing it: the process says it
+// stopped and exits, and the next start resumes with nothing lost.
+func TestHangupStopsCleanly(t *testing.T) {
+	src := pgtest.Start(t, pgtest.Options{})
+	dst := pgtest.Start(t, pgtest.Options{})
+	src.CreateDB("bank")
+	bankFixture(src, "bank", 2000)
+	source, target := src.URL("bank"), dst.URL("bank")
+	replicating := func(p *process) func() (bool, error) {
+		return func() (bool, error) {
+			if gone, out := p.exited(); gone {
+				return false, fmt.Errorf("pglink exited: %s", out)
+			}
+			var phase string
+			err := execQueryString(dst, "bank", `SELECT phase FROM pglink.links WHERE name = 'hangup'`, &phase)
+			return err == nil && phase == "replicating", nil
+		}
+	}
+	p := startProcess(t, "hangup", source, target)
+	waitFor(t, "replicating", 2*time.Minute, nil, replicating(p))
+	src.Exec("bank", `INSERT INTO bank.ledger (id, amount) SELECT g, g FROM generate_series(1, 500) g`)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("SIGHUP: pglink start still runs 15 s later; output:\n%s", p.out.String())
+	}
+	st := p.cmd.ProcessState
+	if !st.Exited() || !contains(p.out.String(), "link stopped") {
+		t.Fatalf("SIGHUP: %s, want a clean stop (\"link stopped\"); output:\n%s", st, p.out.String())
+	}
+	src.Exec("bank", `INSERT INTO bank.ledger (id, amount) SELECT g, -g FROM generate_series(501, 1000) g`)
+	p = startProcess(t, "hangup", source, target)
+	waitFor(t, "replicating again", time.Minute, nil, replicating(p))
+	l := &testLink{t: t, cfg: Config{Name: "hangup", Target: target}}
+	waitCaughtUp(t, l, src, "bank", time.Minute)
+	assertSame(t, src, dst, "bank", "bank")
+	p.kill()
+	if err := Drop(context.Background(), "hangup", source, target, nil); err != nil {
+		t.Fatalf("drop: %v", err)
 	}
 }
