@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/monitor"
 )
 
@@ -40,8 +41,14 @@ func forcedPreflight(ctx context.Context, x *execution) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := refusePhase(x.ctl.Name, in, monitor.PhaseReplicating, monitor.PhaseBroken); err != nil {
+	// A link left failing_over is one whose failover was interrupted: this
+	// process holds the failover lease (see Run). A forced failover
+	// finishes it.
+	if err := refusePhase(x.ctl.Name, in, monitor.PhaseReplicating, monitor.PhaseBroken, monitor.PhaseFailingOver); err != nil {
 		return "", err
+	}
+	if in.Phase == monitor.PhaseFailingOver {
+		x.res.note("an interrupted %s failover had left the link failing over (%s); this forced failover finishes it", in.FailoverKind, link.FailoverStage(in.FailoverStep))
 	}
 	x.res.AppliedLSN = in.AppliedLSN.String()
 	x.res.AppliedCommitTime = in.AppliedCommitTime
@@ -63,7 +70,7 @@ func forcedPreflight(ctx context.Context, x *execution) (string, error) {
 		}
 		x.res.MayBeLostBytes = &lost
 	}
-	if err := x.ctl.BeginFailover(ctx, Forced, monitor.PhaseReplicating, monitor.PhaseBroken); err != nil {
+	if err := x.ctl.BeginFailover(ctx, Forced, monitor.PhaseReplicating, monitor.PhaseBroken, monitor.PhaseFailingOver); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%s; applied up to %s, last known source position %s", in.Phase, in.AppliedLSN, known), nil

@@ -42,18 +42,18 @@ func plannedSteps(o Options) []Step {
 			run:  sequencesStep, Script: scriptSequences()},
 		Step{ID: "open", Title: "Make the target writable", Side: "target", Commits: true,
 			What: "Removes the link's read-only guard from the target's tables and the database's read-only default, and checks from a new session that it may write. From here on the target takes writes and nothing is undone.",
-			run:  openStep, undo: closeStep, Script: scriptOpen(o)},
+			run:  openStep, undo: closeStep, Script: scriptOpen(o), finish: true},
 		Step{ID: "cut", Title: "Cut the link", Side: "both",
 			What: cutWhat(o),
-			run:  cutStep, Script: scriptCut(o)},
+			run:  cutStep, Script: scriptCut(o), finish: true},
 	)
 	src := Step{ID: "source", Title: "Keep the source read-only", Side: "source",
 		What: "The source stays fenced, so no write lands on the old side unnoticed; pglink release-source lifts the fence later.",
-		run:  keepFenceStep, Script: "# pglink release-source (or the SQL of step 2's undo) lifts the fence later\n" + ok("the source stays read-only")}
+		run:  keepFenceStep, Script: "# pglink release-source (or the SQL of step 2's undo) lifts the fence later\n" + ok("the source stays read-only"), finish: true}
 	if o.ReleaseSource {
 		src = Step{ID: "source", Title: "Make the source writable again", Side: "source",
 			What: "Removes the fence (--release-source): the source takes writes again.",
-			run:  releaseSourceStep, Script: scriptUnfence()}
+			run:  releaseSourceStep, Script: scriptUnfence(), finish: true}
 	}
 	return append(steps, src)
 }
@@ -70,6 +70,18 @@ func plannedPreflight(ctx context.Context, x *execution) (string, error) {
 	in, err := x.ctl.Info(ctx)
 	if err != nil {
 		return "", err
+	}
+	recovered := ""
+	if in.Phase == monitor.PhaseFailingOver {
+		// This process holds the failover lease (see Run), so the failover
+		// that left this phase has ended without finishing.
+		if recovered, err = x.recoverInterrupted(ctx, in); err != nil || x.finishing {
+			return recovered, err
+		}
+		if in, err = x.ctl.Info(ctx); err != nil {
+			return "", err
+		}
+		recovered += "; "
 	}
 	if err := refusePhase(x.ctl.Name, in, monitor.PhaseReplicating); err != nil {
 		return "", err
@@ -108,7 +120,7 @@ func plannedPreflight(ctx context.Context, x *execution) (string, error) {
 	if err := x.ctl.BeginFailover(ctx, Planned, monitor.PhaseReplicating); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("replicating, lag %.1f s%s", lag, started), nil
+	return fmt.Sprintf("%sreplicating, lag %.1f s%s", recovered, lag, started), nil
 }
 
 // waitLag waits until the running link reports a lag under MaxLag, for

@@ -20,6 +20,14 @@ const undoTimeout = 2 * time.Minute
 // failStep, set by tests, makes a step fail after it ran.
 var failStep func(id string) error
 
+// crashAfter, set by tests, makes Run return after step id ran, undoing
+// nothing, as if the process died there: the deferred close ends its
+// sessions, and with them its leases.
+var crashAfter func(id string) bool
+
+// errCrashed is what Run returns at crashAfter.
+var errCrashed = errors.New("crashed on purpose (test)")
+
 // execution is the state of a plan being run.
 type execution struct {
 	plan *Plan
@@ -34,6 +42,11 @@ type execution struct {
 	here       *linkHere  // the link, when this process runs it for the failover
 	lease      func()     // the link's lease, once its process has stopped
 	res        *Result
+
+	// finishing: an interrupted failover of this link had begun to make
+	// the target writable; only the steps from there on run (see
+	// recoverInterrupted).
+	finishing bool
 }
 
 func checkOptions(o Options) error {
@@ -71,9 +84,18 @@ func Run(ctx context.Context, p *Plan) (*Result, error) {
 		return x.res, err
 	}
 	x.ctl = ctl
+	if err := ctl.TakeFailoverLease(ctx); err != nil {
+		x.res.fail(err, "nothing was changed")
+		return x.res, err
+	}
 	committed := false
 	for i := range p.Steps {
 		st := p.Steps[i]
+		if x.finishing && !st.finish {
+			x.res.Steps[i].set(StepSkipped, "done by the interrupted failover", 0)
+			x.emit(i, StepSkipped, "done by the interrupted failover", 0)
+			continue
+		}
 		x.emit(i, StepRunning, "", 0)
 		t0 := time.Now()
 		detail, err := st.run(ctx, x)
@@ -94,8 +116,11 @@ func Run(ctx context.Context, p *Plan) (*Result, error) {
 		}
 		x.res.Steps[i].set(StepDone, detail, took)
 		x.emit(i, StepDone, detail, took)
-		if st.Commits {
+		if st.Commits || x.finishing {
 			committed = true
+		}
+		if crashAfter != nil && crashAfter(st.ID) {
+			return x.res, errCrashed
 		}
 	}
 	x.res.finish(x)

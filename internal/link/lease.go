@@ -79,9 +79,13 @@ func leaseHeld(ctx context.Context, conn *pgx.Conn, link string) (bool, error) {
 
 // LeaseHeldSQL is a query that returns true while a process runs the link
 // (for scripts that must wait for it to stop).
-func LeaseHeldSQL(name string) string {
-	key := uint64(leaseKey(name))
+func LeaseHeldSQL(name string) string { return advisoryHeldSQL(leaseKey(name)) }
+
+// advisoryHeldSQL is a query that returns true while some session of the
+// database holds the session-level advisory lock key.
+func advisoryHeldSQL(key int64) string {
+	k := uint64(key)
 	return fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
 	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-	AND classid = %d AND objid = %d AND objsubid = 1 AND granted)`, int64(key>>32), int64(key&0xffffffff))
+	AND classid = %d AND objid = %d AND objsubid = 1 AND granted)`, int64(k>>32), int64(k&0xffffffff))
 }

@@ -117,7 +117,9 @@ func (r *runner) drive(ctx context.Context) error {
 			defer r.analyzeInBackground(ctx)()
 		case monitor.PhaseReplicating, monitor.PhaseBroken:
 			return r.replicate(ctx)
-		case monitor.PhaseFailingOver, monitor.PhaseFailedOver:
+		case monitor.PhaseFailingOver:
+			return fmt.Errorf("link %s is failing over: a pglink failover runs it, or one was interrupted (pglink status says which); run that failover again to undo or finish an interrupted one", r.cfg.Name)
+		case monitor.PhaseFailedOver:
 			return fmt.Errorf("link %s is %s: it cannot be started again; use pglink status, or pglink drop to remove what is left", r.cfg.Name, r.row.Phase)
 		default:
 			return fmt.Errorf("link %s has an unknown phase %q", r.cfg.Name, r.row.Phase)

@@ -71,6 +71,17 @@ func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.St
 	if row.Remedy != nil {
 		st.Remedy = *row.Remedy
 	}
+	if row.Phase == monitor.PhaseFailingOver {
+		runs, err := failoverRuns(ctx, conn, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !runs {
+			st.LastError = fmt.Sprintf("the %s failover of this link was interrupted: no pglink failover runs it, and %s",
+				deref(row.FailoverKind), FailoverStage(deref(row.FailoverStep)))
+			st.Remedy = "run the same pglink failover again: a planned one undoes what the interrupted one did and starts over, or finishes it when the target took writes already; pglink failover --forced finishes it without the source"
+		}
+	}
 	if row.AppliedLSN != 0 {
 		st.AppliedLSN = row.AppliedLSN.String()
 	}

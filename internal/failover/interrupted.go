@@ -1,0 +1,59 @@
+package failover
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pglink/pglink/internal/link"
+)
+
+// An interrupted failover is one whose process died (a kill, a crash, a
+// lost machine or session) before it finished or undid its steps: the
+// link stays failing_over and nobody holds its failover lease. The next
+// failover of the link, which holds that lease, deals with it:
+//   - planned, when the interrupted one was planned and had not begun to
+//     make the target writable: its steps are undone as its own undo would
+//     have (the source's fence lifted, the link's hold released, the link
+//     back to replicating), and the failover then runs from the start;
+//   - planned, when the interrupted one had begun to make the target
+//     writable: nothing is undone, since the target may have taken writes;
+//     the steps from there on run again (open, cut, source) and the
+//     earlier ones are skipped: they were done, the catch-up included;
+//   - forced: it finishes any interrupted failover, without the source.
+
+// recoverInterrupted undoes or takes over, for a planned failover, the
+// interrupted failover that left the link in phase in, and says what it
+// did. When it takes over, x.finishing is set.
+func (x *execution) recoverInterrupted(ctx context.Context, in link.Info) (string, error) {
+	if in.FailoverKind != Planned {
+		return "", fmt.Errorf("link %s was left failing over by an interrupted %s failover; run pglink failover --forced again to finish it", x.ctl.Name, in.FailoverKind)
+	}
+	src, err := x.sourceConn(ctx)
+	if err != nil {
+		return "", fmt.Errorf("an interrupted planned failover left link %s failing over, and the source must answer to undo or finish it (if the source is gone, pglink failover --forced finishes it): %w", x.ctl.Name, err)
+	}
+	if in.FailoverStep == "open" {
+		x.finishing = true
+		x.endLSN = in.FailoverLSN
+		return "an interrupted failover had begun to make the target writable: finishing it from there", nil
+	}
+	fenced, err := link.SourceFenced(ctx, src)
+	if err != nil {
+		return "", err
+	}
+	if fenced {
+		if err := Unfence(ctx, src); err != nil {
+			return "", fmt.Errorf("undo the interrupted failover's fence: %w", err)
+		}
+	}
+	if err := x.ctl.ReleaseHold(ctx); err != nil {
+		return "", err
+	}
+	if err := x.ctl.AbortFailover(ctx, "an interrupted failover was undone"); err != nil {
+		return "", err
+	}
+	if fenced {
+		return "an interrupted failover was undone first: the source took writes again", nil
+	}
+	return "an interrupted failover was undone first", nil
+}

@@ -1,0 +1,68 @@
+package link
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/wait"
+)
+
+// A failover holds the link's failover lease for its whole run: a
+// session-level advisory lock in the target database, on the failover's
+// control session. A second failover of the link is refused while it
+// runs, and a link left failing_over by a failover whose process died (a
+// kill, a crash, a lost machine) can be told from one under way: its
+// lease ended with its session.
+
+func failoverLeaseKey(link string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(namesFor(link).LockKey + "/failover"))
+	return int64(h.Sum64())
+}
+
+// TakeFailoverLease takes the link's failover lease on the control
+// session; it is given back when the control is closed.
+func (c *Control) TakeFailoverLease(ctx context.Context) error {
+	// A failover process that was just killed holds the lease until its
+	// server session notices the closed connection: try for a short while.
+	deadline := time.Now().Add(leaseGrace)
+	for {
+		var got bool
+		if err := c.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, failoverLeaseKey(c.Name)).Scan(&got); err != nil {
+			return fmt.Errorf("target: take the failover lease of link %s: %w", c.Name, err)
+		}
+		if got {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("another pglink failover of link %s runs right now (it holds the link's failover lease); wait until it ends (pglink status shows its step)", c.Name)
+		}
+		if err := wait.Sleep(ctx, 200*time.Millisecond); err != nil {
+			return fmt.Errorf("target: take the failover lease of link %s: %w", c.Name, err)
+		}
+	}
+}
+
+// failoverRuns reports whether some process holds the link's failover
+// lease now.
+func failoverRuns(ctx context.Context, conn *pgx.Conn, link string) (bool, error) {
+	var held bool
+	if err := conn.QueryRow(ctx, advisoryHeldSQL(failoverLeaseKey(link))).Scan(&held); err != nil {
+		return false, fmt.Errorf("target: check the failover lease of link %s: %w", link, err)
+	}
+	return held, nil
+}
+
+// FailoverStage says, for people, how far a failover that recorded step
+// had got: the target's opening is the point after which nothing is
+// undone.
+func FailoverStage(step string) string {
+	if step == "open" {
+		return "it had begun to make the target writable"
+	}
+	return "it had not made the target writable"
+}
