@@ -48,7 +48,11 @@ func forcedPreflight(ctx context.Context, x *execution) (string, error) {
 		return "", err
 	}
 	if in.Phase == monitor.PhaseFailingOver {
+		if err := refuseScript(x.ctl.Name, in); err != nil {
+			return "", err
+		}
 		x.res.note("an interrupted %s failover had left the link failing over (%s); this forced failover finishes it", in.FailoverKind, link.FailoverStage(in.FailoverStep))
+		x.opened = link.FailoverOpened(in.FailoverStep) // the target may have taken writes: undo nothing
 	}
 	x.res.AppliedLSN = in.AppliedLSN.String()
 	x.res.AppliedCommitTime = in.AppliedCommitTime
@@ -73,6 +77,7 @@ func forcedPreflight(ctx context.Context, x *execution) (string, error) {
 	if err := x.ctl.BeginFailover(ctx, Forced, monitor.PhaseReplicating, monitor.PhaseBroken, monitor.PhaseFailingOver); err != nil {
 		return "", err
 	}
+	x.began = true
 	return fmt.Sprintf("%s; applied up to %s, last known source position %s", in.Phase, in.AppliedLSN, known), nil
 }
 

@@ -25,6 +25,9 @@ import (
 // interrupted failover that left the link in phase in, and says what it
 // did. When it takes over, x.finishing is set.
 func (x *execution) recoverInterrupted(ctx context.Context, in link.Info) (string, error) {
+	if err := refuseScript(x.ctl.Name, in); err != nil {
+		return "", err
+	}
 	if in.FailoverKind != Planned {
 		return "", fmt.Errorf("link %s was left failing over by an interrupted %s failover; run pglink failover --forced again to finish it", x.ctl.Name, in.FailoverKind)
 	}
@@ -32,8 +35,8 @@ func (x *execution) recoverInterrupted(ctx context.Context, in link.Info) (strin
 	if err != nil {
 		return "", fmt.Errorf("an interrupted planned failover left link %s failing over, and the source must answer to undo or finish it (if the source is gone, pglink failover --forced finishes it): %w", x.ctl.Name, err)
 	}
-	if in.FailoverStep == "open" {
-		x.finishing = true
+	if link.FailoverOpened(in.FailoverStep) {
+		x.finishing, x.opened = true, true
 		x.endLSN = in.FailoverLSN
 		return "an interrupted failover had begun to make the target writable: finishing it from there", nil
 	}
@@ -56,4 +59,13 @@ func (x *execution) recoverInterrupted(ctx context.Context, in link.Info) (strin
 		return "an interrupted failover was undone first: the source took writes again", nil
 	}
 	return "an interrupted failover was undone first", nil
+}
+
+// refuseScript refuses to take over a failover run as a script: it may
+// still run (see link.ScriptMark).
+func refuseScript(name string, in link.Info) error {
+	if !link.ByScript(in.FailoverStep) {
+		return nil
+	}
+	return fmt.Errorf("link %s is failing over by a failover script (pglink failover --script), which may still run: scripts hold no lease, so pglink cannot tell; let it finish, or if it was interrupted run its remaining steps or its undo by hand", name)
 }

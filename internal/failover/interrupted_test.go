@@ -157,3 +157,39 @@ func TestFailoverLease(t *testing.T) {
 		t.Fatalf("the target refuses writes: %v", err)
 	}
 }
+
+// TestScriptFailoverNotTakenOver: a failover run as a script holds no
+// lease, so pglink cannot tell a running one from an interrupted one, and
+// takes over neither; status says so.
+func TestScriptFailoverNotTakenOver(t *testing.T) {
+	for _, kind := range []string{Planned, Forced} {
+		p, err := Build(Options{Name: "scr", Source: "postgres://s/db", Target: "postgres://t/db", Kind: kind})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sc := Script(p); !strings.Contains(sc, "failover_step = 'begin"+link.ScriptMark+"'") {
+			t.Errorf("the %s script does not mark its steps as a script's", kind)
+		}
+	}
+	f := newFixture(t, "scr")
+	f.startLink()
+	if err := execOn(f.target, `SET default_transaction_read_only = off`, `UPDATE pglink.links SET phase = 'failing_over', failover_kind = 'planned', failover_step = 'begin`+link.ScriptMark+`'`); err != nil {
+		t.Fatal(err)
+	}
+	st, err := link.Status(context.Background(), "scr", f.target, f.source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(st.LastError, "failover script") {
+		t.Errorf("status should say a failover script runs the link, or was interrupted: %q", st.LastError)
+	}
+	for _, kind := range []string{Planned, Forced} {
+		p, _ := Build(Options{Name: "scr", Source: f.source, Target: f.target, Kind: kind, MaxLag: 30 * time.Second})
+		if _, err := Run(context.Background(), p); err == nil || !strings.Contains(err.Error(), "failover script") {
+			t.Errorf("a %s failover while a script's runs: %v", kind, err)
+		}
+	}
+	if ph := f.targetString(`SELECT phase || failover_step FROM pglink.links WHERE name = $1`, f.name); ph != "failing_overbegin"+link.ScriptMark {
+		t.Errorf("the refused failovers changed the link: %q", ph)
+	}
+}

@@ -120,6 +120,7 @@ func plannedPreflight(ctx context.Context, x *execution) (string, error) {
 	if err := x.ctl.BeginFailover(ctx, Planned, monitor.PhaseReplicating); err != nil {
 		return "", err
 	}
+	x.began = true
 	return fmt.Sprintf("%sreplicating, lag %.1f s%s", recovered, lag, started), nil
 }
 
@@ -176,8 +177,14 @@ func refusePhase(name string, in link.Info, want ...string) error {
 	return fmt.Errorf("link %s is %s: it cannot fail over", name, in.Phase)
 }
 
+// undoBegin returns the link to replicating, if this failover moved it
+// to failing_over: a preflight that failed before, or refused the link
+// because another failover (or a script) has it, leaves its phase alone.
 func undoBegin(ctx context.Context, x *execution) error {
-	err := x.ctl.AbortFailover(ctx, "a failover step failed")
+	var err error
+	if x.began {
+		err = x.ctl.AbortFailover(ctx, "a failover step failed")
+	}
 	x.stopHere(ctx)
 	return err
 }
@@ -272,7 +279,7 @@ func validateStep(ctx context.Context, x *execution) (string, error) {
 }
 
 func openStep(ctx context.Context, x *execution) (string, error) {
-	if err := x.ctl.SetFailoverStep(ctx, "open"); err != nil {
+	if err := x.ctl.SetFailoverStep(ctx, link.FailoverStepOpen); err != nil {
 		return "", err
 	}
 	if err := x.ctl.OpenTarget(ctx); err != nil {

@@ -43,10 +43,11 @@ type execution struct {
 	lease      func()     // the link's lease, once its process has stopped
 	res        *Result
 
-	// finishing: an interrupted failover of this link had begun to make
-	// the target writable; only the steps from there on run (see
-	// recoverInterrupted).
-	finishing bool
+	began bool // this failover moved the link to failing_over (see undoBegin)
+	// opened: an interrupted failover of this link had begun to make the
+	// target writable, so nothing is undone from the start; finishing:
+	// only the steps from there on run (see recoverInterrupted).
+	opened, finishing bool
 }
 
 func checkOptions(o Options) error {
@@ -116,7 +117,7 @@ func Run(ctx context.Context, p *Plan) (*Result, error) {
 		}
 		x.res.Steps[i].set(StepDone, detail, took)
 		x.emit(i, StepDone, detail, took)
-		if st.Commits || x.finishing {
+		if st.Commits || x.opened {
 			committed = true
 		}
 		if crashAfter != nil && crashAfter(st.ID) {

@@ -86,7 +86,7 @@ IFS='|' read -r phase pause lag fresh <<<"$row"
 awk -v l="$lag" 'BEGIN { exit !(l >= 0 && l <= %g) }' || die "link $LINK lags ${lag}s, more than %s"
 [ "$(src -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pglink_$LINK'")" = 1 ] || die "the slot pglink_$LINK is missing on the source"
 [ "$(src -c "SELECT count(*) FROM pg_namespace WHERE nspname = 'pglink_fence'")" = 0 ] || die "the source is fenced already: run pglink release-source first"
-[ "$(tgt -c "UPDATE pglink.links SET phase = 'failing_over', failover_kind = 'planned', failover_step = 'begin' WHERE name = '$LINK' AND phase = 'replicating' RETURNING 1")" = 1 ] || die "link $LINK changed phase"
+[ "$(tgt -c "UPDATE pglink.links SET phase = 'failing_over', failover_kind = 'planned', failover_step = 'begin (script)' WHERE name = '$LINK' AND phase = 'replicating' RETURNING 1")" = 1 ] || die "link $LINK changed phase"
 UNDO+=("tgt -c \"UPDATE pglink.links SET phase = 'replicating', failover_kind = NULL, failover_step = NULL, pause_state = NULL, pause_at = NULL WHERE name = '\$LINK' AND phase = 'failing_over'\"")
 ok "replicating, lag ${lag}s"
 `, o.MaxLag.Seconds(), o.MaxLag)
@@ -156,7 +156,7 @@ FROM (`+strings.Replace(ownedSequencesSQL, "ORDER BY 1", "", 1)+`) AS s(seq, seq
 }
 
 func scriptOpen(o Options) string {
-	return fmt.Sprintf(`tgt -c "UPDATE pglink.links SET failover_step = 'open' WHERE name = '$LINK'"
+	return fmt.Sprintf(`tgt -c "UPDATE pglink.links SET failover_step = 'open (script)' WHERE name = '$LINK'"
 tgt -c %s
 tgt -c %s
 [ "$(psql "$PGLINK_TARGET" -X -At -c 'SHOW transaction_read_only')" = off ] || die "new sessions on the target are still read-only"
@@ -223,7 +223,7 @@ func scriptForcedPreflight(o Options) string {
 IFS='|' read -r phase applied known <<<"$row"
 case "$phase" in replicating|broken) ;; *) die "link $LINK is ${phase:-missing}: a forced failover needs a seeded link";; esac
 echo "   the target has applied the source up to $applied; the last source position known was $known"
-[ "$(tgt -c "UPDATE pglink.links SET phase = 'failing_over', failover_kind = 'forced', failover_step = 'begin' WHERE name = '$LINK' AND phase IN ('replicating', 'broken') RETURNING 1")" = 1 ] || die "link $LINK changed phase"
+[ "$(tgt -c "UPDATE pglink.links SET phase = 'failing_over', failover_kind = 'forced', failover_step = 'begin (script)' WHERE name = '$LINK' AND phase IN ('replicating', 'broken') RETURNING 1")" = 1 ] || die "link $LINK changed phase"
 ok "link checked"
 `
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -57,11 +58,30 @@ func failoverRuns(ctx context.Context, conn *pgx.Conn, link string) (bool, error
 	return held, nil
 }
 
+// Steps a failover records in the link's failover_step: "begin" from its
+// start, "open" once it begins to make the target writable (after which
+// nothing is undone), "done" at the cut. A failover run as a script
+// (pglink failover --script) records them followed by ScriptMark: a
+// script holds no failover lease, so pglink cannot tell one that runs
+// from one that was interrupted, and takes over neither.
+const (
+	FailoverStepOpen = "open"
+	ScriptMark       = " (script)"
+)
+
+// ByScript says whether step was recorded by a failover script.
+func ByScript(step string) bool { return strings.HasSuffix(step, ScriptMark) }
+
+// FailoverOpened says whether a failover that recorded step had begun to
+// make the target writable: the target may have taken writes since.
+func FailoverOpened(step string) bool {
+	return strings.TrimSuffix(step, ScriptMark) == FailoverStepOpen
+}
+
 // FailoverStage says, for people, how far a failover that recorded step
-// had got: the target's opening is the point after which nothing is
-// undone.
+// had got.
 func FailoverStage(step string) string {
-	if step == "open" {
+	if FailoverOpened(step) {
 		return "it had begun to make the target writable"
 	}
 	return "it had not made the target writable"

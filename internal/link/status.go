@@ -76,7 +76,11 @@ func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.St
 		if err != nil {
 			return nil, nil, err
 		}
-		if !runs {
+		switch {
+		case ByScript(deref(row.FailoverStep)):
+			st.LastError = fmt.Sprintf("a failover script (pglink failover --script) runs this link's %s failover, or was interrupted; %s", deref(row.FailoverKind), FailoverStage(deref(row.FailoverStep)))
+			st.Remedy = "let the script finish; if it was interrupted, run its remaining steps or its undo by hand (the script holds both)"
+		case !runs:
 			st.LastError = fmt.Sprintf("the %s failover of this link was interrupted: no pglink failover runs it, and %s",
 				deref(row.FailoverKind), FailoverStage(deref(row.FailoverStep)))
 			st.Remedy = "run the same pglink failover again: a planned one undoes what the interrupted one did and starts over, or finishes it when the target took writes already; pglink failover --forced finishes it without the source"
