@@ -146,17 +146,19 @@ func (p *pauser) Holding(commitLSN change.LSN) bool {
 // and waits until the state moves on.
 func (p *pauser) Wait(ctx context.Context, commitLSN change.LSN) error {
 	state, _ := p.get()
-	next := "holding"
+	next, from := "holding", []string{"requested", "holding"}
 	if state == "at" || state == "paused" {
-		next = "paused"
+		next, from = "paused", []string{"at", "paused"}
 	}
 	conn, err := p.tgt.Connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, `UPDATE pglink.links SET pause_state = $2 WHERE name = $1 AND pause_state IS NOT NULL`,
-		p.link, next); err != nil {
+	// Only the state this poller saw moves on: a release and a new request
+	// since its last poll must not be acknowledged as the old pause.
+	if _, err := conn.Exec(ctx, `UPDATE pglink.links SET pause_state = $2 WHERE name = $1 AND pause_state = ANY($3)`,
+		p.link, next, from); err != nil {
 		return fmt.Errorf("target: acknowledge pause: %w", err)
 	}
 	// A release and a new request can come within one poll of the link's
