@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/pglink/pglink/internal/link"
+	"github.com/pglink/pglink/internal/monitor"
 )
 
 // An interrupted failover is one whose process died (a kill, a crash, a
@@ -16,9 +17,11 @@ import (
 //     have (the source's fence lifted, the link's hold released, the link
 //     back to replicating), and the failover then runs from the start;
 //   - planned, when the interrupted one had begun to make the target
-//     writable: nothing is undone, since the target may have taken writes;
-//     the steps from there on run again (open, cut, source) and the
-//     earlier ones are skipped: they were done, the catch-up included;
+//     writable, or to cut the link (the phase is failed_over then, and
+//     the source may still hold the slot): nothing is undone, since the
+//     target may have taken writes; the steps from there on run again
+//     (open, cut, source) and the earlier ones are skipped: they were
+//     done, the catch-up included;
 //   - forced: it finishes any interrupted failover, without the source.
 
 // recoverInterrupted undoes or takes over, for a planned failover, the
@@ -29,6 +32,9 @@ func (x *execution) recoverInterrupted(ctx context.Context, in link.Info) (strin
 		return "", err
 	}
 	if in.FailoverKind != Planned {
+		if in.Phase == monitor.PhaseFailedOver {
+			return "", refusePhase(x.ctl.Name, in)
+		}
 		return "", fmt.Errorf("link %s was left failing over by an interrupted %s failover; run pglink failover --forced again to finish it", x.ctl.Name, in.FailoverKind)
 	}
 	src, err := x.sourceConn(ctx)
@@ -38,6 +44,9 @@ func (x *execution) recoverInterrupted(ctx context.Context, in link.Info) (strin
 	if link.FailoverOpened(in.FailoverStep) {
 		x.finishing, x.opened = true, true
 		x.endLSN = in.FailoverLSN
+		if in.FailoverStep == link.FailoverStepCut {
+			return "an interrupted failover had begun to cut the link: finishing it from there", nil
+		}
 		return "an interrupted failover had begun to make the target writable: finishing it from there", nil
 	}
 	fenced, err := link.SourceFenced(ctx, src)

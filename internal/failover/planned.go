@@ -72,7 +72,7 @@ func plannedPreflight(ctx context.Context, x *execution) (string, error) {
 		return "", err
 	}
 	recovered := ""
-	if in.Phase == monitor.PhaseFailingOver {
+	if in.Phase == monitor.PhaseFailingOver || in.Phase == monitor.PhaseFailedOver && in.FailoverStep == link.FailoverStepCut {
 		// This process holds the failover lease (see Run), so the failover
 		// that left this phase has ended without finishing.
 		if recovered, err = x.recoverInterrupted(ctx, in); err != nil || x.finishing {
@@ -166,6 +166,9 @@ func refusePhase(name string, in link.Info, want ...string) error {
 	}
 	switch in.Phase {
 	case monitor.PhaseFailedOver:
+		if in.FailoverStep == link.FailoverStepCut {
+			return fmt.Errorf("link %s has failed over (%s), but its failover was interrupted while it cut the link: pglink failover --planned finishes the cut when the source answers (it drops the source's slot), and pglink drop removes what is left", name, in.FailoverKind)
+		}
 		return fmt.Errorf("link %s has failed over already (%s); there is nothing to fail over", name, in.FailoverKind)
 	case monitor.PhaseFailingOver:
 		return fmt.Errorf("link %s is failing over already (%s, at step %s): another pglink failover runs it, or one was interrupted; see pglink status", name, in.FailoverKind, in.FailoverStep)

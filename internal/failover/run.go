@@ -124,6 +124,14 @@ func Run(ctx context.Context, p *Plan) (*Result, error) {
 			return x.res, errCrashed
 		}
 	}
+	// The end: a failover interrupted before it (its step still "cut")
+	// is finished by the next one. With --cleanup the link's state is
+	// gone already.
+	if !x.opts.Cleanup {
+		if err := ctl.SetFailoverStep(ctx, link.FailoverStepDone); err != nil {
+			x.res.note("the failover is done, but its end could not be recorded (%v): pglink status may call it interrupted, and pglink failover --planned would only drop what is left", err)
+		}
+	}
 	x.res.finish(x)
 	return x.res, nil
 }

@@ -152,9 +152,10 @@ func (c *Control) AbortFailover(ctx context.Context, reason string) error {
 }
 
 // FinishFailover marks the link failed over: a process still running it
-// stops streaming and exits.
+// stops streaming and exits. The step stays "cut" until the failover has
+// also dropped what it drops and ended (see FailoverStepDone).
 func (c *Control) FinishFailover(ctx context.Context, at change.LSN, detail string) error {
-	_, err := c.conn.Exec(ctx, `UPDATE pglink.links SET phase = 'failed_over', failover_step = 'done',
+	_, err := c.conn.Exec(ctx, `UPDATE pglink.links SET phase = 'failed_over', failover_step = 'cut',
 		failover_at = now(), failover_lsn = nullif($2, '0/0')::pg_lsn, pause_state = NULL, pause_at = NULL,
 		updated_at = now() WHERE name = $1`, c.Name, at.String())
 	if err != nil {

@@ -60,12 +60,16 @@ func failoverRuns(ctx context.Context, conn *pgx.Conn, link string) (bool, error
 
 // Steps a failover records in the link's failover_step: "begin" from its
 // start, "open" once it begins to make the target writable (after which
-// nothing is undone), "done" at the cut. A failover run as a script
+// nothing is undone), "cut" with the phase failed_over once it begins to
+// cut the link (stop it, drop the slot), "done" at its end. A failover
+// run as a script
 // (pglink failover --script) records them followed by ScriptMark: a
 // script holds no failover lease, so pglink cannot tell one that runs
 // from one that was interrupted, and takes over neither.
 const (
 	FailoverStepOpen = "open"
+	FailoverStepCut  = "cut"
+	FailoverStepDone = "done"
 	ScriptMark       = " (script)"
 )
 
@@ -75,13 +79,17 @@ func ByScript(step string) bool { return strings.HasSuffix(step, ScriptMark) }
 // FailoverOpened says whether a failover that recorded step had begun to
 // make the target writable: the target may have taken writes since.
 func FailoverOpened(step string) bool {
-	return strings.TrimSuffix(step, ScriptMark) == FailoverStepOpen
+	step = strings.TrimSuffix(step, ScriptMark)
+	return step == FailoverStepOpen || step == FailoverStepCut
 }
 
 // FailoverStage says, for people, how far a failover that recorded step
 // had got.
 func FailoverStage(step string) string {
-	if FailoverOpened(step) {
+	switch strings.TrimSuffix(step, ScriptMark) {
+	case FailoverStepCut:
+		return "the target takes writes; it had begun to cut the link, so the source may still hold the link's slot"
+	case FailoverStepOpen:
 		return "it had begun to make the target writable"
 	}
 	return "it had not made the target writable"

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,34 +18,8 @@ import (
 	"github.com/pglink/pglink/internal/pgtest"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// pglinkBinary builds the pglink command once per test run, without the
-// race detector, so tests can kill it with SIGKILL and measure its memory.
-func pglinkBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pglink-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "pglink")
-		cmd := exec.Command("go", "build", "-o", binPath, "../../cmd/pglink")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+// pglinkBinary is the pglink command, built once per test run.
+func pglinkBinary(t *testing.T) string { return pgtest.PglinkBinary(t) }
 
 // process is a pglink start command running as a child process.
 type process struct {
@@ -282,8 +255,6 @@ func execQueryString(c *pgtest.Cluster, db, sql string, out *string) error {
 // TestMain removes the pglink binary the tests built.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	pgtest.RemovePglinkBinary()
 	os.Exit(code)
 }

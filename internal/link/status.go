@@ -71,7 +71,7 @@ func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.St
 	if row.Remedy != nil {
 		st.Remedy = *row.Remedy
 	}
-	if row.Phase == monitor.PhaseFailingOver {
+	if row.Phase == monitor.PhaseFailingOver || row.Phase == monitor.PhaseFailedOver && deref(row.FailoverStep) == FailoverStepCut {
 		runs, err := failoverRuns(ctx, conn, name)
 		if err != nil {
 			return nil, nil, err
@@ -84,6 +84,9 @@ func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.St
 			st.LastError = fmt.Sprintf("the %s failover of this link was interrupted: no pglink failover runs it, and %s",
 				deref(row.FailoverKind), FailoverStage(deref(row.FailoverStep)))
 			st.Remedy = "run the same pglink failover again: a planned one undoes what the interrupted one did and starts over, or finishes it when the target took writes already; pglink failover --forced finishes it without the source"
+			if row.Phase == monitor.PhaseFailedOver {
+				st.Remedy = "run pglink failover --planned again to finish the cut (it drops the source's slot), or pglink drop to remove what is left of the link"
+			}
 		}
 	}
 	if row.AppliedLSN != 0 {
