@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/link"
+	"github.com/pglink/pglink/internal/monitor"
 )
 
 // runCrashing runs a failover that dies right after step crash ran,
@@ -33,9 +34,17 @@ func (f *fixture) assertInterrupted(t *testing.T) {
 	if ph := f.targetString(`SELECT phase FROM pglink.links WHERE name = $1`, f.name); ph != "failing_over" {
 		t.Fatalf("phase after the failover died: %q", ph)
 	}
-	st, err := link.Status(context.Background(), f.name, f.target, f.source)
-	if err != nil {
-		t.Fatal(err)
+	// The dead failover's server session may outlive it by a moment, and
+	// its lease with it.
+	var st *monitor.Status
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var err error
+		if st, err = link.Status(context.Background(), f.name, f.target, f.source); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(st.LastError, "interrupted") || time.Now().After(deadline) {
+			break
+		}
 	}
 	if !strings.Contains(st.LastError, "interrupted") || !strings.Contains(st.Remedy, "pglink failover") {
 		t.Errorf("status should say the failover was interrupted, and what to do: %q / %q", st.LastError, st.Remedy)
