@@ -282,8 +282,12 @@ func validateStep(ctx context.Context, x *execution) (string, error) {
 }
 
 func openStep(ctx context.Context, x *execution) (string, error) {
-	if err := x.ctl.SetFailoverStep(ctx, link.FailoverStepOpen); err != nil {
-		return "", err
+	// A failover that finishes an interrupted one keeps the step it found
+	// ("open", or "cut" with the phase failed_over).
+	if !x.finishing {
+		if err := x.ctl.SetFailoverStep(ctx, link.FailoverStepOpen); err != nil {
+			return "", err
+		}
 	}
 	if err := x.ctl.OpenTarget(ctx); err != nil {
 		return "", err
