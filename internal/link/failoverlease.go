@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/pglink/pglink/internal/wait"
 )
 
 // A failover holds the link's failover lease for its whole run: a
@@ -28,24 +25,14 @@ func failoverLeaseKey(link string) int64 {
 // TakeFailoverLease takes the link's failover lease on the control
 // session; it is given back when the control is closed.
 func (c *Control) TakeFailoverLease(ctx context.Context) error {
-	// A failover process that was just killed holds the lease until its
-	// server session notices the closed connection: try for a short while.
-	deadline := time.Now().Add(leaseGrace)
-	for {
-		var got bool
-		if err := c.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, failoverLeaseKey(c.Name)).Scan(&got); err != nil {
-			return fmt.Errorf("target: take the failover lease of link %s: %w", c.Name, err)
-		}
-		if got {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("another pglink failover of link %s runs right now (it holds the link's failover lease); wait until it ends (pglink status shows its step)", c.Name)
-		}
-		if err := wait.Sleep(ctx, 200*time.Millisecond); err != nil {
-			return fmt.Errorf("target: take the failover lease of link %s: %w", c.Name, err)
-		}
+	got, err := lockWithGrace(ctx, c.conn, failoverLeaseKey(c.Name))
+	if err != nil {
+		return fmt.Errorf("target: take the failover lease of link %s: %w", c.Name, err)
 	}
+	if !got {
+		return fmt.Errorf("another pglink failover of link %s runs right now (it holds the link's failover lease); wait until it ends (pglink status shows its step)", c.Name)
+	}
+	return nil
 }
 
 // failoverRuns reports whether some process holds the link's failover

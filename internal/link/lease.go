@@ -29,7 +29,7 @@ func leaseKey(link string) int64 {
 	return int64(h.Sum64())
 }
 
-// leaseGrace is how long acquireLease waits for a held lease to be freed.
+// leaseGrace is how long a lease (the link's or a failover's) is waited for.
 const leaseGrace = 3 * time.Second
 
 // acquireLease takes the link's lease or says who holds it.
@@ -38,28 +38,36 @@ func acquireLease(ctx context.Context, ep *endpoint.Endpoint, link string) (*lea
 	if err != nil {
 		return nil, err
 	}
-	// A process that was just killed still holds the lease until its
-	// server session notices the closed connection: try for a short while.
-	deadline := time.Now().Add(leaseGrace)
-	var got bool
-	for {
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, leaseKey(link)).Scan(&got); err != nil {
-			conn.Close(context.WithoutCancel(ctx))
-			return nil, fmt.Errorf("target: take the lease of link %s: %w", link, err)
-		}
-		if got || time.Now().After(deadline) {
-			break
-		}
-		if err := wait.Sleep(ctx, 200*time.Millisecond); err != nil {
-			conn.Close(context.WithoutCancel(ctx))
-			return nil, fmt.Errorf("target: take the lease of link %s: %w", link, err)
-		}
+	got, err := lockWithGrace(ctx, conn, leaseKey(link))
+	if err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("target: take the lease of link %s: %w", link, err)
 	}
 	if !got {
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("target: link %s: %w; stop that process first, or use pglink status to watch it", link, errLeaseHeld)
 	}
 	return &lease{conn: conn}, nil
+}
+
+// lockWithGrace takes the session-level advisory lock key on conn, and
+// reports whether it got it. A process that was just killed holds its
+// locks until its server session notices the closed connection, so it
+// tries for leaseGrace.
+func lockWithGrace(ctx context.Context, conn *pgx.Conn, key int64) (bool, error) {
+	deadline := time.Now().Add(leaseGrace)
+	for {
+		var got bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil {
+			return false, err
+		}
+		if got || time.Now().After(deadline) {
+			return got, nil
+		}
+		if err := wait.Sleep(ctx, 200*time.Millisecond); err != nil {
+			return false, err
+		}
+	}
 }
 
 func (l *lease) release(ctx context.Context) {
