@@ -32,7 +32,7 @@ func forcedSteps(o Options) []Step {
 			run:  openStep, undo: closeStep, Script: scriptOpen(o)},
 		{ID: "cut", Title: "Cut the link", Side: "both",
 			What: cutWhat(o) + " The slot is dropped only if the source answers; otherwise pglink fence-source drops it when the source is back.",
-			run:  forcedCutStep, Script: scriptForcedCut(o)},
+			run:  forcedCutStep, Script: scriptForcedCut(o), finish: true},
 	}
 }
 
@@ -41,9 +41,22 @@ func forcedPreflight(ctx context.Context, x *execution) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// A link left failing_over is one whose failover was interrupted: this
-	// process holds the failover lease (see Run). A forced failover
-	// finishes it.
+	// A link left failing_over, or failed_over in the cut, is one whose
+	// failover was interrupted: this process holds the failover lease (see
+	// Run). A forced failover finishes it.
+	if in.Phase == monitor.PhaseFailedOver && in.FailoverStep == link.FailoverStepCut {
+		if err := refuseScript(x.ctl.Name, in); err != nil {
+			return "", err
+		}
+		x.finishing, x.opened = true, true
+		applied := in.FailoverLSN
+		if applied == 0 {
+			applied = in.AppliedLSN
+		}
+		x.res.AppliedLSN = applied.String()
+		x.res.AppliedCommitTime = in.AppliedCommitTime
+		return fmt.Sprintf("an interrupted %s failover had begun to cut the link: finishing it from there", in.FailoverKind), nil
+	}
 	if err := refusePhase(x.ctl.Name, in, monitor.PhaseReplicating, monitor.PhaseBroken, monitor.PhaseFailingOver); err != nil {
 		return "", err
 	}

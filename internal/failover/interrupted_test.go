@@ -29,9 +29,13 @@ func runCrashing(t *testing.T, o Options, crash string) {
 
 // assertInterrupted checks what a failover that died leaves: the link
 // failing over, and status saying so with the remedy.
-func (f *fixture) assertInterrupted(t *testing.T) {
+func (f *fixture) assertInterrupted(t *testing.T) { f.assertInterruptedIn(t, "failing_over") }
+
+// assertInterruptedIn is assertInterrupted for a failover that died in
+// phase.
+func (f *fixture) assertInterruptedIn(t *testing.T, phase string) {
 	t.Helper()
-	if ph := f.targetString(`SELECT phase FROM pglink.links WHERE name = $1`, f.name); ph != "failing_over" {
+	if ph := f.targetString(`SELECT phase FROM pglink.links WHERE name = $1`, f.name); ph != phase {
 		t.Fatalf("phase after the failover died: %q", ph)
 	}
 	// The dead failover's server session may outlive it by a moment, and
@@ -119,6 +123,41 @@ func TestPlannedFailoverInterrupted(t *testing.T) {
 		}
 		f.assertFailedOver(t, w, false)
 	})
+}
+
+// TestForcedFailoverInterruptedInCut: a forced failover that died after
+// it marked the link failed over, before it dropped the slot (the state
+// its cut step leaves at that moment), is finished by the next forced
+// failover: the slot is dropped, and a planned one is refused with the
+// remedy.
+func TestForcedFailoverInterruptedInCut(t *testing.T) {
+	f := newFixture(t, "fcut")
+	f.startLink()
+	o := Options{Name: "fcut", Source: f.source, Target: f.target, Kind: Forced}
+	runCrashing(t, o, "open")
+	if err := execOn(f.target, `UPDATE pglink.links SET phase = 'failed_over', failover_step = 'cut' WHERE name = 'fcut'`); err != nil {
+		t.Fatal(err)
+	}
+	f.assertInterruptedIn(t, "failed_over")
+	p, _ := Build(Options{Name: "fcut", Source: f.source, Target: f.target, Kind: Planned})
+	if _, err := Run(context.Background(), p); err == nil || !strings.Contains(err.Error(), "pglink failover --forced again") {
+		t.Errorf("a planned failover after a forced one interrupted in its cut: %v", err)
+	}
+	p, _ = Build(o)
+	res, err := Run(context.Background(), p)
+	var out strings.Builder
+	res.WriteTable(&out)
+	t.Logf("results:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("the forced failover that finishes the cut: %v", err)
+	}
+	if n := queryString(f.source, `SELECT count(*)::text FROM pg_replication_slots`); n != "0" {
+		t.Errorf("%s replication slots left on the source", n)
+	}
+	if ph := f.targetString(`SELECT phase || ' ' || failover_step FROM pglink.links WHERE name = $1`, f.name); ph != "failed_over done" {
+		t.Errorf("the link after the finished cut: %q", ph)
+	}
+	f.assertSame()
 }
 
 // TestFailoverLease refuses a second failover while one runs, and a

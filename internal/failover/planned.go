@@ -167,7 +167,7 @@ func refusePhase(name string, in link.Info, want ...string) error {
 	switch in.Phase {
 	case monitor.PhaseFailedOver:
 		if in.FailoverStep == link.FailoverStepCut {
-			return fmt.Errorf("link %s has failed over (%s), but its failover was interrupted while it cut the link: pglink failover --planned finishes the cut when the source answers (it drops the source's slot), and pglink drop removes what is left", name, in.FailoverKind)
+			return fmt.Errorf("link %s has failed over (%s), but its failover was interrupted while it cut the link: run pglink failover --%s again to finish the cut (it drops the source's slot when the source answers), or pglink drop to remove what is left", name, in.FailoverKind, in.FailoverKind)
 		}
 		return fmt.Errorf("link %s has failed over already (%s); there is nothing to fail over", name, in.FailoverKind)
 	case monitor.PhaseFailingOver:

@@ -85,7 +85,7 @@ func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.St
 				deref(row.FailoverKind), FailoverStage(deref(row.FailoverStep)))
 			st.Remedy = "run the same pglink failover again: a planned one undoes what the interrupted one did and starts over, or finishes it when the target took writes already; pglink failover --forced finishes it without the source"
 			if row.Phase == monitor.PhaseFailedOver {
-				st.Remedy = "run pglink failover --planned again to finish the cut (it drops the source's slot), or pglink drop to remove what is left of the link"
+				st.Remedy = fmt.Sprintf("run pglink failover --%s again to finish the cut (it drops the source's slot when the source answers), or pglink drop to remove what is left of the link", deref(row.FailoverKind))
 			}
 		}
 	}
