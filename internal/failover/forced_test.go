@@ -3,7 +3,6 @@ package failover
 import (
 	"context"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -32,10 +31,7 @@ func TestForcedFailoverSourceGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Run(ctx, p)
-	var out strings.Builder
-	res.WriteTable(&out)
-	t.Logf("results:\n%s", out.String())
+	res, err := runLogged(ctx, t, p)
 	if err != nil {
 		t.Fatalf("forced failover: %v", err)
 	}

@@ -282,3 +282,13 @@ func (f *fixture) assertFailedOver(t *testing.T, w *writer, cleaned bool) {
 	}
 
 }
+
+// runLogged runs plan p and logs its results table.
+func runLogged(ctx context.Context, t *testing.T, p *Plan) (*Result, error) {
+	t.Helper()
+	res, err := Run(ctx, p)
+	var out strings.Builder
+	res.WriteTable(&out)
+	t.Logf("results:\n%s", out.String())
+	return res, err
+}

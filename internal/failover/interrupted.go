@@ -22,7 +22,8 @@ import (
 //     target may have taken writes; the steps from there on run again
 //     (open, cut, source) and the earlier ones are skipped: they were
 //     done, the catch-up included;
-//   - forced: it finishes any interrupted failover, without the source.
+//   - forced: it finishes any interrupted failover, a cut included,
+//     without the source (see forcedPreflight).
 
 // recoverInterrupted undoes or takes over, for a planned failover, the
 // interrupted failover that left the link in phase in, and says what it

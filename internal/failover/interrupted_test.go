@@ -102,10 +102,7 @@ func TestPlannedFailoverInterrupted(t *testing.T) {
 		f.assertInterrupted(t)
 		<-wdone
 		p, _ := Build(opts)
-		res, err := Run(context.Background(), p)
-		var out strings.Builder
-		res.WriteTable(&out)
-		t.Logf("results:\n%s", out.String())
+		res, err := runLogged(context.Background(), t, p)
 		if err != nil {
 			t.Fatalf("the failover that finishes the interrupted one: %v", err)
 		}
@@ -144,11 +141,7 @@ func TestForcedFailoverInterruptedInCut(t *testing.T) {
 		t.Errorf("a planned failover after a forced one interrupted in its cut: %v", err)
 	}
 	p, _ = Build(o)
-	res, err := Run(context.Background(), p)
-	var out strings.Builder
-	res.WriteTable(&out)
-	t.Logf("results:\n%s", out.String())
-	if err != nil {
+	if _, err := runLogged(context.Background(), t, p); err != nil {
 		t.Fatalf("the forced failover that finishes the cut: %v", err)
 	}
 	if n := queryString(f.source, `SELECT count(*)::text FROM pg_replication_slots`); n != "0" {
@@ -185,11 +178,7 @@ func TestFailoverLease(t *testing.T) {
 	runCrashing(t, Options{Name: "lease", Source: f.source, Target: f.target, Kind: Planned, MaxLag: 30 * time.Second}, "catchup")
 	f.assertInterrupted(t)
 	p, _ = Build(Options{Name: "lease", Source: f.source, Target: f.target, Kind: Forced})
-	res, err := Run(ctx, p)
-	var out strings.Builder
-	res.WriteTable(&out)
-	t.Logf("results:\n%s", out.String())
-	if err != nil {
+	if _, err := runLogged(ctx, t, p); err != nil {
 		t.Fatalf("a forced failover after an interrupted one: %v", err)
 	}
 	if err := f.linkEnded(30 * time.Second); err != nil {

@@ -76,9 +76,9 @@ type Step struct {
 	Commits bool
 	run     func(ctx context.Context, x *execution) (detail string, err error)
 	undo    func(ctx context.Context, x *execution) error
-	// finish marks the steps that run again when a planned failover
-	// finishes one that was interrupted after it began to make the
-	// target writable (see recoverInterrupted); the others are skipped.
+	// finish marks the steps that run again when a failover finishes one
+	// that was interrupted after it began to make the target writable or
+	// to cut the link (see recoverInterrupted); the others are skipped.
 	finish bool
 }
 

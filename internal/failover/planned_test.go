@@ -28,13 +28,10 @@ func TestPlannedFailoverUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Run(context.Background(), p)
+	res, err := runLogged(context.Background(), t, p)
 	if err != nil {
 		t.Fatalf("failover: %v\n%+v", err, res)
 	}
-	var out strings.Builder
-	res.WriteTable(&out)
-	t.Logf("results:\n%s", out.String())
 	if !res.OK || res.DowntimeSeconds == nil || res.EndLSN == "" {
 		t.Fatalf("result incomplete: %+v", res)
 	}

@@ -49,10 +49,9 @@ func failoverRuns(ctx context.Context, conn *pgx.Conn, link string) (bool, error
 // start, "open" once it begins to make the target writable (after which
 // nothing is undone), "cut" with the phase failed_over once it begins to
 // cut the link (stop it, drop the slot), "done" at its end. A failover
-// run as a script
-// (pglink failover --script) records them followed by ScriptMark: a
-// script holds no failover lease, so pglink cannot tell one that runs
-// from one that was interrupted, and takes over neither.
+// run as a script (pglink failover --script) records them followed by
+// ScriptMark: a script holds no failover lease, so pglink cannot tell one
+// that runs from one that was interrupted, and takes over neither.
 const (
 	FailoverStepOpen = "open"
 	FailoverStepCut  = "cut"
