@@ -46,6 +46,13 @@ func Parse(side Side, connString string) (*Endpoint, error) {
 		return nil, fmt.Errorf("%s: the connection string cannot be read: %s; give a libpq URL (postgres://user@host:5432/db) or key=value pairs (host=... dbname=...)", side, redactParseError(err))
 	}
 	cfg.ConnectTimeout = connectTimeout(cfg.ConnectTimeout)
+	tcp, err := takeTCPSettings(cfg.RuntimeParams)
+	if err != nil {
+		return nil, fmt.Errorf("%s: the connection string cannot be read: %w", side, err)
+	}
+	// Every connection made from the config (and its copies: the
+	// replication one, pg_dump's excepted) finds a silent peer.
+	cfg.DialFunc = tcp.dialer().DialContext
 	if cfg.RuntimeParams["application_name"] == "" {
 		// Names pglink's sessions in pg_stat_activity; a failover that ends
 		// the source's sessions spares them by this name.
