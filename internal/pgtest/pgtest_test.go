@@ -1,6 +1,16 @@
 package pgtest
 
-import "testing"
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/pglink/pglink/internal/instance"
+)
 
 func TestStartTwoClusters(t *testing.T) {
 	a := Start(t, Options{})
@@ -15,5 +25,75 @@ func TestStartTwoClusters(t *testing.T) {
 	b.Exec("shop", "CREATE TABLE t (id int primary key)", "INSERT INTO t VALUES (1), (2)")
 	if got, want := b.QueryString("shop", "SELECT count(*) FROM t"), "2"; got != want {
 		t.Fatalf("count = %s, want %s", got, want)
+	}
+}
+
+// TestProxyFaults runs each fault of the proxy over an echo server.
+func TestProxyFaults(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(c, c)
+		}
+	}()
+	p := NewProxy(t, &Cluster{Instance: &instance.Instance{Port: echo.Addr().(*net.TCPAddr).Port}, t: t})
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p.Port()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// roundTrip reports whether a message comes back within wait.
+	roundTrip := func(c net.Conn, wait time.Duration) error {
+		if _, err := c.Write([]byte("ping")); err != nil {
+			return err
+		}
+		c.SetReadDeadline(time.Now().Add(wait))
+		b := make([]byte, 4)
+		_, err := io.ReadFull(c, b)
+		return err
+	}
+	a := dial()
+	if err := roundTrip(a, 5*time.Second); err != nil {
+		t.Fatalf("through the proxy: %v", err)
+	}
+	p.Blackhole()
+	if err := roundTrip(a, 300*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("in a black hole: %v, want a timeout", err)
+	}
+	p.Lift()
+	if err := roundTrip(a, 5*time.Second); err != nil { // the held ping
+		t.Fatalf("after the black hole lifted: %v", err)
+	}
+	if _, err := io.ReadFull(a, make([]byte, 4)); err != nil { // and this one
+		t.Fatalf("after the black hole lifted: %v", err)
+	}
+	p.BlackholeOpen()
+	if err := roundTrip(a, 300*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("open connection in a black hole: %v, want a timeout", err)
+	}
+	b := dial()
+	if err := roundTrip(b, 5*time.Second); err != nil {
+		t.Fatalf("new connection after BlackholeOpen: %v", err)
+	}
+	p.SetLatency(200 * time.Millisecond)
+	start := time.Now()
+	if err := roundTrip(b, 5*time.Second); err != nil || time.Since(start) < 400*time.Millisecond {
+		t.Fatalf("with latency: %v after %s, want an answer after 400ms", err, time.Since(start))
+	}
+	p.SetLatency(0)
+	p.Reset()
+	if err := roundTrip(b, 5*time.Second); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("after a reset: %v, want the connection gone", err)
 	}
 }
