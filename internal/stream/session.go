@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/endpoint"
 )
 
 // session is the state of one Run: one replication connection, owned by
@@ -50,6 +51,12 @@ type session struct {
 	armed      time.Time   // read deadline set on the connection; zero when unknown
 	lastStatus time.Time
 	nextStatus time.Time // the timer's next standby status
+
+	// The source is given up when it sends nothing for silence; from half
+	// of it, each standby status asks for a reply. heard is when it last
+	// sent something, or when the session last began to listen again.
+	silence time.Duration
+	heard   time.Time
 }
 
 // publishEvery bounds how many messages the counters in Stats may lag
@@ -90,12 +97,16 @@ func (ss *session) loop(ctx context.Context) error {
 		}
 		if err != nil {
 			if pgconn.Timeout(err) {
+				if err := ss.checkSilence(); err != nil {
+					return err
+				}
 				ss.armed = time.Time{} // a poke may have changed the deadline
 				checkStatus = true
 				continue
 			}
 			return fmt.Errorf("source: replication stream: %w", err)
 		}
+		ss.heard = time.Now()
 		if err := ss.handleBackend(ctx, msg); err != nil {
 			return err
 		}
@@ -301,6 +312,9 @@ func (ss *session) emit(ctx context.Context, c *change.Change) error {
 	}
 	ss.publish() // the apply is behind: Stats must not wait for it
 	defer ss.timer.Stop()
+	// The source is not read meanwhile: its silence counts from the end
+	// of the wait.
+	defer func() { ss.heard = time.Now() }()
 	for {
 		ss.timer.Reset(time.Until(ss.wakeAt()))
 		select {
@@ -322,6 +336,17 @@ func (ss *session) sent(c *change.Change) {
 	if c.Kind != change.Begin && c.Kind != change.Commit {
 		ss.newChanges++
 	}
+}
+
+// checkSilence fails when the source has sent nothing for the silence
+// limit: not even an answer to the replies asked for from half of it. A
+// network that drops packets gives no error, and the server, which ends
+// its side after wal_sender_timeout without our status, cannot tell us.
+func (ss *session) checkSilence() error {
+	if d := time.Since(ss.heard); d >= ss.silence {
+		return &endpoint.SilentError{Side: endpoint.Source, What: "the replication stream", Since: ss.heard, For: d}
+	}
+	return nil
 }
 
 // wakeAt is when the next standby status is due: the timer's, or sooner
@@ -358,7 +383,17 @@ func (ss *session) sendStatus(ctx context.Context) error {
 	// link's slot still advances, since the link's heartbeat is a
 	// transaction in the source database, applied like any other.
 	pos := max(change.LSN(ss.applied.Load()), ss.flushed)
-	if err := sendStandbyStatus(ss.conn, max(pos, ss.lastSentEnd), pos, pos); err != nil {
+	now := time.Now()
+	ping := now.Sub(ss.heard) >= ss.silence/2
+	// A send that cannot go out (a peer that stopped reading, a full
+	// socket buffer) must not hang the session past the silence limit.
+	if err := ss.conn.Conn().SetWriteDeadline(now.Add(ss.silence)); err != nil {
+		return fmt.Errorf("source: send standby status: %w", err)
+	}
+	if err := sendStandbyStatus(ss.conn, max(pos, ss.lastSentEnd), pos, pos, ping); err != nil {
+		if pgconn.Timeout(err) {
+			return &endpoint.SilentError{Side: endpoint.Source, What: "the replication stream", Since: ss.heard, For: time.Since(ss.heard)}
+		}
 		return fmt.Errorf("source: send standby status: %w", err)
 	}
 	ss.flushed = pos

@@ -186,3 +186,58 @@ func pluginArgs(versionNum int, publication string) []string {
 func quoteLiteral(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
+
+// DefaultSilence is the silence limit when the source's wal_sender_timeout
+// is 0 (the server never gives up on a silent client).
+const DefaultSilence = 60 * time.Second
+
+// silenceMargin is added to wal_sender_timeout, so that the server, which
+// ends a walsender that heard nothing from pglink for that long, has
+// released the slot when pglink connects again.
+const silenceMargin = 2 * time.Second
+
+// silenceLimit is how long the source may send nothing before pglink
+// gives its replication connection up: its wal_sender_timeout plus a
+// margin. A live server is never silent that long: pglink asks for a
+// reply from half of it on (see sendStatus), and the link's heartbeat
+// puts a transaction in its WAL every second.
+func silenceLimit(ctx context.Context, conn *pgconn.PgConn) (time.Duration, error) {
+	results, err := conn.Exec(ctx, "SHOW wal_sender_timeout").ReadAll()
+	if err != nil {
+		return 0, fmt.Errorf("source: read wal_sender_timeout: %w", err)
+	}
+	if len(results) != 1 || len(results[0].Rows) != 1 || len(results[0].Rows[0]) != 1 {
+		return 0, errors.New("source: read wal_sender_timeout: unexpected result shape")
+	}
+	d, err := parseSettingDuration(string(results[0].Rows[0][0]))
+	if err != nil {
+		return 0, fmt.Errorf("source: read wal_sender_timeout: %w", err)
+	}
+	if d <= 0 {
+		return DefaultSilence, nil
+	}
+	return d + silenceMargin, nil
+}
+
+// parseSettingDuration reads a time setting as SHOW gives it: "60s",
+// "1min", "500ms", "0" (a bare number is in milliseconds, the unit of
+// wal_sender_timeout).
+func parseSettingDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '-' })
+	num, unit := s, ""
+	if i >= 0 {
+		num, unit = s[:i], strings.TrimSpace(s[i:])
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("cannot read %q as a time", s)
+	}
+	units := map[string]time.Duration{"": time.Millisecond, "us": time.Microsecond, "ms": time.Millisecond,
+		"s": time.Second, "min": time.Minute, "h": time.Hour, "d": 24 * time.Hour}
+	u, ok := units[unit]
+	if !ok {
+		return 0, fmt.Errorf("cannot read %q as a time: unknown unit %q", s, unit)
+	}
+	return time.Duration(n) * u, nil
+}

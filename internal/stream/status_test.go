@@ -12,7 +12,7 @@ import (
 // pglink has only received.
 func TestStandbyStatusKeepsZeroFlush(t *testing.T) {
 	at := pgEpoch.Add(3 * time.Second)
-	got := standbyStatus(0x1D429B0, 0, 0, at)
+	got := standbyStatus(0x1D429B0, 0, 0, at, false)
 	want := []byte{'r',
 		0, 0, 0, 0, 0x01, 0xD4, 0x29, 0xB0, // write
 		0, 0, 0, 0, 0, 0, 0, 0, // flush: nothing confirmed

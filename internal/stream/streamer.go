@@ -41,7 +41,11 @@ type Options struct {
 	// timer and the server's requests still send one); DefaultStatusGap
 	// when 0. Negative: none are sent for that reason.
 	StatusGap time.Duration
-	Logger    *slog.Logger // may be nil
+	// Silence is how long the source may send nothing at all before the
+	// connection is given up as lost; when zero, it is derived from the
+	// source's wal_sender_timeout (see silenceLimit).
+	Silence time.Duration
+	Logger  *slog.Logger // may be nil
 }
 
 // Stats are counters and positions of a Streamer.
@@ -163,6 +167,12 @@ func (s *Streamer) Run(ctx context.Context, out chan<- *change.Change) (err erro
 	if err != nil {
 		return err
 	}
+	silence := s.opts.Silence
+	if silence <= 0 {
+		if silence, err = silenceLimit(ctx, conn); err != nil {
+			return err
+		}
+	}
 	start := s.opts.StartLSN
 	err = pglogrepl.StartReplication(ctx, conn, s.opts.Slot, start, pglogrepl.StartReplicationOptions{
 		Mode:       pglogrepl.LogicalReplication,
@@ -173,7 +183,7 @@ func (s *Streamer) Run(ctx context.Context, out chan<- *change.Change) (err erro
 	}
 	gather.start()
 	s.log.Info("replication started", "slot", s.opts.Slot, "start_lsn", start.String(),
-		"publication", s.opts.Publication, "server_version_num", versionNum)
+		"publication", s.opts.Publication, "server_version_num", versionNum, "silence_limit", silence)
 
 	ss := &session{
 		Streamer:   s,
@@ -184,6 +194,8 @@ func (s *Streamer) Run(ctx context.Context, out chan<- *change.Change) (err erro
 		wake:       newWaker(conn.Conn()),
 		timer:      time.NewTimer(time.Hour),
 		nextStatus: time.Now(),
+		silence:    silence,
+		heard:      time.Now(),
 	}
 	defer ss.timer.Stop()
 	// The receive waits with a read deadline on the connection instead of
