@@ -69,8 +69,10 @@ func (p *pauser) poll(ctx context.Context) error {
 	for {
 		var state, at, kind *string
 		var phase string
-		err := conn.QueryRow(ctx, `SELECT pause_state, pause_at::text, phase, failover_kind FROM pglink.links WHERE name = $1`,
-			p.link).Scan(&state, &at, &phase, &kind)
+		err := controlQuery(ctx, endpoint.Target, "the pause poll", func(ctx context.Context) error {
+			return conn.QueryRow(ctx, `SELECT pause_state, pause_at::text, phase, failover_kind FROM pglink.links WHERE name = $1`,
+				p.link).Scan(&state, &at, &phase, &kind)
+		})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errLinkGone
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,6 +48,7 @@ func (r *runner) replicate(ctx context.Context) error {
 	}
 	delay := time.Duration(0)
 	for {
+		r.healthy.Store(false)
 		err := r.streamOnce(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -55,45 +57,101 @@ func (r *runner) replicate(ctx context.Context) error {
 			r.log.Info("the link has ended; this process stops", "reason", err)
 			return nil
 		}
-		r.log.Warn("replication interrupted; retrying", "error", err, "in", nextBackoff(delay))
+		if r.healthy.Load() {
+			delay = 0 // a session that worked: this failure is a new one
+		}
+		delay = nextBackoff(delay)
+		r.log.Warn("replication interrupted; retrying", "side", sideOf(err), "error", err, "in", delay)
+		// The control sessions first: the failure may have taken them too,
+		// and the error is recorded through the target's.
+		r.reconnectControlOrLog(ctx)
 		if !endpoint.IsConnectionLost(err) {
 			r.markBroken(ctx, err)
 		} else {
 			r.recordError(ctx, err)
 		}
-		delay = nextBackoff(delay)
+		if sideOf(err) == endpoint.Source {
+			r.forgetSourcePosition(ctx)
+		}
 		if err := r.sleepUnlessEnded(ctx, delay); err != nil {
 			if errors.Is(err, errFailedOver) || errors.Is(err, errLinkGone) {
 				r.log.Info("the link has ended; this process stops", "reason", err)
 			}
 			return nil
 		}
-		if err := r.reconnectControl(ctx); err != nil {
-			r.log.Warn("target not reachable", "error", err)
+		r.reconnectControlOrLog(ctx)
+	}
+}
+
+// reconnectControlOrLog replaces the control sessions that were lost, and
+// logs which side cannot be reached: the next attempt says it again.
+func (r *runner) reconnectControlOrLog(ctx context.Context) {
+	if err := r.reconnectControl(ctx); err != nil {
+		r.log.Warn(string(sideOf(err))+" not reachable", "error", err)
+	}
+}
+
+// forgetSourcePosition clears the source's WAL end and the lag in seconds
+// that the session reported, once its source went away: they are unknown
+// now, and pglink status must not show the last ones (a lag of 0) while
+// the link stands still.
+func (r *runner) forgetSourcePosition(ctx context.Context) {
+	if r.tgtConn == nil || r.tgtConn.IsClosed() {
+		return
+	}
+	err := controlQuery(ctx, endpoint.Target, "the record of the lost source", func(ctx context.Context) error {
+		_, err := r.tgtConn.Exec(ctx, `UPDATE pglink.links SET server_wal_end = NULL, lag_seconds = NULL WHERE name = $1`, r.cfg.Name)
+		return err
+	})
+	if err != nil {
+		r.log.Warn("could not record that the source is lost", "error", err)
+	}
+}
+
+// sideOf names the side an error comes from, or "" when it names none.
+func sideOf(err error) endpoint.Side {
+	var ee *endpoint.Error
+	var se *endpoint.SilentError
+	switch {
+	case errors.As(err, &se):
+		return se.Side
+	case errors.As(err, &ee):
+		return ee.Side
+	case err == nil:
+		return ""
+	}
+	for _, side := range []endpoint.Side{endpoint.Source, endpoint.Target} {
+		if strings.HasPrefix(err.Error(), string(side)+":") || strings.HasPrefix(err.Error(), string(side)+" ") {
+			return side
 		}
 	}
+	return ""
 }
 
 func (r *runner) markBroken(ctx context.Context, err error) {
 	if r.tgtConn == nil || r.tgtConn.IsClosed() {
 		return
 	}
-	if perr := setPhase(ctx, r.tgtConn, r.cfg.Name, monitor.PhaseBroken); perr != nil {
+	perr := controlQuery(ctx, endpoint.Target, "the record of the broken phase", func(ctx context.Context) error {
+		return setPhase(ctx, r.tgtConn, r.cfg.Name, monitor.PhaseBroken)
+	})
+	if perr != nil {
 		r.log.Warn("could not record the broken phase", "error", perr)
 	}
 	r.recordError(ctx, err)
 }
 
-// reconnectControl replaces the control sessions when they were lost.
+// reconnectControl replaces the control sessions when they were lost (or
+// answer no ping within controlTimeout).
 func (r *runner) reconnectControl(ctx context.Context) error {
-	if r.tgtConn == nil || r.tgtConn.IsClosed() || r.tgtConn.Ping(ctx) != nil {
+	if !r.alive(ctx, r.tgtConn, endpoint.Target) {
 		conn, err := r.tgt.Connect(ctx)
 		if err != nil {
 			return err
 		}
 		r.tgtConn = conn
 	}
-	if r.srcConn == nil || r.srcConn.IsClosed() || r.srcConn.Ping(ctx) != nil {
+	if !r.alive(ctx, r.srcConn, endpoint.Source) {
 		conn, err := r.src.Connect(ctx)
 		if err != nil {
 			return err
@@ -101,6 +159,21 @@ func (r *runner) reconnectControl(ctx context.Context) error {
 		r.srcConn = conn
 	}
 	return nil
+}
+
+// alive tells whether conn answers a ping in time; one that does not is
+// closed (without waiting for a server that may never answer).
+func (r *runner) alive(ctx context.Context, conn *pgx.Conn, side endpoint.Side) bool {
+	if conn == nil || conn.IsClosed() {
+		return false
+	}
+	if controlQuery(ctx, side, "a ping", conn.Ping) == nil {
+		return true
+	}
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	conn.Close(closeCtx)
+	return false
 }
 
 // syncPositions returns the per-table positions the seeding copied at.
@@ -232,7 +305,10 @@ func (r *runner) heartbeat(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		var at string
-		if err := conn.QueryRow(ctx, `SELECT pg_logical_emit_message(true, $1, $2)::text`, heartbeatPrefix, r.cfg.Name).Scan(&at); err != nil {
+		err := controlQuery(ctx, endpoint.Source, "the heartbeat", func(ctx context.Context) error {
+			return conn.QueryRow(ctx, `SELECT pg_logical_emit_message(true, $1, $2)::text`, heartbeatPrefix, r.cfg.Name).Scan(&at)
+		})
+		if err != nil {
 			return fmt.Errorf("source: write heartbeat: %w", err)
 		}
 		r.heartbeatLSN.Store(uint64(parseLSN(&at)))
@@ -266,9 +342,13 @@ func (r *runner) report(ctx context.Context, s *stream.Streamer, a *apply.Applie
 		st, ss, now := a.Stats(), s.Stats(), time.Now()
 		secs := now.Sub(prevAt).Seconds()
 		lag := lagSeconds(st, ss, now)
-		if _, err := conn.Exec(ctx, `UPDATE pglink.links SET lag_seconds = $2, txn_per_sec = $3, changes_per_sec = $4,
+		err := controlQuery(ctx, endpoint.Target, "the status report", func(ctx context.Context) error {
+			_, err := conn.Exec(ctx, `UPDATE pglink.links SET lag_seconds = $2, txn_per_sec = $3, changes_per_sec = $4,
 			server_wal_end = nullif($5, '0/0')::pg_lsn, updated_at = now() WHERE name = $1`, r.cfg.Name, lag,
-			float64(st.Txns-prev.Txns)/secs, float64(st.Changes-prev.Changes)/secs, ss.ServerWALEnd.String()); err != nil {
+				float64(st.Txns-prev.Txns)/secs, float64(st.Changes-prev.Changes)/secs, ss.ServerWALEnd.String())
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("target: report status: %w", err)
 		}
 		if !healthy && (st.LastEndLSN != prev.LastEndLSN || lag == 0) {
@@ -276,14 +356,18 @@ func (r *runner) report(ctx context.Context, s *stream.Streamer, a *apply.Applie
 			if err := r.markHealthy(ctx, conn); err != nil {
 				return err
 			}
+			r.healthy.Store(true)
 		}
 		prev, prevAt = st, now
 	}
 }
 
 func (r *runner) markHealthy(ctx context.Context, conn *pgx.Conn) error {
-	_, err := conn.Exec(ctx, `UPDATE pglink.links SET phase = 'replicating', last_error = NULL, remedy = NULL
+	err := controlQuery(ctx, endpoint.Target, "the record of a healthy link", func(ctx context.Context) error {
+		_, err := conn.Exec(ctx, `UPDATE pglink.links SET phase = 'replicating', last_error = NULL, remedy = NULL
 		WHERE name = $1 AND phase IN ('replicating', 'broken')`, r.cfg.Name)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("target: record link %s healthy: %w", r.cfg.Name, err)
 	}
@@ -308,7 +392,9 @@ func lagSeconds(a apply.Stats, s stream.Stats, now time.Time) float64 {
 func (r *runner) ended(ctx context.Context) error {
 	var phase string
 	var kind *string
-	err := r.tgtConn.QueryRow(ctx, `SELECT phase, failover_kind FROM pglink.links WHERE name = $1`, r.cfg.Name).Scan(&phase, &kind)
+	err := controlQuery(ctx, endpoint.Target, "the read of the link's phase", func(ctx context.Context) error {
+		return r.tgtConn.QueryRow(ctx, `SELECT phase, failover_kind FROM pglink.links WHERE name = $1`, r.cfg.Name).Scan(&phase, &kind)
+	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return errLinkGone

@@ -36,6 +36,9 @@ type runner struct {
 	// (see heartbeat): its transaction is still to come while the apply is
 	// before it.
 	heartbeatLSN atomic.Uint64
+	// healthy is set once the running replication session has moved
+	// changes (or is caught up): its failure starts the backoff anew.
+	healthy atomic.Bool
 }
 
 func newRunner(cfg Config) (*runner, error) {
@@ -151,9 +154,7 @@ func (r *runner) seedWithRetry(ctx context.Context) error {
 		if err := wait.Sleep(ctx, delay); err != nil {
 			return err
 		}
-		if err := r.reconnectControl(ctx); err != nil {
-			r.log.Warn("not reachable", "error", err)
-		}
+		r.reconnectControlOrLog(ctx)
 	}
 }
 
@@ -313,7 +314,10 @@ func (r *runner) recordError(ctx context.Context, err error) {
 	if err == nil || ctx.Err() != nil {
 		return
 	}
-	if rerr := setError(context.WithoutCancel(ctx), r.tgtConn, r.cfg.Name, err.Error(), remedyFor(err)); rerr != nil {
+	rerr := controlQuery(context.WithoutCancel(ctx), endpoint.Target, "the record of an error", func(ctx context.Context) error {
+		return setError(ctx, r.tgtConn, r.cfg.Name, err.Error(), remedyFor(err))
+	})
+	if rerr != nil {
 		r.log.Warn("could not record the error in the target", "error", rerr)
 	}
 }
@@ -323,6 +327,10 @@ func remedyFor(err error) string {
 	var ee *endpoint.Error
 	if errors.As(err, &ee) {
 		return ee.Remedy
+	}
+	var se *endpoint.SilentError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("pglink reconnects by itself; if this comes back, check the network between pglink and the %s (a firewall or NAT that drops idle connections, packet loss) and that its server answers", se.Side)
 	}
 	if endpoint.IsConnectionLost(err) {
 		return "pglink retries by itself; check that both servers run and can be reached"
