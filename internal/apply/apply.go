@@ -179,7 +179,9 @@ func (a *Applier) Run(ctx context.Context, in <-chan *change.Change) (err error)
 	}
 	r.useLane(0)
 	err = r.loop(ctx, in)
-	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	// A target gone silent must not hold the run's end for long: the
+	// server rolls back and resets the origin of a session that ends.
+	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
 	if cerr := r.finish(cleanupCtx); cerr != nil && err == nil {
 		err = cerr

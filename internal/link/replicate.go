@@ -62,9 +62,13 @@ func (r *runner) replicate(ctx context.Context) error {
 		}
 		delay = nextBackoff(delay)
 		r.log.Warn("replication interrupted; retrying", "side", sideOf(err), "error", err, "in", delay)
-		// The control sessions first: the failure may have taken them too,
-		// and the error is recorded through the target's.
-		r.reconnectControlOrLog(ctx)
+		// The target's control session first: the failure may have taken
+		// it too, and the error is recorded through it. The source's waits
+		// for the next attempt, so that a source that cannot be reached
+		// does not hold back the record.
+		if !r.alive(ctx, r.tgtConn, endpoint.Target) {
+			r.reconnectControlOrLog(ctx)
+		}
 		if !endpoint.IsConnectionLost(err) {
 			r.markBroken(ctx, err)
 		} else {
@@ -161,13 +165,20 @@ func (r *runner) reconnectControl(ctx context.Context) error {
 	return nil
 }
 
+// pingTimeout bounds the ping that tells whether a control session is
+// still alive.
+const pingTimeout = 2 * time.Second
+
 // alive tells whether conn answers a ping in time; one that does not is
 // closed (without waiting for a server that may never answer).
 func (r *runner) alive(ctx context.Context, conn *pgx.Conn, side endpoint.Side) bool {
 	if conn == nil || conn.IsClosed() {
 		return false
 	}
-	if controlQuery(ctx, side, "a ping", conn.Ping) == nil {
+	// A short wait: a session that is slow to answer is only replaced.
+	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if conn.Ping(pctx) == nil {
 		return true
 	}
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
@@ -199,11 +210,15 @@ func (r *runner) streamOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := r.endStaleSessions(ctx); err != nil {
+		return err
+	}
 	applyConn, err := r.tgt.Connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer applyConn.Close(context.WithoutCancel(ctx))
+	r.noteSession(ctx, applyConn)
 	if err := apply.PrepareSession(ctx, applyConn); err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
@@ -228,6 +243,7 @@ func (r *runner) streamOnce(ctx context.Context) error {
 	var second *pgx.Conn
 	if r.cfg.ApplySessions != 1 {
 		if second = r.secondApplySession(ctx); second != nil {
+			r.noteSession(ctx, second)
 			defer second.Close(context.WithoutCancel(ctx))
 		}
 	}
@@ -253,8 +269,8 @@ func (r *runner) streamOnce(ctx context.Context) error {
 	r.log.Info("streaming", "from", start.String(), "slot", r.names.Slot)
 	changes := make(chan *change.Change, queueSize)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return streamer.Run(gctx, changes) })
-	g.Go(func() error { return applier.Run(gctx, changes) })
+	g.Go(func() error { return onSide(endpoint.Source, streamer.Run(gctx, changes)) })
+	g.Go(func() error { return onSide(endpoint.Target, applier.Run(gctx, changes)) })
 	g.Go(func() error { return r.heartbeat(gctx) })
 	g.Go(func() error { return pause.poll(gctx) })
 	g.Go(func() error { return r.report(gctx, streamer, applier) })

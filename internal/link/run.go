@@ -39,6 +39,9 @@ type runner struct {
 	// healthy is set once the running replication session has moved
 	// changes (or is caught up): its failure starts the backoff anew.
 	healthy atomic.Bool
+	// stale are the apply sessions of earlier replication sessions, ended
+	// at the next one's start when still there (see endStaleSessions).
+	stale []targetSession
 }
 
 func newRunner(cfg Config) (*runner, error) {

@@ -133,6 +133,10 @@ func fillETAs(ctx context.Context, conn *pgx.Conn, name string, st *monitor.Stat
 
 // sourceStatus adds the source's current position and the slot's state.
 func sourceStatus(ctx context.Context, source string, st *monitor.Status) error {
+	// The position the running link last reported is not the source's
+	// now: when the source cannot be read, its position and the lag in
+	// bytes are unknown.
+	st.SourceLSN = ""
 	src, err := endpoint.Parse(endpoint.Source, source)
 	if err != nil {
 		return err
