@@ -108,6 +108,13 @@ func TestSilentNetworkStreaming(t *testing.T) {
 	time.Sleep(silentWST) // the link tries to connect meanwhile
 	srcNet.Lift()
 	recoverWithin(t, l, src, "source black hole lifted", bound)
+	// Each source fault came after a session that worked: the backoff
+	// starts again at 1 s each time.
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if contains(line, "replication interrupted", "side=source") && !strings.HasSuffix(line, " in=1s") {
+			t.Errorf("backoff not started anew after a healthy session: %s", line)
+		}
+	}
 
 	dstNet.BlackholeOpen()
 	recoverWithin(t, l, src, "target black hole for the open connections", bound)
