@@ -55,8 +55,11 @@ func (r *runner) replicate(ctx context.Context) error {
 			r.log.Info("the link has ended; this process stops", "reason", err)
 			return nil
 		}
+		if errors.Is(err, errLeaseTaken) {
+			return err
+		}
 		r.log.Warn("replication interrupted; retrying", "error", err, "in", nextBackoff(delay))
-		if !endpoint.IsConnectionLost(err) {
+		if !endpoint.IsConnectionLost(err) && !errors.Is(err, errLeaseLost) {
 			r.markBroken(ctx, err)
 		} else {
 			r.recordError(ctx, err)
@@ -116,9 +119,21 @@ func (r *runner) syncPositions(ctx context.Context) (map[string]change.LSN, erro
 	return out, nil
 }
 
-// streamOnce runs one replication session: stream, apply, heartbeats and
-// the status reporter, until one of them fails or ctx ends.
+// streamOnce runs one replication session, while this process holds the
+// link's lease: it is taken (again) before any apply session binds the
+// link's origin, and losing it stops the session at once.
 func (r *runner) streamOnce(ctx context.Context) error {
+	bctx, unbind, err := r.lease.bind(ctx)
+	if err != nil {
+		return err
+	}
+	defer unbind()
+	return r.lease.lostFrom(bctx, r.streamSession(bctx))
+}
+
+// streamSession runs stream, apply, heartbeats and the status reporter,
+// until one of them fails or ctx ends.
+func (r *runner) streamSession(ctx context.Context) error {
 	if err := r.ended(ctx); err != nil {
 		return err
 	}
