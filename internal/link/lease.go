@@ -62,7 +62,7 @@ const leaseGrace = 3 * time.Second
 
 // leaseCheck is how often a kept lease's session is checked, and how
 // often a lost lease is tried again. A check is one empty query.
-var leaseCheck = 500 * time.Millisecond
+const leaseCheck = 500 * time.Millisecond
 
 // leasePingTimeout bounds one check: a session that does not answer in it
 // (a half-open connection) counts as lost.
