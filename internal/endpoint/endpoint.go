@@ -5,10 +5,13 @@ package endpoint
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -130,39 +133,113 @@ func (e *Endpoint) ConnectPg(ctx context.Context, cfg *pgconn.Config) (*pgconn.P
 	return conn, nil
 }
 
-// Explain turns a connection error into one paragraph: side, cause, fix.
+// Explain turns a connection error into one paragraph: side, what went
+// wrong and where, the driver's own words for it, and the fix. The
+// password never shows, even where the driver echoes what it was given.
 func (e *Endpoint) Explain(err error) error {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return err
 	}
-	where := e.Describe()
+	what, fix := e.diagnose(err)
+	return &Error{e.Side, what + "; the driver said: " + e.driverCause(err), fix, err}
+}
+
+// diagnose says what a connection error means and how to fix it.
+func (e *Endpoint) diagnose(err error) (what, fix string) {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "28P01":
-			return &Error{e.Side, fmt.Sprintf("password authentication failed for user %q at %s", e.Config.User, where),
-				"check the user and password (in the connection string, PGPASSWORD or the passfile ~/.pgpass)", err}
-		case "28000":
-			return &Error{e.Side, fmt.Sprintf("the server refuses user %q at %s: %s", e.Config.User, where, pgErr.Message),
-				"allow this user and address in the server's pg_hba.conf and reload it, or check the user name", err}
-		case "3D000":
-			return &Error{e.Side, fmt.Sprintf("database %q does not exist at %s", e.Config.Database, where),
-				"check the database name in the connection string", err}
-		case "53300":
-			return &Error{e.Side, fmt.Sprintf("too many connections at %s", where),
-				"raise max_connections or close idle sessions", err}
-		case "42501":
-			return &Error{e.Side, fmt.Sprintf("permission denied at %s: %s", where, pgErr.Message),
-				"grant the user the right named above", err}
-		}
-		return &Error{e.Side, fmt.Sprintf("%s at %s", pgErr.Message, where), "", err}
+		return e.serverRefusal(pgErr)
 	}
+	server := fmt.Sprintf("%s:%d", e.Config.Host, e.Config.Port)
+	var dnsErr *net.DNSError
 	var netErr net.Error
-	if errors.As(err, &netErr) || strings.Contains(err.Error(), "connect: connection refused") || strings.Contains(err.Error(), "dial") {
-		return &Error{e.Side, fmt.Sprintf("cannot reach the server at %s:%d", e.Config.Host, e.Config.Port),
-			"check host and port, that the server runs and listens there (listen_addresses), and that no firewall blocks it", err}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "server refused TLS connection"):
+		return fmt.Sprintf("the server at %s does not accept TLS connections, and the connection string's sslmode requires TLS", server),
+			"use sslmode=prefer (TLS only when the server offers it) or sslmode=disable in the connection string, " +
+				"or turn TLS on in the server's postgresql.conf (ssl = on, with ssl_cert_file and ssl_key_file) and reload it"
+	case isCertificateError(err):
+		return fmt.Sprintf("the TLS certificate of the server at %s cannot be verified", server),
+			"give the certificate of the authority that signed the server's certificate with sslrootcert=FILE, connect with a host name " +
+				"the certificate names (sslmode=verify-full checks it), or use sslmode=require to encrypt without verifying the server"
+	case errors.As(err, &dnsErr):
+		return fmt.Sprintf("cannot reach the server at %s: the host name %q cannot be resolved", server, e.Config.Host),
+			"check the host name in the connection string (a typo, or a name only another network knows), or give the server's IP address"
+	case errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(msg, "connection refused"):
+		return fmt.Sprintf("cannot reach the server at %s: nothing listens there (connection refused)", server),
+			"check the port, that the server runs, and that it listens on this address (listen_addresses in postgresql.conf)"
+	case errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) || errors.As(err, &netErr) && netErr.Timeout():
+		return fmt.Sprintf("cannot reach the server at %s: no answer within the connect timeout (%s)", server, e.Config.ConnectTimeout),
+			"check host and port, that the server runs, and that no firewall drops the packets; on a slow network raise connect_timeout in the connection string"
+	case errors.As(err, &netErr) || strings.Contains(msg, "dial"):
+		return fmt.Sprintf("cannot reach the server at %s", server),
+			"check host and port, that the server runs and listens there (listen_addresses), and that no firewall blocks it"
 	}
-	return &Error{e.Side, fmt.Sprintf("cannot connect to %s", where), "", err}
+	return fmt.Sprintf("cannot connect to %s", e.Describe()),
+		"check the connection string, and that the server runs and accepts this client (its log says why it refused)"
+}
+
+// serverRefusal explains an error the server answered the login with.
+func (e *Endpoint) serverRefusal(pgErr *pgconn.PgError) (what, fix string) {
+	where := e.Describe()
+	switch {
+	case pgErr.Code == "28P01":
+		return fmt.Sprintf("password authentication failed for user %q at %s", e.Config.User, where),
+			"check the user and password (in the connection string, PGPASSWORD or the passfile ~/.pgpass)"
+	case pgErr.Code == "28000" && strings.Contains(pgErr.Message, "pg_hba.conf"):
+		return fmt.Sprintf("the server's pg_hba.conf refuses user %q, database %q from this address at %s", e.Config.User, e.Config.Database, where),
+			"add a line for this user, database and client address to the server's pg_hba.conf (a hostssl line needs sslmode=require) " +
+				"and reload it (SELECT pg_reload_conf()), or connect as a user it allows"
+	case pgErr.Code == "28000" && strings.Contains(pgErr.Message, "does not exist"):
+		return fmt.Sprintf("user %q does not exist at %s", e.Config.User, where),
+			"check the user name in the connection string, or create the role on the server (CREATE ROLE ... LOGIN PASSWORD '...')"
+	case pgErr.Code == "28000":
+		return fmt.Sprintf("the server refuses user %q at %s", e.Config.User, where),
+			"allow this user and address in the server's pg_hba.conf and reload it, or check the user name"
+	case pgErr.Code == "3D000":
+		return fmt.Sprintf("database %q does not exist at %s", e.Config.Database, where),
+			"check the database name in the connection string, or create the database"
+	case pgErr.Code == "53300":
+		return fmt.Sprintf("too many connections at %s", where),
+			"close idle sessions, or raise the server's max_connections (or the role's or database's CONNECTION LIMIT)"
+	case pgErr.Code == "57P03":
+		return fmt.Sprintf("the server at %s does not accept connections yet (starting, stopping or in recovery)", where),
+			"wait until the server has started, then try again"
+	case pgErr.Code == "42501":
+		return fmt.Sprintf("permission denied at %s", where),
+			fmt.Sprintf("grant the user the right the server names (for a database: GRANT CONNECT ON DATABASE %s TO %s)",
+				pgx.Identifier{e.Config.Database}.Sanitize(), pgx.Identifier{e.Config.User}.Sanitize())
+	}
+	return fmt.Sprintf("the server at %s refused the connection", where),
+		"see the server's message; check the connection string and the server's log"
+}
+
+// isCertificateError says whether err is a failed check of the server's
+// TLS certificate.
+func isCertificateError(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var authority x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &verify) || errors.As(err, &authority) || errors.As(err, &host) || errors.As(err, &invalid) ||
+		strings.Contains(err.Error(), "x509: ")
+}
+
+// driverCause is the driver's message for err, on one line, without the
+// user and database it prefixes (the message names them) and without the
+// password.
+func (e *Endpoint) driverCause(err error) string {
+	msg := err.Error()
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) && ce.Unwrap() != nil {
+		msg = ce.Unwrap().Error()
+	}
+	msg = strings.Join(strings.Fields(msg), " ")
+	if pw := e.Config.Password; pw != "" {
+		msg = strings.ReplaceAll(msg, pw, "********")
+	}
+	return msg
 }
 
 // Error is a failure on one side, with the fix when one is known.

@@ -89,6 +89,12 @@ func Run(ctx context.Context, p *Plan) (*Result, error) {
 		x.res.fail(err, "nothing was changed")
 		return x.res, err
 	}
+	ctx, unbind, err := ctl.BindFailoverLease(ctx)
+	if err != nil {
+		x.res.fail(err, "nothing was changed")
+		return x.res, err
+	}
+	defer unbind()
 	committed := false
 	for i := range p.Steps {
 		st := p.Steps[i]
@@ -105,8 +111,16 @@ func Run(ctx context.Context, p *Plan) (*Result, error) {
 		}
 		took := time.Since(t0)
 		if err != nil {
+			lost := ctl.FailoverLeaseLost()
+			if lost != nil {
+				err = lost
+			}
 			x.res.Steps[i].set(StepFailed, errText(err), took)
 			x.emit(i, StepFailed, errText(err), took)
+			if lost != nil {
+				x.res.fail(err, "nothing was undone: another failover may have taken the link over")
+				return x.res, fmt.Errorf("failover step %q: %w", st.Title, err)
+			}
 			if committed {
 				x.res.fail(err, "the target already takes writes, so nothing was undone; fix the cause and finish by hand (see the next steps)")
 				return x.res, fmt.Errorf("failover step %q: %w", st.Title, err)
@@ -145,6 +159,12 @@ func (x *execution) undo(ctx context.Context, failed int) string {
 		st := x.plan.Steps[i]
 		if st.undo == nil {
 			continue
+		}
+		if lost := x.ctl.FailoverLeaseLost(); lost != nil {
+			// Another failover may have taken the link over: what is
+			// left to undo is for it.
+			errs = append(errs, lost)
+			break
 		}
 		t0 := time.Now()
 		if err := st.undo(ctx, x); err != nil {

@@ -26,6 +26,7 @@ type Control struct {
 	Src, Tgt *endpoint.Endpoint // the target endpoint has pglink's session settings
 	conn     *pgx.Conn          // control session on the target
 	names    objectNames
+	failover *lease // the failover lease, once taken
 }
 
 // Info is what a failover needs to know of a link.
@@ -82,8 +83,9 @@ func OpenControl(ctx context.Context, name, source, target string) (*Control, er
 	return c, nil
 }
 
-// Close ends the control session.
+// Close ends the control session, and gives the failover lease back.
 func (c *Control) Close(ctx context.Context) {
+	c.failover.release(ctx)
 	c.conn.Close(context.WithoutCancel(ctx))
 }
 

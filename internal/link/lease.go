@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,12 +18,38 @@ import (
 // A lease is a session-level advisory lock in the target database, held by
 // the one process that drives a link; it ends with that process's session,
 // so a killed process never leaves a stale lease behind.
+//
+// The session can also end under a process that goes on (a target restart,
+// a network fault, a terminated backend): from then on another process
+// could take the lease while this one still applies. So a kept lease (see
+// keep) is watched: work bound to it (see bind) is stopped the moment its
+// session is found lost, and goes on only once the lease is taken again;
+// if another process took it meanwhile, this one stops.
 type lease struct {
-	conn *pgx.Conn
+	ep  *endpoint.Endpoint
+	key int64
+	// what names the lease in messages ("the lease of link app").
+	what string
+	log  *slog.Logger
+
+	mu      sync.Mutex // guards the fields below and every use of conn
+	conn    *pgx.Conn  // nil while the lease is lost
+	pid     uint32     // the server process of the session that held it last
+	err     error      // set when another process took the lease
+	changed chan struct{}
+	stop    context.CancelFunc
+	done    chan struct{} // closed when the keeper has ended
 }
 
 // errLeaseHeld says another process runs the link.
 var errLeaseHeld = errors.New("another pglink process runs this link (it holds the link's lease)")
+
+// errLeaseLost says the session that held a lease ended under the work
+// bound to it; the work stopped and goes on once the lease is held again.
+var errLeaseLost = errors.New("the session that held the lease on the target ended, so the work bound to it stopped; it goes on once the lease is taken again")
+
+// errLeaseTaken says this process lost its lease and another took it.
+var errLeaseTaken = errors.New("this process lost its lease (its session on the target ended) and another pglink process took it")
 
 func leaseKey(link string) int64 {
 	h := fnv.New64a()
@@ -32,22 +60,42 @@ func leaseKey(link string) int64 {
 // leaseGrace is how long a lease (the link's or a failover's) is waited for.
 const leaseGrace = 3 * time.Second
 
+// leaseCheck is how often a kept lease's session is checked, and how
+// often a lost lease is tried again. A check is one empty query.
+const leaseCheck = 500 * time.Millisecond
+
+// leasePingTimeout bounds one check: a session that does not answer in it
+// (a half-open connection) counts as lost.
+const leasePingTimeout = 5 * time.Second
+
 // acquireLease takes the link's lease or says who holds it.
 func acquireLease(ctx context.Context, ep *endpoint.Endpoint, link string) (*lease, error) {
+	l, err := takeLease(ctx, ep, leaseKey(link), "the lease of link "+link)
+	if errors.Is(err, errLeaseHeld) {
+		return nil, fmt.Errorf("target: link %s: %w; stop that process first, or use pglink status to watch it", link, errLeaseHeld)
+	}
+	return l, err
+}
+
+// takeLease takes the advisory lock key on a session of its own, waiting
+// out a just-killed holder; it returns errLeaseHeld when another session
+// holds it.
+func takeLease(ctx context.Context, ep *endpoint.Endpoint, key int64, what string) (*lease, error) {
 	conn, err := ep.Connect(ctx)
 	if err != nil {
 		return nil, err
 	}
-	got, err := lockWithGrace(ctx, conn, leaseKey(link))
+	got, err := lockWithGrace(ctx, conn, key)
 	if err != nil {
 		conn.Close(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("target: take the lease of link %s: %w", link, err)
+		return nil, fmt.Errorf("target: take %s: %w", what, err)
 	}
 	if !got {
 		conn.Close(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("target: link %s: %w; stop that process first, or use pglink status to watch it", link, errLeaseHeld)
+		return nil, errLeaseHeld
 	}
-	return &lease{conn: conn}, nil
+	return &lease{ep: ep, key: key, what: what, conn: conn, pid: conn.PgConn().PID(),
+		changed: make(chan struct{})}, nil
 }
 
 // lockWithGrace takes the session-level advisory lock key on conn, and
@@ -70,9 +118,157 @@ func lockWithGrace(ctx context.Context, conn *pgx.Conn, key int64) (bool, error)
 	}
 }
 
+// keep watches the lease until release: every leaseCheck it checks the
+// session, and once that is lost it takes the lease again. With retake
+// false a lost lease is not taken again: work bound to it stops for good.
+func (l *lease) keep(ctx context.Context, log *slog.Logger, retake bool) {
+	ctx, l.stop = context.WithCancel(context.WithoutCancel(ctx))
+	l.log, l.done = log, make(chan struct{})
+	go func() {
+		defer close(l.done)
+		for wait.Sleep(ctx, leaseCheck) == nil {
+			if l.check(ctx) {
+				continue
+			}
+			if !retake {
+				l.fail(fmt.Errorf("target: %w", errLeaseLost))
+				return
+			}
+			if err := l.retake(ctx); err != nil {
+				l.fail(err)
+				return
+			}
+		}
+	}()
+}
+
+// check reports whether the lease is held, after asking its session when
+// it seems to be: a session that fails the check is closed and the lease
+// counts as lost, which stops the work bound to it.
+func (l *lease) check(ctx context.Context) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == nil || l.err != nil {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, leasePingTimeout)
+	err := l.conn.Ping(pctx)
+	cancel()
+	if err == nil || ctx.Err() != nil {
+		return err == nil
+	}
+	if l.log != nil {
+		l.log.Warn("target: the session that holds "+l.what+" was lost; the link stops until it holds the lease again", "error", err)
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	l.conn.Close(cctx)
+	cancel()
+	l.conn = nil
+	l.signal()
+	return false
+}
+
+// retake tries once to take the lost lease again. It returns an error only
+// when another process holds it now; a target still away is tried again.
+func (l *lease) retake(ctx context.Context) error {
+	conn, err := l.ep.Connect(ctx)
+	if err != nil {
+		return nil
+	}
+	got, err := lockWithGrace(ctx, conn, l.key)
+	holder := uint32(0)
+	if err == nil && !got {
+		err = conn.QueryRow(ctx, advisoryHolderSQL(l.key)).Scan(&holder)
+	}
+	if err != nil || !got {
+		conn.Close(context.WithoutCancel(ctx))
+	}
+	switch {
+	case err != nil:
+		return nil
+	case !got && holder == l.pid:
+		// This process's own lost session, which the server has not yet
+		// found closed: it ends by itself.
+		return nil
+	case !got:
+		return fmt.Errorf("target: %s: %w: this one stops and leaves the link to it", l.what, errLeaseTaken)
+	}
+	l.mu.Lock()
+	l.conn, l.pid = conn, conn.PgConn().PID()
+	l.signal()
+	l.mu.Unlock()
+	if l.log != nil {
+		l.log.Info("target: holds " + l.what + " again")
+	}
+	return nil
+}
+
+func (l *lease) fail(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.err = err
+	l.signal()
+}
+
+// signal wakes everyone waiting on a change; l.mu is held.
+func (l *lease) signal() {
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// bind waits until the lease is held and returns a context that is
+// cancelled, with cause errLeaseLost, as soon as the lease is found lost.
+// It fails when the lease cannot be held any more (errLeaseTaken).
+func (l *lease) bind(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	for {
+		held := l.check(ctx)
+		l.mu.Lock()
+		changed, err := l.changed, l.err
+		l.mu.Unlock()
+		if err != nil {
+			return nil, nil, err
+		}
+		if held {
+			bctx, cancel := context.WithCancelCause(ctx)
+			go func() {
+				select {
+				case <-changed:
+					cancel(errLeaseLost)
+				case <-bctx.Done():
+				}
+			}()
+			return bctx, func() { cancel(nil) }, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	}
+}
+
+// lostFrom returns errLeaseLost, with context, when bctx (from bind) ended
+// because the lease was lost, and err otherwise.
+func (l *lease) lostFrom(bctx context.Context, err error) error {
+	if errors.Is(context.Cause(bctx), errLeaseLost) {
+		return fmt.Errorf("target: %s: %w", l.what, errLeaseLost)
+	}
+	return err
+}
+
 func (l *lease) release(ctx context.Context) {
-	if l != nil && l.conn != nil {
+	if l == nil {
+		return
+	}
+	if l.stop != nil {
+		l.stop()
+		<-l.done
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn != nil {
 		l.conn.Close(context.WithoutCancel(ctx))
+		l.conn = nil
 	}
 }
 
@@ -92,8 +288,18 @@ func LeaseHeldSQL(name string) string { return advisoryHeldSQL(leaseKey(name)) }
 // advisoryHeldSQL is a query that returns true while some session of the
 // database holds the session-level advisory lock key.
 func advisoryHeldSQL(key int64) string {
+	return `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE ` + advisoryLockWhere(key) + `)`
+}
+
+// advisoryHolderSQL is a query that returns the server process that holds
+// the session-level advisory lock key, or 0.
+func advisoryHolderSQL(key int64) string {
+	return `SELECT coalesce((SELECT pid FROM pg_locks WHERE ` + advisoryLockWhere(key) + ` LIMIT 1), 0)`
+}
+
+func advisoryLockWhere(key int64) string {
 	k := uint64(key)
-	return fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
+	return fmt.Sprintf(`locktype = 'advisory'
 	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-	AND classid = %d AND objid = %d AND objsubid = 1 AND granted)`, int64(k>>32), int64(k&0xffffffff))
+	AND classid = %d AND objid = %d AND objsubid = 1 AND granted`, int64(k>>32), int64(k&0xffffffff))
 }

@@ -57,6 +57,9 @@ func (r *runner) replicate(ctx context.Context) error {
 			r.log.Info("the link has ended; this process stops", "reason", err)
 			return nil
 		}
+		if errors.Is(err, errLeaseTaken) {
+			return err
+		}
 		if r.healthy.Load() {
 			delay = 0 // a session that worked: this failure is a new one
 		}
@@ -69,7 +72,7 @@ func (r *runner) replicate(ctx context.Context) error {
 		if !r.alive(ctx, r.tgtConn, endpoint.Target) {
 			r.reconnectControlOrLog(ctx)
 		}
-		if !endpoint.IsConnectionLost(err) {
+		if !endpoint.IsConnectionLost(err) && !errors.Is(err, errLeaseLost) {
 			r.markBroken(ctx, err)
 		} else {
 			r.recordError(ctx, err)
@@ -200,9 +203,21 @@ func (r *runner) syncPositions(ctx context.Context) (map[string]change.LSN, erro
 	return out, nil
 }
 
-// streamOnce runs one replication session: stream, apply, heartbeats and
-// the status reporter, until one of them fails or ctx ends.
+// streamOnce runs one replication session, while this process holds the
+// link's lease: it is taken (again) before any apply session binds the
+// link's origin, and losing it stops the session at once.
 func (r *runner) streamOnce(ctx context.Context) error {
+	bctx, unbind, err := r.lease.bind(ctx)
+	if err != nil {
+		return err
+	}
+	defer unbind()
+	return r.lease.lostFrom(bctx, r.streamSession(bctx))
+}
+
+// streamSession runs stream, apply, heartbeats and the status reporter,
+// until one of them fails or ctx ends.
+func (r *runner) streamSession(ctx context.Context) error {
 	if err := r.ended(ctx); err != nil {
 		return err
 	}

@@ -42,6 +42,9 @@ type runner struct {
 	// stale are the apply sessions of earlier replication sessions, ended
 	// at the next one's start when still there (see endStaleSessions).
 	stale []targetSession
+	// lease is the link's lease, kept while the process runs: seeding and
+	// streaming are bound to it (see lease.bind).
+	lease *lease
 }
 
 func newRunner(cfg Config) (*runner, error) {
@@ -100,6 +103,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer l.release(ctx)
+	l.keep(ctx, r.log, true)
+	r.lease = l
 	if err := r.createOrResume(ctx); err != nil {
 		return err
 	}
@@ -140,16 +145,17 @@ func (r *runner) drive(ctx context.Context) error {
 func (r *runner) seedWithRetry(ctx context.Context) error {
 	delay := time.Duration(0)
 	for {
-		err := r.seed(ctx)
-		if err == nil || ctx.Err() != nil {
+		err := r.seedBound(ctx)
+		if err == nil || ctx.Err() != nil || errors.Is(err, errLeaseTaken) {
 			return err
 		}
-		if r.isNew && r.row.SeedStep == stepSchema {
+		lost := errors.Is(err, errLeaseLost)
+		if r.isNew && r.row.SeedStep == stepSchema && !lost {
 			r.undoCreate(ctx)
 			return fmt.Errorf("%w\nNothing was left behind: the new link was removed again", err)
 		}
 		r.recordError(ctx, err)
-		if !endpoint.IsConnectionLost(err) {
+		if !lost && !endpoint.IsConnectionLost(err) {
 			return fmt.Errorf("%w\nThe link keeps what it has done: fix the cause and run pglink start again to resume, or pglink drop to remove it", err)
 		}
 		delay = nextBackoff(delay)
@@ -159,6 +165,17 @@ func (r *runner) seedWithRetry(ctx context.Context) error {
 		}
 		r.reconnectControlOrLog(ctx)
 	}
+}
+
+// seedBound seeds while this process holds the link's lease: the seeding
+// stops the moment the lease is lost.
+func (r *runner) seedBound(ctx context.Context) error {
+	bctx, unbind, err := r.lease.bind(ctx)
+	if err != nil {
+		return err
+	}
+	defer unbind()
+	return r.lease.lostFrom(bctx, r.seed(bctx))
 }
 
 // createOrResume loads the link, or creates it when the target has none
