@@ -16,7 +16,7 @@
 // hidden.
 //
 // Both sides render values with the same settings (time zone, date, interval
-// and float output, bytea, money) so that equal values hash equally even
+// and float output, bytea, money, search path) so that equal values hash equally even
 // when the two servers are configured differently. Rows are rendered from
 // an explicit column list in the source's column order, so a different
 // physical column order on the target does not matter.
@@ -206,8 +206,11 @@ type sides struct {
 	src, tgt *pgx.Conn
 }
 
-// sessionSettings make both servers render values the same way.
+// sessionSettings make both servers render values the same way. The
+// fixed search path also makes them name types (format_type, regtype) and
+// relations (regclass) alike, whatever search path a database sets.
 var sessionSettings = map[string]string{
+	"search_path":        catalog.FixedSearchPath,
 	"DateStyle":          "ISO",
 	"IntervalStyle":      "postgres",
 	"TimeZone":           "UTC",
