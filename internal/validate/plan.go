@@ -39,11 +39,12 @@ type tableState struct {
 func plan(ctx context.Context, pool []*sides, o Options, cols map[string][]string) ([]*tableState, []task, error) {
 	var states []*tableState
 	for _, t := range o.Tables {
-		if len(cols[t.Key()]) == 0 {
+		common, ok := cols[t.Key()]
+		if !ok {
 			continue // not on the target: reported by compareSchema
 		}
-		st := &tableState{t: t, cols: cols[t.Key()]}
-		if key := tableKey(t); len(key) > 0 && !o.Quick {
+		st := &tableState{t: t, cols: common}
+		if key := tableKey(t); len(key) > 0 && len(common) > 0 && !o.Quick {
 			k, err := newKeyed(t, st.cols, key)
 			if err != nil {
 				return nil, nil, err

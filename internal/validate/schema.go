@@ -11,8 +11,10 @@ import (
 )
 
 // compareSchema compares the tables' columns and the sequences on both
-// sides, and returns per table the columns both sides have, in the
-// source's order: the rows are compared on those.
+// sides, and returns per table found on both sides the columns both have,
+// in the source's order: the rows are compared on those. A table with
+// none (no columns at all, or none of the same type) is still in the map:
+// its rows are counted.
 func compareSchema(ctx context.Context, s *sides, o Options, rep *Report) (map[string][]string, error) {
 	var tgtTables []catalog.Table
 	var srcSeqs, tgtSeqs []catalog.Sequence
@@ -51,6 +53,7 @@ func compareColumns(src, tgt []catalog.Table, rep *Report) map[string][]string {
 			rep.OnlySource = append(rep.OnlySource, st.Key())
 			continue
 		}
+		common[st.Key()] = []string{}
 		types := map[string]string{}
 		for _, c := range tt.Columns {
 			types[c.Name] = c.Type
