@@ -50,7 +50,7 @@ func compareColumns(src, tgt []catalog.Table, rep *Report) map[string][]string {
 	for _, st := range src {
 		tt, ok := byKey[st.Key()]
 		if !ok {
-			rep.OnlySource = append(rep.OnlySource, st.Key())
+			rep.OnlySource = append(rep.OnlySource, tableName(st))
 			continue
 		}
 		common[st.Key()] = []string{}
@@ -64,16 +64,17 @@ func compareColumns(src, tgt []catalog.Table, rep *Report) map[string][]string {
 			typ, ok := types[c.Name]
 			switch {
 			case !ok:
-				rep.OnlySource = append(rep.OnlySource, st.Key()+"."+c.Name)
+				rep.OnlySource = append(rep.OnlySource, catalog.QuoteName(st.Schema, st.Name, c.Name))
 			case typ != c.Type:
-				rep.Different = append(rep.Different, fmt.Sprintf("%s.%s: %s on the source, %s on the target", st.Key(), c.Name, c.Type, typ))
+				rep.Different = append(rep.Different, fmt.Sprintf("%s: %s on the source, %s on the target",
+					catalog.QuoteName(st.Schema, st.Name, c.Name), c.Type, typ))
 			default:
 				common[st.Key()] = append(common[st.Key()], c.Name)
 			}
 		}
 		for _, c := range tt.Columns {
 			if !seen[c.Name] {
-				rep.OnlyTarget = append(rep.OnlyTarget, st.Key()+"."+c.Name)
+				rep.OnlyTarget = append(rep.OnlyTarget, catalog.QuoteName(st.Schema, st.Name, c.Name))
 			}
 		}
 	}
@@ -99,12 +100,12 @@ func compareSequences(tables []catalog.Table, src, tgt []catalog.Sequence, rep *
 			continue
 		}
 		seen[s.Key()] = true
-		r := SequenceResult{Sequence: s.Key(), SourceValue: sequenceValue(s)}
+		r := SequenceResult{Sequence: catalog.QuoteName(s.Schema, s.Name), SourceValue: sequenceValue(s)}
 		t, ok := onTarget[s.Key()]
 		switch {
 		case !ok:
 			r.Note = "missing on the target"
-			rep.OnlySource = append(rep.OnlySource, s.Key())
+			rep.OnlySource = append(rep.OnlySource, r.Sequence)
 		case *sequenceValue(t) != *r.SourceValue:
 			r.TargetValue = sequenceValue(t)
 			r.Note = "not in step: expected while the link replicates; failover sets target sequences"
@@ -115,8 +116,9 @@ func compareSequences(tables []catalog.Table, src, tgt []catalog.Sequence, rep *
 	}
 	for _, t := range tgt {
 		if t.OwnedBy != "" && ours[t.OwnedBy] && !seen[t.Key()] {
-			rep.OnlyTarget = append(rep.OnlyTarget, t.Key())
-			rep.Sequences = append(rep.Sequences, SequenceResult{Sequence: t.Key(), TargetValue: sequenceValue(t), Note: "missing on the source"})
+			name := catalog.QuoteName(t.Schema, t.Name)
+			rep.OnlyTarget = append(rep.OnlyTarget, name)
+			rep.Sequences = append(rep.Sequences, SequenceResult{Sequence: name, TargetValue: sequenceValue(t), Note: "missing on the source"})
 		}
 	}
 	sort.Slice(rep.Sequences, func(i, j int) bool { return rep.Sequences[i].Sequence < rep.Sequences[j].Sequence })

@@ -58,7 +58,7 @@ type Options struct {
 // TableProgress reports how one table's comparison advances. Done is set
 // once, when the table is finished.
 type TableProgress struct {
-	Table      string
+	Table      string // as the Report names it
 	Method     string
 	Chunks     int   // chunks (or hash buckets) of the table
 	ChunksDone int   // chunks compared so far
@@ -67,7 +67,9 @@ type TableProgress struct {
 	Done       bool
 }
 
-// Report is the outcome of a comparison.
+// Report is the outcome of a comparison. Objects are named as SQL names
+// them, each part quoted only where it needs quotes (public.orders,
+// "Mixed Case"."my table").
 type Report struct {
 	Tables     []TableResult    `json:"tables"`
 	OnlySource []string         `json:"only_source"` // tables and columns ("table.column") found on the source only
