@@ -21,7 +21,7 @@ const OwnSchema = "pglink"
 // Column is one live column of a table.
 type Column struct {
 	Name      string
-	Type      string // format_type(atttypid, atttypmod), e.g. "character varying(20)"
+	Type      string // format_type(atttypid, atttypmod) under FixedSearchPath, e.g. "character varying(20)", "abc.state"
 	TypeOID   uint32
 	Generated bool // GENERATED ALWAYS AS (...) STORED: never copied nor replicated, the target computes it
 	NotNull   bool

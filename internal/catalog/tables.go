@@ -67,22 +67,27 @@ func Tables(ctx context.Context, conn *pgx.Conn, f Filter) ([]Table, error) {
 	return tables, nil
 }
 
+// loadColumns reads the columns, their types named under FixedSearchPath:
+// schema-qualified, the same on every server.
 func loadColumns(ctx context.Context, conn *pgx.Conn, oids []uint32, byOID map[uint32]*Table) error {
-	rows, err := conn.Query(ctx, `
-		SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid,
-		       a.attgenerated <> '', a.attnotnull
-		FROM pg_attribute a
-		WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
-		ORDER BY a.attrelid, a.attnum`, oids)
-	if err != nil {
-		return fmt.Errorf("list columns: %w", err)
-	}
-	var rel uint32
-	var c Column
-	_, err = pgx.ForEachRow(rows, []any{&rel, &c.Name, &c.Type, &c.TypeOID, &c.Generated, &c.NotNull}, func() error {
-		t := byOID[rel]
-		t.Columns = append(t.Columns, c)
-		return nil
+	err := withFixedSearchPath(ctx, conn, func() error {
+		rows, err := conn.Query(ctx, `
+			SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid,
+			       a.attgenerated <> '', a.attnotnull
+			FROM pg_attribute a
+			WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+			ORDER BY a.attrelid, a.attnum`, oids)
+		if err != nil {
+			return err
+		}
+		var rel uint32
+		var c Column
+		_, err = pgx.ForEachRow(rows, []any{&rel, &c.Name, &c.Type, &c.TypeOID, &c.Generated, &c.NotNull}, func() error {
+			t := byOID[rel]
+			t.Columns = append(t.Columns, c)
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("list columns: %w", err)

@@ -136,8 +136,9 @@ func run(ctx context.Context, src, dst *pgx.Conn, only []string) (res Result, er
 
 // beginSnapshot opens a read-only REPEATABLE READ transaction and fixes the
 // settings that shape the text output of values (time zone, date and
-// interval style, float digits, bytea format, currency), so that equal values print
-// equally even when the two servers are configured differently.
+// interval style, float digits, bytea format, currency, and the search path
+// that decides how regclass and regtype values name their object), so that
+// equal values print equally even when the two servers are configured differently.
 func beginSnapshot(ctx context.Context, conn *pgx.Conn, side string) (pgx.Tx, error) {
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
@@ -145,7 +146,8 @@ func beginSnapshot(ctx context.Context, conn *pgx.Conn, side string) (pgx.Tx, er
 	}
 	const settings = `SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true),
 		set_config('IntervalStyle', 'postgres', true), set_config('extra_float_digits', '1', true),
-		set_config('bytea_output', 'hex', true), set_config('lc_monetary', 'C', true)`
+		set_config('bytea_output', 'hex', true), set_config('lc_monetary', 'C', true),
+		set_config('search_path', 'pg_catalog', true)`
 	if _, err := tx.Exec(ctx, settings); err != nil {
 		tx.Rollback(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("set output settings on the %s: %w", side, err)

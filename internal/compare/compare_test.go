@@ -118,3 +118,19 @@ func TestTablesOnlyOneSide(t *testing.T) {
 		t.Fatal("a table found on neither side gave no error")
 	}
 }
+
+// TestDatabaseSearchPath checks that values whose text names an object
+// (regclass, regtype) compare equal when the source database has a search
+// path of its own that makes them print unqualified.
+func TestDatabaseSearchPath(t *testing.T) {
+	src, dst := setup(t)
+	for _, c := range []*pgtest.Cluster{src, dst} {
+		c.Exec("shop", `CREATE TABLE public.refs (id int PRIMARY KEY, rel regclass, typ regtype)`,
+			`CREATE TYPE "Shop".size AS ENUM ('s', 'm')`,
+			`INSERT INTO public.refs VALUES (1, '"Shop"."Items"', '"Shop".size')`)
+	}
+	src.Exec("shop", `ALTER DATABASE shop SET search_path = "Shop", public`)
+	if res := compareShop(t, src, dst); !res.Equal() {
+		t.Fatalf("identical databases differ:\n%s", res)
+	}
+}

@@ -7,13 +7,20 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/monitor"
 )
 
 // Status reads a link's status from the target, and from the source when
-// source is not empty (its current WAL position and the slot).
+// source is not empty (its current WAL position and the slot). Both are
+// read at once, each in one session whose queries take one round trip
+// apiece, so a status answers in about one connection's time even when a
+// seeding keeps the machine's cores busy. It never waits long: a lock
+// held on pglink's state tables costs at most statusLockTimeout, and a
+// source that does not answer within statusSourceWait is left out with a
+// warning.
 func Status(ctx context.Context, name, target, source string) (*monitor.Status, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
@@ -22,7 +29,19 @@ func Status(ctx context.Context, name, target, source string) (*monitor.Status, 
 	if err != nil {
 		return nil, err
 	}
-	conn, err := tgt.Connect(ctx)
+	var src *endpoint.Endpoint
+	if source != "" {
+		if src, err = endpoint.Parse(endpoint.Source, source); err != nil {
+			return nil, err
+		}
+	}
+	srcDone := make(chan sourceState, 1)
+	if src != nil {
+		sctx, cancel := context.WithTimeout(ctx, statusSourceWait)
+		defer cancel()
+		go func() { srcDone <- readSourceState(sctx, src, namesFor(name).Slot) }()
+	}
+	conn, err := statusEndpoint(tgt).Connect(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -31,13 +50,28 @@ func Status(ctx context.Context, name, target, source string) (*monitor.Status, 
 	if err != nil {
 		return nil, err
 	}
-	if source != "" {
-		if err := sourceStatus(ctx, source, st); err != nil {
-			st.Warnings = append(st.Warnings, err.Error())
-		}
+	if src != nil {
+		(<-srcDone).apply(st)
 	}
 	fillLag(st, applied)
 	return st, nil
+}
+
+// How long a status waits for a lock on pglink's state tables (held by a
+// session that changes their definition, or locks them), and for the
+// source: past these it answers with what it has.
+const (
+	statusLockTimeout = 100 * time.Millisecond
+	statusSourceWait  = time.Second
+)
+
+// statusEndpoint makes a status session cheap and bounded: each query in
+// one round trip (no prepare and describe first, which a session this
+// short never reuses), and lock waits cut short.
+func statusEndpoint(ep *endpoint.Endpoint) *endpoint.Endpoint {
+	ep = ep.WithRuntimeParams(map[string]string{"lock_timeout": fmt.Sprint(statusLockTimeout.Milliseconds())})
+	ep.Config.DefaultQueryExecMode = pgx.QueryExecModeExec
+	return ep
 }
 
 func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.Status, *linkRow, error) {
@@ -52,11 +86,18 @@ func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.St
 	if errors.Is(err, errNoLink) {
 		return nil, nil, fmt.Errorf("target: there is no link %s in database %s; check --target and --name", name, conn.Config().Database)
 	}
+	if lockNotAvailable(err) {
+		return nil, nil, fmt.Errorf("target: another session locks pglink's state tables (pglink.links or pglink.progress) and the status would wait for it; "+
+			"find it with SELECT pid, query FROM pg_locks JOIN pg_stat_activity USING (pid) WHERE relation = 'pglink.links'::regclass, then try again: %w", err)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
+	var warnings []string
 	tables, err := loadTables(ctx, conn, name)
-	if err != nil {
+	if lockNotAvailable(err) {
+		warnings = append(warnings, "target: another session locks pglink.tables: the tables' seeding progress is left out; try again")
+	} else if err != nil {
 		return nil, nil, err
 	}
 	running, err := leaseHeld(ctx, conn, name)
@@ -64,7 +105,7 @@ func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.St
 		return nil, nil, err
 	}
 	st := &monitor.Status{Name: name, Phase: row.Phase, Running: running, Tables: statusTables(tables),
-		CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt, SlotName: namesFor(name).Slot}
+		CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt, SlotName: namesFor(name).Slot, Warnings: warnings}
 	if row.LastError != nil {
 		st.LastError = *row.LastError
 	}
@@ -105,6 +146,13 @@ func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.St
 	return st, row, nil
 }
 
+// lockNotAvailable says whether err is a lock wait cut short by
+// lock_timeout.
+func lockNotAvailable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
+}
+
 // fillETAs estimates, for tables being copied, the time left from the rate so far.
 func fillETAs(ctx context.Context, conn *pgx.Conn, name string, st *monitor.Status) {
 	rows, err := conn.Query(ctx, `SELECT table_schema || '.' || table_name, extract(epoch FROM now() - copy_started)
@@ -131,46 +179,74 @@ func fillETAs(ctx context.Context, conn *pgx.Conn, name string, st *monitor.Stat
 	}
 }
 
-// sourceStatus adds the source's current position and the slot's state.
-func sourceStatus(ctx context.Context, source string, st *monitor.Status) error {
+// sourceState is what a status reads from the source.
+type sourceState struct {
+	err        error
+	lsn        string
+	fenced     bool
+	slotFound  bool
+	slotActive bool
+	retained   int64
+}
+
+// readSourceState reads the source's current position, its write fence
+// and the link's slot.
+func readSourceState(ctx context.Context, src *endpoint.Endpoint, slot string) (s sourceState) {
+	conn, err := statusEndpoint(src).Connect(ctx)
+	if err != nil {
+		s.err = sourceWaitError(ctx, err)
+		return s
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&s.lsn); err != nil {
+		s.err = sourceWaitError(ctx, fmt.Errorf("source: read the current WAL position: %w", err))
+		return s
+	}
+	if s.fenced, err = SourceFenced(ctx, conn); err != nil {
+		s.err = sourceWaitError(ctx, err)
+		return s
+	}
+	err = conn.QueryRow(ctx, `SELECT active, coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint
+		FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&s.slotActive, &s.retained)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		s.err = sourceWaitError(ctx, fmt.Errorf("source: read slot %s: %w", slot, err))
+	default:
+		s.slotFound = true
+	}
+	return s
+}
+
+// sourceWaitError says that the source did not answer in time, when that
+// is why err happened.
+func sourceWaitError(ctx context.Context, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("source: no answer within %s; the status leaves out the source's position and slot (is the source up and reachable?)", statusSourceWait)
+	}
+	return err
+}
+
+// apply adds the source's state to a status read from the target.
+func (s sourceState) apply(st *monitor.Status) {
 	// The position the running link last reported is not the source's
 	// now: when the source cannot be read, its position and the lag in
 	// bytes are unknown.
-	st.SourceLSN = ""
-	src, err := endpoint.Parse(endpoint.Source, source)
-	if err != nil {
-		return err
+	st.SourceLSN = s.lsn
+	if s.err != nil {
+		st.Warnings = append(st.Warnings, s.err.Error())
+		return
 	}
-	conn, err := src.Connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var lsn string
-	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
-		return fmt.Errorf("source: read the current WAL position: %w", err)
-	}
-	st.SourceLSN = lsn
 	if st.Phase == monitor.PhaseFailedOver {
-		if err := fenceStatus(ctx, conn, st); err != nil {
-			return err
-		}
+		fenceStatus(st, s.fenced)
 	}
-	var active bool
-	var retained int64
-	err = conn.QueryRow(ctx, `SELECT active, coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint
-		FROM pg_replication_slots WHERE slot_name = $1`, st.SlotName).Scan(&active, &retained)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if !s.slotFound {
 		if st.Phase != monitor.PhaseFailedOver && st.Phase != monitor.PhaseSeeding {
 			st.Warnings = append(st.Warnings, fmt.Sprintf("source: the replication slot %s is missing; the link cannot stream", st.SlotName))
 		}
-		return nil
+		return
 	}
-	if err != nil {
-		return fmt.Errorf("source: read slot %s: %w", st.SlotName, err)
-	}
-	st.SlotActive, st.SlotRetainedBytes = &active, &retained
-	return nil
+	st.SlotActive, st.SlotRetainedBytes = &s.slotActive, &s.retained
 }
 
 // fillLag computes lag in bytes (source position minus applied position)
@@ -199,11 +275,7 @@ func fillLag(st *monitor.Status, row *linkRow) {
 // fenceStatus tells, after a failover, whether the old source refuses
 // writes (the fence of pglink failover); when it does not, both sides take
 // writes: split brain.
-func fenceStatus(ctx context.Context, conn *pgx.Conn, st *monitor.Status) error {
-	fenced, err := SourceFenced(ctx, conn)
-	if err != nil {
-		return err
-	}
+func fenceStatus(st *monitor.Status, fenced bool) {
 	st.SourceFenced = &fenced
 	if !fenced {
 		st.SplitBrain = true
@@ -211,7 +283,6 @@ func fenceStatus(ctx context.Context, conn *pgx.Conn, st *monitor.Status) error 
 			"writes there never reach the target. Run pglink fence-source --name %s --source ... to make it refuse writes "+
 			"(or pglink release-source was run on purpose: then ignore this)", st.Name))
 	}
-	return nil
 }
 
 // SourceFenced tells whether the source database refuses writes: a

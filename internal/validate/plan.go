@@ -39,11 +39,12 @@ type tableState struct {
 func plan(ctx context.Context, pool []*sides, o Options, cols map[string][]string) ([]*tableState, []task, error) {
 	var states []*tableState
 	for _, t := range o.Tables {
-		if len(cols[t.Key()]) == 0 {
+		common, ok := cols[t.Key()]
+		if !ok {
 			continue // not on the target: reported by compareSchema
 		}
-		st := &tableState{t: t, cols: cols[t.Key()]}
-		if key := tableKey(t); len(key) > 0 && !o.Quick {
+		st := &tableState{t: t, cols: common}
+		if key := tableKey(t); len(key) > 0 && len(common) > 0 && !o.Quick {
 			k, err := newKeyed(t, st.cols, key)
 			if err != nil {
 				return nil, nil, err
@@ -112,7 +113,7 @@ func run(ctx context.Context, pool []*sides, o Options, states []*tableState, ta
 		st.left--
 		st.done += max(len(tk.chunks), 1)
 		p := &st.progress
-		p.Table, p.Method, p.Chunks = st.t.Key(), res.Method, max(len(st.chunks), res.Chunks)
+		p.Table, p.Method, p.Chunks = tableName(st.t), res.Method, max(len(st.chunks), res.Chunks)
 		p.SourceRows += res.SourceRows
 		p.MissingCount += res.MissingCount
 		p.ExtraCount += res.ExtraCount
@@ -142,7 +143,7 @@ func (st *tableState) fold(maxRows int) TableResult {
 		r.Seconds = r.Elapsed.Seconds()
 		return r
 	}
-	r := TableResult{Table: st.t.Key(), Method: MethodChunks, Chunks: len(st.chunks)}
+	r := TableResult{Table: tableName(st.t), Method: MethodChunks, Chunks: len(st.chunks)}
 	listed := 0
 	take := func(dst *[]string, src []string) {
 		for _, k := range src {

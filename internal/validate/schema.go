@@ -11,8 +11,10 @@ import (
 )
 
 // compareSchema compares the tables' columns and the sequences on both
-// sides, and returns per table the columns both sides have, in the
-// source's order: the rows are compared on those.
+// sides, and returns per table found on both sides the columns both have,
+// in the source's order: the rows are compared on those. A table with
+// none (no columns at all, or none of the same type) is still in the map:
+// its rows are counted.
 func compareSchema(ctx context.Context, s *sides, o Options, rep *Report) (map[string][]string, error) {
 	var tgtTables []catalog.Table
 	var srcSeqs, tgtSeqs []catalog.Sequence
@@ -48,9 +50,10 @@ func compareColumns(src, tgt []catalog.Table, rep *Report) map[string][]string {
 	for _, st := range src {
 		tt, ok := byKey[st.Key()]
 		if !ok {
-			rep.OnlySource = append(rep.OnlySource, st.Key())
+			rep.OnlySource = append(rep.OnlySource, tableName(st))
 			continue
 		}
+		common[st.Key()] = []string{}
 		types := map[string]string{}
 		for _, c := range tt.Columns {
 			types[c.Name] = c.Type
@@ -61,16 +64,17 @@ func compareColumns(src, tgt []catalog.Table, rep *Report) map[string][]string {
 			typ, ok := types[c.Name]
 			switch {
 			case !ok:
-				rep.OnlySource = append(rep.OnlySource, st.Key()+"."+c.Name)
+				rep.OnlySource = append(rep.OnlySource, catalog.QuoteName(st.Schema, st.Name, c.Name))
 			case typ != c.Type:
-				rep.Different = append(rep.Different, fmt.Sprintf("%s.%s: %s on the source, %s on the target", st.Key(), c.Name, c.Type, typ))
+				rep.Different = append(rep.Different, fmt.Sprintf("%s: %s on the source, %s on the target",
+					catalog.QuoteName(st.Schema, st.Name, c.Name), c.Type, typ))
 			default:
 				common[st.Key()] = append(common[st.Key()], c.Name)
 			}
 		}
 		for _, c := range tt.Columns {
 			if !seen[c.Name] {
-				rep.OnlyTarget = append(rep.OnlyTarget, st.Key()+"."+c.Name)
+				rep.OnlyTarget = append(rep.OnlyTarget, catalog.QuoteName(st.Schema, st.Name, c.Name))
 			}
 		}
 	}
@@ -96,12 +100,12 @@ func compareSequences(tables []catalog.Table, src, tgt []catalog.Sequence, rep *
 			continue
 		}
 		seen[s.Key()] = true
-		r := SequenceResult{Sequence: s.Key(), SourceValue: sequenceValue(s)}
+		r := SequenceResult{Sequence: catalog.QuoteName(s.Schema, s.Name), SourceValue: sequenceValue(s)}
 		t, ok := onTarget[s.Key()]
 		switch {
 		case !ok:
 			r.Note = "missing on the target"
-			rep.OnlySource = append(rep.OnlySource, s.Key())
+			rep.OnlySource = append(rep.OnlySource, r.Sequence)
 		case *sequenceValue(t) != *r.SourceValue:
 			r.TargetValue = sequenceValue(t)
 			r.Note = "not in step: expected while the link replicates; failover sets target sequences"
@@ -112,8 +116,9 @@ func compareSequences(tables []catalog.Table, src, tgt []catalog.Sequence, rep *
 	}
 	for _, t := range tgt {
 		if t.OwnedBy != "" && ours[t.OwnedBy] && !seen[t.Key()] {
-			rep.OnlyTarget = append(rep.OnlyTarget, t.Key())
-			rep.Sequences = append(rep.Sequences, SequenceResult{Sequence: t.Key(), TargetValue: sequenceValue(t), Note: "missing on the source"})
+			name := catalog.QuoteName(t.Schema, t.Name)
+			rep.OnlyTarget = append(rep.OnlyTarget, name)
+			rep.Sequences = append(rep.Sequences, SequenceResult{Sequence: name, TargetValue: sequenceValue(t), Note: "missing on the source"})
 		}
 	}
 	sort.Slice(rep.Sequences, func(i, j int) bool { return rep.Sequences[i].Sequence < rep.Sequences[j].Sequence })

@@ -31,16 +31,22 @@ func tableKey(t catalog.Table) []string {
 	return t.IdentityColumns
 }
 
+// tableName names a table in the report and in errors: quoted only where
+// it needs quotes, so public.orders reads as it is and "Mixed Case"."t"
+// cannot be misread.
+func tableName(t catalog.Table) string { return catalog.QuoteName(t.Schema, t.Name) }
+
 // wrapTable names the table in an error.
 func wrapTable(t catalog.Table, err error) error {
-	return fmt.Errorf("validate table %s: %w", t.Key(), err)
+	return fmt.Errorf("validate table %s: %w", tableName(t), err)
 }
 
-// compareTable compares a whole table in one task: row counts only, or a
-// table without a key as a multiset.
+// compareTable compares a whole table in one task: row counts only (asked
+// for, or a table without columns to compare), or a table without a key as
+// a multiset.
 func compareTable(ctx context.Context, s *sides, t catalog.Table, cols []string, o Options) (TableResult, error) {
-	res := TableResult{Table: t.Key()}
-	if o.Quick {
+	res := TableResult{Table: tableName(t)}
+	if o.Quick || len(cols) == 0 {
 		res.Method = MethodCount
 		return res, countRows(ctx, s, t, &res)
 	}

@@ -16,7 +16,7 @@
 // hidden.
 //
 // Both sides render values with the same settings (time zone, date, interval
-// and float output, bytea, money) so that equal values hash equally even
+// and float output, bytea, money, search path) so that equal values hash equally even
 // when the two servers are configured differently. Rows are rendered from
 // an explicit column list in the source's column order, so a different
 // physical column order on the target does not matter.
@@ -58,7 +58,7 @@ type Options struct {
 // TableProgress reports how one table's comparison advances. Done is set
 // once, when the table is finished.
 type TableProgress struct {
-	Table      string
+	Table      string // as the Report names it
 	Method     string
 	Chunks     int   // chunks (or hash buckets) of the table
 	ChunksDone int   // chunks compared so far
@@ -67,7 +67,9 @@ type TableProgress struct {
 	Done       bool
 }
 
-// Report is the outcome of a comparison.
+// Report is the outcome of a comparison. Objects are named as SQL names
+// them, each part quoted only where it needs quotes (public.orders,
+// "Mixed Case"."my table").
 type Report struct {
 	Tables     []TableResult    `json:"tables"`
 	OnlySource []string         `json:"only_source"` // tables and columns ("table.column") found on the source only
@@ -206,8 +208,11 @@ type sides struct {
 	src, tgt *pgx.Conn
 }
 
-// sessionSettings make both servers render values the same way.
+// sessionSettings make both servers render values the same way. The
+// fixed search path also makes them name types (format_type, regtype) and
+// relations (regclass) alike, whatever search path a database sets.
 var sessionSettings = map[string]string{
+	"search_path":        catalog.FixedSearchPath,
 	"DateStyle":          "ISO",
 	"IntervalStyle":      "postgres",
 	"TimeZone":           "UTC",

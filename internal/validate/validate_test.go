@@ -98,7 +98,7 @@ func TestCompare(t *testing.T) {
 	if got := table(rep, "public.big"); got.SourceRows != 200000 || got.Method != MethodChunks || got.Chunks < 150 {
 		t.Errorf("big: %+v, want 200000 rows in about 200 chunks by key", got)
 	}
-	for _, name := range []string{"public.parted", "public.byindex", "public.Mixed", "Shop.events"} {
+	for _, name := range []string{"public.parted", "public.byindex", `public."Mixed"`, `"Shop".events`} {
 		if got := table(rep, name); got.Method != MethodChunks || got.SourceRows == 0 || got.SourceRows != got.TargetRows {
 			t.Errorf("%s: %+v", name, got)
 		}
@@ -124,7 +124,7 @@ func TestCompare(t *testing.T) {
 	if rep.Equal() {
 		t.Fatal("differences reported as equal")
 	}
-	items := table(rep, "Shop.Items")
+	items := table(rep, `"Shop"."Items"`)
 	if items.DifferentCount != 1 || items.MissingCount != 1 || items.ExtraCount != 1 {
 		t.Errorf("Shop.Items: %+v", items)
 	}
@@ -149,13 +149,23 @@ func TestCompare(t *testing.T) {
 	if big.ChunksDiffering != 2 || big.RowsFetched > 4*int64(o.ChunkRows) || big.RowsFetched == 0 {
 		t.Errorf("public.big: %d chunks differ, %d rows read back to find two differences in 200000", big.ChunksDiffering, big.RowsFetched)
 	}
-	checkKeys(t, rep, "public.Mixed", nil, nil, []string{"(k3,10)"})
+	checkKeys(t, rep, `public."Mixed"`, nil, nil, []string{"(k3,10)"})
 	checkKeys(t, rep, "public.byindex", nil, nil, []string{"(5)"})
 	checkKeys(t, rep, "public.parted", []string{"(1500)"}, nil, nil)
-	checkKeys(t, rep, "Shop.events", nil, nil, []string{`(sad,"2024-03-10 00:30:00+00")`})
+	checkKeys(t, rep, `"Shop".events`, nil, nil, []string{`(sad,"2024-03-10 00:30:00+00")`})
 	emptied := table(rep, "public.emptied")
 	if emptied.MissingCount != 2500 || len(emptied.Missing) != 20 || emptied.RowsFetched != 20 {
 		t.Errorf("public.emptied: %+v; want 2500 missing, 20 listed and read back", emptied)
+	}
+	var out strings.Builder
+	if err := rep.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"\n\"Shop\".\"Items\"  ", "\npublic.\"Mixed\"  ", "\n\"Shop\".events  ", "\npublic.big  ",
+		"\n\"Shop\".\"Items\": different: (7,x1)\n"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("the report table lacks %q:\n%s", w, out.String())
+		}
 	}
 	for _, s := range rep.Sequences {
 		if s.Sequence == "public.counter" && (s.TargetValue == nil || *s.TargetValue != 500 || s.Note == "") {
@@ -165,7 +175,7 @@ func TestCompare(t *testing.T) {
 
 	o.Quick = true
 	rep = compare(t, o)
-	if q := table(rep, "Shop.Items"); q.Method != "count" || q.SourceRows != 3000 || q.TargetRows != 3000 {
+	if q := table(rep, `"Shop"."Items"`); q.Method != "count" || q.SourceRows != 3000 || q.TargetRows != 3000 {
 		t.Errorf("quick Shop.Items: %+v", q)
 	}
 	if q := table(rep, "public.nokey"); !q.Differs() {
@@ -188,13 +198,15 @@ func checkKeys(t *testing.T, rep Report, name string, missing, extra, different 
 
 func TestCompareSchemaDifferences(t *testing.T) {
 	_, dst, o := setup(t)
-	dst.Exec("app", `ALTER TABLE public.nokey ADD COLUMN c int`, `ALTER TABLE public.nokey ALTER COLUMN a TYPE bigint`, `DROP TABLE public.big`)
+	dst.Exec("app", `ALTER TABLE public.nokey ADD COLUMN c int`, `ALTER TABLE public.nokey ALTER COLUMN a TYPE bigint`, `DROP TABLE public.big`,
+		`ALTER TABLE "Shop"."Items" ADD COLUMN "New Col" int`, `DROP TABLE public."Mixed"`)
 	rep := compare(t, o)
 	if rep.Equal() {
 		t.Fatal("schema differences reported as equal")
 	}
 	joined := strings.Join(append(append(rep.OnlySource, rep.OnlyTarget...), rep.Different...), ";")
-	for _, w := range []string{"public.big", "public.nokey.c", "public.nokey.a: integer on the source, bigint on the target"} {
+	for _, w := range []string{"public.big", "public.nokey.c", "public.nokey.a: integer on the source, bigint on the target",
+		`"Shop"."Items"."New Col"`, `public."Mixed"`} {
 		if !strings.Contains(joined, w) {
 			t.Errorf("schema report %q lacks %q", joined, w)
 		}
