@@ -55,6 +55,10 @@ func (r *runner) replicate(ctx context.Context) error {
 			r.log.Info("the link has ended; this process stops", "reason", err)
 			return nil
 		}
+		if lost := r.slotLost(ctx); lost != nil {
+			r.markBroken(ctx, lost)
+			return lost
+		}
 		r.log.Warn("replication interrupted; retrying", "error", err, "in", nextBackoff(delay))
 		if !endpoint.IsConnectionLost(err) {
 			r.markBroken(ctx, err)

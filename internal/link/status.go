@@ -154,8 +154,9 @@ func sourceStatus(ctx context.Context, source string, st *monitor.Status) error 
 	}
 	var active bool
 	var retained int64
-	err = conn.QueryRow(ctx, `SELECT active, coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint
-		FROM pg_replication_slots WHERE slot_name = $1`, st.SlotName).Scan(&active, &retained)
+	var walStatus string
+	err = conn.QueryRow(ctx, `SELECT active, coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint, coalesce(wal_status, '')
+		FROM pg_replication_slots WHERE slot_name = $1`, st.SlotName).Scan(&active, &retained, &walStatus)
 	if errors.Is(err, pgx.ErrNoRows) {
 		if st.Phase != monitor.PhaseFailedOver && st.Phase != monitor.PhaseSeeding {
 			st.Warnings = append(st.Warnings, fmt.Sprintf("source: the replication slot %s is missing; the link cannot stream", st.SlotName))
@@ -166,6 +167,9 @@ func sourceStatus(ctx context.Context, source string, st *monitor.Status) error 
 		return fmt.Errorf("source: read slot %s: %w", st.SlotName, err)
 	}
 	st.SlotActive, st.SlotRetainedBytes = &active, &retained
+	if walStatus == "lost" && st.Phase != monitor.PhaseFailedOver {
+		st.Warnings = append(st.Warnings, slotLostError(st.Name, st.SlotName).Error())
+	}
 	return nil
 }
 
