@@ -41,7 +41,7 @@ func plannedSteps(o Options) []Step {
 			What: "Sets every sequence on the target to the source's value (setval), and reads them back.",
 			run:  sequencesStep, Script: scriptSequences()},
 		Step{ID: "matviews", Title: "Refresh materialized views", Side: "target",
-			What: "Refreshes every materialized view in the link's schemas on the target, each after those it reads, so they hold the final data when the target opens (logical replication does not carry their contents). A view that cannot be refreshed stops the failover.",
+			What: "Refreshes every materialized view in the link's schemas on the target (and those they read in other schemas), each after those it reads, so they hold the final data when the target opens (logical replication does not carry their contents). A view that cannot be refreshed stops the failover.",
 			run:  matViewsStep, Script: scriptMatViews(o)},
 		Step{ID: "open", Title: "Make the target writable", Side: "target", Commits: true,
 			What: "Removes the link's read-only guard from the target's tables and the database's read-only default, and checks from a new session that it may write. From here on the target takes writes and nothing is undone.",
