@@ -56,7 +56,8 @@ func noFinding(t *testing.T, fs []Finding, check string) {
 // at: wal_level = replica, its only replication slot taken, a table
 // without key, a partitioned one without key, an unlogged table, a large
 // object, a materialized view, a sequence, an event trigger, an extension,
-// and objects owned by and granted to roles the target lacks.
+// objects owned by and granted to roles the target lacks, and settings of
+// the database and of a role in it.
 func sourceFixture(t *testing.T) *pgtest.Cluster {
 	src := pgtest.Start(t, pgtest.Options{Settings: map[string]string{
 		"wal_level": "replica", "max_replication_slots": "1", "max_slot_wal_keep_size": "1MB"}})
@@ -75,7 +76,9 @@ func sourceFixture(t *testing.T) *pgtest.Cluster {
 		`CREATE MATERIALIZED VIEW public.ok_count AS SELECT count(*) FROM public.ok`,
 		`CREATE FUNCTION public.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$`,
 		`CREATE EVENT TRIGGER log_ddl ON ddl_command_end EXECUTE FUNCTION public.log_ddl()`,
-		`SELECT pg_create_physical_replication_slot('standby')`)
+		`SELECT pg_create_physical_replication_slot('standby')`,
+		`ALTER DATABASE app SET work_mem = '8MB'`,
+		`ALTER ROLE reporting IN DATABASE app SET default_transaction_read_only = on`)
 	return src
 }
 
@@ -101,10 +104,12 @@ func TestAssessFindings(t *testing.T) {
 		`ALTER TABLE "public"."events_2024" REPLICA IDENTITY FULL;`)
 	wantFinding(t, fs, "unlogged_tables", Blocker, "public.scratch", `ALTER TABLE "public"."scratch" SET LOGGED;`)
 	wantFinding(t, fs, "large_objects", Warning, "1 large object:", "--blobs")
-	wantFinding(t, fs, "materialized_views", Warning, "public.ok_count", `REFRESH MATERIALIZED VIEW public.ok_count;`)
+	wantFinding(t, fs, "materialized_views", Info, "public.ok_count", "pglink refreshes them", `REFRESH MATERIALIZED VIEW public.ok_count;`)
 	wantFinding(t, fs, "sequences", Info, "1 sequence:")
 	wantFinding(t, fs, "event_triggers", Warning, "log_ddl")
-	wantFinding(t, fs, "max_slot_wal_keep_size", Info, "1.0 MB")
+	wantFinding(t, fs, "max_slot_wal_keep_size", Warning, "1.0 MB", "falls behind", "dropped and seeded again")
+	wantFinding(t, fs, "database_settings", Info, "carried to the target", "work_mem = 8MB")
+	wantFinding(t, fs, "database_settings_not_carried", Info, "default_transaction_read_only = on for role reporting")
 	wantFinding(t, fs, "logical_decoding_work_mem", Info, "64MB")
 	wantFinding(t, fs, "wal_senders", Info, "free")
 	wantFinding(t, fs, "size", Info, "database app takes")

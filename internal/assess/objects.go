@@ -49,9 +49,9 @@ func objectFindings(ctx context.Context, conn *pgx.Conn) ([]Finding, error) {
 		for _, v := range mv {
 			refresh = append(refresh, "REFRESH MATERIALIZED VIEW "+v+";")
 		}
-		fs = append(fs, finding(Warning, endpoint.Source, "materialized_views",
-			"materialized views are created empty on the target (their contents are not replicated) and cannot be read there until refreshed: "+list(mv),
-			"run the SQL below on the target after the cutover (the target is read-only while linked)", refresh...))
+		fs = append(fs, finding(Info, endpoint.Source, "materialized_views",
+			"materialized views are created empty on the target (their contents are not replicated); pglink refreshes them once seeding is done, and again in a planned failover before the target opens: "+list(mv),
+			"after a forced failover, run the SQL below on the target (views that read others after those)", refresh...))
 	}
 	evt, err := eventTriggers(ctx, conn)
 	if err != nil {

@@ -81,6 +81,11 @@ func CheckSource(ctx context.Context, conn *pgx.Conn, tables []catalog.Table) ([
 	if err != nil {
 		return nil, err
 	}
+	settings, err := dbSettingsFindings(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	fs = append(fs, settings...)
 	return append(fs, objs...), nil
 }
 
@@ -150,9 +155,10 @@ func slotKeepFinding(keepMB int64) Finding {
 			"max_slot_wal_keep_size is -1: the slot keeps all WAL the link has not applied yet, without limit, so a stopped link can fill the source's disk",
 			"watch \"slot retains\" in pglink status and drop a link you no longer need; to cap it, ALTER SYSTEM SET max_slot_wal_keep_size = '100GB'; SELECT pg_reload_conf(); (a slot past the cap is invalidated and its link must start again from scratch)")
 	}
-	return finding(Info, endpoint.Source, "max_slot_wal_keep_size",
-		fmt.Sprintf("max_slot_wal_keep_size is %s: a slot that holds more WAL than this is invalidated, and its link must start again from scratch", formatBytes(keepMB<<20)),
-		"make sure the WAL written while the link seeds fits (pglink assess --sample 30s estimates it)")
+	return finding(Warning, endpoint.Source, "max_slot_wal_keep_size",
+		fmt.Sprintf("max_slot_wal_keep_size is %s: the link's slot is invalidated when the link falls behind the source by that much WAL (while it seeds, or while it is stopped or slow), and the link must then be dropped and seeded again", formatBytes(keepMB<<20)),
+		"make sure the WAL written while the link seeds or is stopped fits (pglink assess --sample 30s estimates it), or lift the cap: ALTER SYSTEM SET max_slot_wal_keep_size = -1; SELECT pg_reload_conf();",
+		"ALTER SYSTEM SET max_slot_wal_keep_size = -1;", "SELECT pg_reload_conf();")
 }
 
 // replicationConnFindings opens a replication connection as the user, as

@@ -40,6 +40,9 @@ func plannedSteps(o Options) []Step {
 		Step{ID: "sequences", Title: "Set the target's sequences", Side: "target",
 			What: "Sets every sequence on the target to the source's value (setval), and reads them back.",
 			run:  sequencesStep, Script: scriptSequences()},
+		Step{ID: "matviews", Title: "Refresh materialized views", Side: "target",
+			What: "Refreshes every materialized view in the link's schemas on the target (and those they read in other schemas), each after those it reads, so they hold the final data when the target opens (logical replication does not carry their contents). A view that cannot be refreshed stops the failover.",
+			run:  matViewsStep, Script: scriptMatViews(o)},
 		Step{ID: "open", Title: "Make the target writable", Side: "target", Commits: true,
 			What: "Removes the link's read-only guard from the target's tables and the database's read-only default, and checks from a new session that it may write. From here on the target takes writes and nothing is undone.",
 			run:  openStep, undo: closeStep, Script: scriptOpen(o), finish: true},
@@ -279,6 +282,20 @@ func validateStep(ctx context.Context, x *execution) (string, error) {
 		return "", fmt.Errorf("source and target differ (run pglink validate --name %s for the keys): %s", x.ctl.Name, differences(rep))
 	}
 	return fmt.Sprintf("%d tables, %d rows identical", len(rep.Tables), rows), nil
+}
+
+// matViewsStep refreshes the target's materialized views once it holds
+// every source transaction, before it opens: REFRESH locks each view
+// against its readers while it runs, which nobody is yet.
+func matViewsStep(ctx context.Context, x *execution) (string, error) {
+	views, err := link.RefreshMatViews(ctx, x.ctl.Conn(), x.ctl.Name)
+	if err != nil {
+		return "", err
+	}
+	if len(views) == 0 {
+		return "no materialized views", nil
+	}
+	return fmt.Sprintf("%d refreshed: %s", len(views), strings.Join(views, ", ")), nil
 }
 
 func openStep(ctx context.Context, x *execution) (string, error) {

@@ -67,7 +67,7 @@ func TestPlannedFailoverUnderLoad(t *testing.T) {
 func TestPlannedFailoverUndo(t *testing.T) {
 	f := newFixture(t, "undo")
 	f.startLink()
-	for _, step := range []string{"preflight", "fence", "catchup", "validate", "sequences"} {
+	for _, step := range []string{"preflight", "fence", "catchup", "validate", "sequences", "matviews"} {
 		t.Run(step, func(t *testing.T) {
 			failStep = func(id string) error {
 				if id == step {

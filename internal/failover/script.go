@@ -155,6 +155,10 @@ ok "sequences set past their columns' maxima + %d"
 FROM (`+strings.Replace(ownedSequencesSQL, "ORDER BY 1", "", 1)+`) AS s(seq, seqincrement, tbl, col)`), o.SequenceMargin)
 }
 
+func scriptMatViews(o Options) string {
+	return fmt.Sprintf("tgt -c %s\nok \"materialized views refreshed\"\n", sqlArg(link.RefreshMatViewsSQL(o.Name)))
+}
+
 func scriptOpen(o Options) string {
 	return fmt.Sprintf(`tgt -c "UPDATE pglink.links SET failover_step = 'open (script)' WHERE name = '$LINK'"
 tgt -c %s

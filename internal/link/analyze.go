@@ -40,14 +40,16 @@ func (r *runner) analyzeCopied(ctx context.Context) {
 	}
 }
 
-// analyzeInBackground starts analyzeCopied; stop cancels it and waits
-// for it to end.
+// analyzeInBackground starts analyzeCopied, then refreshMatViews (whose
+// queries get the statistics); stop cancels them and waits for them to
+// end.
 func (r *runner) analyzeInBackground(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		r.analyzeCopied(ctx)
+		r.refreshMatViews(ctx)
 	}()
 	return func() {
 		cancel()

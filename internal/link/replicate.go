@@ -60,6 +60,10 @@ func (r *runner) replicate(ctx context.Context) error {
 		if errors.Is(err, errLeaseTaken) {
 			return err
 		}
+		if lost := r.slotLost(ctx); lost != nil {
+			r.markBroken(ctx, lost)
+			return lost
+		}
 		if r.healthy.Load() {
 			delay = 0 // a session that worked: this failure is a new one
 		}

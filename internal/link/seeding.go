@@ -31,6 +31,9 @@ func (r *runner) seed(ctx context.Context) error {
 		case stepPost:
 			err = r.seedPostData(ctx)
 		case stepDone:
+			if err := r.carrySettings(ctx); err != nil {
+				return err
+			}
 			if err := r.guard(ctx); err != nil {
 				return err
 			}

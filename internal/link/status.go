@@ -187,6 +187,7 @@ type sourceState struct {
 	slotFound  bool
 	slotActive bool
 	retained   int64
+	walStatus  string
 }
 
 // readSourceState reads the source's current position, its write fence
@@ -206,8 +207,8 @@ func readSourceState(ctx context.Context, src *endpoint.Endpoint, slot string) (
 		s.err = sourceWaitError(ctx, err)
 		return s
 	}
-	err = conn.QueryRow(ctx, `SELECT active, coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint
-		FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&s.slotActive, &s.retained)
+	err = conn.QueryRow(ctx, `SELECT active, coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint, coalesce(wal_status, '')
+		FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&s.slotActive, &s.retained, &s.walStatus)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 	case err != nil:
@@ -247,6 +248,9 @@ func (s sourceState) apply(st *monitor.Status) {
 		return
 	}
 	st.SlotActive, st.SlotRetainedBytes = &s.slotActive, &s.retained
+	if s.walStatus == "lost" && st.Phase != monitor.PhaseFailedOver {
+		st.Warnings = append(st.Warnings, slotLostError(st.Name, st.SlotName).Error())
+	}
 }
 
 // fillLag computes lag in bytes (source position minus applied position)

@@ -18,13 +18,18 @@ import (
 // targetSessionParams are set on every session pglink opens on the target:
 // the target database is read-only for everyone else, and pglink's writes
 // behave like native logical replication's apply (no user triggers, no FK
-// checks: the source already ran them).
+// checks: the source already ran them). The timeouts an application's
+// database settings may give (carried from the source, see carrySettings)
+// are not for pglink's long batches and waits.
 var targetSessionParams = map[string]string{
-	"default_transaction_read_only": "off",
-	"session_replication_role":      "replica",
-	"DateStyle":                     "ISO",
-	"IntervalStyle":                 "postgres",
-	"extra_float_digits":            "3",
+	"default_transaction_read_only":       "off",
+	"session_replication_role":            "replica",
+	"DateStyle":                           "ISO",
+	"IntervalStyle":                       "postgres",
+	"extra_float_digits":                  "3",
+	"statement_timeout":                   "0",
+	"lock_timeout":                        "0",
+	"idle_in_transaction_session_timeout": "0",
 }
 
 // parseEndpoints reads the source and target connection strings; the

@@ -150,6 +150,10 @@ func connectTargetConfig(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, e
 	cfg.RuntimeParams["default_transaction_read_only"] = "off"
 	cfg.RuntimeParams["session_replication_role"] = "replica"
 	cfg.RuntimeParams["synchronous_commit"] = "off"
+	// The target database may have the source's settings already (a link
+	// seeded again into it): its timeouts are not for index builds.
+	cfg.RuntimeParams["statement_timeout"] = "0"
+	cfg.RuntimeParams["lock_timeout"] = "0"
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("target %s@%s:%d/%s: connect: %w", cfg.User, cfg.Host, cfg.Port, cfg.Database, err)
