@@ -165,10 +165,7 @@ tgt -c %s
 tgt -c %s
 [ "$(psql "$PGLINK_TARGET" -X -At -c 'SHOW transaction_read_only')" = off ] || die "new sessions on the target are still read-only"
 ok "the target takes writes"
-`, sqlArg(`DO $g$ DECLARE r record; BEGIN
-	FOR r IN SELECT tgrelid::regclass AS rel FROM pg_trigger WHERE tgname = 'pglink_read_only_`+o.Name+`' LOOP
-		EXECUTE format('DROP TRIGGER %I ON %s', 'pglink_read_only_`+o.Name+`', r.rel);
-	END LOOP; END $g$`), sqlArg(`DO $d$ BEGIN EXECUTE format('ALTER DATABASE %I RESET default_transaction_read_only', current_database()); END $d$`))
+`, sqlArg(link.UnguardSQL(o.Name)), sqlArg(`DO $d$ BEGIN EXECUTE format('ALTER DATABASE %I RESET default_transaction_read_only', current_database()); END $d$`))
 }
 
 func scriptCut(o Options) string {

@@ -234,11 +234,16 @@ func (c *Control) Tables(ctx context.Context) ([]catalog.Table, error) {
 	if err != nil {
 		return nil, err
 	}
+	return catalogTables(rows), nil
+}
+
+// catalogTables names the tables of rows.
+func catalogTables(rows []tableRow) []catalog.Table {
 	out := make([]catalog.Table, len(rows))
 	for i, r := range rows {
 		out[i] = catalog.Table{Schema: r.Schema, Name: r.Name}
 	}
-	return out, nil
+	return out
 }
 
 // OpenTarget makes the target writable: it removes the link's read-only
@@ -254,7 +259,8 @@ func (c *Control) CloseTarget(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return guardTables(ctx, c.conn, c.names, tables)
+	_, err = guardTables(ctx, c.conn, c.names, tables)
+	return err
 }
 
 // DropSlots removes the link's replication slots on the source, ending

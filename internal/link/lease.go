@@ -35,6 +35,7 @@ type lease struct {
 	mu      sync.Mutex // guards the fields below and every use of conn
 	conn    *pgx.Conn  // nil while the lease is lost
 	pid     uint32     // the server process of the session that held it last
+	start   time.Time  // and when that process started (a pid is reused)
 	err     error      // set when another process took the lease
 	changed chan struct{}
 	stop    context.CancelFunc
@@ -94,8 +95,20 @@ func takeLease(ctx context.Context, ep *endpoint.Endpoint, key int64, what strin
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, errLeaseHeld
 	}
-	return &lease{ep: ep, key: key, what: what, conn: conn, pid: conn.PgConn().PID(),
+	start, err := sessionStart(ctx, conn)
+	if err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("target: take %s: %w", what, err)
+	}
+	return &lease{ep: ep, key: key, what: what, conn: conn, pid: conn.PgConn().PID(), start: start,
 		changed: make(chan struct{})}, nil
+}
+
+// sessionStart returns when the server process of conn started.
+func sessionStart(ctx context.Context, conn *pgx.Conn) (time.Time, error) {
+	var start time.Time
+	err := conn.QueryRow(ctx, `SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()`).Scan(&start)
+	return start, err
 }
 
 // lockWithGrace takes the session-level advisory lock key on conn, and
@@ -180,6 +193,22 @@ func (l *lease) retake(ctx context.Context) error {
 	if err == nil && !got {
 		err = conn.QueryRow(ctx, advisoryHolderSQL(l.key)).Scan(&holder)
 	}
+	if err == nil && !got && holder == l.pid {
+		// This process's own lost session, which the server still runs: a
+		// network that went silent leaves it there for as long as the
+		// connection looks open to the server. It is ended; the next try
+		// takes the lease.
+		var ended bool
+		err = conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) > 0 FROM pg_stat_activity
+			WHERE pid = $1 AND backend_start = $2`, int64(l.pid), l.start).Scan(&ended)
+		if ended && l.log != nil {
+			l.log.Info("target: ended the earlier session of "+l.what+", which the server still ran", "pid", l.pid)
+		}
+	}
+	var start time.Time
+	if err == nil && got {
+		start, err = sessionStart(ctx, conn)
+	}
 	if err != nil || !got {
 		conn.Close(context.WithoutCancel(ctx))
 	}
@@ -187,14 +216,12 @@ func (l *lease) retake(ctx context.Context) error {
 	case err != nil:
 		return nil
 	case !got && holder == l.pid:
-		// This process's own lost session, which the server has not yet
-		// found closed: it ends by itself.
-		return nil
+		return nil // ended above, or ending
 	case !got:
 		return fmt.Errorf("target: %s: %w: this one stops and leaves the link to it", l.what, errLeaseTaken)
 	}
 	l.mu.Lock()
-	l.conn, l.pid = conn, conn.PgConn().PID()
+	l.conn, l.pid, l.start = conn, conn.PgConn().PID(), start
 	l.signal()
 	l.mu.Unlock()
 	if l.log != nil {

@@ -27,12 +27,14 @@ type objectNames struct {
 	Publication string // on the source
 	Origin      string // on the target
 	Origin2     string // on the target: the apply's second session's (a character no link name has keeps it apart from other links')
+	Link        string // the link's name
 	Trigger     string // the read-only guard trigger on each target table
 	LockKey     string // advisory lock key text for the lease
 }
 
 func namesFor(link string) objectNames {
 	return objectNames{
+		Link:        link,
 		Slot:        "pglink_" + link,
 		SyncSlot:    "pglink_" + link + "_sync",
 		Publication: "pglink_" + link,

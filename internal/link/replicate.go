@@ -102,16 +102,17 @@ func (r *runner) reconnectControlOrLog(ctx context.Context) {
 	}
 }
 
-// forgetSourcePosition clears the source's WAL end and the lag in seconds
-// that the session reported, once its source went away: they are unknown
-// now, and pglink status must not show the last ones (a lag of 0) while
-// the link stands still.
+// forgetSourcePosition clears the lag in seconds that the session
+// reported, once its source went away: the lag is unknown now, and pglink
+// status must not show the last one (or a lag in bytes from the source's
+// last WAL end) while the link stands still. The WAL end stays: a forced
+// failover reports it as the last known source position.
 func (r *runner) forgetSourcePosition(ctx context.Context) {
 	if r.tgtConn == nil || r.tgtConn.IsClosed() {
 		return
 	}
 	err := controlQuery(ctx, endpoint.Target, "the record of the lost source", func(ctx context.Context) error {
-		_, err := r.tgtConn.Exec(ctx, `UPDATE pglink.links SET server_wal_end = NULL, lag_seconds = NULL WHERE name = $1`, r.cfg.Name)
+		_, err := r.tgtConn.Exec(ctx, `UPDATE pglink.links SET lag_seconds = NULL WHERE name = $1`, r.cfg.Name)
 		return err
 	})
 	if err != nil {
@@ -379,7 +380,7 @@ func (r *runner) report(ctx context.Context, s *stream.Streamer, a *apply.Applie
 		lag := lagSeconds(st, ss, now)
 		err := controlQuery(ctx, endpoint.Target, "the status report", func(ctx context.Context) error {
 			_, err := conn.Exec(ctx, `UPDATE pglink.links SET lag_seconds = $2, txn_per_sec = $3, changes_per_sec = $4,
-			server_wal_end = nullif($5, '0/0')::pg_lsn, updated_at = now() WHERE name = $1`, r.cfg.Name, lag,
+			server_wal_end = coalesce(nullif($5, '0/0')::pg_lsn, server_wal_end), updated_at = now() WHERE name = $1`, r.cfg.Name, lag,
 				float64(st.Txns-prev.Txns)/secs, float64(st.Changes-prev.Changes)/secs, ss.ServerWALEnd.String())
 			return err
 		})

@@ -127,6 +127,11 @@ func (r *runner) drive(ctx context.Context) error {
 			r.row.Phase = monitor.PhaseReplicating
 			defer r.analyzeInBackground(ctx)()
 		case monitor.PhaseReplicating, monitor.PhaseBroken:
+			// The guard again: a link made by an older pglink, or one whose
+			// guard someone removed, is guarded in full before it streams.
+			if err := r.guard(ctx); err != nil {
+				return err
+			}
 			return r.replicate(ctx)
 		case monitor.PhaseFailingOver:
 			return fmt.Errorf("link %s is failing over: a pglink failover runs it, or one was interrupted (pglink status says which); run that failover again to undo or finish an interrupted one", r.cfg.Name)

@@ -108,7 +108,15 @@ func (r *runner) reportRoles(ctx context.Context, rep seed.Report) {
 
 // guard makes the link's target tables read-only for everyone but pglink.
 func (r *runner) guard(ctx context.Context) error {
-	return guardTables(ctx, r.tgtConn, r.names, r.tables)
+	ddl, err := guardTables(ctx, r.tgtConn, r.names, r.tables)
+	if err != nil {
+		return err
+	}
+	if !ddl {
+		r.log.Warn("target: schema changes to the linked tables are not refused: only a superuser can create the event triggers of the DDL guard; the tables are read-only all the same",
+			"remedy", "run pglink start again as a superuser of the target to add it")
+	}
+	return nil
 }
 
 func (r *runner) seedPostData(ctx context.Context) error {

@@ -113,7 +113,7 @@ type linkRow struct {
 var errNoLink = errors.New("no such link")
 
 func ensureStateSchema(ctx context.Context, conn *pgx.Conn) error {
-	if _, err := conn.Exec(ctx, stateSchemaSQL); err != nil {
+	if _, err := conn.Exec(ctx, stateSchemaSQL+guardSchemaSQL); err != nil {
 		return fmt.Errorf("target: create schema pglink: %w", err)
 	}
 	return nil

@@ -100,6 +100,9 @@ func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.St
 	} else if err != nil {
 		return nil, nil, err
 	}
+	if guardExpected(row) && err == nil {
+		warnings = append(warnings, guardWarnings(ctx, conn, name, tables)...)
+	}
 	running, err := leaseHeld(ctx, conn, name)
 	if err != nil {
 		return nil, nil, err
@@ -136,7 +139,8 @@ func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.St
 	if row.AppliedCommitTime != nil {
 		st.LastApplied = *row.AppliedCommitTime
 	}
-	if row.ServerWALEnd != 0 {
+	if row.ServerWALEnd != 0 && row.LagSeconds != nil {
+		// The running link's view of the source, while it has one.
 		st.SourceLSN = row.ServerWALEnd.String()
 	}
 	if running {

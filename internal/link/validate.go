@@ -52,10 +52,19 @@ func Validate(ctx context.Context, o ValidateOptions) (validate.Report, error) {
 		return rep, err
 	}
 	defer snaps.close(ctx)
-	return validate.Compare(ctx, validate.Options{
+	rep, err = validate.Compare(ctx, validate.Options{
 		Source: src.Config, Target: tgt.Config, SourceSnapshot: snaps.source, TargetSnapshot: snaps.target,
 		Tables: tables, Jobs: o.Jobs, MaxRows: o.MaxRows, Quick: o.Quick, Progress: o.Progress,
 	})
+	if err != nil {
+		return rep, err
+	}
+	// The data may be the same today and drift tomorrow: a table others
+	// can write is reported.
+	if rep.Warnings, err = missingGuards(ctx, ctl, namesFor(o.Name), tables); err != nil {
+		return rep, err
+	}
+	return rep, nil
 }
 
 // validationTables checks that the link can be validated and lists its tables.

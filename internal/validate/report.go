@@ -59,6 +59,9 @@ func (r Report) WriteTable(w io.Writer) error {
 	if len(behind) > 0 {
 		fmt.Fprintf(w, "sequences not in step (expected while the link replicates; failover sets them): %s\n", strings.Join(behind, ", "))
 	}
+	for _, warning := range r.Warnings {
+		fmt.Fprintf(w, "WARNING: %s\n", warning)
+	}
 	verdict := "source and target hold the same data"
 	if !r.Equal() {
 		verdict = "source and target DIFFER"

@@ -76,6 +76,7 @@ type Report struct {
 	OnlyTarget []string         `json:"only_target"`
 	Different  []string         `json:"different_columns"` // columns whose type differs
 	Sequences  []SequenceResult `json:"sequences"`         // informational: see the package documentation
+	Warnings   []string         `json:"warnings,omitempty"` // what is wrong besides the data (a missing read-only guard)
 	Elapsed    time.Duration    `json:"-"`
 	Seconds    float64          `json:"seconds"` // Elapsed, in seconds
 }
