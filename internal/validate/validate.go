@@ -74,8 +74,8 @@ type Report struct {
 	Tables     []TableResult    `json:"tables"`
 	OnlySource []string         `json:"only_source"` // tables and columns ("table.column") found on the source only
 	OnlyTarget []string         `json:"only_target"`
-	Different  []string         `json:"different_columns"` // columns whose type differs
-	Sequences  []SequenceResult `json:"sequences"`         // informational: see the package documentation
+	Different  []string         `json:"different_columns"`  // columns whose type differs
+	Sequences  []SequenceResult `json:"sequences"`          // informational: see the package documentation
 	Warnings   []string         `json:"warnings,omitempty"` // what is wrong besides the data (a missing read-only guard)
 	Elapsed    time.Duration    `json:"-"`
 	Seconds    float64          `json:"seconds"` // Elapsed, in seconds
