@@ -79,6 +79,7 @@ func newAssessCmd() *cobra.Command {
 	f.StringSliceVar(&opts.Tables, "tables", nil, "tables a link would carry, as for pglink start (default: all)")
 	f.StringSliceVar(&opts.ExcludeTables, "exclude-tables", nil, "tables a link would leave out, as for pglink start")
 	f.StringVar(&opts.Schema, "schema", link.SchemaCopy, "the --schema pglink start would get: copy or existing")
+	f.BoolVar(&opts.TruncateExisting, "truncate-existing", false, "the --truncate-existing pglink start would get")
 	f.DurationVar(&opts.Sample, "sample", 0, "measure the source's write rate for this long (e.g. 30s) and estimate seeding and sizes")
 	f.Float64Var(&copyRateMB, "copy-rate", assess.DefaultCopyRate/bytesPerMegabyte, "copy throughput in MB/s that the estimate assumes (all jobs together)")
 	f.IntVar(&opts.Jobs, "jobs", 4, "parallel copy jobs that the estimate assumes")

@@ -45,7 +45,8 @@ func newStartCmd() *cobra.Command {
 	f.StringSliceVar(&cfg.ExcludeTables, "exclude-tables", nil, "tables to leave out, same patterns as --tables")
 	f.IntVar(&cfg.Jobs, "jobs", 0, "parallel copy jobs while seeding (0: one per CPU)")
 	f.IntVar(&cfg.ApplySessions, "apply-sessions", 2, "target sessions the apply uses, 1 or 2: each takes one of the target's replication origin entries (max_replication_slots)")
-	f.StringVar(&cfg.Schema, "schema", link.SchemaCopy, "copy: copy the schema with pg_dump; existing: the target already holds the tables")
+	f.StringVar(&cfg.Schema, "schema", link.SchemaCopy, "copy: copy the schema with pg_dump; existing: the target already holds the tables (pglink empties them before it copies)")
+	f.BoolVar(&cfg.TruncateExisting, "truncate-existing", false, "with --schema existing: empty target tables that hold rows (refused otherwise)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug details")
 	return c
 }

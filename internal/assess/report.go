@@ -22,6 +22,8 @@ type Options struct {
 	Database              string
 	Tables, ExcludeTables []string // the tables a link would carry, as pglink start takes them
 	Schema                string   // SchemaCopy (default) or SchemaExisting
+	// TruncateExisting lets --schema existing empty target tables that hold rows.
+	TruncateExisting bool
 	// Sample, when positive, measures the source's write rate for this long
 	// and estimates seeding time, WAL held and the target's size.
 	Sample   time.Duration
@@ -80,7 +82,13 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 		return rep, err
 	}
 	fs = append(fs, sizeFinding(rep.Source))
-	if opts.Target != "" {
+	if opts.Target == "" {
+		lfs, err := LinkRoleFindings(ctx, conn, nil)
+		if err != nil {
+			return rep, err
+		}
+		fs = append(fs, lfs...)
+	} else {
 		tgt, tfs, err := assessTarget(ctx, opts, conn, rep.Source, tables)
 		if err != nil {
 			return rep, err
@@ -148,17 +156,34 @@ func assessTarget(ctx context.Context, opts Options, srcConn *pgx.Conn, src Serv
 	tgt.FreeDisk, tgt.FreeDiskNote = freeDisk(ctx, conn, "")
 	fs := versionOrderFindings(src, tgt)
 	if exists {
-		tfs, err := CheckTarget(ctx, conn, tables, opts.Schema)
+		sfs, err := sameDatabaseFinding(ctx, srcConn, conn, src.Address, tgt.Address)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(sfs) > 0 {
+			// Every other check would read the source twice: this one says all.
+			return &tgt, sfs, nil
+		}
+		tfs, err := CheckTarget(ctx, conn, tables, opts.Schema, opts.TruncateExisting)
 		if err != nil {
 			return nil, nil, err
 		}
 		fs = append(fs, tfs...)
+		lfs, err := LinkRoleFindings(ctx, srcConn, conn)
+		if err != nil {
+			return nil, nil, err
+		}
+		fs = append(fs, lfs...)
 	} else {
 		nfs, err := newDatabaseFindings(ctx, conn, db, tables, opts.Schema)
 		if err != nil {
 			return nil, nil, err
 		}
-		fs = append(fs, nfs...)
+		lfs, err := LinkRoleFindings(ctx, srcConn, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		fs = append(append(fs, nfs...), lfs...)
 	}
 	cfs, err := compareFindings(ctx, srcConn, conn, exists)
 	if err != nil {

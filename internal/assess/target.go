@@ -19,7 +19,7 @@ const (
 
 // CheckTarget runs the checks that need only the target database: the
 // user's rights and the tables the schema mode expects there or not.
-func CheckTarget(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, schemaMode string) ([]Finding, error) {
+func CheckTarget(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, schemaMode string, truncateExisting bool) ([]Finding, error) {
 	fs, err := targetRights(ctx, conn)
 	if err != nil {
 		return nil, err
@@ -28,7 +28,57 @@ func CheckTarget(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, sc
 	if err != nil {
 		return nil, err
 	}
-	return append(fs, tableModeFindings(tables, existing, schemaMode)...), nil
+	fs = append(fs, tableModeFindings(tables, existing, schemaMode)...)
+	if schemaMode != SchemaExisting {
+		return fs, nil
+	}
+	rows, err := tablesWithRows(ctx, conn, tables, existing)
+	if err != nil {
+		return nil, err
+	}
+	return append(fs, emptiedFindings(existing, rows, truncateExisting)...), nil
+}
+
+// tablesWithRows lists the tables of existing (keys of tables) that hold
+// rows on the target.
+func tablesWithRows(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, existing []string) ([]string, error) {
+	have := map[string]bool{}
+	for _, k := range existing {
+		have[k] = true
+	}
+	var out []string
+	for _, t := range tables {
+		if !have[t.Key()] {
+			continue
+		}
+		var any bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+t.QualifiedName()+`)`).Scan(&any); err != nil {
+			return nil, fmt.Errorf("target: look for rows in table %s: %w", t.Key(), err)
+		}
+		if any {
+			out = append(out, t.Key())
+		}
+	}
+	return out, nil
+}
+
+// emptiedFindings says that --schema existing empties the target's tables
+// before it copies into them, and blocks when that would delete rows the
+// user did not agree to lose.
+func emptiedFindings(existing, withRows []string, truncate bool) []Finding {
+	switch {
+	case len(withRows) > 0 && !truncate:
+		return []Finding{finding(Blocker, endpoint.Target, "tables_hold_rows",
+			"with --schema existing pglink empties each target table before it copies the source's rows into it, and these hold rows: "+list(withRows),
+			"check that the target is the database you mean; empty the tables yourself, or pass --truncate-existing to let pglink empty them")}
+	case len(withRows) > 0:
+		return []Finding{finding(Warning, endpoint.Target, "tables_emptied",
+			"pglink empties these target tables (--truncate-existing), deleting the rows they hold, before it copies the source's rows into them: "+list(withRows), "")}
+	case len(existing) > 0:
+		return []Finding{finding(Info, endpoint.Target, "tables_emptied",
+			"with --schema existing pglink empties each target table before it copies into it; they are empty now", "")}
+	}
+	return nil
 }
 
 // ExistingTables lists the tables (schema.name) that already exist on the target.

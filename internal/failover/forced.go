@@ -2,11 +2,13 @@ package failover
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 
+	"github.com/pglink/pglink/internal/assess"
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/monitor"
@@ -70,7 +72,11 @@ func forcedPreflight(ctx context.Context, x *execution) (string, error) {
 	x.res.AppliedLSN = in.AppliedLSN.String()
 	x.res.AppliedCommitTime = in.AppliedCommitTime
 	known := in.ServerWALEnd
-	if x.probeSource(ctx) {
+	up, err := x.probeSource(ctx)
+	if err != nil {
+		return "", err
+	}
+	if up {
 		var cur string
 		if err := x.src.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&cur); err == nil {
 			x.res.note("the source answers: a planned failover (--planned) would lose nothing")
@@ -94,20 +100,26 @@ func forcedPreflight(ctx context.Context, x *execution) (string, error) {
 	return fmt.Sprintf("%s; applied up to %s, last known source position %s", in.Phase, in.AppliedLSN, known), nil
 }
 
-// probeSource tries the source briefly; it says whether it answered.
-func (x *execution) probeSource(ctx context.Context) bool {
+// probeSource tries the source briefly; it says whether it answered. A
+// source given that is the target itself is an error: the failover would
+// fence the database it opens.
+func (x *execution) probeSource(ctx context.Context) (bool, error) {
 	pctx, cancel := context.WithTimeout(ctx, sourceProbeTimeout)
 	defer cancel()
 	if _, err := x.sourceConn(pctx); err != nil {
 		x.log.Info("the source does not answer", "error", err)
-		return false
+		return false, nil
 	}
 	if err := x.ctl.CheckSource(pctx, x.src); err != nil {
 		x.src.Close(context.WithoutCancel(ctx))
 		x.src = nil
-		return false
+		if errors.Is(err, assess.ErrSameDatabase) {
+			return false, err
+		}
+		x.log.Info("the source given is not the link's source", "error", err)
+		return false, nil
 	}
-	return true
+	return true, nil
 }
 
 func stopStep(ctx context.Context, x *execution) (string, error) {
@@ -138,7 +150,10 @@ func forcedCutStep(ctx context.Context, x *execution) (string, error) {
 	if err := x.ctl.FinishFailover(ctx, applied, "forced done"); err != nil {
 		return "", err
 	}
-	up := x.probeSource(ctx)
+	up, err := x.probeSource(ctx)
+	if err != nil {
+		return "", err
+	}
 	detail, err := x.cut(ctx, up)
 	if err != nil {
 		return "", err

@@ -27,7 +27,10 @@ type Config struct {
 	// may need more than the speed.
 	ApplySessions int
 	Schema        string // SchemaCopy (default) or SchemaExisting
-	Logger        *slog.Logger
+	// TruncateExisting lets a new link with SchemaExisting empty target
+	// tables that hold rows (it refuses them otherwise).
+	TruncateExisting bool
+	Logger           *slog.Logger
 	// Progress, when set, receives seeding progress reports (from several
 	// goroutines: it must be safe for concurrent use).
 	Progress func(monitor.CopyProgress)

@@ -301,7 +301,7 @@ func (c *Control) Run(ctx context.Context, cfg Config) error {
 
 // CheckSource checks that conn is the link's source database.
 func (c *Control) CheckSource(ctx context.Context, src *pgx.Conn) error {
-	id, err := systemIdentity(ctx, src)
+	id, err := sourceIdentity(ctx, src, c.conn, c.Src, c.Tgt)
 	if err != nil {
 		return err
 	}
@@ -309,7 +309,7 @@ func (c *Control) CheckSource(ctx context.Context, src *pgx.Conn) error {
 	if err != nil {
 		return err
 	}
-	if id != in.SourceSystem {
+	if !id.Matches(in.SourceSystem) {
 		return fmt.Errorf("source: link %s was made from %s, but the source given is a different database; give the link's source", c.Name, in.SourceDesc)
 	}
 	return nil

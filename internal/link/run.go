@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pglink/pglink/internal/assess"
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/monitor"
@@ -45,6 +46,8 @@ type runner struct {
 	// lease is the link's lease, kept while the process runs: seeding and
 	// streaming are bound to it (see lease.bind).
 	lease *lease
+	// srcID is the source database's identity, recorded with the link.
+	srcID catalog.Identity
 }
 
 func newRunner(cfg Config) (*runner, error) {
@@ -93,6 +96,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	if r.tgtConn, r.createdDB, err = connectTarget(ctx, r.tgt); err != nil {
+		return err
+	}
+	// Before anything is made or changed on either side: a target that is
+	// the source itself would have its tables emptied.
+	if r.srcID, err = sourceIdentity(ctx, r.srcConn, r.tgtConn, r.src, r.tgt); err != nil {
 		return err
 	}
 	if err := ensureStateSchema(ctx, r.tgtConn); err != nil {
@@ -205,13 +213,16 @@ func (r *runner) createOrResume(ctx context.Context) error {
 }
 
 func (r *runner) resume(ctx context.Context) error {
-	id, err := systemIdentity(ctx, r.srcConn)
-	if err != nil {
-		return err
+	if !r.srcID.Matches(r.row.SourceSystem) {
+		return fmt.Errorf("source: link %s was made from %s (database %s), but the source given is a different database (%s); give the link's source, or another --name", r.cfg.Name, r.row.SourceDesc, r.row.SourceSystem, r.srcID.Key())
 	}
-	if id != r.row.SourceSystem {
-		return fmt.Errorf("source: link %s was made from %s (database %s), but the source given is a different database (%s); give the link's source, or another --name", r.cfg.Name, r.row.SourceDesc, r.row.SourceSystem, id)
+	if r.srcID.Key() != r.row.SourceSystem {
+		// Recorded by an older pglink: the server's identity joins it.
+		if err := recordSourceSystem(ctx, r.tgtConn, r.cfg.Name, r.srcID.Key()); err != nil {
+			return err
+		}
 	}
+	var err error
 	r.tables, err = catalog.Tables(ctx, r.srcConn, catalog.Filter{Include: r.row.Include, Exclude: r.row.Exclude})
 	if err != nil {
 		return fmt.Errorf("source: list tables: %w", err)
@@ -233,11 +244,10 @@ func (r *runner) create(ctx context.Context) error {
 	if len(probs) > 0 {
 		return &ProblemsError{Problems: probs}
 	}
-	id, err := systemIdentity(ctx, r.srcConn)
-	if err != nil {
-		return err
+	if r.cfg.Schema == SchemaExisting {
+		r.log.Info("target: with --schema existing pglink empties each target table before it copies the source's rows into it")
 	}
-	if err := r.insertLink(ctx, id); err != nil {
+	if err := r.insertLink(ctx, r.srcID.Key()); err != nil {
 		return err
 	}
 	if err := createPublication(ctx, r.srcConn, r.names.Publication, r.cfg.Name, r.tables); err != nil {
@@ -271,11 +281,15 @@ func (r *runner) checks(ctx context.Context) ([]Problem, error) {
 			fmt.Sprintf("a publication named %s already exists, and the target has no link %s", r.names.Publication, r.cfg.Name),
 			fmt.Sprintf("choose another --name, or if it is a leftover of this link run pglink drop --name %s (or DROP PUBLICATION %s; on the source)", r.cfg.Name, r.names.Publication)})
 	}
-	tprobs, err := checkTarget(ctx, r.tgtConn, r.tables, r.cfg.Schema, r.log)
+	tprobs, err := checkTarget(ctx, r.tgtConn, r.tables, r.cfg, r.log)
 	if err != nil {
 		return nil, err
 	}
-	return append(probs, tprobs...), nil
+	lfs, err := assess.LinkRoleFindings(ctx, r.srcConn, r.tgtConn)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(probs, tprobs...), problems(lfs)...), nil
 }
 
 func (r *runner) insertLink(ctx context.Context, sourceID string) error {

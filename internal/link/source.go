@@ -160,14 +160,16 @@ func dropSlot(ctx context.Context, conn *pgx.Conn, slot string) (dropped bool, e
 	}
 }
 
-// systemIdentity names the source cluster and database, so a link is never
-// resumed against another server that happens to answer at the same address.
-func systemIdentity(ctx context.Context, conn *pgx.Conn) (string, error) {
-	var id string
-	err := conn.QueryRow(ctx, `SELECT (SELECT datname FROM pg_database WHERE datname = current_database())
-		|| ':' || (SELECT oid::text FROM pg_database WHERE datname = current_database())`).Scan(&id)
+// sourceIdentity reads the identity of both sides' databases and
+// refuses a target that is the source itself.
+func sourceIdentity(ctx context.Context, srcConn, tgtConn *pgx.Conn, src, tgt *endpoint.Endpoint) (catalog.Identity, error) {
+	srcID, err := catalog.DatabaseIdentity(ctx, srcConn)
 	if err != nil {
-		return "", fmt.Errorf("source: read database identity: %w", err)
+		return srcID, fmt.Errorf("source: %w", err)
 	}
-	return id, nil
+	tgtID, err := catalog.DatabaseIdentity(ctx, tgtConn)
+	if err != nil {
+		return srcID, fmt.Errorf("target: %w", err)
+	}
+	return srcID, assess.SameDatabase(srcID, tgtID, src.Describe(), tgt.Describe())
 }

@@ -263,3 +263,11 @@ func statusTables(ts []tableRow) []monitor.Table {
 	}
 	return out
 }
+
+// recordSourceSystem records the identity of the link's source database.
+func recordSourceSystem(ctx context.Context, conn *pgx.Conn, link, id string) error {
+	if _, err := conn.Exec(ctx, `UPDATE pglink.links SET source_system = $2 WHERE name = $1`, link, id); err != nil {
+		return fmt.Errorf("target: record the source's identity for link %s: %w", link, err)
+	}
+	return nil
+}

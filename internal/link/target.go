@@ -99,8 +99,8 @@ func conflictingTables(ctx context.Context, conn *pgx.Conn, tables []catalog.Tab
 
 // checkTarget finds what on the target blocks the link: the blockers of
 // assess.CheckTarget, the checks pglink assess runs.
-func checkTarget(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, schemaMode string, log *slog.Logger) ([]Problem, error) {
-	fs, err := assess.CheckTarget(ctx, conn, tables, schemaMode)
+func checkTarget(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, cfg Config, log *slog.Logger) ([]Problem, error) {
+	fs, err := assess.CheckTarget(ctx, conn, tables, cfg.Schema, cfg.TruncateExisting)
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ func Validate(ctx context.Context, o ValidateOptions) (validate.Report, error) {
 		return rep, err
 	}
 	defer ctl.Close(context.WithoutCancel(ctx))
-	row, tables, err := validationTables(ctx, ctl, src, o)
+	row, tables, err := validationTables(ctx, ctl, src, tgt, o)
 	if err != nil {
 		return rep, err
 	}
@@ -68,7 +68,7 @@ func Validate(ctx context.Context, o ValidateOptions) (validate.Report, error) {
 }
 
 // validationTables checks that the link can be validated and lists its tables.
-func validationTables(ctx context.Context, ctl *pgx.Conn, src *endpoint.Endpoint, o ValidateOptions) (*linkRow, []catalog.Table, error) {
+func validationTables(ctx context.Context, ctl *pgx.Conn, src, tgt *endpoint.Endpoint, o ValidateOptions) (*linkRow, []catalog.Table, error) {
 	exists, err := stateSchemaExists(ctx, ctl)
 	if err != nil {
 		return nil, nil, err
@@ -95,6 +95,13 @@ func validationTables(ctx context.Context, ctl *pgx.Conn, src *endpoint.Endpoint
 		return nil, nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	id, err := sourceIdentity(ctx, conn, ctl, src, tgt)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !id.Matches(row.SourceSystem) {
+		return nil, nil, fmt.Errorf("source: link %s was made from %s, but the source given is a different database; give the link's source", o.Name, row.SourceDesc)
+	}
 	all, err := catalog.Tables(ctx, conn, catalog.Filter{Include: row.Include, Exclude: row.Exclude})
 	if err != nil {
 		return nil, nil, fmt.Errorf("source: list tables: %w", err)
