@@ -103,7 +103,7 @@ func tableModeFindings(tables []catalog.Table, existing []string, schemaMode str
 	case SchemaCopy, "":
 		if len(existing) > 0 {
 			return []Finding{finding(Blocker, endpoint.Target, "tables_exist", "tables already exist: "+list(existing),
-				"drop them on the target, choose an empty target database, or use --schema existing to copy into them")}
+				"drop them on the target, choose an empty target database, or use --schema existing to copy into them (it empties them first: check that the target is the database you mean)")}
 		}
 	case SchemaExisting:
 		have := map[string]bool{}

@@ -52,6 +52,6 @@ func slotLostError(name, slot string) error {
 
 func slotLostRemedy(name string) string {
 	return fmt.Sprintf("drop the link and seed it again: pglink drop --name %s (the target's data stays), then pglink start with the same options "+
-		"and --schema existing (it empties the tables the target holds and copies them afresh), or into an empty target database; "+
+		"and --schema existing --truncate-existing (it empties the tables the target holds and copies them afresh), or into an empty target database; "+
 		"raise max_slot_wal_keep_size on the source (or set it to -1) so that it does not happen again", name)
 }
