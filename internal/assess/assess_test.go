@@ -103,6 +103,7 @@ func TestAssessFindings(t *testing.T) {
 		`ALTER TABLE "public"."nokey" REPLICA IDENTITY FULL;`, `ALTER TABLE "public"."events" REPLICA IDENTITY FULL;`,
 		`ALTER TABLE "public"."events_2024" REPLICA IDENTITY FULL;`)
 	wantFinding(t, fs, "unlogged_tables", Blocker, "public.scratch", `ALTER TABLE "public"."scratch" SET LOGGED;`)
+	wantFinding(t, fs, "partition_truncate", Warning, "public.events", "DELETE")
 	wantFinding(t, fs, "large_objects", Warning, "1 large object:", "--blobs")
 	wantFinding(t, fs, "materialized_views", Info, "public.ok_count", "pglink refreshes them", `REFRESH MATERIALIZED VIEW public.ok_count;`)
 	wantFinding(t, fs, "sequences", Info, "1 sequence:")

@@ -214,5 +214,23 @@ func tableFindings(tables []catalog.Table) []Finding {
 			"run on the source: "+strings.Join(fixes, " ")+" (it rewrites the table under an exclusive lock), or leave them out with --exclude-tables",
 			fixes...))
 	}
-	return fs
+	return append(fs, partitionTruncateFinding(tables)...)
+}
+
+// partitionTruncateFinding warns about what PostgreSQL does not send: a
+// link publishes partitions through their root, and then a TRUNCATE of
+// one partition is not replicated.
+func partitionTruncateFinding(tables []catalog.Table) []Finding {
+	var roots []string
+	for _, t := range tables {
+		if t.Partitioned {
+			roots = append(roots, t.Key())
+		}
+	}
+	if len(roots) == 0 {
+		return nil
+	}
+	return []Finding{finding(Warning, endpoint.Source, "partition_truncate",
+		"a TRUNCATE of a single partition on the source does not reach the target (PostgreSQL publishes partitions through their partitioned table, and then sends no TRUNCATE of one partition): "+list(roots),
+		"while linked, empty a partition with DELETE, or TRUNCATE the partitioned table; pglink validate finds a partition emptied otherwise")}
 }
