@@ -172,7 +172,7 @@ func (r *runner) seedWithRetry(ctx context.Context) error {
 			return fmt.Errorf("%w\nThe link keeps what it has done: fix the cause and run pglink start again to resume, or pglink drop to remove it", err)
 		}
 		delay = nextBackoff(delay)
-		r.log.Warn("seeding interrupted; retrying", "error", err, "in", delay)
+		r.log.Warn("seeding interrupted; retrying", "side", sideOf(err), "error", err, "in", delay)
 		if err := wait.Sleep(ctx, delay); err != nil {
 			return err
 		}

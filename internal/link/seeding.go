@@ -137,6 +137,9 @@ func (r *runner) seedPostData(ctx context.Context) error {
 // are copied from a temporary slot's snapshot, and that slot's position is
 // recorded per table, so the stream skips their changes up to it.
 func (r *runner) seedData(ctx context.Context) error {
+	if err := r.endStaleSeeding(ctx); err != nil {
+		return err
+	}
 	rows, err := loadTables(ctx, r.tgtConn, r.cfg.Name)
 	if err != nil {
 		return err
@@ -205,8 +208,11 @@ func (r *runner) copyTables(ctx context.Context, todo []catalog.Table) error {
 			return err
 		}
 	}
+	srcCfg, tgtCfg := r.src.Config.Copy(), r.tgt.Config.Copy()
+	srcCfg.RuntimeParams["application_name"] = seedingAppName(r.cfg.Name)
+	tgtCfg.RuntimeParams["application_name"] = seedingAppName(r.cfg.Name)
 	stats, err := seed.Copy(ctx, seed.CopyOptions{
-		Source: r.src.Config, Target: r.tgt.Config, Snapshot: info.SnapshotName, Tables: todo, Jobs: r.cfg.Jobs,
+		Source: srcCfg, Target: tgtCfg, Snapshot: info.SnapshotName, Tables: todo, Jobs: r.cfg.Jobs,
 		Progress: prog.report, Logger: r.log,
 		TableDone: func(ctx context.Context, t catalog.Table, rows, bytes int64) error {
 			return r.tableCopied(ctx, t, rows, bytes, info.ConsistentPoint)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -89,4 +90,69 @@ func onSide(side endpoint.Side, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s: %w", side, err)
+}
+
+// seedingAppName is the application_name of a link's copy sessions, so
+// that a later attempt can find those an earlier one left behind.
+func seedingAppName(link string) string { return "pglink seed " + link }
+
+// endStaleSeeding ends what an earlier attempt at seeding left running on
+// either side: a network that went silent leaves its copy sessions there,
+// holding locks on the target's tables (the next attempt empties them
+// first) and the source's snapshot, and leaves the session that exported
+// the snapshot holding a replication slot. Only this process runs the
+// link (it holds the lease), and it copies nothing now: whatever runs
+// under the link's seeding name, or holds its slots, is stale.
+func (r *runner) endStaleSeeding(ctx context.Context) error {
+	const endSessions = `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = $1 AND pid <> pg_backend_pid()`
+	app := seedingAppName(r.cfg.Name)
+	for _, s := range []struct {
+		side endpoint.Side
+		conn *pgx.Conn
+		sql  string
+	}{
+		{endpoint.Target, r.tgtConn, endSessions},
+		{endpoint.Source, r.srcConn, endSessions},
+		{endpoint.Source, r.srcConn, `SELECT count(pg_terminate_backend(active_pid)) FROM pg_replication_slots
+			WHERE slot_name IN ($1, $2) AND active_pid IS NOT NULL AND active_pid <> pg_backend_pid()`},
+	} {
+		args := []any{app}
+		if strings.Contains(s.sql, "pg_replication_slots") {
+			args = []any{r.names.Slot, r.names.SyncSlot}
+		}
+		var ended int
+		err := controlQuery(ctx, s.side, "the end of an earlier seeding's sessions", func(ctx context.Context) error {
+			return s.conn.QueryRow(ctx, s.sql, args...).Scan(&ended)
+		})
+		if err != nil {
+			return fmt.Errorf("%s: end the sessions an earlier seeding left: %w", s.side, err)
+		}
+		if ended > 0 {
+			r.log.Info(string(s.side)+": ended the sessions an earlier seeding left", "sessions", ended)
+		}
+	}
+	return r.waitSyncSlotFree(ctx)
+}
+
+// waitSyncSlotFree waits until no session holds the link's slots and the
+// temporary slot of an ended session is gone, for a new one of its name.
+func (r *runner) waitSyncSlotFree(ctx context.Context) error {
+	deadline := time.Now().Add(controlTimeout)
+	for {
+		var busy bool
+		err := controlQuery(ctx, endpoint.Source, "the wait for the link's slots", func(ctx context.Context) error {
+			return r.srcConn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots
+				WHERE slot_name = $1 AND active_pid IS NOT NULL OR slot_name = $2)`, r.names.Slot, r.names.SyncSlot).Scan(&busy)
+		})
+		if err != nil || !busy {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("source: the replication slots of link %s are still held by an earlier seeding's session %s after it was ended", r.cfg.Name, controlTimeout)
+		}
+		if err := wait.Sleep(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }

@@ -45,6 +45,9 @@ type CopyOptions struct {
 	// the target with synchronous_commit on makes them durable too.
 	TableDone func(ctx context.Context, t catalog.Table, rows, bytes int64) error
 	Logger    *slog.Logger
+	// StallTimeout gives up a part whose copy moved no byte for this long,
+	// with an endpoint.SilentError; DefaultStallTimeout when 0.
+	StallTimeout time.Duration
 }
 
 // Stats sum up a copy.
@@ -122,6 +125,9 @@ func newCopier(o CopyOptions) *copier {
 	}
 	if o.SplitBytes <= 0 {
 		o.SplitBytes = DefaultSplitBytes
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = DefaultStallTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -22,8 +22,17 @@ const progressEvery = 250 * time.Millisecond
 // transaction. It returns the rows the target stored and the bytes of the
 // stream.
 func (c *copier) copyPart(ctx context.Context, job int, src, tgt *pgx.Conn, p *part) (int64, int64, error) {
-	srcSQL, _ := copySQL(p, c.o.TextFormat, false)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	meter := &meter{job: job, p: p, report: c.o.Progress, start: time.Now()}
+	defer watchStall(ctx, cancel, &meter.flow, "the copy of table "+p.table.table.Key()+partSuffix(p), c.o.StallTimeout)()
+	rows, bytes, err := c.pipePart(ctx, src, tgt, p, meter)
+	return rows, bytes, stallCause(ctx, err)
+}
+
+// pipePart is copyPart's stream, under its watch.
+func (c *copier) pipePart(ctx context.Context, src, tgt *pgx.Conn, p *part, meter *meter) (int64, int64, error) {
+	srcSQL, _ := copySQL(p, c.o.TextFormat, false)
 	pr, pw := io.Pipe()
 	// A buffer between the pipe and COPY TO, which writes one row per
 	// call, so the target receives large CopyData messages.
@@ -34,6 +43,7 @@ func (c *copier) copyPart(ctx context.Context, job int, src, tgt *pgx.Conn, p *p
 		_, err := src.PgConn().CopyTo(ctx, meter, srcSQL)
 		if err == nil {
 			err = buf.Flush()
+			meter.flow.srcDone.Store(true)
 		} else {
 			err = fmt.Errorf("source: %w", err)
 		}
@@ -139,6 +149,7 @@ type meter struct {
 	writes  int64
 	bytes   int64
 	unTimed int64 // bytes since the clock was last read
+	flow    flow  // what the stall watch sees
 }
 
 // The clock is read every meterRows rows or meterBytes bytes, not for
@@ -150,7 +161,10 @@ const (
 )
 
 func (m *meter) Write(b []byte) (int, error) {
+	m.flow.writing.Store(true)
 	n, err := m.w.Write(b)
+	m.flow.writing.Store(false)
+	m.flow.bytes.Add(int64(n))
 	m.bytes += int64(n)
 	m.unTimed += int64(n)
 	m.writes++
