@@ -29,7 +29,10 @@ func TestGuardRefusesOthers(t *testing.T) {
 		`INSERT INTO plain SELECT g, 'v' FROM generate_series(1, 100) g`,
 		`INSERT INTO nokey SELECT 'v' || g FROM generate_series(1, 100) g`,
 		`INSERT INTO parted SELECT g, g % 20 FROM generate_series(1, 100) g`)
-	cfg := Config{Name: "guard", Source: src.URL("app"), Target: dst.URL("app")}
+	// libpq's keepalive parameters as users write them, which every
+	// session of the link (pg_dump's, the schema's, the copy's) must take.
+	keep := "&keepalives=1&keepalives_idle=10&tcp_user_timeout=20000"
+	cfg := Config{Name: "guard", Source: src.URL("app") + keep, Target: dst.URL("app") + keep}
 	l := startTestLink(t, cfg)
 	waitPhase(t, l, "replicating", 2*time.Minute)
 

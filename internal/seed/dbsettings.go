@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pglink/pglink/internal/catalog"
+	"github.com/pglink/pglink/internal/endpoint"
 )
 
 // SettingsReport says what CarrySettings did with each of the source
@@ -80,9 +81,9 @@ func CarrySettings(ctx context.Context, o SchemaOptions) (SettingsReport, error)
 func settingKey(s catalog.DBSetting) string { return s.Role + "\x00" + s.Name }
 
 func sourceSettings(ctx context.Context, source string) ([]catalog.DBSetting, error) {
-	cfg, err := pgx.ParseConfig(source)
+	cfg, err := parseConn(endpoint.Source, source)
 	if err != nil {
-		return nil, errors.New("source: the connection string cannot be parsed")
+		return nil, err
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/endpoint"
 )
 
 // SchemaOptions say what schema to copy from where.
@@ -138,9 +139,9 @@ func execStatement(ctx context.Context, conn *pgconn.PgConn, s statement) error 
 // redone, as after a killed process: a table not recorded as copied is
 // emptied and copied again, post-data skips what exists.
 func connectTarget(ctx context.Context, connString string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(connString)
+	cfg, err := parseConn(endpoint.Target, connString)
 	if err != nil {
-		return nil, errors.New("target: the connection string cannot be parsed")
+		return nil, err
 	}
 	return connectTargetConfig(ctx, cfg)
 }
@@ -165,9 +166,9 @@ func connectTargetConfig(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, e
 // script into statements.
 func dumpSection(ctx context.Context, o SchemaOptions, section string) ([]statement, Report, error) {
 	var rep Report
-	cfg, err := pgx.ParseConfig(o.Source)
+	cfg, err := parseConn(endpoint.Source, o.Source)
 	if err != nil {
-		return nil, rep, errors.New("source: the connection string cannot be parsed")
+		return nil, rep, err
 	}
 	src, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {

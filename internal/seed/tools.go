@@ -14,7 +14,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pglink/pglink/internal/endpoint"
 )
 
 // pgBinDirs are the places searched for pg_dump after $PGLINK_PGBIN and
@@ -165,6 +168,18 @@ func parseKeywordValue(s string) ([][2]string, error) {
 
 func quoteConnValue(v string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+}
+
+// parseConn reads a connection string as pglink's own sessions use it:
+// with its keepalive settings applied by the dialer (pgx would send
+// libpq's keepalive parameters to the server as settings, which it
+// refuses) and without a password in the error.
+func parseConn(side endpoint.Side, connString string) (*pgx.ConnConfig, error) {
+	ep, err := endpoint.Parse(side, connString)
+	if err != nil {
+		return nil, err
+	}
+	return ep.Config, nil
 }
 
 // describeConn names a connection for messages without its password:
