@@ -28,9 +28,19 @@ func TestSlotInvalidated(t *testing.T) {
 
 	// Each round writes a little and moves to a new 16MB segment; the
 	// checkpoint then removes the segments the slot still needs.
+	warned := false
 	for deadline := time.Now().Add(time.Minute); ; {
 		for i := 0; i < 4; i++ {
 			src.Exec("app", `INSERT INTO public.t SELECT coalesce(max(id), 0) + 1, 'more' FROM public.t`, `SELECT pg_switch_wal()`)
+		}
+		// Before the checkpoint the slot is past its limit but whole:
+		// status warns while the link can still catch up.
+		if !warned && src.QueryString("app", `SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'pglink_lost'`) == "unreserved" {
+			st := linkStatus(t, "lost", cfg.Target, cfg.Source)
+			if w := strings.Join(st.Warnings, "\n"); !strings.Contains(w, "unreserved") || !strings.Contains(w, "max_slot_wal_keep_size") {
+				t.Errorf("status of a slot past max_slot_wal_keep_size warns %q", w)
+			}
+			warned = true
 		}
 		src.Exec("app", `CHECKPOINT`)
 		if src.QueryString("app", `SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'pglink_lost'`) == "lost" {
@@ -41,6 +51,9 @@ func TestSlotInvalidated(t *testing.T) {
 		}
 	}
 
+	if !warned {
+		t.Error("the slot was never seen unreserved before it was lost")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cfg.Logger = nil

@@ -2,6 +2,8 @@ package link
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -112,8 +114,24 @@ type linkRow struct {
 
 var errNoLink = errors.New("no such link")
 
+// stateSchemaVersion marks the schema pglink made, as its comment: a
+// schema of this very definition needs no DDL, whose ALTER TABLEs would
+// take an exclusive lock that every status and failover waits for.
+var stateSchemaVersion = func() string {
+	sum := sha256.Sum256([]byte(stateSchemaSQL + guardSchemaSQL))
+	return "pglink state " + hex.EncodeToString(sum[:8])
+}()
+
 func ensureStateSchema(ctx context.Context, conn *pgx.Conn) error {
-	if _, err := conn.Exec(ctx, stateSchemaSQL+guardSchemaSQL); err != nil {
+	var have *string
+	err := conn.QueryRow(ctx, `SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = 'pglink'`).Scan(&have)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("target: read schema pglink: %w", err)
+	}
+	if have != nil && *have == stateSchemaVersion {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, stateSchemaSQL+guardSchemaSQL+"COMMENT ON SCHEMA pglink IS "+quoteLiteral(stateSchemaVersion)); err != nil {
 		return fmt.Errorf("target: create schema pglink: %w", err)
 	}
 	return nil

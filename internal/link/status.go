@@ -252,8 +252,14 @@ func (s sourceState) apply(st *monitor.Status) {
 		return
 	}
 	st.SlotActive, st.SlotRetainedBytes = &s.slotActive, &s.retained
-	if s.walStatus == "lost" && st.Phase != monitor.PhaseFailedOver {
+	switch {
+	case st.Phase == monitor.PhaseFailedOver:
+	case s.walStatus == "lost":
 		st.Warnings = append(st.Warnings, slotLostError(st.Name, st.SlotName).Error())
+	case s.walStatus == "unreserved":
+		st.Warnings = append(st.Warnings, fmt.Sprintf("source: the replication slot %s holds more WAL than max_slot_wal_keep_size allows (wal_status unreserved): "+
+			"the source invalidates it at its next checkpoint unless the link catches up first, and the link must then be seeded again; "+
+			"raise max_slot_wal_keep_size on the source (or set it to -1) now", st.SlotName))
 	}
 }
 
