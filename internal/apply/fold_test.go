@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -240,7 +239,7 @@ func runFoldCase(t *testing.T, c *pgtest.Cluster, fc foldCase) {
 	set := caseEnv(t, c, fc, dbName(t))
 	rows := caseEnv(t, c, fc, set.db+"_rows")
 	// One batch: no delay limit, so a slow machine does not cut it.
-	log := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(pgtest.LogTo(t), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a := set.mustRun(t, Options{MaxBatchDelay: time.Hour, MaxBatchTxns: fc.batchTxns, Logger: log}, fc.txns()...)
 	b := rows.mustRun(t, Options{MaxBatchDelay: time.Hour, MaxBatchTxns: fc.batchTxns, RowByRow: true}, fc.txns()...)
 	checkFoldCase(t, fc, set, rows, a.Stats(), b.Stats())
@@ -284,14 +283,6 @@ func checkFoldCase(t *testing.T, fc foldCase, set, rows *env, sa, sb Stats) {
 	if fc.query != "" {
 		set.expect(t, fc.query, fc.want)
 	}
-}
-
-// testLog writes log lines to the test's log.
-type testLog struct{ t *testing.T }
-
-func (w testLog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
 }
 
 func cut(s string) string {

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // table is a source relation mapped onto its target table: one targetCol
@@ -136,9 +137,9 @@ func loadTable(ctx context.Context, conn *pgx.Conn, rel *change.Relation) (*tabl
 		tc, ok := have[c.Name]
 		switch {
 		case !ok:
-			missing = append(missing, change.QuoteIdent(c.Name))
+			missing = append(missing, quote.Ident(c.Name))
 		case tc.generated:
-			generated = append(generated, change.QuoteIdent(c.Name))
+			generated = append(generated, quote.Ident(c.Name))
 		}
 		t.cols = append(t.cols, tc.targetCol)
 		t.identityAlways = t.identityAlways || tc.identityAlways
@@ -234,7 +235,7 @@ func readTargetColumns(ctx context.Context, conn *pgx.Conn, relOID uint32) (map[
 		} else {
 			info.elem = binaryElems[info.typeOID]
 		}
-		info.quoted = change.QuoteIdent(name)
+		info.quoted = quote.Ident(name)
 		have[name] = info
 		order = append(order, name)
 	}
@@ -252,7 +253,7 @@ func signature(rel *change.Relation) string {
 	b.WriteString(rel.QualifiedName())
 	b.WriteByte(rel.ReplicaIdentity)
 	for _, c := range rel.Columns {
-		b.WriteString(change.QuoteIdent(c.Name))
+		b.WriteString(quote.Ident(c.Name))
 		if c.Key {
 			b.WriteByte('k')
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // Extension is an extension installed in the source database.
@@ -36,7 +37,7 @@ func extensionFindings(src []Extension, tgt map[string]Available) []Finding {
 		case a.Installed != "" && a.Installed != e.Version:
 			other = append(other, fmt.Sprintf("%s is at version %s on the target and %s on the source", e.Name, a.Installed, e.Version))
 			if slices.Contains(a.Versions, e.Version) {
-				updates = append(updates, fmt.Sprintf("ALTER EXTENSION %s UPDATE TO %s;", quoteIdent(e.Name), quoteLiteral(e.Version)))
+				updates = append(updates, fmt.Sprintf("ALTER EXTENSION %s UPDATE TO %s;", quote.Ident(e.Name), quote.Literal(e.Version)))
 			}
 		case a.Installed == "" && !slices.Contains(a.Versions, e.Version):
 			other = append(other, fmt.Sprintf("%s: the target offers versions %s, not the source's %s", e.Name, strings.Join(a.Versions, ", "), e.Version))
@@ -169,7 +170,7 @@ func roleFindings(missing []string) []Finding {
 	}
 	var sql []string
 	for _, r := range missing {
-		sql = append(sql, fmt.Sprintf("CREATE ROLE %s;", quoteIdent(r)))
+		sql = append(sql, fmt.Sprintf("CREATE ROLE %s;", quote.Ident(r)))
 	}
 	return []Finding{finding(Warning, endpoint.Target, "roles_missing",
 		"roles that own or are granted objects in the source database do not exist on the target, so the schema copy leaves out their ownership and grants: "+list(missing),

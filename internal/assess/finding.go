@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/endpoint"
 )
 
@@ -70,12 +69,6 @@ func nonNil[T any](s []T) []T {
 	}
 	return s
 }
-
-// quoteIdent quotes a name for SQL, always: the remedy must work for any name.
-func quoteIdent(s string) string { return change.QuoteIdent(s) }
-
-// quoteLiteral quotes a string constant for SQL.
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // list joins names for a message, cutting long lists short.
 func list(names []string) string {

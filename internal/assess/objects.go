@@ -8,6 +8,7 @@ import (
 
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // userObjects restricts a pg_class query (alias c, namespace n) to the
@@ -60,7 +61,7 @@ func objectFindings(ctx context.Context, conn *pgx.Conn) ([]Finding, error) {
 	if len(evt) > 0 {
 		var disable []string
 		for _, e := range evt {
-			disable = append(disable, "ALTER EVENT TRIGGER "+quoteIdent(e)+" DISABLE;")
+			disable = append(disable, "ALTER EVENT TRIGGER "+quote.Ident(e)+" DISABLE;")
 		}
 		fs = append(fs, finding(Warning, endpoint.Source, "event_triggers",
 			"event triggers: "+list(evt)+". Schema changes (DDL) are not replicated, and these triggers are copied with the schema (when the user may read them), so they also fire on the target for DDL run there",

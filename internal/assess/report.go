@@ -12,6 +12,7 @@ import (
 
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // Options say what to assess.
@@ -222,7 +223,7 @@ func newDatabaseFindings(ctx context.Context, conn *pgx.Conn, db string, tables 
 		return nil, fmt.Errorf("target: read the user's role: %w", err)
 	}
 	if !canCreate {
-		sql := fmt.Sprintf("CREATE DATABASE %s OWNER %s;", quoteIdent(db), quoteIdent(user))
+		sql := fmt.Sprintf("CREATE DATABASE %s OWNER %s;", quote.Ident(db), quote.Ident(user))
 		return append(fs, finding(Blocker, endpoint.Target, "database",
 			fmt.Sprintf("database %s does not exist on the target, and user %s may not create it", db, user),
 			"run as a superuser on the target: "+sql, sql)), nil

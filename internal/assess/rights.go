@@ -12,6 +12,7 @@ import (
 
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // relRight is what the user may do with one relation.
@@ -38,7 +39,7 @@ func tableRights(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, s 
 	for _, r := range rights {
 		if !r.Select {
 			noSelect = append(noSelect, r.Key)
-			grants = append(grants, fmt.Sprintf("GRANT SELECT ON %s TO %s;", r.Quoted, quoteIdent(s.User)))
+			grants = append(grants, fmt.Sprintf("GRANT SELECT ON %s TO %s;", r.Quoted, quote.Ident(s.User)))
 		}
 		if r.IsTable && !r.Owns {
 			notOwned = append(notOwned, r.Key)
@@ -53,7 +54,7 @@ func tableRights(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, s 
 	var fs []Finding
 	if len(noSelect) > 0 {
 		fs = append(fs, finding(Blocker, endpoint.Source, "select_right", "the user cannot read "+list(noSelect),
-			"GRANT SELECT ON those tables TO "+quoteIdent(s.User)+"; or leave them out with --exclude-tables", grants...))
+			"GRANT SELECT ON those tables TO "+quote.Ident(s.User)+"; or leave them out with --exclude-tables", grants...))
 	}
 	if len(notOwned) > 0 && !s.Superuser {
 		fs = append(fs, ownerFinding(s.User, notOwned, owners, superOwners))
@@ -67,7 +68,7 @@ func tableRights(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, s 
 func ownerFinding(user string, notOwned, owners, superOwners []string) Finding {
 	var sql []string
 	for _, o := range owners {
-		sql = append(sql, fmt.Sprintf("GRANT %s TO %s;", quoteIdent(o), quoteIdent(user)))
+		sql = append(sql, fmt.Sprintf("GRANT %s TO %s;", quote.Ident(o), quote.Ident(user)))
 	}
 	fix := "link as a superuser or as the tables' owner"
 	if len(sql) > 0 {

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // Server describes one side as the report shows it.
@@ -69,7 +70,7 @@ func versionOrderFindings(src, tgt Server) []Finding {
 func encodingFindings(src, tgt Server) []Finding {
 	var fs []Finding
 	create := fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s LC_COLLATE %s LC_CTYPE %s;",
-		quoteIdent(tgt.Database), quoteLiteral(src.Encoding), quoteLiteral(src.Collate), quoteLiteral(src.Ctype))
+		quote.Ident(tgt.Database), quote.Literal(src.Encoding), quote.Literal(src.Collate), quote.Literal(src.Ctype))
 	where := "create the target database like the source's before the link: "
 	if tgt.DatabaseExists {
 		where = "the target database exists already: drop it and create it like the source's (it must be empty): "

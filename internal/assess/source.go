@@ -10,6 +10,7 @@ import (
 
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // Supported major versions of PostgreSQL, for the source and the target.
@@ -102,12 +103,12 @@ func settingsFindings(s sourceSettings) []Finding {
 	fs = append(fs, capacityFinding("replication_slots", "max_replication_slots", "replication slots", s.MaxSlots, s.UsedSlots))
 	fs = append(fs, capacityFinding("wal_senders", "max_wal_senders", "WAL senders", s.MaxSenders, s.UsedSenders))
 	if !s.Superuser && !s.Replication {
-		sql := fmt.Sprintf("ALTER ROLE %s WITH REPLICATION;", quoteIdent(s.User))
+		sql := fmt.Sprintf("ALTER ROLE %s WITH REPLICATION;", quote.Ident(s.User))
 		fs = append(fs, finding(Blocker, src, "replication_right", "the user has no REPLICATION right",
 			"run "+sql+" as a superuser on the source", sql))
 	}
 	if !s.Superuser && !s.CreateOnDB {
-		sql := fmt.Sprintf("GRANT CREATE ON DATABASE %s TO %s;", quoteIdent(s.Database), quoteIdent(s.User))
+		sql := fmt.Sprintf("GRANT CREATE ON DATABASE %s TO %s;", quote.Ident(s.Database), quote.Ident(s.User))
 		fs = append(fs, finding(Blocker, src, "create_right",
 			fmt.Sprintf("the user may not create a publication in database %s (no CREATE right on it)", s.Database),
 			"run "+sql+" as the database's owner or a superuser", sql))

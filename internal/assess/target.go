@@ -9,6 +9,7 @@ import (
 
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // Schema modes of a link, as pglink start's --schema names them.
@@ -157,7 +158,7 @@ func targetRights(ctx context.Context, conn *pgx.Conn) ([]Finding, error) {
 		}
 	}
 	if !canSet {
-		sql := fmt.Sprintf("GRANT SET ON PARAMETER session_replication_role TO %s;", quoteIdent(user))
+		sql := fmt.Sprintf("GRANT SET ON PARAMETER session_replication_role TO %s;", quote.Ident(user))
 		fix := "link with a superuser of the target (on a managed service, its replication-admin role)"
 		var stmts []string
 		if version >= 150000 {
@@ -175,7 +176,7 @@ func targetRights(ctx context.Context, conn *pgx.Conn) ([]Finding, error) {
 			return nil, fmt.Errorf("target: check the right to use %s: %w", f, err)
 		}
 		if !ok {
-			missing = append(missing, fmt.Sprintf("GRANT EXECUTE ON FUNCTION %s TO %s;", f, quoteIdent(user)))
+			missing = append(missing, fmt.Sprintf("GRANT EXECUTE ON FUNCTION %s TO %s;", f, quote.Ident(user)))
 		}
 	}
 	if len(missing) > 0 {

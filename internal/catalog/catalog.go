@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // OwnSchema is pglink's schema in the databases it links; its tables are
@@ -48,7 +49,7 @@ func (p Partition) Key() string { return p.Schema + "." + p.Name }
 
 // QualifiedName returns schema.name quoted for SQL.
 func (p Partition) QualifiedName() string {
-	return change.QuoteIdent(p.Schema) + "." + change.QuoteIdent(p.Name)
+	return quote.Ident(p.Schema) + "." + quote.Ident(p.Name)
 }
 
 // Table is a table a link replicates: an ordinary table or a partition root.
@@ -68,7 +69,7 @@ type Table struct {
 
 // QualifiedName returns schema.table quoted for SQL.
 func (t Table) QualifiedName() string {
-	return change.QuoteIdent(t.Schema) + "." + change.QuoteIdent(t.Name)
+	return quote.Ident(t.Schema) + "." + quote.Ident(t.Name)
 }
 
 // Key returns "schema.table" unquoted: the name used in pglink's state

@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // DBSetting is one setting a database gives its sessions: set with ALTER
@@ -54,11 +54,11 @@ func DatabaseSettings(ctx context.Context, conn *pgx.Conn) ([]DBSetting, error) 
 // pg_dump writes it: the value always quoted, and a list setting as a list
 // of quoted items.
 func (s DBSetting) SQL(db string) string {
-	target := "DATABASE " + change.QuoteIdent(db)
+	target := "DATABASE " + quote.Ident(db)
 	if s.Role != "" {
-		target = "ROLE " + change.QuoteIdent(s.Role) + " IN DATABASE " + change.QuoteIdent(db)
+		target = "ROLE " + quote.Ident(s.Role) + " IN DATABASE " + quote.Ident(db)
 	}
-	return fmt.Sprintf("ALTER %s SET %s TO %s", target, change.QuoteIdent(s.Name), s.quotedValue())
+	return fmt.Sprintf("ALTER %s SET %s TO %s", target, quote.Ident(s.Name), s.quotedValue())
 }
 
 // Describe names the setting for messages: "work_mem = 64MB", or
@@ -79,14 +79,14 @@ var listSettings = map[string]bool{"local_preload_libraries": true, "search_path
 
 func (s DBSetting) quotedValue() string {
 	if !listSettings[s.Name] {
-		return quoteLiteral(s.Value)
+		return quote.Literal(s.Value)
 	}
 	items := splitList(s.Value)
 	if len(items) == 0 {
 		return "''"
 	}
 	for i, it := range items {
-		items[i] = quoteLiteral(it)
+		items[i] = quote.Literal(it)
 	}
 	return strings.Join(items, ", ")
 }
@@ -125,5 +125,3 @@ func splitList(v string) []string {
 	}
 	return items
 }
-
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // Sequence is a sequence's position. Logical replication does not carry
@@ -24,7 +24,7 @@ func (s Sequence) Key() string { return s.Schema + "." + s.Name }
 
 // QualifiedName returns schema.name quoted for SQL.
 func (s Sequence) QualifiedName() string {
-	return change.QuoteIdent(s.Schema) + "." + change.QuoteIdent(s.Name)
+	return quote.Ident(s.Schema) + "." + quote.Ident(s.Name)
 }
 
 // Sequences lists the user sequences (same schemas as Tables, none of an

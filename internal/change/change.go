@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // LSN is a position in the source's write-ahead log.
@@ -77,7 +79,7 @@ type Relation struct {
 
 // QualifiedName returns schema.name, each part quoted for SQL.
 func (r *Relation) QualifiedName() string {
-	return QuoteIdent(r.Schema) + "." + QuoteIdent(r.Name)
+	return quote.Ident(r.Schema) + "." + quote.Ident(r.Name)
 }
 
 // Column is one published column of a Relation.
@@ -124,17 +126,4 @@ type Change struct {
 
 	Prefix  string // Message
 	Content []byte
-}
-
-// QuoteIdent quotes a SQL identifier.
-func QuoteIdent(s string) string {
-	b := make([]byte, 0, len(s)+2)
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		if s[i] == '"' {
-			b = append(b, '"')
-		}
-		b = append(b, s[i])
-	}
-	return string(append(b, '"'))
 }

@@ -6,9 +6,10 @@ package demo
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // DefaultScale gives a shop of about 270,000 rows (13.5 rows per unit).
@@ -139,7 +140,7 @@ func CreateShop(ctx context.Context, conn *pgx.Conn, scale int) error {
 	steps := append(append(append([]string{}, shopSchema...), monthPartitions()...), shopData(scale, version)...)
 	for _, sql := range steps {
 		if _, err := tx.Exec(ctx, sql); err != nil {
-			return fmt.Errorf("create shop: %s: %w", firstLine(sql), err)
+			return fmt.Errorf("create shop: %s: %w", quote.FirstLine(sql, 80), err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -149,12 +150,4 @@ func CreateShop(ctx context.Context, conn *pgx.Conn, scale int) error {
 		return fmt.Errorf("create shop: analyze: %w", err)
 	}
 	return nil
-}
-
-func firstLine(sql string) string {
-	line, _, _ := strings.Cut(strings.TrimSpace(sql), "\n")
-	if len(line) > 80 {
-		line = line[:80] + "..."
-	}
-	return line
 }

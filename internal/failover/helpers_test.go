@@ -59,7 +59,7 @@ func (f *fixture) startLink() {
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel, f.done = cancel, make(chan error, 1)
 	cfg := link.Config{Name: f.name, Source: f.source, Target: f.target, Jobs: 2,
-		Logger: slog.New(slog.NewTextHandler(tWriter{f.t}, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+		Logger: slog.New(slog.NewTextHandler(pgtest.LogTo(f.t), &slog.HandlerOptions{Level: slog.LevelInfo}))}
 	go func() { f.done <- link.Run(ctx, cfg) }()
 	f.t.Cleanup(func() {
 		cancel()
@@ -203,13 +203,6 @@ func (w *writer) count() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.committed)
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
 }
 
 // assertFailedOver checks what a planned failover under w's load must

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // Result is what a failover did, step by step, for the table and the JSON
@@ -100,7 +102,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if s.State != StepSkipped {
 			took = formatDuration(s.Took)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i+1, s.Title, s.State, took, firstLine(s.Detail))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i+1, s.Title, s.State, took, quote.FirstLine(s.Detail, 0))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -152,13 +154,6 @@ func formatDuration(d time.Duration) string {
 	default:
 		return d.Round(time.Second).String()
 	}
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i] + " ..."
-	}
-	return s
 }
 
 func capitalize(s string) string {

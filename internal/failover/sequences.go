@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/catalog"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // setSequencesSQL sets each sequence named in $1 (schema.name, quoted)
@@ -127,10 +128,10 @@ func sequencesFromMaxima(ctx context.Context, x *execution) (string, error) {
 			continue
 		}
 		q := fmt.Sprintf(`SELECT setval(%s::regclass, greatest((SELECT last_value FROM %s), coalesce((SELECT max(%s) FROM %s), 0)) + $1)`,
-			quoteLiteral(s.seq), s.seq, pgx.Identifier{s.column}.Sanitize(), s.table)
+			quote.Literal(s.seq), s.seq, pgx.Identifier{s.column}.Sanitize(), s.table)
 		if s.table == "" {
 			unowned = append(unowned, s.seq)
-			q = fmt.Sprintf(`SELECT setval(%s::regclass, (SELECT last_value FROM %s) + $1)`, quoteLiteral(s.seq), s.seq)
+			q = fmt.Sprintf(`SELECT setval(%s::regclass, (SELECT last_value FROM %s) + $1)`, quote.Literal(s.seq), s.seq)
 		}
 		if _, err := conn.Exec(ctx, q, x.opts.SequenceMargin); err != nil {
 			return "", fmt.Errorf("target: set sequence %s: %w", s.seq, err)
@@ -146,5 +147,3 @@ func sequencesFromMaxima(ctx context.Context, x *execution) (string, error) {
 	}
 	return fmt.Sprintf("%d sequences set past their columns' maxima + %d", set, x.opts.SequenceMargin), nil
 }
-
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

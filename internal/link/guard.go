@@ -11,6 +11,7 @@ import (
 
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // The target's guard keeps a linked table for the link alone. Three parts:
@@ -188,13 +189,13 @@ func guardDDL(ctx context.Context, conn *pgx.Conn) (ok bool, err error) {
 // session must run with session_replication_role = replica (the event
 // triggers refuse the dropping of a guard otherwise).
 func UnguardSQL(link string) string {
-	trigger := quoteLiteral(namesFor(link).Trigger)
+	trigger := quote.Literal(namesFor(link).Trigger)
 	return `DO $g$ DECLARE r record; BEGIN
 	FOR r IN SELECT tgrelid::regclass AS rel FROM pg_trigger WHERE tgname = ` + trigger + ` LOOP
 		EXECUTE format('DROP TRIGGER %I ON %s', ` + trigger + `, r.rel);
 	END LOOP;
 	IF to_regclass('pglink.guards') IS NOT NULL THEN
-		EXECUTE 'DELETE FROM pglink.guards WHERE link = $1' USING ` + quoteLiteral(link) + `;
+		EXECUTE 'DELETE FROM pglink.guards WHERE link = $1' USING ` + quote.Literal(link) + `;
 	END IF;
 	IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname LIKE 'pglink\_read\_only\_%') THEN
 		BEGIN

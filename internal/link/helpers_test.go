@@ -30,7 +30,7 @@ func startTestLink(t *testing.T, cfg Config) *testLink {
 		cfg.Jobs = 2
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		cfg.Logger = slog.New(slog.NewTextHandler(pgtest.LogTo(t), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &testLink{t: t, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
@@ -70,14 +70,6 @@ func (l *testLink) failed() error {
 	default:
 		return nil
 	}
-}
-
-// tWriter sends log lines to the test's log.
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
 }
 
 func waitFor(t *testing.T, what string, timeout time.Duration, l *testLink, cond func() (bool, error)) {

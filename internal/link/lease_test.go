@@ -80,7 +80,7 @@ func waitRunning(t *testing.T, l *testLink, timeout time.Duration) {
 // refused for the lease, and status must say running all the while.
 func refuseSecond(t *testing.T, cfg Config, l *testLink) {
 	t.Helper()
-	cfg.Logger = slog.New(slog.NewTextHandler(tWriter{t}, nil)).With("process", "second")
+	cfg.Logger = slog.New(slog.NewTextHandler(pgtest.LogTo(t), nil)).With("process", "second")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

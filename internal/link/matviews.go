@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // matViewsSQL lists the materialized views in the schemas of link $1's
@@ -70,7 +72,7 @@ func RefreshMatViews(ctx context.Context, conn *pgx.Conn, name string) ([]string
 // RefreshMatViewsSQL is RefreshMatViews as one statement, for a script.
 func RefreshMatViewsSQL(name string) string {
 	return `DO $r$ DECLARE v text; BEGIN
-	FOR v IN ` + strings.ReplaceAll(matViewsSQL, "$1", quoteLiteral(name)) + ` LOOP
+	FOR v IN ` + strings.ReplaceAll(matViewsSQL, "$1", quote.Literal(name)) + ` LOOP
 		EXECUTE 'REFRESH MATERIALIZED VIEW ' || v;
 	END LOOP; END $r$`
 }

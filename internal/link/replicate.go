@@ -16,6 +16,7 @@ import (
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/quote"
 	"github.com/pglink/pglink/internal/stream"
 	"github.com/pglink/pglink/internal/wait"
 )
@@ -284,7 +285,7 @@ func (r *runner) streamSession(ctx context.Context) error {
 		},
 		ProgressSQL: `UPDATE pglink.progress SET applied_lsn = $1::text::pg_lsn, applied_commit_time = $2,
 			applied_at = now(), txns_applied = txns_applied + $3, changes_applied = changes_applied + $4
-			WHERE link = ` + quoteLiteral(r.cfg.Name),
+			WHERE link = ` + quote.Literal(r.cfg.Name),
 	})
 	r.log.Info("streaming", "from", start.String(), "slot", r.names.Slot)
 	changes := make(chan *change.Change, queueSize)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // silentWST is the source's wal_sender_timeout in the tests of silent
@@ -45,7 +46,7 @@ func (b *logBuffer) String() string {
 
 func capturedLogger(t *testing.T) (*slog.Logger, *logBuffer) {
 	b := &logBuffer{}
-	return slog.New(slog.NewTextHandler(io.MultiWriter(tWriter{t}, b), &slog.HandlerOptions{Level: slog.LevelDebug})), b
+	return slog.New(slog.NewTextHandler(io.MultiWriter(pgtest.LogTo(t), b), &slog.HandlerOptions{Level: slog.LevelDebug})), b
 }
 
 // recoverWithin writes on the source and waits until the target has it,
@@ -53,8 +54,8 @@ func capturedLogger(t *testing.T) (*slog.Logger, *logBuffer) {
 func recoverWithin(t *testing.T, l *testLink, src *pgtest.Cluster, what string, bound time.Duration) {
 	t.Helper()
 	start := time.Now()
-	src.Exec("app", fmt.Sprintf(`INSERT INTO public.t SELECT g, %s FROM generate_series((SELECT max(id) + 1 FROM public.t), (SELECT max(id) + 100 FROM public.t)) g`, quoteLiteral(what)),
-		fmt.Sprintf(`UPDATE public.t SET v = %s WHERE id %% 7 = 0`, quoteLiteral(what)))
+	src.Exec("app", fmt.Sprintf(`INSERT INTO public.t SELECT g, %s FROM generate_series((SELECT max(id) + 1 FROM public.t), (SELECT max(id) + 100 FROM public.t)) g`, quote.Literal(what)),
+		fmt.Sprintf(`UPDATE public.t SET v = %s WHERE id %% 7 = 0`, quote.Literal(what)))
 	waitCaughtUp(t, l, src, "app", bound)
 	t.Logf("%s: caught up after %s", what, time.Since(start).Round(time.Millisecond))
 }

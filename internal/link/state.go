@@ -12,6 +12,7 @@ import (
 
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // The link's durable state lives in the target database, in schema pglink,
@@ -131,7 +132,7 @@ func ensureStateSchema(ctx context.Context, conn *pgx.Conn) error {
 	if have != nil && *have == stateSchemaVersion {
 		return nil
 	}
-	if _, err := conn.Exec(ctx, stateSchemaSQL+guardSchemaSQL+"COMMENT ON SCHEMA pglink IS "+quoteLiteral(stateSchemaVersion)); err != nil {
+	if _, err := conn.Exec(ctx, stateSchemaSQL+guardSchemaSQL+"COMMENT ON SCHEMA pglink IS "+quote.Literal(stateSchemaVersion)); err != nil {
 		return fmt.Errorf("target: create schema pglink: %w", err)
 	}
 	return nil

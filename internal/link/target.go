@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -107,5 +106,3 @@ func checkTarget(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, cf
 	logWarnings(log, fs)
 	return problems(fs), nil
 }
-
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

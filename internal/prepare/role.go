@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/catalog"
-	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // roleSteps gives the link's role what a link needs on the source: LOGIN
@@ -21,7 +21,7 @@ import (
 // superuser role would make the role a superuser: tables a superuser owns
 // are left as a note instead.
 func roleSteps(ctx context.Context, conn *pgx.Conn, opts Options, tables []catalog.Table) ([]Step, []string, error) {
-	role := change.QuoteIdent(opts.Role)
+	role := quote.Ident(opts.Role)
 	var db string
 	var exists, super bool
 	err := conn.QueryRow(ctx, `SELECT current_database(), r.rolname IS NOT NULL, COALESCE(r.rolsuper, false)
@@ -39,8 +39,8 @@ func roleSteps(ctx context.Context, conn *pgx.Conn, opts Options, tables []catal
 	}
 	why := "the link's role needs it"
 	steps = append(steps,
-		Step{Why: "to connect to the database", SQL: fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s;", change.QuoteIdent(db), role)},
-		Step{Why: "to create the link's publication", SQL: fmt.Sprintf("GRANT CREATE ON DATABASE %s TO %s;", change.QuoteIdent(db), role)})
+		Step{Why: "to connect to the database", SQL: fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s;", quote.Ident(db), role)},
+		Step{Why: "to create the link's publication", SQL: fmt.Sprintf("GRANT CREATE ON DATABASE %s TO %s;", quote.Ident(db), role)})
 	var schemas []string
 	for _, t := range tables {
 		if !slices.Contains(schemas, t.Schema) {
@@ -48,7 +48,7 @@ func roleSteps(ctx context.Context, conn *pgx.Conn, opts Options, tables []catal
 		}
 	}
 	for _, s := range schemas {
-		q := change.QuoteIdent(s)
+		q := quote.Ident(s)
 		steps = append(steps,
 			Step{Why: why + " to reach the tables of schema " + s, SQL: fmt.Sprintf("GRANT USAGE ON SCHEMA %s TO %s;", q, role)},
 			Step{Why: "to copy the tables (and partitions) while seeding", SQL: fmt.Sprintf("GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s;", q, role)},
@@ -61,7 +61,7 @@ func roleSteps(ctx context.Context, conn *pgx.Conn, opts Options, tables []catal
 	for _, o := range owners {
 		if o != opts.Role {
 			steps = append(steps, Step{Why: "only a table's owner may publish it: the role gets the rights of owner " + o,
-				SQL: fmt.Sprintf("GRANT %s TO %s;", change.QuoteIdent(o), role)})
+				SQL: fmt.Sprintf("GRANT %s TO %s;", quote.Ident(o), role)})
 		}
 	}
 	if len(superOwners) > 0 {

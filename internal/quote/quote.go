@@ -1,23 +1,55 @@
-package catalog
+// Package quote writes names and values into SQL text, and statements
+// into messages.
+package quote
 
 import "strings"
 
-// QuoteName names an object for people and for SQL alike: each part quoted
+// Ident quotes a SQL identifier, always.
+func Ident(s string) string {
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' {
+			b = append(b, '"')
+		}
+		b = append(b, s[i])
+	}
+	return string(append(b, '"'))
+}
+
+// Literal quotes s as a SQL string literal.
+func Literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// FirstLine shortens a statement (or a detail) for a message: its first
+// line, marked " ..." when more follow, and at most max bytes of it
+// (no limit when max is 0).
+func FirstLine(s string, max int) string {
+	line, rest, more := strings.Cut(strings.TrimSpace(s), "\n")
+	if max > 0 && len(line) > max {
+		line = line[:max] + "..."
+	}
+	if more && strings.TrimSpace(rest) != "" {
+		line += " ..."
+	}
+	return line
+}
+
+// Name names an object for people and for SQL alike: each part quoted
 // as PostgreSQL's quote_ident quotes it (only when it needs quotes), joined
 // with dots, so public.orders stays as it is and "Mixed Case"."my table"
 // cannot be misread.
-func QuoteName(parts ...string) string {
+func Name(parts ...string) string {
 	quoted := make([]string, len(parts))
 	for i, p := range parts {
-		quoted[i] = QuoteIdentIfNeeded(p)
+		quoted[i] = IdentIfNeeded(p)
 	}
 	return strings.Join(quoted, ".")
 }
 
-// QuoteIdentIfNeeded quotes an identifier the way quote_ident does: not at
+// IdentIfNeeded quotes an identifier the way quote_ident does: not at
 // all when it is a lowercase ASCII letter or underscore followed by those
 // or digits and is no keyword that an identifier cannot be.
-func QuoteIdentIfNeeded(s string) string {
+func IdentIfNeeded(s string) string {
 	safe := s != "" && (s[0] == '_' || s[0] >= 'a' && s[0] <= 'z') && !keywords[s]
 	for i := 0; safe && i < len(s); i++ {
 		c := s[i]

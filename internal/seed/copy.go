@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // DefaultSplitBytes is the size above which a table is copied in ranges.
@@ -182,7 +182,7 @@ func openSnapshotSessions(ctx context.Context, cfg *pgx.ConnConfig, snapshot str
 			}
 			continue
 		}
-		if _, err := conn.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(snapshot)); err != nil {
+		if _, err := conn.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quote.Literal(snapshot)); err != nil {
 			return conns, fmt.Errorf("source: import snapshot %s (its exporting session must stay open until the copy starts): %w", snapshot, err)
 		}
 	}
@@ -205,8 +205,6 @@ func closeAll(ctx context.Context, conns []*pgx.Conn) {
 		c.Close(context.WithoutCancel(ctx))
 	}
 }
-
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // worker copies parts with one source session (in the snapshot) and its
 // own target session.

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // progressEvery spaces a job's progress reports.
@@ -114,7 +115,7 @@ DO $pglink$ BEGIN
 END $pglink$;
 TRUNCATE ONLY %s;
 SET LOCAL lock_timeout TO DEFAULT;
-RELEASE SAVEPOINT pglink_freeze`, quoteLiteral(table), table)
+RELEASE SAVEPOINT pglink_freeze`, quote.Literal(table), table)
 	_, err := conn.Exec(ctx, sql).ReadAll()
 	if err == nil {
 		return true, nil

@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/catalog"
-	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // part is one COPY: a whole table, a whole partition, or a range of one.
@@ -150,7 +150,7 @@ func integerKey(t catalog.Table) (string, bool) {
 		if c.Name == t.PrimaryKey[0] {
 			switch c.TypeOID {
 			case 20, 21, 23: // int8, int2, int4
-				return change.QuoteIdent(c.Name), true
+				return quote.Ident(c.Name), true
 			}
 		}
 	}
@@ -196,7 +196,7 @@ func copySQL(p *part, text, freeze bool) (source, target string) {
 	names := make([]string, len(cols))
 	binary := !text
 	for i, c := range cols {
-		names[i] = change.QuoteIdent(c.Name)
+		names[i] = quote.Ident(c.Name)
 		binary = binary && c.BinaryPortable
 	}
 	srcFormat := "(FORMAT text)"

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // Report says what a schema copy left out.
@@ -91,17 +93,7 @@ func dropMissingRoles(stmts []statement, targetRoles map[string]bool, rep *Repor
 		for _, r := range missing {
 			rep.missing(r)
 		}
-		rep.skip(s.label() + ": role " + strings.Join(missing, ", ") + " does not exist on the target: " + firstLine(s.SQL))
+		rep.skip(s.label() + ": role " + strings.Join(missing, ", ") + " does not exist on the target: " + quote.FirstLine(s.SQL, 200))
 	}
 	return kept
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i] + " ..."
-	}
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return s
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pglink/pglink/internal/catalog"
-	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // SchemaOptions say what schema to copy from where.
@@ -266,7 +266,7 @@ func dependentViews(ctx context.Context, conn *pgx.Conn, oids []uint32) ([]strin
 	var out []string
 	var schema, name string
 	_, err = pgx.ForEachRow(rows, []any{&schema, &name}, func() error {
-		out = append(out, change.QuoteIdent(schema)+"."+change.QuoteIdent(name))
+		out = append(out, quote.Ident(schema)+"."+quote.Ident(name))
 		return nil
 	})
 	if err != nil {
@@ -281,5 +281,5 @@ func shortSQL(s statement) string {
 	if strings.Contains(strings.ToUpper(s.Type), "USER MAPPING") || strings.Contains(strings.ToUpper(s.Type), "SERVER") {
 		return s.label()
 	}
-	return firstLine(s.SQL)
+	return quote.FirstLine(s.SQL, 200)
 }

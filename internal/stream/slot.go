@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // Errors a caller can test with errors.Is; the returned errors also wrap the
@@ -174,17 +175,12 @@ func pluginArgs(versionNum int, publication string) []string {
 	args := []string{
 		// pgoutput splits the value as a list of identifiers
 		// (SplitIdentifierString), so the name is quoted as one first.
-		"publication_names " + quoteLiteral(change.QuoteIdent(publication)),
+		"publication_names " + quote.Literal(quote.Ident(publication)),
 	}
 	if versionNum >= 140000 {
 		return append([]string{"proto_version '2'"}, append(args, "streaming 'on'", "messages 'true'")...)
 	}
 	return append([]string{"proto_version '1'"}, args...)
-}
-
-// quoteLiteral quotes s as a SQL string literal.
-func quoteLiteral(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
 // DefaultSilence is the silence limit when the source's wal_sender_timeout

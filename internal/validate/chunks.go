@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/catalog"
-	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // chunksPerBatch is how many chunk summaries go to a server in one round
@@ -47,7 +47,7 @@ func newKeyed(t catalog.Table, cols, key []string) (keyed, error) {
 		if !ok {
 			return k, fmt.Errorf("key column %s is not among the table's columns", c)
 		}
-		k.keyCols = append(k.keyCols, "t."+change.QuoteIdent(c))
+		k.keyCols = append(k.keyCols, "t."+quote.Ident(c))
 		k.keyTypes = append(k.keyTypes, typ)
 	}
 	k.intKey = len(key) == 1 && isIntegerType(oids[key[0]])
@@ -61,7 +61,7 @@ func newKeyed(t catalog.Table, cols, key []string) (keyed, error) {
 func rowText(cols []string) string {
 	quoted := make([]string, len(cols))
 	for i, c := range cols {
-		quoted[i] = "t." + change.QuoteIdent(c)
+		quoted[i] = "t." + quote.Ident(c)
 	}
 	return "ROW(" + strings.Join(quoted, ", ") + ")::text"
 }

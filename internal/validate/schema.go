@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/catalog"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // compareSchema compares the tables' columns and the sequences on both
@@ -64,17 +65,17 @@ func compareColumns(src, tgt []catalog.Table, rep *Report) map[string][]string {
 			typ, ok := types[c.Name]
 			switch {
 			case !ok:
-				rep.OnlySource = append(rep.OnlySource, catalog.QuoteName(st.Schema, st.Name, c.Name))
+				rep.OnlySource = append(rep.OnlySource, quote.Name(st.Schema, st.Name, c.Name))
 			case typ != c.Type:
 				rep.Different = append(rep.Different, fmt.Sprintf("%s: %s on the source, %s on the target",
-					catalog.QuoteName(st.Schema, st.Name, c.Name), c.Type, typ))
+					quote.Name(st.Schema, st.Name, c.Name), c.Type, typ))
 			default:
 				common[st.Key()] = append(common[st.Key()], c.Name)
 			}
 		}
 		for _, c := range tt.Columns {
 			if !seen[c.Name] {
-				rep.OnlyTarget = append(rep.OnlyTarget, catalog.QuoteName(st.Schema, st.Name, c.Name))
+				rep.OnlyTarget = append(rep.OnlyTarget, quote.Name(st.Schema, st.Name, c.Name))
 			}
 		}
 	}
@@ -100,7 +101,7 @@ func compareSequences(tables []catalog.Table, src, tgt []catalog.Sequence, rep *
 			continue
 		}
 		seen[s.Key()] = true
-		r := SequenceResult{Sequence: catalog.QuoteName(s.Schema, s.Name), SourceValue: sequenceValue(s)}
+		r := SequenceResult{Sequence: quote.Name(s.Schema, s.Name), SourceValue: sequenceValue(s)}
 		t, ok := onTarget[s.Key()]
 		switch {
 		case !ok:
@@ -116,7 +117,7 @@ func compareSequences(tables []catalog.Table, src, tgt []catalog.Sequence, rep *
 	}
 	for _, t := range tgt {
 		if t.OwnedBy != "" && ours[t.OwnedBy] && !seen[t.Key()] {
-			name := catalog.QuoteName(t.Schema, t.Name)
+			name := quote.Name(t.Schema, t.Name)
 			rep.OnlyTarget = append(rep.OnlyTarget, name)
 			rep.Sequences = append(rep.Sequences, SequenceResult{Sequence: name, TargetValue: sequenceValue(t), Note: "missing on the source"})
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/catalog"
+	"github.com/pglink/pglink/internal/quote"
 )
 
 // Methods of comparison, as TableResult.Method names them.
@@ -34,7 +35,7 @@ func tableKey(t catalog.Table) []string {
 // tableName names a table in the report and in errors: quoted only where
 // it needs quotes, so public.orders reads as it is and "Mixed Case"."t"
 // cannot be misread.
-func tableName(t catalog.Table) string { return catalog.QuoteName(t.Schema, t.Name) }
+func tableName(t catalog.Table) string { return quote.Name(t.Schema, t.Name) }
 
 // wrapTable names the table in an error.
 func wrapTable(t catalog.Table, err error) error {
