@@ -237,15 +237,6 @@ func (c *Control) Tables(ctx context.Context) ([]catalog.Table, error) {
 	return catalogTables(rows), nil
 }
 
-// catalogTables names the tables of rows.
-func catalogTables(rows []tableRow) []catalog.Table {
-	out := make([]catalog.Table, len(rows))
-	for i, r := range rows {
-		out[i] = catalog.Table{Schema: r.Schema, Name: r.Name}
-	}
-	return out
-}
-
 // OpenTarget makes the target writable: it removes the link's read-only
 // guard from its tables and the database's read-only default. Tables of
 // other links into the same database keep their own guard.

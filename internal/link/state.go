@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/quote"
@@ -289,4 +290,13 @@ func recordSourceSystem(ctx context.Context, conn *pgx.Conn, link, id string) er
 		return fmt.Errorf("target: record the source's identity for link %s: %w", link, err)
 	}
 	return nil
+}
+
+// catalogTables names the tables of rows.
+func catalogTables(rows []tableRow) []catalog.Table {
+	out := make([]catalog.Table, len(rows))
+	for i, r := range rows {
+		out[i] = catalog.Table{Schema: r.Schema, Name: r.Name}
+	}
+	return out
 }
