@@ -47,10 +47,7 @@ func (c *Control) FailoverLeaseLost() error {
 	if c.failover == nil {
 		return nil
 	}
-	c.failover.mu.Lock()
-	lost := c.failover.err != nil
-	c.failover.mu.Unlock()
-	if !lost {
+	if !c.failover.failed() {
 		return nil
 	}
 	return fmt.Errorf("target: this failover lost the failover lease of link %s (its session on the target ended), so it stopped where it was "+

@@ -230,6 +230,13 @@ func (l *lease) retake(ctx context.Context) error {
 	return nil
 }
 
+// failed says whether the lease was lost for good.
+func (l *lease) failed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err != nil
+}
+
 func (l *lease) fail(err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
