@@ -28,16 +28,16 @@ func Drop(ctx context.Context, name, source, target string, log *slog.Logger) er
 		return err
 	}
 	var errs []error
-	l, err := acquireLease(ctx, tgt, name)
+	l, err := AcquireLease(ctx, tgt, name)
 	switch {
-	case errors.Is(err, errLeaseHeld):
+	case errors.Is(err, ErrLeaseHeld):
 		return fmt.Errorf("%w (pglink drop needs the link stopped)", err)
 	case err != nil:
 		// The target cannot be reached (or its database was never made):
 		// still remove what the link made on the source.
 		errs = append(errs, err)
 	default:
-		defer l.release(ctx)
+		defer l.Release(ctx)
 	}
 	if err := dropSourceSide(ctx, src, name, log); err != nil {
 		errs = append(errs, err)
@@ -59,7 +59,7 @@ func dropSourceSide(ctx context.Context, src *endpoint.Endpoint, name string, lo
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	names := namesFor(name)
+	names := NamesFor(name)
 	for _, slot := range []string{names.Slot, names.SyncSlot} {
 		dropped, err := dropSlot(ctx, conn, slot)
 		if err != nil {
@@ -98,20 +98,20 @@ func dropTargetSide(ctx context.Context, tgt *endpoint.Endpoint, name string, lo
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := apply.DropOrigin(ctx, conn, namesFor(name).Origin, namesFor(name).Origin2); err != nil {
+	if err := apply.DropOrigin(ctx, conn, NamesFor(name).Origin, NamesFor(name).Origin2); err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
 	if err := removeLinkState(ctx, conn, name); err != nil {
 		return err
 	}
-	log.Info("removed the link from the target", "origins", namesFor(name).Origin+", "+namesFor(name).Origin2)
+	log.Info("removed the link from the target", "origins", NamesFor(name).Origin+", "+NamesFor(name).Origin2)
 	return nil
 }
 
 // removeLinkState removes the link's guard and rows from the target, and
 // the pglink schema when no other link is left in it.
 func removeLinkState(ctx context.Context, conn *pgx.Conn, name string) error {
-	exists, err := stateSchemaExists(ctx, conn)
+	exists, err := Exists(ctx, conn)
 	if err != nil || !exists {
 		return err
 	}
@@ -119,7 +119,7 @@ func removeLinkState(ctx context.Context, conn *pgx.Conn, name string) error {
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pglink.links WHERE name <> $1`, name).Scan(&others); err != nil {
 		return fmt.Errorf("target: count links: %w", err)
 	}
-	if err := unguardTables(ctx, conn, namesFor(name), others > 0); err != nil {
+	if err := UnguardTables(ctx, conn, NamesFor(name), others > 0); err != nil {
 		return err
 	}
 	sql := `DELETE FROM pglink.links WHERE name = $1`

@@ -18,14 +18,14 @@ import (
 // TakeFailoverLease takes the link's failover lease, and watches it; it
 // is given back when the control is closed.
 func (c *Control) TakeFailoverLease(ctx context.Context) error {
-	l, err := takeLease(ctx, c.Tgt, failoverLeaseKey(c.Name), "the failover lease of link "+c.Name)
-	if errors.Is(err, errLeaseHeld) {
+	l, err := TakeLease(ctx, c.Tgt, FailoverLeaseKey(c.Name), "the failover lease of link "+c.Name)
+	if errors.Is(err, ErrLeaseHeld) {
 		return fmt.Errorf("another pglink failover of link %s runs right now (it holds the link's failover lease); wait until it ends (pglink status shows its step)", c.Name)
 	}
 	if err != nil {
 		return err
 	}
-	l.keep(ctx, nil, false)
+	l.Keep(ctx, nil, false)
 	c.failover = l
 	return nil
 }
@@ -37,7 +37,7 @@ func (c *Control) BindFailoverLease(ctx context.Context) (context.Context, conte
 	if c.failover == nil {
 		return nil, nil, errors.New("the failover lease is not taken")
 	}
-	return c.failover.bind(ctx)
+	return c.failover.Bind(ctx)
 }
 
 // FailoverLeaseLost returns an error when the failover lease was lost:
@@ -47,10 +47,10 @@ func (c *Control) FailoverLeaseLost() error {
 	if c.failover == nil {
 		return nil
 	}
-	if !c.failover.failed() {
+	if !c.failover.Failed() {
 		return nil
 	}
 	return fmt.Errorf("target: this failover lost the failover lease of link %s (its session on the target ended), so it stopped where it was "+
 		"and undid nothing, as an interrupted failover; run pglink failover again, which undoes or finishes it (pglink status shows how far it got): %w",
-		c.Name, errLeaseLost)
+		c.Name, ErrLeaseLost)
 }

@@ -9,17 +9,17 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-func failoverLeaseKey(link string) int64 {
+func FailoverLeaseKey(link string) int64 {
 	h := fnv.New64a()
-	h.Write([]byte(namesFor(link).LockKey + "/failover"))
+	h.Write([]byte(NamesFor(link).LockKey + "/failover"))
 	return int64(h.Sum64())
 }
 
-// failoverRuns reports whether some process holds the link's failover
+// FailoverRuns reports whether some process holds the link's failover
 // lease now.
-func failoverRuns(ctx context.Context, conn *pgx.Conn, link string) (bool, error) {
+func FailoverRuns(ctx context.Context, conn *pgx.Conn, link string) (bool, error) {
 	var held bool
-	if err := conn.QueryRow(ctx, advisoryHeldSQL(failoverLeaseKey(link))).Scan(&held); err != nil {
+	if err := conn.QueryRow(ctx, advisoryHeldSQL(FailoverLeaseKey(link))).Scan(&held); err != nil {
 		return false, fmt.Errorf("target: check the failover lease of link %s: %w", link, err)
 	}
 	return held, nil

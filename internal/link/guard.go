@@ -109,7 +109,7 @@ FROM tree ORDER BY 2`
 
 // guardedRelations lists the linked tables and their partitions on the
 // target, with the state of their guard.
-func guardedRelations(ctx context.Context, conn *pgx.Conn, names objectNames, tables []catalog.Table) ([]guardedRelation, error) {
+func guardedRelations(ctx context.Context, conn *pgx.Conn, names Names, tables []catalog.Table) ([]guardedRelation, error) {
 	schemas, rels := make([]string, len(tables)), make([]string, len(tables))
 	for i, t := range tables {
 		schemas[i], rels[i] = t.Schema, t.Name
@@ -128,10 +128,10 @@ func guardedRelations(ctx context.Context, conn *pgx.Conn, names objectNames, ta
 	return out, nil
 }
 
-// guardTables makes the target tables read-only for everyone but pglink
+// GuardTables makes the target tables read-only for everyone but pglink
 // (see guardSchemaSQL). ddlGuard tells whether the event triggers are in
 // place: only a superuser can create them, and the link goes on without.
-func guardTables(ctx context.Context, conn *pgx.Conn, names objectNames, tables []catalog.Table) (ddlGuard bool, err error) {
+func GuardTables(ctx context.Context, conn *pgx.Conn, names Names, tables []catalog.Table) (ddlGuard bool, err error) {
 	rels, err := guardedRelations(ctx, conn, names, tables)
 	if err != nil {
 		return false, err
@@ -189,7 +189,7 @@ func guardDDL(ctx context.Context, conn *pgx.Conn) (ok bool, err error) {
 // session must run with session_replication_role = replica (the event
 // triggers refuse the dropping of a guard otherwise).
 func UnguardSQL(link string) string {
-	trigger := quote.Literal(namesFor(link).Trigger)
+	trigger := quote.Literal(NamesFor(link).Trigger)
 	return `DO $g$ DECLARE r record; BEGIN
 	FOR r IN SELECT tgrelid::regclass AS rel FROM pg_trigger WHERE tgname = ` + trigger + ` LOOP
 		EXECUTE format('DROP TRIGGER %I ON %s', ` + trigger + `, r.rel);
@@ -208,9 +208,9 @@ func UnguardSQL(link string) string {
 END $g$`
 }
 
-// unguardTables removes the link's guard, and the database's read-only
+// UnguardTables removes the link's guard, and the database's read-only
 // default when no other link writes into it.
-func unguardTables(ctx context.Context, conn *pgx.Conn, names objectNames, otherLinks bool) error {
+func UnguardTables(ctx context.Context, conn *pgx.Conn, names Names, otherLinks bool) error {
 	if _, err := conn.Exec(ctx, UnguardSQL(names.Link)); err != nil {
 		return fmt.Errorf("target: remove the read-only guard of link %s: %w", names.Link, err)
 	}
@@ -225,9 +225,9 @@ func unguardTables(ctx context.Context, conn *pgx.Conn, names objectNames, other
 	return nil
 }
 
-// missingGuards says which parts of the link's guard are missing on the
+// MissingGuards says which parts of the link's guard are missing on the
 // target: tables and partitions others can write, and the DDL guard.
-func missingGuards(ctx context.Context, conn *pgx.Conn, names objectNames, tables []catalog.Table) ([]string, error) {
+func MissingGuards(ctx context.Context, conn *pgx.Conn, names Names, tables []catalog.Table) ([]string, error) {
 	rels, err := guardedRelations(ctx, conn, names, tables)
 	if err != nil {
 		return nil, err
@@ -256,20 +256,20 @@ func missingGuards(ctx context.Context, conn *pgx.Conn, names objectNames, table
 	return out, nil
 }
 
-// guardExpected tells whether the link's target tables should be guarded
+// GuardExpected tells whether the link's target tables should be guarded
 // now: from the seeding's first copy until a failover opens them.
-func guardExpected(row *linkRow) bool {
+func GuardExpected(row *Link) bool {
 	switch row.Phase {
 	case monitor.PhaseSeeding, monitor.PhaseReplicating, monitor.PhaseBroken:
-		return row.SeedStep != stepSchema
+		return row.SeedStep != StepSchema
 	}
 	return false
 }
 
-// guardWarnings is missingGuards for a link's recorded tables, its own
+// GuardWarnings is MissingGuards for a link's recorded tables, its own
 // failure a warning too.
-func guardWarnings(ctx context.Context, conn *pgx.Conn, link string, rows []tableRow) []string {
-	out, err := missingGuards(ctx, conn, namesFor(link), catalogTables(rows))
+func GuardWarnings(ctx context.Context, conn *pgx.Conn, link string, rows []Table) []string {
+	out, err := MissingGuards(ctx, conn, NamesFor(link), CatalogTables(rows))
 	if err != nil {
 		return []string{fmt.Sprintf("target: could not check the read-only guard: %v", err)}
 	}

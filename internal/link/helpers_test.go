@@ -124,13 +124,13 @@ func waitPhase(t *testing.T, l *testLink, phase string, timeout time.Duration) {
 func waitCaughtUp(t *testing.T, l *testLink, src *pgtest.Cluster, srcDB string, timeout time.Duration) {
 	t.Helper()
 	lsn := src.QueryString(srcDB, "pg_current_wal_insert_lsn()")
-	target := parseLSN(&lsn)
+	target := ParseLSN(&lsn)
 	waitFor(t, "target to apply up to "+lsn, timeout, l, func() (bool, error) {
 		st, err := Status(context.Background(), l.cfg.Name, l.cfg.Target, "")
 		if err != nil || st.AppliedLSN == "" {
 			return false, nil
 		}
-		return parseLSN(&st.AppliedLSN) >= target, nil
+		return ParseLSN(&st.AppliedLSN) >= target, nil
 	})
 }
 

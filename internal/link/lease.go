@@ -15,17 +15,17 @@ import (
 	"github.com/pglink/pglink/internal/wait"
 )
 
-// A lease is a session-level advisory lock in the target database, held by
+// A Lease is a session-level advisory lock in the target database, held by
 // the one process that drives a link; it ends with that process's session,
-// so a killed process never leaves a stale lease behind.
+// so a killed process never leaves a stale Lease behind.
 //
 // The session can also end under a process that goes on (a target restart,
 // a network fault, a terminated backend): from then on another process
-// could take the lease while this one still applies. So a kept lease (see
-// keep) is watched: work bound to it (see bind) is stopped the moment its
-// session is found lost, and goes on only once the lease is taken again;
+// could take the Lease while this one still applies. So a kept Lease (see
+// keep) is watched: work bound to it (see Bind) is stopped the moment its
+// session is found lost, and goes on only once the Lease is taken again;
 // if another process took it meanwhile, this one stops.
-type lease struct {
+type Lease struct {
 	ep  *endpoint.Endpoint
 	key int64
 	// what names the lease in messages ("the lease of link app").
@@ -42,19 +42,19 @@ type lease struct {
 	done    chan struct{} // closed when the keeper has ended
 }
 
-// errLeaseHeld says another process runs the link.
-var errLeaseHeld = errors.New("another pglink process runs this link (it holds the link's lease)")
+// ErrLeaseHeld says another process runs the link.
+var ErrLeaseHeld = errors.New("another pglink process runs this link (it holds the link's lease)")
 
-// errLeaseLost says the session that held a lease ended under the work
+// ErrLeaseLost says the session that held a lease ended under the work
 // bound to it; the work stopped and goes on once the lease is held again.
-var errLeaseLost = errors.New("the session that held the lease on the target ended, so the work bound to it stopped; it goes on once the lease is taken again")
+var ErrLeaseLost = errors.New("the session that held the lease on the target ended, so the work bound to it stopped; it goes on once the lease is taken again")
 
-// errLeaseTaken says this process lost its lease and another took it.
-var errLeaseTaken = errors.New("this process lost its lease (its session on the target ended) and another pglink process took it")
+// ErrLeaseTaken says this process lost its lease and another took it.
+var ErrLeaseTaken = errors.New("this process lost its lease (its session on the target ended) and another pglink process took it")
 
 func leaseKey(link string) int64 {
 	h := fnv.New64a()
-	h.Write([]byte(namesFor(link).LockKey))
+	h.Write([]byte(NamesFor(link).LockKey))
 	return int64(h.Sum64())
 }
 
@@ -69,19 +69,19 @@ const leaseCheck = 500 * time.Millisecond
 // (a half-open connection) counts as lost.
 const leasePingTimeout = 5 * time.Second
 
-// acquireLease takes the link's lease or says who holds it.
-func acquireLease(ctx context.Context, ep *endpoint.Endpoint, link string) (*lease, error) {
-	l, err := takeLease(ctx, ep, leaseKey(link), "the lease of link "+link)
-	if errors.Is(err, errLeaseHeld) {
-		return nil, fmt.Errorf("target: link %s: %w; stop that process first, or use pglink status to watch it", link, errLeaseHeld)
+// AcquireLease takes the link's lease or says who holds it.
+func AcquireLease(ctx context.Context, ep *endpoint.Endpoint, link string) (*Lease, error) {
+	l, err := TakeLease(ctx, ep, leaseKey(link), "the lease of link "+link)
+	if errors.Is(err, ErrLeaseHeld) {
+		return nil, fmt.Errorf("target: link %s: %w; stop that process first, or use pglink status to watch it", link, ErrLeaseHeld)
 	}
 	return l, err
 }
 
-// takeLease takes the advisory lock key on a session of its own, waiting
-// out a just-killed holder; it returns errLeaseHeld when another session
+// TakeLease takes the advisory lock key on a session of its own, waiting
+// out a just-killed holder; it returns ErrLeaseHeld when another session
 // holds it.
-func takeLease(ctx context.Context, ep *endpoint.Endpoint, key int64, what string) (*lease, error) {
+func TakeLease(ctx context.Context, ep *endpoint.Endpoint, key int64, what string) (*Lease, error) {
 	conn, err := ep.Connect(ctx)
 	if err != nil {
 		return nil, err
@@ -93,14 +93,14 @@ func takeLease(ctx context.Context, ep *endpoint.Endpoint, key int64, what strin
 	}
 	if !got {
 		conn.Close(context.WithoutCancel(ctx))
-		return nil, errLeaseHeld
+		return nil, ErrLeaseHeld
 	}
 	start, err := sessionStart(ctx, conn)
 	if err != nil {
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("target: take %s: %w", what, err)
 	}
-	return &lease{ep: ep, key: key, what: what, conn: conn, pid: conn.PgConn().PID(), start: start,
+	return &Lease{ep: ep, key: key, what: what, conn: conn, pid: conn.PgConn().PID(), start: start,
 		changed: make(chan struct{})}, nil
 }
 
@@ -131,10 +131,10 @@ func lockWithGrace(ctx context.Context, conn *pgx.Conn, key int64) (bool, error)
 	}
 }
 
-// keep watches the lease until release: every leaseCheck it checks the
+// Keep watches the lease until release: every leaseCheck it checks the
 // session, and once that is lost it takes the lease again. With retake
 // false a lost lease is not taken again: work bound to it stops for good.
-func (l *lease) keep(ctx context.Context, log *slog.Logger, retake bool) {
+func (l *Lease) Keep(ctx context.Context, log *slog.Logger, retake bool) {
 	ctx, l.stop = context.WithCancel(context.WithoutCancel(ctx))
 	l.log, l.done = log, make(chan struct{})
 	go func() {
@@ -144,7 +144,7 @@ func (l *lease) keep(ctx context.Context, log *slog.Logger, retake bool) {
 				continue
 			}
 			if !retake {
-				l.fail(fmt.Errorf("target: %w", errLeaseLost))
+				l.fail(fmt.Errorf("target: %w", ErrLeaseLost))
 				return
 			}
 			if err := l.retake(ctx); err != nil {
@@ -158,7 +158,7 @@ func (l *lease) keep(ctx context.Context, log *slog.Logger, retake bool) {
 // check reports whether the lease is held, after asking its session when
 // it seems to be: a session that fails the check is closed and the lease
 // counts as lost, which stops the work bound to it.
-func (l *lease) check(ctx context.Context) bool {
+func (l *Lease) check(ctx context.Context) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.conn == nil || l.err != nil {
@@ -183,7 +183,7 @@ func (l *lease) check(ctx context.Context) bool {
 
 // retake tries once to take the lost lease again. It returns an error only
 // when another process holds it now; a target still away is tried again.
-func (l *lease) retake(ctx context.Context) error {
+func (l *Lease) retake(ctx context.Context) error {
 	conn, err := l.ep.Connect(ctx)
 	if err != nil {
 		return nil
@@ -218,7 +218,7 @@ func (l *lease) retake(ctx context.Context) error {
 	case !got && holder == l.pid:
 		return nil // ended above, or ending
 	case !got:
-		return fmt.Errorf("target: %s: %w: this one stops and leaves the link to it", l.what, errLeaseTaken)
+		return fmt.Errorf("target: %s: %w: this one stops and leaves the link to it", l.what, ErrLeaseTaken)
 	}
 	l.mu.Lock()
 	l.conn, l.pid, l.start = conn, conn.PgConn().PID(), start
@@ -230,14 +230,14 @@ func (l *lease) retake(ctx context.Context) error {
 	return nil
 }
 
-// failed says whether the lease was lost for good.
-func (l *lease) failed() bool {
+// Failed says whether the lease was lost for good.
+func (l *Lease) Failed() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.err != nil
 }
 
-func (l *lease) fail(err error) {
+func (l *Lease) fail(err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.err = err
@@ -245,15 +245,15 @@ func (l *lease) fail(err error) {
 }
 
 // signal wakes everyone waiting on a change; l.mu is held.
-func (l *lease) signal() {
+func (l *Lease) signal() {
 	close(l.changed)
 	l.changed = make(chan struct{})
 }
 
-// bind waits until the lease is held and returns a context that is
-// cancelled, with cause errLeaseLost, as soon as the lease is found lost.
-// It fails when the lease cannot be held any more (errLeaseTaken).
-func (l *lease) bind(ctx context.Context) (context.Context, context.CancelFunc, error) {
+// Bind waits until the lease is held and returns a context that is
+// cancelled, with cause ErrLeaseLost, as soon as the lease is found lost.
+// It fails when the lease cannot be held any more (ErrLeaseTaken).
+func (l *Lease) Bind(ctx context.Context) (context.Context, context.CancelFunc, error) {
 	for {
 		held := l.check(ctx)
 		l.mu.Lock()
@@ -267,7 +267,7 @@ func (l *lease) bind(ctx context.Context) (context.Context, context.CancelFunc, 
 			go func() {
 				select {
 				case <-changed:
-					cancel(errLeaseLost)
+					cancel(ErrLeaseLost)
 				case <-bctx.Done():
 				}
 			}()
@@ -281,16 +281,16 @@ func (l *lease) bind(ctx context.Context) (context.Context, context.CancelFunc, 
 	}
 }
 
-// lostFrom returns errLeaseLost, with context, when bctx (from bind) ended
+// LostFrom returns ErrLeaseLost, with context, when bctx (from Bind) ended
 // because the lease was lost, and err otherwise.
-func (l *lease) lostFrom(bctx context.Context, err error) error {
-	if errors.Is(context.Cause(bctx), errLeaseLost) {
-		return fmt.Errorf("target: %s: %w", l.what, errLeaseLost)
+func (l *Lease) LostFrom(bctx context.Context, err error) error {
+	if errors.Is(context.Cause(bctx), ErrLeaseLost) {
+		return fmt.Errorf("target: %s: %w", l.what, ErrLeaseLost)
 	}
 	return err
 }
 
-func (l *lease) release(ctx context.Context) {
+func (l *Lease) Release(ctx context.Context) {
 	if l == nil {
 		return
 	}
@@ -306,8 +306,8 @@ func (l *lease) release(ctx context.Context) {
 	}
 }
 
-// leaseHeld reports whether some process holds the link's lease now.
-func leaseHeld(ctx context.Context, conn *pgx.Conn, link string) (bool, error) {
+// LeaseHeld reports whether some process holds the link's lease now.
+func LeaseHeld(ctx context.Context, conn *pgx.Conn, link string) (bool, error) {
 	var held bool
 	if err := conn.QueryRow(ctx, LeaseHeldSQL(link)).Scan(&held); err != nil {
 		return false, fmt.Errorf("target: check the lease of link %s: %w", link, err)

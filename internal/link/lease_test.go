@@ -89,7 +89,7 @@ func refuseSecond(t *testing.T, cfg Config, l *testLink) {
 	for {
 		select {
 		case err := <-done:
-			if !errors.Is(err, errLeaseHeld) {
+			if !errors.Is(err, ErrLeaseHeld) {
 				t.Fatalf("second start of the link: %v, want it refused for the lease", err)
 			}
 			waitRunning(t, l, time.Second)

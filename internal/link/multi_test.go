@@ -52,7 +52,7 @@ func TestIdleSourceSlotAdvances(t *testing.T) {
 	after := src.QueryString("busy", "pg_current_wal_insert_lsn()")
 	waitFor(t, "the idle slot to pass "+after, 30*time.Second, l, func() (bool, error) {
 		got := src.QueryString("quiet", "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'pglink_quiet'")
-		return got != "NULL" && parseLSN(&got) >= parseLSN(&after), nil
+		return got != "NULL" && ParseLSN(&got) >= ParseLSN(&after), nil
 	})
 	st := linkStatus(t, "quiet", dst.URL("quiet"), src.URL("quiet"))
 	if st.LagSeconds == nil || *st.LagSeconds > 5 {

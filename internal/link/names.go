@@ -20,8 +20,8 @@ func ValidateName(name string) error {
 	return nil
 }
 
-// objectNames are the names of what a link creates.
-type objectNames struct {
+// Names are the names of what a link creates.
+type Names struct {
 	Slot        string // on the source
 	SyncSlot    string // temporary slot on the source, for re-seeding after a restart
 	Publication string // on the source
@@ -32,8 +32,8 @@ type objectNames struct {
 	LockKey     string // advisory lock key text for the lease
 }
 
-func namesFor(link string) objectNames {
-	return objectNames{
+func NamesFor(link string) Names {
+	return Names{
 		Link:        link,
 		Slot:        "pglink_" + link,
 		SyncSlot:    "pglink_" + link + "_sync",

@@ -15,11 +15,11 @@ import (
 	"github.com/pglink/pglink/internal/wait"
 )
 
-// errFailedOver and errLinkGone end a running link's process: a failover
+// ErrFailedOver and ErrLinkGone end a running link's process: a failover
 // has taken over, or the link was removed.
 var (
-	errFailedOver = errors.New("the link has failed over")
-	errLinkGone   = errors.New("the link was removed from the target")
+	ErrFailedOver = errors.New("the link has failed over")
+	ErrLinkGone   = errors.New("the link was removed from the target")
 )
 
 // A validation compares the source at one position X (the consistent point
@@ -43,9 +43,9 @@ const (
 	pauseLimit    = 2 * time.Minute
 )
 
-// pauser is the link's side of the protocol, fed by a poller of the
+// Pauser is the link's side of the protocol, fed by a poller of the
 // link's row and asked by the apply before each source transaction.
-type pauser struct {
+type Pauser struct {
 	tgt  *endpoint.Endpoint
 	link string
 
@@ -55,12 +55,12 @@ type pauser struct {
 	since time.Time
 }
 
-func newPauser(tgt *endpoint.Endpoint, link string) *pauser {
-	return &pauser{tgt: tgt, link: link}
+func NewPauser(tgt *endpoint.Endpoint, link string) *Pauser {
+	return &Pauser{tgt: tgt, link: link}
 }
 
-// poll reads the link's pause state until ctx ends.
-func (p *pauser) poll(ctx context.Context) error {
+// Poll reads the link's pause state until ctx ends.
+func (p *Pauser) Poll(ctx context.Context) error {
 	conn, err := p.tgt.Connect(ctx)
 	if err != nil {
 		return err
@@ -69,31 +69,31 @@ func (p *pauser) poll(ctx context.Context) error {
 	for {
 		var state, at, kind *string
 		var phase string
-		err := controlQuery(ctx, endpoint.Target, "the pause poll", func(ctx context.Context) error {
+		err := ControlQuery(ctx, endpoint.Target, "the pause poll", func(ctx context.Context) error {
 			return conn.QueryRow(ctx, `SELECT pause_state, pause_at::text, phase, failover_kind FROM pglink.links WHERE name = $1`,
 				p.link).Scan(&state, &at, &phase, &kind)
 		})
 		if errors.Is(err, pgx.ErrNoRows) {
-			return errLinkGone
+			return ErrLinkGone
 		}
 		if err != nil {
 			return fmt.Errorf("target: read pause state: %w", err)
 		}
-		if phase == monitor.PhaseFailedOver || (phase == monitor.PhaseFailingOver && deref(kind) == "forced") {
-			return errFailedOver // a forced failover stops the link at once
+		if phase == monitor.PhaseFailedOver || (phase == monitor.PhaseFailingOver && Deref(kind) == "forced") {
+			return ErrFailedOver // a forced failover stops the link at once
 		}
-		p.set(deref(state), parseLSN(at))
+		p.set(Deref(state), ParseLSN(at))
 		// A failover holds the link at its end position for as long as it
 		// takes; only a validation's pause ends by itself.
 		if phase != monitor.PhaseFailingOver && p.expired() {
-			if err := endPause(ctx, conn, p.link); err != nil {
+			if err := EndPause(ctx, conn, p.link); err != nil {
 				return fmt.Errorf("end an abandoned pause: %w", err)
 			}
 		}
 		// While a pause or a failover is under way, every poll's delay is
 		// time the link waits or the source stays blocked: poll faster.
 		every := pausePoll
-		if deref(state) != "" || phase == monitor.PhaseFailingOver {
+		if Deref(state) != "" || phase == monitor.PhaseFailingOver {
 			every = pausePollBusy
 		}
 		if err := wait.Sleep(ctx, every); err != nil {
@@ -102,14 +102,14 @@ func (p *pauser) poll(ctx context.Context) error {
 	}
 }
 
-func deref(s *string) string {
+func Deref(s *string) string {
 	if s == nil {
 		return ""
 	}
 	return *s
 }
 
-func (p *pauser) set(state string, at change.LSN) {
+func (p *Pauser) set(state string, at change.LSN) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if state != "" && p.state == "" {
@@ -118,13 +118,13 @@ func (p *pauser) set(state string, at change.LSN) {
 	p.state, p.at = state, at
 }
 
-func (p *pauser) expired() bool {
+func (p *Pauser) expired() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.state != "" && time.Since(p.since) > pauseLimit
 }
 
-func (p *pauser) get() (string, change.LSN) {
+func (p *Pauser) get() (string, change.LSN) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.state, p.at
@@ -132,7 +132,7 @@ func (p *pauser) get() (string, change.LSN) {
 
 // Holding tells the apply whether it must stop before a source
 // transaction that committed at commitLSN.
-func (p *pauser) Holding(commitLSN change.LSN) bool {
+func (p *Pauser) Holding(commitLSN change.LSN) bool {
 	state, at := p.get()
 	switch state {
 	case "requested", "holding":
@@ -146,7 +146,7 @@ func (p *pauser) Holding(commitLSN change.LSN) bool {
 // Wait is called by the apply when it has committed everything before the
 // transaction at commitLSN and Holding said stop: it acknowledges the pause
 // and waits until the state moves on.
-func (p *pauser) Wait(ctx context.Context, commitLSN change.LSN) error {
+func (p *Pauser) Wait(ctx context.Context, commitLSN change.LSN) error {
 	state, _ := p.get()
 	next, from := "holding", []string{"requested", "holding"}
 	if state == "at" || state == "paused" {
@@ -187,19 +187,19 @@ func (p *pauser) Wait(ctx context.Context, commitLSN change.LSN) error {
 	return nil
 }
 
-// requestPause runs the validation's side: it returns when the link has
+// RequestPause runs the validation's side: it returns when the link has
 // paused at the position export() returns, with release to call (always)
 // once the target snapshot is taken.
 //
 // nudge, when not nil, writes an empty transaction on the source; it is
 // called while waiting, so that a quiet source does not leave the link
 // waiting for its next heartbeat (up to HeartbeatInterval) twice.
-func requestPause(ctx context.Context, conn *pgx.Conn, link string, export func() (change.LSN, error), nudge func(context.Context) error, timeout time.Duration) (release func(), err error) {
-	if err := askPause(ctx, conn, link); err != nil {
+func RequestPause(ctx context.Context, conn *pgx.Conn, link string, export func() (change.LSN, error), nudge func(context.Context) error, timeout time.Duration) (release func(), err error) {
+	if err := AskPause(ctx, conn, link); err != nil {
 		return nil, err
 	}
-	release = func() { endPause(context.WithoutCancel(ctx), conn, link) }
-	if err := waitPauseState(ctx, conn, link, "holding", timeout, nudge); err != nil {
+	release = func() { EndPause(context.WithoutCancel(ctx), conn, link) }
+	if err := WaitPauseState(ctx, conn, link, "holding", timeout, nudge); err != nil {
 		release()
 		return nil, err
 	}
@@ -213,17 +213,17 @@ func requestPause(ctx context.Context, conn *pgx.Conn, link string, export func(
 		release()
 		return nil, fmt.Errorf("target: set pause position: %w", err)
 	}
-	if err := waitPauseState(ctx, conn, link, "paused", timeout, nudge); err != nil {
+	if err := WaitPauseState(ctx, conn, link, "paused", timeout, nudge); err != nil {
 		release()
 		return nil, err
 	}
 	return release, nil
 }
 
-// askPause asks the link to commit what it applied and hold before its
+// AskPause asks the link to commit what it applied and hold before its
 // next source transaction (pause_state 'requested'); it fails when another
 // pause is under way.
-func askPause(ctx context.Context, conn *pgx.Conn, link string) error {
+func AskPause(ctx context.Context, conn *pgx.Conn, link string) error {
 	tag, err := conn.Exec(ctx, `UPDATE pglink.links SET pause_state = 'requested', pause_at = NULL, pause_requested_at = now()
 		WHERE name = $1 AND pause_state IS NULL`, link)
 	if err != nil {
@@ -235,26 +235,26 @@ func askPause(ctx context.Context, conn *pgx.Conn, link string) error {
 	return nil
 }
 
-// endPause lets the link go on.
-func endPause(ctx context.Context, conn *pgx.Conn, link string) error {
+// EndPause lets the link go on.
+func EndPause(ctx context.Context, conn *pgx.Conn, link string) error {
 	if _, err := conn.Exec(ctx, `UPDATE pglink.links SET pause_state = NULL, pause_at = NULL WHERE name = $1`, link); err != nil {
 		return fmt.Errorf("target: release link %s: %w", link, err)
 	}
 	return nil
 }
 
-func waitPauseState(ctx context.Context, conn *pgx.Conn, link, want string, timeout time.Duration, nudge func(context.Context) error) error {
+func WaitPauseState(ctx context.Context, conn *pgx.Conn, link, want string, timeout time.Duration, nudge func(context.Context) error) error {
 	deadline := time.Now().Add(timeout)
 	for i := 0; ; i++ {
 		var state *string
 		if err := conn.QueryRow(ctx, `SELECT pause_state FROM pglink.links WHERE name = $1`, link).Scan(&state); err != nil {
 			return fmt.Errorf("target: read pause state of link %s: %w", link, err)
 		}
-		if deref(state) == want {
+		if Deref(state) == want {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("link %s did not pause within %s (state %q): is it running and caught up? check pglink status", link, timeout, deref(state))
+			return fmt.Errorf("link %s did not pause within %s (state %q): is it running and caught up? check pglink status", link, timeout, Deref(state))
 		}
 		if nudge != nil && i%5 == 1 {
 			if err := nudge(ctx); err != nil {

@@ -54,11 +54,11 @@ func (r *runner) replicate(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, errFailedOver) || errors.Is(err, errLinkGone) {
+		if errors.Is(err, ErrFailedOver) || errors.Is(err, ErrLinkGone) {
 			r.log.Info("the link has ended; this process stops", "reason", err)
 			return nil
 		}
-		if errors.Is(err, errLeaseTaken) {
+		if errors.Is(err, ErrLeaseTaken) {
 			return err
 		}
 		if lost := r.slotLost(ctx); lost != nil {
@@ -77,7 +77,7 @@ func (r *runner) replicate(ctx context.Context) error {
 		if !r.alive(ctx, r.tgtConn, endpoint.Target) {
 			r.reconnectControlOrLog(ctx)
 		}
-		if !endpoint.IsConnectionLost(err) && !errors.Is(err, errLeaseLost) {
+		if !endpoint.IsConnectionLost(err) && !errors.Is(err, ErrLeaseLost) {
 			r.markBroken(ctx, err)
 		} else {
 			r.recordError(ctx, err)
@@ -86,7 +86,7 @@ func (r *runner) replicate(ctx context.Context) error {
 			r.forgetSourcePosition(ctx)
 		}
 		if err := r.sleepUnlessEnded(ctx, delay); err != nil {
-			if errors.Is(err, errFailedOver) || errors.Is(err, errLinkGone) {
+			if errors.Is(err, ErrFailedOver) || errors.Is(err, ErrLinkGone) {
 				r.log.Info("the link has ended; this process stops", "reason", err)
 			}
 			return nil
@@ -112,7 +112,7 @@ func (r *runner) forgetSourcePosition(ctx context.Context) {
 	if r.tgtConn == nil || r.tgtConn.IsClosed() {
 		return
 	}
-	err := controlQuery(ctx, endpoint.Target, "the record of the lost source", func(ctx context.Context) error {
+	err := ControlQuery(ctx, endpoint.Target, "the record of the lost source", func(ctx context.Context) error {
 		_, err := r.tgtConn.Exec(ctx, `UPDATE pglink.links SET lag_seconds = NULL WHERE name = $1`, r.cfg.Name)
 		return err
 	})
@@ -145,8 +145,8 @@ func (r *runner) markBroken(ctx context.Context, err error) {
 	if r.tgtConn == nil || r.tgtConn.IsClosed() {
 		return
 	}
-	perr := controlQuery(ctx, endpoint.Target, "the record of the broken phase", func(ctx context.Context) error {
-		return setPhase(ctx, r.tgtConn, r.cfg.Name, monitor.PhaseBroken)
+	perr := ControlQuery(ctx, endpoint.Target, "the record of the broken phase", func(ctx context.Context) error {
+		return SetPhase(ctx, r.tgtConn, r.cfg.Name, monitor.PhaseBroken)
 	})
 	if perr != nil {
 		r.log.Warn("could not record the broken phase", "error", perr)
@@ -155,7 +155,7 @@ func (r *runner) markBroken(ctx context.Context, err error) {
 }
 
 // reconnectControl replaces the control sessions when they were lost (or
-// answer no ping within controlTimeout).
+// answer no ping within ControlTimeout).
 func (r *runner) reconnectControl(ctx context.Context) error {
 	if !r.alive(ctx, r.tgtConn, endpoint.Target) {
 		conn, err := r.tgt.Connect(ctx)
@@ -198,7 +198,7 @@ func (r *runner) alive(ctx context.Context, conn *pgx.Conn, side endpoint.Side) 
 
 // syncPositions returns the per-table positions the seeding copied at.
 func (r *runner) syncPositions(ctx context.Context) (map[string]change.LSN, error) {
-	rows, err := loadTables(ctx, r.tgtConn, r.cfg.Name)
+	rows, err := LoadTables(ctx, r.tgtConn, r.cfg.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -213,12 +213,12 @@ func (r *runner) syncPositions(ctx context.Context) (map[string]change.LSN, erro
 // link's lease: it is taken (again) before any apply session binds the
 // link's origin, and losing it stops the session at once.
 func (r *runner) streamOnce(ctx context.Context) error {
-	bctx, unbind, err := r.lease.bind(ctx)
+	bctx, unbind, err := r.lease.Bind(ctx)
 	if err != nil {
 		return err
 	}
 	defer unbind()
-	return r.lease.lostFrom(bctx, r.streamSession(bctx))
+	return r.lease.LostFrom(bctx, r.streamSession(bctx))
 }
 
 // streamSession runs stream, apply, heartbeats and the status reporter,
@@ -274,7 +274,7 @@ func (r *runner) streamSession(ctx context.Context) error {
 		Conn: sourceStreamConfig(r.src), Slot: r.names.Slot, Publication: r.names.Publication,
 		StartLSN: start, SpoolDir: spoolDir, StatusInterval: statusInterval, Logger: r.log,
 	})
-	pause := newPauser(r.tgt, r.cfg.Name)
+	pause := NewPauser(r.tgt, r.cfg.Name)
 	applier := apply.New(apply.Options{
 		Conn: applyConn, Origin: r.names.Origin, Second: second, SecondOrigin: r.names.Origin2,
 		Logger: r.log, OnApplied: streamer.SetApplied, Gate: pause,
@@ -293,7 +293,7 @@ func (r *runner) streamSession(ctx context.Context) error {
 	g.Go(func() error { return onSide(endpoint.Source, streamer.Run(gctx, changes)) })
 	g.Go(func() error { return onSide(endpoint.Target, applier.Run(gctx, changes)) })
 	g.Go(func() error { return r.heartbeat(gctx) })
-	g.Go(func() error { return pause.poll(gctx) })
+	g.Go(func() error { return pause.Poll(gctx) })
 	g.Go(func() error { return r.report(gctx, streamer, applier) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
@@ -342,13 +342,13 @@ func (r *runner) heartbeat(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		var at string
-		err := controlQuery(ctx, endpoint.Source, "the heartbeat", func(ctx context.Context) error {
+		err := ControlQuery(ctx, endpoint.Source, "the heartbeat", func(ctx context.Context) error {
 			return conn.QueryRow(ctx, `SELECT pg_logical_emit_message(true, $1, $2)::text`, heartbeatPrefix, r.cfg.Name).Scan(&at)
 		})
 		if err != nil {
 			return fmt.Errorf("source: write heartbeat: %w", err)
 		}
-		r.heartbeatLSN.Store(uint64(parseLSN(&at)))
+		r.heartbeatLSN.Store(uint64(ParseLSN(&at)))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -379,7 +379,7 @@ func (r *runner) report(ctx context.Context, s *stream.Streamer, a *apply.Applie
 		st, ss, now := a.Stats(), s.Stats(), time.Now()
 		secs := now.Sub(prevAt).Seconds()
 		lag := lagSeconds(st, ss, now)
-		err := controlQuery(ctx, endpoint.Target, "the status report", func(ctx context.Context) error {
+		err := ControlQuery(ctx, endpoint.Target, "the status report", func(ctx context.Context) error {
 			_, err := conn.Exec(ctx, `UPDATE pglink.links SET lag_seconds = $2, txn_per_sec = $3, changes_per_sec = $4,
 			server_wal_end = coalesce(nullif($5, '0/0')::pg_lsn, server_wal_end), updated_at = now() WHERE name = $1`, r.cfg.Name, lag,
 				float64(st.Txns-prev.Txns)/secs, float64(st.Changes-prev.Changes)/secs, ss.ServerWALEnd.String())
@@ -400,7 +400,7 @@ func (r *runner) report(ctx context.Context, s *stream.Streamer, a *apply.Applie
 }
 
 func (r *runner) markHealthy(ctx context.Context, conn *pgx.Conn) error {
-	err := controlQuery(ctx, endpoint.Target, "the record of a healthy link", func(ctx context.Context) error {
+	err := ControlQuery(ctx, endpoint.Target, "the record of a healthy link", func(ctx context.Context) error {
 		_, err := conn.Exec(ctx, `UPDATE pglink.links SET phase = 'replicating', last_error = NULL, remedy = NULL
 		WHERE name = $1 AND phase IN ('replicating', 'broken')`, r.cfg.Name)
 		return err
@@ -424,21 +424,21 @@ func lagSeconds(a apply.Stats, s stream.Stats, now time.Time) float64 {
 	return max(0, now.Sub(a.LastCommitTime).Seconds())
 }
 
-// ended returns errFailedOver when a failover has taken the link over (or
-// a forced one is stopping it), errLinkGone when the link was removed.
+// ended returns ErrFailedOver when a failover has taken the link over (or
+// a forced one is stopping it), ErrLinkGone when the link was removed.
 func (r *runner) ended(ctx context.Context) error {
 	var phase string
 	var kind *string
-	err := controlQuery(ctx, endpoint.Target, "the read of the link's phase", func(ctx context.Context) error {
+	err := ControlQuery(ctx, endpoint.Target, "the read of the link's phase", func(ctx context.Context) error {
 		return r.tgtConn.QueryRow(ctx, `SELECT phase, failover_kind FROM pglink.links WHERE name = $1`, r.cfg.Name).Scan(&phase, &kind)
 	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return errLinkGone
+		return ErrLinkGone
 	case err != nil:
 		return fmt.Errorf("target: read link %s: %w", r.cfg.Name, err)
-	case phase == monitor.PhaseFailedOver, phase == monitor.PhaseFailingOver && deref(kind) == "forced":
-		return errFailedOver
+	case phase == monitor.PhaseFailedOver, phase == monitor.PhaseFailingOver && Deref(kind) == "forced":
+		return ErrFailedOver
 	}
 	return nil
 }
@@ -450,7 +450,7 @@ func (r *runner) sleepUnlessEnded(ctx context.Context, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for {
 		if r.tgtConn != nil && !r.tgtConn.IsClosed() {
-			if err := r.ended(ctx); errors.Is(err, errFailedOver) || errors.Is(err, errLinkGone) {
+			if err := r.ended(ctx); errors.Is(err, ErrFailedOver) || errors.Is(err, ErrLinkGone) {
 				return err
 			}
 		}

@@ -22,11 +22,11 @@ import (
 type runner struct {
 	cfg      Config
 	src, tgt *endpoint.Endpoint
-	names    objectNames
+	names    Names
 	log      *slog.Logger
 	srcConn  *pgx.Conn // control session on the source
 	tgtConn  *pgx.Conn // control session on the target (pglink settings)
-	row      *linkRow
+	row      *Link
 	// createdDB is set when this process created the target database, so
 	// a failed creation of the link removes it again.
 	createdDB bool
@@ -45,7 +45,7 @@ type runner struct {
 	stale []targetSession
 	// lease is the link's lease, kept while the process runs: seeding and
 	// streaming are bound to it (see lease.bind).
-	lease *lease
+	lease *Lease
 	// srcID is the source database's identity, recorded with the link.
 	srcID catalog.Identity
 }
@@ -70,7 +70,7 @@ func newRunner(cfg Config) (*runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &runner{cfg: cfg, src: src, tgt: tgt, names: namesFor(cfg.Name),
+	return &runner{cfg: cfg, src: src, tgt: tgt, names: NamesFor(cfg.Name),
 		log: cfg.Logger.With("link", cfg.Name)}, nil
 }
 
@@ -103,15 +103,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if r.srcID, err = sourceIdentity(ctx, r.srcConn, r.tgtConn, r.src, r.tgt); err != nil {
 		return err
 	}
-	if err := ensureStateSchema(ctx, r.tgtConn); err != nil {
+	if err := Ensure(ctx, r.tgtConn); err != nil {
 		return err
 	}
-	l, err := acquireLease(ctx, r.tgt, cfg.Name)
+	l, err := AcquireLease(ctx, r.tgt, cfg.Name)
 	if err != nil {
 		return err
 	}
-	defer l.release(ctx)
-	l.keep(ctx, r.log, true)
+	defer l.Release(ctx)
+	l.Keep(ctx, r.log, true)
 	r.lease = l
 	if err := r.createOrResume(ctx); err != nil {
 		return err
@@ -159,11 +159,11 @@ func (r *runner) seedWithRetry(ctx context.Context) error {
 	delay := time.Duration(0)
 	for {
 		err := r.seedBound(ctx)
-		if err == nil || ctx.Err() != nil || errors.Is(err, errLeaseTaken) {
+		if err == nil || ctx.Err() != nil || errors.Is(err, ErrLeaseTaken) {
 			return err
 		}
-		lost := errors.Is(err, errLeaseLost)
-		if r.isNew && r.row.SeedStep == stepSchema && !lost {
+		lost := errors.Is(err, ErrLeaseLost)
+		if r.isNew && r.row.SeedStep == StepSchema && !lost {
 			r.undoCreate(ctx)
 			return fmt.Errorf("%w\nNothing was left behind: the new link was removed again", err)
 		}
@@ -183,24 +183,24 @@ func (r *runner) seedWithRetry(ctx context.Context) error {
 // seedBound seeds while this process holds the link's lease: the seeding
 // stops the moment the lease is lost.
 func (r *runner) seedBound(ctx context.Context) error {
-	bctx, unbind, err := r.lease.bind(ctx)
+	bctx, unbind, err := r.lease.Bind(ctx)
 	if err != nil {
 		return err
 	}
 	defer unbind()
-	return r.lease.lostFrom(bctx, r.seed(bctx))
+	return r.lease.LostFrom(bctx, r.seed(bctx))
 }
 
 // createOrResume loads the link, or creates it when the target has none
 // of that name. A new link that fails before it exists in full is removed
 // again, so bad input leaves nothing behind.
 func (r *runner) createOrResume(ctx context.Context) error {
-	row, err := loadLink(ctx, r.tgtConn, r.cfg.Name)
+	row, err := Load(ctx, r.tgtConn, r.cfg.Name)
 	if err == nil {
 		r.row = row
 		return r.resume(ctx)
 	}
-	if !errors.Is(err, errNoLink) {
+	if !errors.Is(err, ErrNoLink) {
 		return err
 	}
 	if err := r.create(ctx); err != nil {
@@ -208,7 +208,7 @@ func (r *runner) createOrResume(ctx context.Context) error {
 		return err
 	}
 	r.isNew = true
-	r.row, err = loadLink(ctx, r.tgtConn, r.cfg.Name)
+	r.row, err = Load(ctx, r.tgtConn, r.cfg.Name)
 	return err
 }
 
@@ -218,7 +218,7 @@ func (r *runner) resume(ctx context.Context) error {
 	}
 	if r.srcID.Key() != r.row.SourceSystem {
 		// Recorded by an older pglink: the server's identity joins it.
-		if err := recordSourceSystem(ctx, r.tgtConn, r.cfg.Name, r.srcID.Key()); err != nil {
+		if err := RecordSourceSystem(ctx, r.tgtConn, r.cfg.Name, r.srcID.Key()); err != nil {
 			return err
 		}
 	}
@@ -353,8 +353,8 @@ func (r *runner) recordError(ctx context.Context, err error) {
 	if err == nil || ctx.Err() != nil {
 		return
 	}
-	rerr := controlQuery(context.WithoutCancel(ctx), endpoint.Target, "the record of an error", func(ctx context.Context) error {
-		return setError(ctx, r.tgtConn, r.cfg.Name, err.Error(), remedyFor(err))
+	rerr := ControlQuery(context.WithoutCancel(ctx), endpoint.Target, "the record of an error", func(ctx context.Context) error {
+		return SetError(ctx, r.tgtConn, r.cfg.Name, err.Error(), remedyFor(err))
 	})
 	if rerr != nil {
 		r.log.Warn("could not record the error in the target", "error", rerr)

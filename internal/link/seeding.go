@@ -24,24 +24,24 @@ func (r *runner) seed(ctx context.Context) error {
 	for {
 		var err error
 		switch r.row.SeedStep {
-		case stepSchema:
+		case StepSchema:
 			err = r.seedSchema(ctx)
-		case stepCopy:
+		case StepCopy:
 			err = r.seedData(ctx)
-		case stepPost:
+		case StepPost:
 			err = r.seedPostData(ctx)
-		case stepDone:
+		case StepDone:
 			if err := r.carrySettings(ctx); err != nil {
 				return err
 			}
 			if err := r.guard(ctx); err != nil {
 				return err
 			}
-			if err := setPhase(ctx, r.tgtConn, r.cfg.Name, monitor.PhaseReplicating); err != nil {
+			if err := SetPhase(ctx, r.tgtConn, r.cfg.Name, monitor.PhaseReplicating); err != nil {
 				return err
 			}
 			r.log.Info("seeding done; replicating")
-			return addHistory(ctx, r.tgtConn, r.cfg.Name, "seeded", "")
+			return AddHistory(ctx, r.tgtConn, r.cfg.Name, "seeded", "")
 		default:
 			return fmt.Errorf("link %s has an unknown seeding step %q", r.cfg.Name, r.row.SeedStep)
 		}
@@ -52,7 +52,7 @@ func (r *runner) seed(ctx context.Context) error {
 }
 
 func (r *runner) advance(ctx context.Context, step string) error {
-	if err := setSeedStep(ctx, r.tgtConn, r.cfg.Name, step); err != nil {
+	if err := SetSeedStep(ctx, r.tgtConn, r.cfg.Name, step); err != nil {
 		return err
 	}
 	r.row.SeedStep = step
@@ -79,7 +79,7 @@ func (r *runner) seedSchema(ctx context.Context) error {
 	if err := r.guard(ctx); err != nil {
 		return err
 	}
-	return r.advance(ctx, stepCopy)
+	return r.advance(ctx, StepCopy)
 }
 
 // preDataDone reports whether an earlier process applied the pre-data
@@ -101,14 +101,14 @@ func (r *runner) reportRoles(ctx context.Context, rep seed.Report) {
 	}
 	msg := "roles missing on the target; their owners and grants were not copied: " + strings.Join(rep.MissingRoles, ", ")
 	r.log.Warn(msg)
-	if err := addHistory(ctx, r.tgtConn, r.cfg.Name, "missing_roles", msg); err != nil {
+	if err := AddHistory(ctx, r.tgtConn, r.cfg.Name, "missing_roles", msg); err != nil {
 		r.log.Warn("could not record missing roles", "error", err)
 	}
 }
 
 // guard makes the link's target tables read-only for everyone but pglink.
 func (r *runner) guard(ctx context.Context) error {
-	ddl, err := guardTables(ctx, r.tgtConn, r.names, r.tables)
+	ddl, err := GuardTables(ctx, r.tgtConn, r.names, r.tables)
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func (r *runner) seedPostData(ctx context.Context) error {
 		}
 		r.reportRoles(ctx, rep)
 	}
-	return r.advance(ctx, stepDone)
+	return r.advance(ctx, StepDone)
 }
 
 // seedData copies every table not yet copied. The first time, the copy
@@ -140,7 +140,7 @@ func (r *runner) seedData(ctx context.Context) error {
 	if err := r.endStaleSeeding(ctx); err != nil {
 		return err
 	}
-	rows, err := loadTables(ctx, r.tgtConn, r.cfg.Name)
+	rows, err := LoadTables(ctx, r.tgtConn, r.cfg.Name)
 	if err != nil {
 		return err
 	}
@@ -153,12 +153,12 @@ func (r *runner) seedData(ctx context.Context) error {
 			return err
 		}
 	}
-	return r.advance(ctx, stepPost)
+	return r.advance(ctx, StepPost)
 }
 
 // tablesToCopy returns the link's tables not copied yet, emptied on the
 // target (a killed copy may have committed some of a table's ranges).
-func (r *runner) tablesToCopy(ctx context.Context, rows []tableRow) ([]catalog.Table, error) {
+func (r *runner) tablesToCopy(ctx context.Context, rows []Table) ([]catalog.Table, error) {
 	byKey := map[string]catalog.Table{}
 	for _, t := range r.tables {
 		byKey[t.Key()] = t
@@ -204,7 +204,7 @@ func (r *runner) copyTables(ctx context.Context, todo []catalog.Table) error {
 	prog := newProgressWriter(r.tgtConn.Config(), r.cfg.Name, r.cfg.Progress)
 	defer prog.close(ctx)
 	for _, t := range todo {
-		if err := markTable(ctx, r.tgtConn, r.cfg.Name, tableRow{Schema: t.Schema, Name: t.Name, State: monitor.TableCopying}); err != nil {
+		if err := MarkTable(ctx, r.tgtConn, r.cfg.Name, Table{Schema: t.Schema, Name: t.Name, State: monitor.TableCopying}); err != nil {
 			return err
 		}
 	}
@@ -233,7 +233,7 @@ func (r *runner) exportSnapshot(ctx context.Context, conn *pgconn.PgConn, slotEx
 		if err != nil {
 			return info, fmt.Errorf("source: create replication slot %s: %w", r.names.Slot, err)
 		}
-		return info, addHistory(ctx, r.tgtConn, r.cfg.Name, "slot_created", info.ConsistentPoint.String())
+		return info, AddHistory(ctx, r.tgtConn, r.cfg.Name, "slot_created", info.ConsistentPoint.String())
 	}
 	info, err := stream.CreateSlot(ctx, conn, r.names.SyncSlot, true, true)
 	if err != nil {
@@ -243,7 +243,7 @@ func (r *runner) exportSnapshot(ctx context.Context, conn *pgconn.PgConn, slotEx
 }
 
 func (r *runner) tableCopied(ctx context.Context, t catalog.Table, rows, bytes int64, at change.LSN) error {
-	row := tableRow{Schema: t.Schema, Name: t.Name, State: monitor.TableCopied, Rows: rows, Bytes: bytes, SyncLSN: at}
+	row := Table{Schema: t.Schema, Name: t.Name, State: monitor.TableCopied, Rows: rows, Bytes: bytes, SyncLSN: at}
 	// The job callbacks run concurrently; the control session is not
 	// safe for that, so each record gets its own short session.
 	conn, err := pgx.ConnectConfig(ctx, r.tgt.Config.Copy())
@@ -251,7 +251,7 @@ func (r *runner) tableCopied(ctx context.Context, t catalog.Table, rows, bytes i
 		return r.tgt.Explain(err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := markTable(ctx, conn, r.cfg.Name, row); err != nil {
+	if err := MarkTable(ctx, conn, r.cfg.Name, row); err != nil {
 		return err
 	}
 	r.log.Info("table copied", "table", t.Key(), "rows", rows, "bytes", bytes)

@@ -21,9 +21,9 @@ const silentWST = 5 * time.Second
 // shortControlTimeout makes the control queries give up sooner, as a
 // target has no wal_sender_timeout to go by.
 func shortControlTimeout(t *testing.T) {
-	old := controlTimeout
-	controlTimeout = 4 * time.Second
-	t.Cleanup(func() { controlTimeout = old })
+	old := ControlTimeout
+	ControlTimeout = 4 * time.Second
+	t.Cleanup(func() { ControlTimeout = old })
 }
 
 // logBuffer keeps a link's log for the test to read, and shows it too.

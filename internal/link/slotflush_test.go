@@ -46,7 +46,7 @@ func (w *lsnWriter) run(ctx context.Context, url string) error {
 			return err
 		}
 		w.mu.Lock()
-		w.done = append(w.done, committedAt{i, parseLSN(&after)})
+		w.done = append(w.done, committedAt{i, ParseLSN(&after)})
 		w.mu.Unlock()
 		time.Sleep(2 * time.Millisecond) // a steady rate, so the link stays caught up
 	}
@@ -92,7 +92,7 @@ func TestSlotFollowsTheTarget(t *testing.T) {
 			WHERE slot_name = 'pglink_follow'`).Scan(&text); err != nil {
 			t.Fatal(err)
 		}
-		confirmed := parseLSN(&text)
+		confirmed := ParseLSN(&text)
 		sent := w.committed()
 		onTarget := map[int64]bool{}
 		rows, err := dstConn.Query(context.Background(), `SELECT id FROM bank.ledger`)
@@ -161,7 +161,7 @@ func TestSlotFollowsTheTarget(t *testing.T) {
 		if err := dstConn.QueryRow(context.Background(), `SELECT max(pg_replication_origin_progress(roname, true))::text FROM pg_replication_origin WHERE roname IN ('pglink_follow', 'pglink_follow.2')`).Scan(&text); err != nil {
 			t.Fatal(err)
 		}
-		return parseLSN(&text)
+		return ParseLSN(&text)
 	}
 	heldAt, originHeld := slotBehindTarget(), originAt()
 	writesPast(len(w.committed()) + 200)
@@ -236,7 +236,7 @@ func TestFirstSessionConfirmsNothingUnapplied(t *testing.T) {
 	})
 	waitPhase(t, l, "replicating", 2*time.Minute)
 	confirmed := func() change.LSN {
-		return parseLSN(ptr(src.QueryString("bank", `SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'pglink_first'`)))
+		return ParseLSN(ptr(src.QueryString("bank", `SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'pglink_first'`)))
 	}
 	made := confirmed()
 
@@ -247,7 +247,7 @@ func TestFirstSessionConfirmsNothingUnapplied(t *testing.T) {
 	waitFor(t, "the stream to receive the writes", time.Minute, l, func() (bool, error) {
 		w := src.QueryString("bank", `SELECT coalesce(write_lsn::text, '0/0') FROM pg_stat_replication
 			WHERE pid = (SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'pglink_first')`)
-		return parseLSN(&w) >= parseLSN(&written), nil
+		return ParseLSN(&w) >= ParseLSN(&written), nil
 	})
 	time.Sleep(10 * statusInterval)
 	if got := confirmed(); got != made {

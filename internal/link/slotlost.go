@@ -19,7 +19,7 @@ func (r *runner) slotLost(ctx context.Context) error {
 		return nil
 	}
 	var status string
-	err := controlQuery(ctx, endpoint.Source, "the slot's state", func(ctx context.Context) (err error) {
+	err := ControlQuery(ctx, endpoint.Source, "the slot's state", func(ctx context.Context) (err error) {
 		status, err = slotWALStatus(ctx, r.srcConn, r.names.Slot)
 		return err
 	})

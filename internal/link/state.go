@@ -89,14 +89,14 @@ $f$;
 
 // Seeding steps, in order, kept in pglink.links.seed_step.
 const (
-	stepSchema = "schema" // pre-data schema not yet on the target
-	stepCopy   = "copy"   // copying table data
-	stepPost   = "post"   // indexes, constraints, triggers
-	stepDone   = "done"
+	StepSchema = "schema" // pre-data schema not yet on the target
+	StepCopy   = "copy"   // copying table data
+	StepPost   = "post"   // indexes, constraints, triggers
+	StepDone   = "done"
 )
 
-// linkRow is a link's row in pglink.links.
-type linkRow struct {
+// Link is a link's row in pglink.links.
+type Link struct {
 	Name, Phase, SeedStep          string
 	SourceDesc, SourceSystem       string
 	SourceDB, TargetDB, SchemaMode string
@@ -114,7 +114,7 @@ type linkRow struct {
 	FailoverLSN                    change.LSN
 }
 
-var errNoLink = errors.New("no such link")
+var ErrNoLink = errors.New("no such link")
 
 // stateSchemaVersion marks the schema pglink made, as its comment: a
 // schema of this very definition needs no DDL, whose ALTER TABLEs would
@@ -124,7 +124,7 @@ var stateSchemaVersion = func() string {
 	return "pglink state " + hex.EncodeToString(sum[:8])
 }()
 
-func ensureStateSchema(ctx context.Context, conn *pgx.Conn) error {
+func Ensure(ctx context.Context, conn *pgx.Conn) error {
 	var have *string
 	err := conn.QueryRow(ctx, `SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = 'pglink'`).Scan(&have)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -139,8 +139,8 @@ func ensureStateSchema(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// stateSchemaExists reports whether the target has pglink's tables.
-func stateSchemaExists(ctx context.Context, conn *pgx.Conn) (bool, error) {
+// Exists reports whether the target has pglink's tables.
+func Exists(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	var ok bool
 	err := conn.QueryRow(ctx, `SELECT to_regclass('pglink.links') IS NOT NULL`).Scan(&ok)
 	if err != nil {
@@ -149,8 +149,8 @@ func stateSchemaExists(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	return ok, nil
 }
 
-func loadLink(ctx context.Context, conn *pgx.Conn, name string) (*linkRow, error) {
-	r := &linkRow{}
+func Load(ctx context.Context, conn *pgx.Conn, name string) (*Link, error) {
+	r := &Link{}
 	var applied, walEnd, failoverLSN *string
 	err := conn.QueryRow(ctx, `SELECT name, phase, seed_step, source_desc, source_system, source_db, target_db,
 		schema_mode, tables_include, tables_exclude, p.applied_lsn::text, p.applied_commit_time, p.applied_at,
@@ -163,18 +163,18 @@ func loadLink(ctx context.Context, conn *pgx.Conn, name string) (*linkRow, error
 		&r.ChangesPerSec, &walEnd, &r.LastError, &r.Remedy, &r.CreatedAt, &r.UpdatedAt, &r.FailoverKind,
 		&r.FailoverStep, &r.PauseState, &failoverLSN)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, errNoLink
+		return nil, ErrNoLink
 	}
 	if err != nil {
 		return nil, fmt.Errorf("target: read link %s: %w", name, err)
 	}
-	r.AppliedLSN = parseLSN(applied)
-	r.ServerWALEnd = parseLSN(walEnd)
-	r.FailoverLSN = parseLSN(failoverLSN)
+	r.AppliedLSN = ParseLSN(applied)
+	r.ServerWALEnd = ParseLSN(walEnd)
+	r.FailoverLSN = ParseLSN(failoverLSN)
 	return r, nil
 }
 
-func parseLSN(s *string) change.LSN {
+func ParseLSN(s *string) change.LSN {
 	if s == nil {
 		return 0
 	}
@@ -185,7 +185,7 @@ func parseLSN(s *string) change.LSN {
 	return change.LSN(uint64(hi)<<32 | uint64(lo))
 }
 
-func setPhase(ctx context.Context, conn *pgx.Conn, name, phase string) error {
+func SetPhase(ctx context.Context, conn *pgx.Conn, name, phase string) error {
 	_, err := conn.Exec(ctx, `UPDATE pglink.links SET phase = $2, updated_at = now() WHERE name = $1`, name, phase)
 	if err != nil {
 		return fmt.Errorf("target: set link %s phase %s: %w", name, phase, err)
@@ -193,7 +193,7 @@ func setPhase(ctx context.Context, conn *pgx.Conn, name, phase string) error {
 	return nil
 }
 
-func setSeedStep(ctx context.Context, conn *pgx.Conn, name, step string) error {
+func SetSeedStep(ctx context.Context, conn *pgx.Conn, name, step string) error {
 	_, err := conn.Exec(ctx, `UPDATE pglink.links SET seed_step = $2, updated_at = now() WHERE name = $1`, name, step)
 	if err != nil {
 		return fmt.Errorf("target: set link %s seeding step %s: %w", name, step, err)
@@ -201,8 +201,8 @@ func setSeedStep(ctx context.Context, conn *pgx.Conn, name, step string) error {
 	return nil
 }
 
-// setError records the last error and its remedy (empty clears them).
-func setError(ctx context.Context, conn *pgx.Conn, name, msg, remedy string) error {
+// SetError records the last error and its remedy (empty clears them).
+func SetError(ctx context.Context, conn *pgx.Conn, name, msg, remedy string) error {
 	_, err := conn.Exec(ctx, `UPDATE pglink.links SET last_error = nullif($2, ''), remedy = nullif($3, ''),
 		updated_at = now() WHERE name = $1`, name, msg, remedy)
 	if err != nil {
@@ -211,7 +211,7 @@ func setError(ctx context.Context, conn *pgx.Conn, name, msg, remedy string) err
 	return nil
 }
 
-func addHistory(ctx context.Context, conn *pgx.Conn, name, event, detail string) error {
+func AddHistory(ctx context.Context, conn *pgx.Conn, name, event, detail string) error {
 	_, err := conn.Exec(ctx, `INSERT INTO pglink.history (link, event, detail) VALUES ($1, $2, $3)`, name, event, detail)
 	if err != nil {
 		return fmt.Errorf("target: record %s of link %s: %w", event, name, err)
@@ -219,8 +219,8 @@ func addHistory(ctx context.Context, conn *pgx.Conn, name, event, detail string)
 	return nil
 }
 
-// tableRow is a table's seeding state.
-type tableRow struct {
+// Table is a table's seeding state.
+type Table struct {
 	Schema, Name string
 	State        string
 	Rows, Bytes  int64
@@ -229,22 +229,22 @@ type tableRow struct {
 	SyncLSN      change.LSN
 }
 
-func (t tableRow) Key() string { return t.Schema + "." + t.Name }
+func (t Table) Key() string { return t.Schema + "." + t.Name }
 
-func loadTables(ctx context.Context, conn *pgx.Conn, name string) ([]tableRow, error) {
+func LoadTables(ctx context.Context, conn *pgx.Conn, name string) ([]Table, error) {
 	rows, err := conn.Query(ctx, `SELECT table_schema, table_name, state, rows_copied, bytes_copied, est_rows,
 		est_bytes, sync_lsn::text FROM pglink.tables WHERE link = $1 ORDER BY table_schema, table_name`, name)
 	if err != nil {
 		return nil, fmt.Errorf("target: read tables of link %s: %w", name, err)
 	}
-	var out []tableRow
+	var out []Table
 	for rows.Next() {
-		var t tableRow
+		var t Table
 		var lsn *string
 		if err := rows.Scan(&t.Schema, &t.Name, &t.State, &t.Rows, &t.Bytes, &t.EstRows, &t.EstBytes, &lsn); err != nil {
 			return nil, fmt.Errorf("target: read tables of link %s: %w", name, err)
 		}
-		t.SyncLSN = parseLSN(lsn)
+		t.SyncLSN = ParseLSN(lsn)
 		out = append(out, t)
 	}
 	if err := rows.Err(); err != nil {
@@ -253,7 +253,7 @@ func loadTables(ctx context.Context, conn *pgx.Conn, name string) ([]tableRow, e
 	return out, nil
 }
 
-func markTable(ctx context.Context, conn *pgx.Conn, link string, t tableRow) error {
+func MarkTable(ctx context.Context, conn *pgx.Conn, link string, t Table) error {
 	var lsn *string
 	if t.SyncLSN != 0 {
 		s := t.SyncLSN.String()
@@ -269,9 +269,9 @@ func markTable(ctx context.Context, conn *pgx.Conn, link string, t tableRow) err
 	return nil
 }
 
-// statusTables converts table rows for the status output, with an ETA from
+// StatusTables converts table rows for the status output, with an ETA from
 // the copy rate when a table is being copied.
-func statusTables(ts []tableRow) []monitor.Table {
+func StatusTables(ts []Table) []monitor.Table {
 	out := make([]monitor.Table, 0, len(ts))
 	for _, t := range ts {
 		mt := monitor.Table{Name: t.Key(), State: t.State, RowsCopied: t.Rows, BytesCopied: t.Bytes,
@@ -284,16 +284,16 @@ func statusTables(ts []tableRow) []monitor.Table {
 	return out
 }
 
-// recordSourceSystem records the identity of the link's source database.
-func recordSourceSystem(ctx context.Context, conn *pgx.Conn, link, id string) error {
+// RecordSourceSystem records the identity of the link's source database.
+func RecordSourceSystem(ctx context.Context, conn *pgx.Conn, link, id string) error {
 	if _, err := conn.Exec(ctx, `UPDATE pglink.links SET source_system = $2 WHERE name = $1`, link, id); err != nil {
 		return fmt.Errorf("target: record the source's identity for link %s: %w", link, err)
 	}
 	return nil
 }
 
-// catalogTables names the tables of rows.
-func catalogTables(rows []tableRow) []catalog.Table {
+// CatalogTables names the tables of rows.
+func CatalogTables(rows []Table) []catalog.Table {
 	out := make([]catalog.Table, len(rows))
 	for i, r := range rows {
 		out[i] = catalog.Table{Schema: r.Schema, Name: r.Name}
