@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pglink/pglink/internal/link"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // linkFlags are the flags that say which link a command works on. Each
@@ -31,7 +31,7 @@ func (f *linkFlags) resolve(c *cobra.Command, needSource bool) error {
 	fromEnv(&f.name, "PGLINK_NAME")
 	fromEnv(&f.source, "PGLINK_SOURCE")
 	fromEnv(&f.target, "PGLINK_TARGET")
-	if err := link.ValidateName(f.name); err != nil {
+	if err := state.ValidateName(f.name); err != nil {
 		return usageError{command: commandName(c), err: err}
 	}
 	if needSource && f.source == "" {

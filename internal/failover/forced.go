@@ -10,8 +10,8 @@ import (
 
 	"github.com/pglink/pglink/internal/assess"
 	"github.com/pglink/pglink/internal/change"
-	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // sourceProbeTimeout bounds each attempt to reach the source in a forced
@@ -46,7 +46,7 @@ func forcedPreflight(ctx context.Context, x *execution) (string, error) {
 	// A link left failing_over, or failed_over in the cut, is one whose
 	// failover was interrupted: this process holds the failover lease (see
 	// Run). A forced failover finishes it.
-	if in.Phase == monitor.PhaseFailedOver && in.FailoverStep == link.FailoverStepCut {
+	if in.Phase == monitor.PhaseFailedOver && in.FailoverStep == state.FailoverStepCut {
 		if err := refuseScript(x.ctl.Name, in); err != nil {
 			return "", err
 		}
@@ -66,8 +66,8 @@ func forcedPreflight(ctx context.Context, x *execution) (string, error) {
 		if err := refuseScript(x.ctl.Name, in); err != nil {
 			return "", err
 		}
-		x.res.note("an interrupted %s failover had left the link failing over (%s); this forced failover finishes it", in.FailoverKind, link.FailoverStage(in.FailoverStep))
-		x.opened = link.FailoverOpened(in.FailoverStep) // the target may have taken writes: undo nothing
+		x.res.note("an interrupted %s failover had left the link failing over (%s); this forced failover finishes it", in.FailoverKind, state.FailoverStage(in.FailoverStep))
+		x.opened = state.FailoverOpened(in.FailoverStep) // the target may have taken writes: undo nothing
 	}
 	x.res.AppliedLSN = in.AppliedLSN.String()
 	x.res.AppliedCommitTime = in.AppliedCommitTime

@@ -6,6 +6,7 @@ import (
 
 	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // An interrupted failover is one whose process died (a kill, a crash, a
@@ -42,10 +43,10 @@ func (x *execution) recoverInterrupted(ctx context.Context, in link.Info) (strin
 	if err != nil {
 		return "", fmt.Errorf("an interrupted planned failover left link %s failing over, and the source must answer to undo or finish it (if the source is gone, pglink failover --forced finishes it): %w", x.ctl.Name, err)
 	}
-	if link.FailoverOpened(in.FailoverStep) {
+	if state.FailoverOpened(in.FailoverStep) {
 		x.finishing, x.opened = true, true
 		x.endLSN = in.FailoverLSN
-		if in.FailoverStep == link.FailoverStepCut {
+		if in.FailoverStep == state.FailoverStepCut {
 			return "an interrupted failover had begun to cut the link: finishing it from there", nil
 		}
 		return "an interrupted failover had begun to make the target writable: finishing it from there", nil
@@ -74,7 +75,7 @@ func (x *execution) recoverInterrupted(ctx context.Context, in link.Info) (strin
 // refuseScript refuses to take over a failover run as a script: it may
 // still run (see link.ScriptMark).
 func refuseScript(name string, in link.Info) error {
-	if !link.ByScript(in.FailoverStep) {
+	if !state.ByScript(in.FailoverStep) {
 		return nil
 	}
 	return fmt.Errorf("link %s is failing over by a failover script (pglink failover --script), which may still run: scripts hold no lease, so pglink cannot tell; let it finish, or if it was interrupted run its remaining steps or its undo by hand", name)

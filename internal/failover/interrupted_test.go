@@ -10,6 +10,7 @@ import (
 
 	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // runCrashing runs a failover that dies right after step crash ran,
@@ -204,13 +205,13 @@ func TestScriptFailoverNotTakenOver(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if sc := Script(p); !strings.Contains(sc, "failover_step = 'begin"+link.ScriptMark+"'") {
+		if sc := Script(p); !strings.Contains(sc, "failover_step = 'begin"+state.ScriptMark+"'") {
 			t.Errorf("the %s script does not mark its steps as a script's", kind)
 		}
 	}
 	f := newFixture(t, "scr")
 	f.startLink()
-	if err := execOn(f.target, `SET default_transaction_read_only = off`, `UPDATE pglink.links SET phase = 'failing_over', failover_kind = 'planned', failover_step = 'begin`+link.ScriptMark+`'`); err != nil {
+	if err := execOn(f.target, `SET default_transaction_read_only = off`, `UPDATE pglink.links SET phase = 'failing_over', failover_kind = 'planned', failover_step = 'begin`+state.ScriptMark+`'`); err != nil {
 		t.Fatal(err)
 	}
 	st, err := link.Status(context.Background(), "scr", f.target, f.source)
@@ -226,7 +227,7 @@ func TestScriptFailoverNotTakenOver(t *testing.T) {
 			t.Errorf("a %s failover while a script's runs: %v", kind, err)
 		}
 	}
-	if ph := f.targetString(`SELECT phase || failover_step FROM pglink.links WHERE name = $1`, f.name); ph != "failing_overbegin"+link.ScriptMark {
+	if ph := f.targetString(`SELECT phase || failover_step FROM pglink.links WHERE name = $1`, f.name); ph != "failing_overbegin"+state.ScriptMark {
 		t.Errorf("the refused failovers changed the link: %q", ph)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/validate"
 	"github.com/pglink/pglink/internal/wait"
 )
@@ -75,7 +76,7 @@ func plannedPreflight(ctx context.Context, x *execution) (string, error) {
 		return "", err
 	}
 	recovered := ""
-	if in.Phase == monitor.PhaseFailingOver || in.Phase == monitor.PhaseFailedOver && in.FailoverStep == link.FailoverStepCut {
+	if in.Phase == monitor.PhaseFailingOver || in.Phase == monitor.PhaseFailedOver && in.FailoverStep == state.FailoverStepCut {
 		// This process holds the failover lease (see Run), so the failover
 		// that left this phase has ended without finishing.
 		if recovered, err = x.recoverInterrupted(ctx, in); err != nil || x.finishing {
@@ -169,7 +170,7 @@ func refusePhase(name string, in link.Info, want ...string) error {
 	}
 	switch in.Phase {
 	case monitor.PhaseFailedOver:
-		if in.FailoverStep == link.FailoverStepCut {
+		if in.FailoverStep == state.FailoverStepCut {
 			return fmt.Errorf("link %s has failed over (%s), but its failover was interrupted while it cut the link: run pglink failover --%s again to finish the cut (it drops the source's slot when the source answers), or pglink drop to remove what is left", name, in.FailoverKind, in.FailoverKind)
 		}
 		return fmt.Errorf("link %s has failed over already (%s); there is nothing to fail over", name, in.FailoverKind)
@@ -229,7 +230,7 @@ const sentinelSQL = `SELECT pg_logical_emit_message(true, 'pglink', 'failover ' 
 func catchUpStep(ctx context.Context, x *execution) (string, error) {
 	// The link holds before the source's next transaction: on a quiet
 	// source, an empty one written here.
-	if err := x.ctl.WaitHolding(ctx, x.opts.Timeout, link.Nudger(x.src)); err != nil {
+	if err := x.ctl.WaitHolding(ctx, x.opts.Timeout, state.Nudger(x.src)); err != nil {
 		if herr := x.hereFailed(); herr != nil {
 			err = herr
 		}
@@ -302,7 +303,7 @@ func openStep(ctx context.Context, x *execution) (string, error) {
 	// A failover that finishes an interrupted one keeps the step it found
 	// ("open", or "cut" with the phase failed_over).
 	if !x.finishing {
-		if err := x.ctl.SetFailoverStep(ctx, link.FailoverStepOpen); err != nil {
+		if err := x.ctl.SetFailoverStep(ctx, state.FailoverStepOpen); err != nil {
 			return "", err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/link"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // undoTimeout bounds the undo of a failed plan, which runs even when the
@@ -51,7 +52,7 @@ type execution struct {
 }
 
 func checkOptions(o Options) error {
-	if err := link.ValidateName(o.Name); err != nil {
+	if err := state.ValidateName(o.Name); err != nil {
 		return err
 	}
 	switch o.Kind {
@@ -142,7 +143,7 @@ func Run(ctx context.Context, p *Plan) (*Result, error) {
 	// is finished by the next one. With --cleanup the link's state is
 	// gone already.
 	if !x.opts.Cleanup {
-		if err := ctl.SetFailoverStep(ctx, link.FailoverStepDone); err != nil {
+		if err := ctl.SetFailoverStep(ctx, state.FailoverStepDone); err != nil {
 			x.res.note("the failover is done, but its end could not be recorded (%v): pglink status may call it interrupted, and pglink failover --planned would only drop what is left", err)
 		}
 	}

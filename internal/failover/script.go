@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/pglink/pglink/internal/link"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // Script renders the plan as a bash script that runs the same steps with
@@ -127,7 +128,7 @@ until [ "$(tgt -c "SELECT pause_state FROM pglink.links WHERE name = '$LINK'")" 
 	sleep 0.2
 done
 ok "every source transaction before $END_LSN is on the target"
-`, int(o.Timeout.Seconds()+0.5), o.Timeout, sqlArg(link.NudgeSQL))
+`, int(o.Timeout.Seconds()+0.5), o.Timeout, sqlArg(state.NudgeSQL))
 }
 
 func scriptValidate(o Options) string {
@@ -165,7 +166,7 @@ tgt -c %s
 tgt -c %s
 [ "$(psql "$PGLINK_TARGET" -X -At -c 'SHOW transaction_read_only')" = off ] || die "new sessions on the target are still read-only"
 ok "the target takes writes"
-`, sqlArg(link.UnguardSQL(o.Name)), sqlArg(`DO $d$ BEGIN EXECUTE format('ALTER DATABASE %I RESET default_transaction_read_only', current_database()); END $d$`))
+`, sqlArg(state.UnguardSQL(o.Name)), sqlArg(`DO $d$ BEGIN EXECUTE format('ALTER DATABASE %I RESET default_transaction_read_only', current_database()); END $d$`))
 }
 
 func scriptCut(o Options) string {
@@ -188,7 +189,7 @@ while [ "$(tgt -c %s)" = t ]; do
 	[ "$SECONDS" -lt "$deadline" ] || die "the pglink process of link $LINK did not stop; stop it and run the rest by hand"
 	sleep 0.2
 done
-`, sqlArg(strings.Join(strings.Fields(link.LeaseHeldSQL(o.Name)), " ")))
+`, sqlArg(strings.Join(strings.Fields(state.LeaseHeldSQL(o.Name)), " ")))
 }
 
 // scriptSourceCleanup drops the link's slots on the source, and with

@@ -6,6 +6,7 @@ import (
 
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/link"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // ReleaseSource lifts the fence of a planned failover: the old source
@@ -27,7 +28,7 @@ func ReleaseSource(ctx context.Context, source string) error {
 // refuse writes, and drops the link's replication slots there, which
 // would otherwise keep its WAL forever. It says what it did.
 func FenceSource(ctx context.Context, name, source string) (string, error) {
-	if err := link.ValidateName(name); err != nil {
+	if err := state.ValidateName(name); err != nil {
 		return "", err
 	}
 	src, err := endpoint.Parse(endpoint.Source, source)

@@ -12,6 +12,7 @@ import (
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/validate"
 	"github.com/pglink/pglink/internal/wait"
 )
@@ -25,8 +26,8 @@ type Control struct {
 	Name     string
 	Src, Tgt *endpoint.Endpoint // the target endpoint has pglink's session settings
 	conn     *pgx.Conn          // control session on the target
-	names    Names
-	failover *Lease // the failover lease, once taken
+	names    state.Names
+	failover *state.Lease // the failover lease, once taken
 }
 
 // Info is what a failover needs to know of a link.
@@ -52,7 +53,7 @@ type Info struct {
 
 // OpenControl connects to the target and loads the link.
 func OpenControl(ctx context.Context, name, source, target string) (*Control, error) {
-	if err := ValidateName(name); err != nil {
+	if err := state.ValidateName(name); err != nil {
 		return nil, err
 	}
 	src, tgt, err := parseEndpoints(source, target)
@@ -63,14 +64,14 @@ func OpenControl(ctx context.Context, name, source, target string) (*Control, er
 	if err != nil {
 		return nil, err
 	}
-	c := &Control{Name: name, Src: src, Tgt: tgt, conn: conn, names: NamesFor(name)}
-	exists, err := Exists(ctx, conn)
+	c := &Control{Name: name, Src: src, Tgt: tgt, conn: conn, names: state.NamesFor(name)}
+	exists, err := state.Exists(ctx, conn)
 	if err == nil && !exists {
 		err = fmt.Errorf("target: there is no link %s in database %s (no pglink schema); check --target and --name", name, tgt.Database())
 	}
 	if err == nil {
 		// A target made by an older pglink gets the failover columns.
-		err = Ensure(ctx, conn)
+		err = state.Ensure(ctx, conn)
 	}
 	if err != nil {
 		c.Close(ctx)
@@ -97,8 +98,8 @@ func (c *Control) Conn() *pgx.Conn { return c.conn }
 
 // Info reads the link's state now.
 func (c *Control) Info(ctx context.Context) (Info, error) {
-	row, err := Load(ctx, c.conn, c.Name)
-	if errors.Is(err, ErrNoLink) {
+	row, err := state.Load(ctx, c.conn, c.Name)
+	if errors.Is(err, state.ErrNoLink) {
 		return Info{}, fmt.Errorf("target: there is no link %s in database %s; check --target and --name", c.Name, c.Tgt.Database())
 	}
 	if err != nil {
@@ -108,9 +109,9 @@ func (c *Control) Info(ctx context.Context) (Info, error) {
 		AppliedLSN: row.AppliedLSN, AppliedCommitTime: row.AppliedCommitTime, ServerWALEnd: row.ServerWALEnd,
 		LagSeconds: row.LagSeconds, UpdatedAt: row.UpdatedAt, Slot: c.names.Slot, SyncSlot: c.names.SyncSlot,
 		Publication: c.names.Publication, Origin: c.names.Origin, Trigger: c.names.Trigger,
-		TargetDB: row.TargetDB, SourceDB: row.SourceDB, FailoverKind: Deref(row.FailoverKind),
-		FailoverStep: Deref(row.FailoverStep), PauseState: Deref(row.PauseState), FailoverLSN: row.FailoverLSN}
-	if in.Running, err = LeaseHeld(ctx, c.conn, c.Name); err != nil {
+		TargetDB: row.TargetDB, SourceDB: row.SourceDB, FailoverKind: state.Deref(row.FailoverKind),
+		FailoverStep: state.Deref(row.FailoverStep), PauseState: state.Deref(row.PauseState), FailoverLSN: row.FailoverLSN}
+	if in.Running, err = state.LeaseHeld(ctx, c.conn, c.Name); err != nil {
 		return Info{}, err
 	}
 	return in, nil
@@ -129,7 +130,7 @@ func (c *Control) BeginFailover(ctx context.Context, kind string, from ...string
 		in, _ := c.Info(ctx)
 		return fmt.Errorf("link %s is %s, not %v: it cannot fail over now", c.Name, in.Phase, from)
 	}
-	return AddHistory(ctx, c.conn, c.Name, "failover started", kind)
+	return state.AddHistory(ctx, c.conn, c.Name, "failover started", kind)
 }
 
 // SetFailoverStep records how far a failover got, so an interrupted one
@@ -150,7 +151,7 @@ func (c *Control) AbortFailover(ctx context.Context, reason string) error {
 	if err != nil {
 		return fmt.Errorf("target: return link %s to replicating: %w", c.Name, err)
 	}
-	return AddHistory(ctx, c.conn, c.Name, "failover undone", reason)
+	return state.AddHistory(ctx, c.conn, c.Name, "failover undone", reason)
 }
 
 // FinishFailover marks the link failed over: a process still running it
@@ -163,7 +164,7 @@ func (c *Control) FinishFailover(ctx context.Context, at change.LSN, detail stri
 	if err != nil {
 		return fmt.Errorf("target: mark link %s failed over: %w", c.Name, err)
 	}
-	return AddHistory(ctx, c.conn, c.Name, "failed over", detail)
+	return state.AddHistory(ctx, c.conn, c.Name, "failed over", detail)
 }
 
 // RequestHold asks the running link to commit what it applied and to hold
@@ -171,14 +172,14 @@ func (c *Control) FinishFailover(ctx context.Context, at change.LSN, detail stri
 // failover asks before it writes its end mark, so the link cannot apply
 // the mark before it knows that it must stop there.
 func (c *Control) RequestHold(ctx context.Context) error {
-	return AskPause(ctx, c.conn, c.Name)
+	return state.AskPause(ctx, c.conn, c.Name)
 }
 
 // WaitHolding waits until the link holds after RequestHold, or timeout
 // passes; nudge (may be nil) is called now and then while it waits, to
 // write an empty transaction on the source for the link to stop before.
 func (c *Control) WaitHolding(ctx context.Context, timeout time.Duration, nudge func(context.Context) error) error {
-	return WaitPauseState(ctx, c.conn, c.Name, "holding", timeout, nudge)
+	return state.WaitPauseState(ctx, c.conn, c.Name, "holding", timeout, nudge)
 }
 
 // HoldAt tells the link, which holds after RequestHold, to apply every
@@ -199,12 +200,12 @@ func (c *Control) HoldAt(ctx context.Context, at change.LSN) error {
 // WaitHeld waits until the link holds at the position HoldAt gave, or
 // timeout passes.
 func (c *Control) WaitHeld(ctx context.Context, timeout time.Duration) error {
-	return WaitPauseState(ctx, c.conn, c.Name, "paused", timeout, nil)
+	return state.WaitPauseState(ctx, c.conn, c.Name, "paused", timeout, nil)
 }
 
 // ReleaseHold lets the link go on.
 func (c *Control) ReleaseHold(ctx context.Context) error {
-	return EndPause(ctx, c.conn, c.Name)
+	return state.EndPause(ctx, c.conn, c.Name)
 }
 
 // WaitStopped waits until no process runs the link, then takes its lease
@@ -212,11 +213,11 @@ func (c *Control) ReleaseHold(ctx context.Context) error {
 func (c *Control) WaitStopped(ctx context.Context, timeout time.Duration) (release func(), err error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		l, err := AcquireLease(ctx, c.Tgt, c.Name)
+		l, err := state.AcquireLease(ctx, c.Tgt, c.Name)
 		if err == nil {
 			return func() { l.Release(ctx) }, nil
 		}
-		if !errors.Is(err, ErrLeaseHeld) {
+		if !errors.Is(err, state.ErrLeaseHeld) {
 			return nil, err
 		}
 		if time.Now().After(deadline) {
@@ -230,18 +231,18 @@ func (c *Control) WaitStopped(ctx context.Context, timeout time.Duration) (relea
 
 // Tables lists the link's tables as the target knows them.
 func (c *Control) Tables(ctx context.Context) ([]catalog.Table, error) {
-	rows, err := LoadTables(ctx, c.conn, c.Name)
+	rows, err := state.LoadTables(ctx, c.conn, c.Name)
 	if err != nil {
 		return nil, err
 	}
-	return CatalogTables(rows), nil
+	return state.CatalogTables(rows), nil
 }
 
 // OpenTarget makes the target writable: it removes the link's read-only
 // guard from its tables and the database's read-only default. Tables of
 // other links into the same database keep their own guard.
 func (c *Control) OpenTarget(ctx context.Context) error {
-	return UnguardTables(ctx, c.conn, c.names, false)
+	return state.UnguardTables(ctx, c.conn, c.names, false)
 }
 
 // CloseTarget puts the read-only guard back (to undo OpenTarget).
@@ -250,7 +251,7 @@ func (c *Control) CloseTarget(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = GuardTables(ctx, c.conn, c.names, tables)
+	_, err = state.GuardTables(ctx, c.conn, c.names, tables)
 	return err
 }
 
@@ -280,7 +281,7 @@ func (c *Control) RemoveState(ctx context.Context) error {
 
 // History records an event of the link.
 func (c *Control) History(ctx context.Context, event, detail string) error {
-	return AddHistory(ctx, c.conn, c.Name, event, detail)
+	return state.AddHistory(ctx, c.conn, c.Name, event, detail)
 }
 
 // Run runs the link in this process until ctx ends or the link fails over,
@@ -310,7 +311,7 @@ func (c *Control) CheckSource(ctx context.Context, src *pgx.Conn) error {
 // side in a snapshot of its own: exact only while the source refuses
 // writes and the link holds, as during a failover.
 func (c *Control) Compare(ctx context.Context, src *pgx.Conn, jobs int) (validate.Report, error) {
-	row, err := Load(ctx, c.conn, c.Name)
+	row, err := state.Load(ctx, c.conn, c.Name)
 	if err != nil {
 		return validate.Report{}, err
 	}
@@ -325,7 +326,7 @@ func (c *Control) Compare(ctx context.Context, src *pgx.Conn, jobs int) (validat
 // the sessions that use them; it returns how many it dropped.
 func DropSourceSlots(ctx context.Context, src *pgx.Conn, name string) (int, error) {
 	n := 0
-	for _, slot := range []string{NamesFor(name).Slot, NamesFor(name).SyncSlot} {
+	for _, slot := range []string{state.NamesFor(name).Slot, state.NamesFor(name).SyncSlot} {
 		dropped, err := dropSlot(ctx, src, slot)
 		if err != nil {
 			return n, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pglink/pglink/internal/apply"
 	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // Drop removes what the link made on both sides: slot, publication, origin,
@@ -17,7 +18,7 @@ import (
 // link remains). The target's data stays. It works on a broken or half-made
 // link, and says what it could not remove.
 func Drop(ctx context.Context, name, source, target string, log *slog.Logger) error {
-	if err := ValidateName(name); err != nil {
+	if err := state.ValidateName(name); err != nil {
 		return err
 	}
 	if log == nil {
@@ -28,9 +29,9 @@ func Drop(ctx context.Context, name, source, target string, log *slog.Logger) er
 		return err
 	}
 	var errs []error
-	l, err := AcquireLease(ctx, tgt, name)
+	l, err := state.AcquireLease(ctx, tgt, name)
 	switch {
-	case errors.Is(err, ErrLeaseHeld):
+	case errors.Is(err, state.ErrLeaseHeld):
 		return fmt.Errorf("%w (pglink drop needs the link stopped)", err)
 	case err != nil:
 		// The target cannot be reached (or its database was never made):
@@ -59,7 +60,7 @@ func dropSourceSide(ctx context.Context, src *endpoint.Endpoint, name string, lo
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	names := NamesFor(name)
+	names := state.NamesFor(name)
 	for _, slot := range []string{names.Slot, names.SyncSlot} {
 		dropped, err := dropSlot(ctx, conn, slot)
 		if err != nil {
@@ -98,20 +99,20 @@ func dropTargetSide(ctx context.Context, tgt *endpoint.Endpoint, name string, lo
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := apply.DropOrigin(ctx, conn, NamesFor(name).Origin, NamesFor(name).Origin2); err != nil {
+	if err := apply.DropOrigin(ctx, conn, state.NamesFor(name).Origin, state.NamesFor(name).Origin2); err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
 	if err := removeLinkState(ctx, conn, name); err != nil {
 		return err
 	}
-	log.Info("removed the link from the target", "origins", NamesFor(name).Origin+", "+NamesFor(name).Origin2)
+	log.Info("removed the link from the target", "origins", state.NamesFor(name).Origin+", "+state.NamesFor(name).Origin2)
 	return nil
 }
 
 // removeLinkState removes the link's guard and rows from the target, and
 // the pglink schema when no other link is left in it.
 func removeLinkState(ctx context.Context, conn *pgx.Conn, name string) error {
-	exists, err := Exists(ctx, conn)
+	exists, err := state.Exists(ctx, conn)
 	if err != nil || !exists {
 		return err
 	}
@@ -119,7 +120,7 @@ func removeLinkState(ctx context.Context, conn *pgx.Conn, name string) error {
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pglink.links WHERE name <> $1`, name).Scan(&others); err != nil {
 		return fmt.Errorf("target: count links: %w", err)
 	}
-	if err := UnguardTables(ctx, conn, NamesFor(name), others > 0); err != nil {
+	if err := state.UnguardTables(ctx, conn, state.NamesFor(name), others > 0); err != nil {
 		return err
 	}
 	sql := `DELETE FROM pglink.links WHERE name = $1`

@@ -14,6 +14,7 @@ import (
 	"github.com/pglink/pglink/internal/compare"
 	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // testLink is a link run in the test process, stopped by stop().
@@ -124,13 +125,13 @@ func waitPhase(t *testing.T, l *testLink, phase string, timeout time.Duration) {
 func waitCaughtUp(t *testing.T, l *testLink, src *pgtest.Cluster, srcDB string, timeout time.Duration) {
 	t.Helper()
 	lsn := src.QueryString(srcDB, "pg_current_wal_insert_lsn()")
-	target := ParseLSN(&lsn)
+	target := state.ParseLSN(&lsn)
 	waitFor(t, "target to apply up to "+lsn, timeout, l, func() (bool, error) {
 		st, err := Status(context.Background(), l.cfg.Name, l.cfg.Target, "")
 		if err != nil || st.AppliedLSN == "" {
 			return false, nil
 		}
-		return ParseLSN(&st.AppliedLSN) >= target, nil
+		return state.ParseLSN(&st.AppliedLSN) >= target, nil
 	})
 }
 

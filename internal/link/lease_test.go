@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // TestLeaseKeptThroughTargetLoss restarts the target, and then ends the
@@ -89,7 +90,7 @@ func refuseSecond(t *testing.T, cfg Config, l *testLink) {
 	for {
 		select {
 		case err := <-done:
-			if !errors.Is(err, ErrLeaseHeld) {
+			if !errors.Is(err, state.ErrLeaseHeld) {
 				t.Fatalf("second start of the link: %v, want it refused for the lease", err)
 			}
 			waitRunning(t, l, time.Second)

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/quote"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // matViewsSQL lists the materialized views in the schemas of link $1's
@@ -103,7 +104,7 @@ func (r *runner) refreshMatViews(ctx context.Context) {
 	} else {
 		r.log.Info("materialized views refreshed", "views", len(done), "elapsed", elapsed)
 	}
-	if err := AddHistory(ctx, conn, r.cfg.Name, "matviews_refreshed", detail); err != nil && ctx.Err() == nil {
+	if err := state.AddHistory(ctx, conn, r.cfg.Name, "matviews_refreshed", detail); err != nil && ctx.Err() == nil {
 		r.log.Warn("could not record the refresh of the materialized views", "error", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // TestTwoLinksOneTarget runs two links from two databases of one source
@@ -52,7 +53,7 @@ func TestIdleSourceSlotAdvances(t *testing.T) {
 	after := src.QueryString("busy", "pg_current_wal_insert_lsn()")
 	waitFor(t, "the idle slot to pass "+after, 30*time.Second, l, func() (bool, error) {
 		got := src.QueryString("quiet", "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'pglink_quiet'")
-		return got != "NULL" && ParseLSN(&got) >= ParseLSN(&after), nil
+		return got != "NULL" && state.ParseLSN(&got) >= state.ParseLSN(&after), nil
 	})
 	st := linkStatus(t, "quiet", dst.URL("quiet"), src.URL("quiet"))
 	if st.LagSeconds == nil || *st.LagSeconds > 5 {

@@ -17,6 +17,7 @@ import (
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/quote"
+	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/stream"
 	"github.com/pglink/pglink/internal/wait"
 )
@@ -54,11 +55,11 @@ func (r *runner) replicate(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, ErrFailedOver) || errors.Is(err, ErrLinkGone) {
+		if errors.Is(err, state.ErrFailedOver) || errors.Is(err, state.ErrLinkGone) {
 			r.log.Info("the link has ended; this process stops", "reason", err)
 			return nil
 		}
-		if errors.Is(err, ErrLeaseTaken) {
+		if errors.Is(err, state.ErrLeaseTaken) {
 			return err
 		}
 		if lost := r.slotLost(ctx); lost != nil {
@@ -77,7 +78,7 @@ func (r *runner) replicate(ctx context.Context) error {
 		if !r.alive(ctx, r.tgtConn, endpoint.Target) {
 			r.reconnectControlOrLog(ctx)
 		}
-		if !endpoint.IsConnectionLost(err) && !errors.Is(err, ErrLeaseLost) {
+		if !endpoint.IsConnectionLost(err) && !errors.Is(err, state.ErrLeaseLost) {
 			r.markBroken(ctx, err)
 		} else {
 			r.recordError(ctx, err)
@@ -86,7 +87,7 @@ func (r *runner) replicate(ctx context.Context) error {
 			r.forgetSourcePosition(ctx)
 		}
 		if err := r.sleepUnlessEnded(ctx, delay); err != nil {
-			if errors.Is(err, ErrFailedOver) || errors.Is(err, ErrLinkGone) {
+			if errors.Is(err, state.ErrFailedOver) || errors.Is(err, state.ErrLinkGone) {
 				r.log.Info("the link has ended; this process stops", "reason", err)
 			}
 			return nil
@@ -112,7 +113,7 @@ func (r *runner) forgetSourcePosition(ctx context.Context) {
 	if r.tgtConn == nil || r.tgtConn.IsClosed() {
 		return
 	}
-	err := ControlQuery(ctx, endpoint.Target, "the record of the lost source", func(ctx context.Context) error {
+	err := state.ControlQuery(ctx, endpoint.Target, "the record of the lost source", func(ctx context.Context) error {
 		_, err := r.tgtConn.Exec(ctx, `UPDATE pglink.links SET lag_seconds = NULL WHERE name = $1`, r.cfg.Name)
 		return err
 	})
@@ -145,8 +146,8 @@ func (r *runner) markBroken(ctx context.Context, err error) {
 	if r.tgtConn == nil || r.tgtConn.IsClosed() {
 		return
 	}
-	perr := ControlQuery(ctx, endpoint.Target, "the record of the broken phase", func(ctx context.Context) error {
-		return SetPhase(ctx, r.tgtConn, r.cfg.Name, monitor.PhaseBroken)
+	perr := state.ControlQuery(ctx, endpoint.Target, "the record of the broken phase", func(ctx context.Context) error {
+		return state.SetPhase(ctx, r.tgtConn, r.cfg.Name, monitor.PhaseBroken)
 	})
 	if perr != nil {
 		r.log.Warn("could not record the broken phase", "error", perr)
@@ -198,7 +199,7 @@ func (r *runner) alive(ctx context.Context, conn *pgx.Conn, side endpoint.Side) 
 
 // syncPositions returns the per-table positions the seeding copied at.
 func (r *runner) syncPositions(ctx context.Context) (map[string]change.LSN, error) {
-	rows, err := LoadTables(ctx, r.tgtConn, r.cfg.Name)
+	rows, err := state.LoadTables(ctx, r.tgtConn, r.cfg.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +275,7 @@ func (r *runner) streamSession(ctx context.Context) error {
 		Conn: sourceStreamConfig(r.src), Slot: r.names.Slot, Publication: r.names.Publication,
 		StartLSN: start, SpoolDir: spoolDir, StatusInterval: statusInterval, Logger: r.log,
 	})
-	pause := NewPauser(r.tgt, r.cfg.Name)
+	pause := state.NewPauser(r.tgt, r.cfg.Name)
 	applier := apply.New(apply.Options{
 		Conn: applyConn, Origin: r.names.Origin, Second: second, SecondOrigin: r.names.Origin2,
 		Logger: r.log, OnApplied: streamer.SetApplied, Gate: pause,
@@ -342,13 +343,13 @@ func (r *runner) heartbeat(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		var at string
-		err := ControlQuery(ctx, endpoint.Source, "the heartbeat", func(ctx context.Context) error {
+		err := state.ControlQuery(ctx, endpoint.Source, "the heartbeat", func(ctx context.Context) error {
 			return conn.QueryRow(ctx, `SELECT pg_logical_emit_message(true, $1, $2)::text`, heartbeatPrefix, r.cfg.Name).Scan(&at)
 		})
 		if err != nil {
 			return fmt.Errorf("source: write heartbeat: %w", err)
 		}
-		r.heartbeatLSN.Store(uint64(ParseLSN(&at)))
+		r.heartbeatLSN.Store(uint64(state.ParseLSN(&at)))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -379,7 +380,7 @@ func (r *runner) report(ctx context.Context, s *stream.Streamer, a *apply.Applie
 		st, ss, now := a.Stats(), s.Stats(), time.Now()
 		secs := now.Sub(prevAt).Seconds()
 		lag := lagSeconds(st, ss, now)
-		err := ControlQuery(ctx, endpoint.Target, "the status report", func(ctx context.Context) error {
+		err := state.ControlQuery(ctx, endpoint.Target, "the status report", func(ctx context.Context) error {
 			_, err := conn.Exec(ctx, `UPDATE pglink.links SET lag_seconds = $2, txn_per_sec = $3, changes_per_sec = $4,
 			server_wal_end = coalesce(nullif($5, '0/0')::pg_lsn, server_wal_end), updated_at = now() WHERE name = $1`, r.cfg.Name, lag,
 				float64(st.Txns-prev.Txns)/secs, float64(st.Changes-prev.Changes)/secs, ss.ServerWALEnd.String())
@@ -400,7 +401,7 @@ func (r *runner) report(ctx context.Context, s *stream.Streamer, a *apply.Applie
 }
 
 func (r *runner) markHealthy(ctx context.Context, conn *pgx.Conn) error {
-	err := ControlQuery(ctx, endpoint.Target, "the record of a healthy link", func(ctx context.Context) error {
+	err := state.ControlQuery(ctx, endpoint.Target, "the record of a healthy link", func(ctx context.Context) error {
 		_, err := conn.Exec(ctx, `UPDATE pglink.links SET phase = 'replicating', last_error = NULL, remedy = NULL
 		WHERE name = $1 AND phase IN ('replicating', 'broken')`, r.cfg.Name)
 		return err
@@ -429,16 +430,16 @@ func lagSeconds(a apply.Stats, s stream.Stats, now time.Time) float64 {
 func (r *runner) ended(ctx context.Context) error {
 	var phase string
 	var kind *string
-	err := ControlQuery(ctx, endpoint.Target, "the read of the link's phase", func(ctx context.Context) error {
+	err := state.ControlQuery(ctx, endpoint.Target, "the read of the link's phase", func(ctx context.Context) error {
 		return r.tgtConn.QueryRow(ctx, `SELECT phase, failover_kind FROM pglink.links WHERE name = $1`, r.cfg.Name).Scan(&phase, &kind)
 	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return ErrLinkGone
+		return state.ErrLinkGone
 	case err != nil:
 		return fmt.Errorf("target: read link %s: %w", r.cfg.Name, err)
-	case phase == monitor.PhaseFailedOver, phase == monitor.PhaseFailingOver && Deref(kind) == "forced":
-		return ErrFailedOver
+	case phase == monitor.PhaseFailedOver, phase == monitor.PhaseFailingOver && state.Deref(kind) == "forced":
+		return state.ErrFailedOver
 	}
 	return nil
 }
@@ -450,7 +451,7 @@ func (r *runner) sleepUnlessEnded(ctx context.Context, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for {
 		if r.tgtConn != nil && !r.tgtConn.IsClosed() {
-			if err := r.ended(ctx); errors.Is(err, ErrFailedOver) || errors.Is(err, ErrLinkGone) {
+			if err := r.ended(ctx); errors.Is(err, state.ErrFailedOver) || errors.Is(err, state.ErrLinkGone) {
 				return err
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/wait"
 )
 
@@ -22,11 +23,11 @@ import (
 type runner struct {
 	cfg      Config
 	src, tgt *endpoint.Endpoint
-	names    Names
+	names    state.Names
 	log      *slog.Logger
 	srcConn  *pgx.Conn // control session on the source
 	tgtConn  *pgx.Conn // control session on the target (pglink settings)
-	row      *Link
+	row      *state.Link
 	// createdDB is set when this process created the target database, so
 	// a failed creation of the link removes it again.
 	createdDB bool
@@ -45,13 +46,13 @@ type runner struct {
 	stale []targetSession
 	// lease is the link's lease, kept while the process runs: seeding and
 	// streaming are bound to it (see lease.bind).
-	lease *Lease
+	lease *state.Lease
 	// srcID is the source database's identity, recorded with the link.
 	srcID catalog.Identity
 }
 
 func newRunner(cfg Config) (*runner, error) {
-	if err := ValidateName(cfg.Name); err != nil {
+	if err := state.ValidateName(cfg.Name); err != nil {
 		return nil, err
 	}
 	if cfg.Schema == "" {
@@ -70,7 +71,7 @@ func newRunner(cfg Config) (*runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &runner{cfg: cfg, src: src, tgt: tgt, names: NamesFor(cfg.Name),
+	return &runner{cfg: cfg, src: src, tgt: tgt, names: state.NamesFor(cfg.Name),
 		log: cfg.Logger.With("link", cfg.Name)}, nil
 }
 
@@ -103,10 +104,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if r.srcID, err = sourceIdentity(ctx, r.srcConn, r.tgtConn, r.src, r.tgt); err != nil {
 		return err
 	}
-	if err := Ensure(ctx, r.tgtConn); err != nil {
+	if err := state.Ensure(ctx, r.tgtConn); err != nil {
 		return err
 	}
-	l, err := AcquireLease(ctx, r.tgt, cfg.Name)
+	l, err := state.AcquireLease(ctx, r.tgt, cfg.Name)
 	if err != nil {
 		return err
 	}
@@ -159,11 +160,11 @@ func (r *runner) seedWithRetry(ctx context.Context) error {
 	delay := time.Duration(0)
 	for {
 		err := r.seedBound(ctx)
-		if err == nil || ctx.Err() != nil || errors.Is(err, ErrLeaseTaken) {
+		if err == nil || ctx.Err() != nil || errors.Is(err, state.ErrLeaseTaken) {
 			return err
 		}
-		lost := errors.Is(err, ErrLeaseLost)
-		if r.isNew && r.row.SeedStep == StepSchema && !lost {
+		lost := errors.Is(err, state.ErrLeaseLost)
+		if r.isNew && r.row.SeedStep == state.StepSchema && !lost {
 			r.undoCreate(ctx)
 			return fmt.Errorf("%w\nNothing was left behind: the new link was removed again", err)
 		}
@@ -195,12 +196,12 @@ func (r *runner) seedBound(ctx context.Context) error {
 // of that name. A new link that fails before it exists in full is removed
 // again, so bad input leaves nothing behind.
 func (r *runner) createOrResume(ctx context.Context) error {
-	row, err := Load(ctx, r.tgtConn, r.cfg.Name)
+	row, err := state.Load(ctx, r.tgtConn, r.cfg.Name)
 	if err == nil {
 		r.row = row
 		return r.resume(ctx)
 	}
-	if !errors.Is(err, ErrNoLink) {
+	if !errors.Is(err, state.ErrNoLink) {
 		return err
 	}
 	if err := r.create(ctx); err != nil {
@@ -208,7 +209,7 @@ func (r *runner) createOrResume(ctx context.Context) error {
 		return err
 	}
 	r.isNew = true
-	r.row, err = Load(ctx, r.tgtConn, r.cfg.Name)
+	r.row, err = state.Load(ctx, r.tgtConn, r.cfg.Name)
 	return err
 }
 
@@ -218,7 +219,7 @@ func (r *runner) resume(ctx context.Context) error {
 	}
 	if r.srcID.Key() != r.row.SourceSystem {
 		// Recorded by an older pglink: the server's identity joins it.
-		if err := RecordSourceSystem(ctx, r.tgtConn, r.cfg.Name, r.srcID.Key()); err != nil {
+		if err := state.RecordSourceSystem(ctx, r.tgtConn, r.cfg.Name, r.srcID.Key()); err != nil {
 			return err
 		}
 	}
@@ -353,8 +354,8 @@ func (r *runner) recordError(ctx context.Context, err error) {
 	if err == nil || ctx.Err() != nil {
 		return
 	}
-	rerr := ControlQuery(context.WithoutCancel(ctx), endpoint.Target, "the record of an error", func(ctx context.Context) error {
-		return SetError(ctx, r.tgtConn, r.cfg.Name, err.Error(), remedyFor(err))
+	rerr := state.ControlQuery(context.WithoutCancel(ctx), endpoint.Target, "the record of an error", func(ctx context.Context) error {
+		return state.SetError(ctx, r.tgtConn, r.cfg.Name, err.Error(), remedyFor(err))
 	})
 	if rerr != nil {
 		r.log.Warn("could not record the error in the target", "error", rerr)

@@ -14,6 +14,7 @@ import (
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/seed"
+	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/stream"
 )
 
@@ -24,24 +25,24 @@ func (r *runner) seed(ctx context.Context) error {
 	for {
 		var err error
 		switch r.row.SeedStep {
-		case StepSchema:
+		case state.StepSchema:
 			err = r.seedSchema(ctx)
-		case StepCopy:
+		case state.StepCopy:
 			err = r.seedData(ctx)
-		case StepPost:
+		case state.StepPost:
 			err = r.seedPostData(ctx)
-		case StepDone:
+		case state.StepDone:
 			if err := r.carrySettings(ctx); err != nil {
 				return err
 			}
 			if err := r.guard(ctx); err != nil {
 				return err
 			}
-			if err := SetPhase(ctx, r.tgtConn, r.cfg.Name, monitor.PhaseReplicating); err != nil {
+			if err := state.SetPhase(ctx, r.tgtConn, r.cfg.Name, monitor.PhaseReplicating); err != nil {
 				return err
 			}
 			r.log.Info("seeding done; replicating")
-			return AddHistory(ctx, r.tgtConn, r.cfg.Name, "seeded", "")
+			return state.AddHistory(ctx, r.tgtConn, r.cfg.Name, "seeded", "")
 		default:
 			return fmt.Errorf("link %s has an unknown seeding step %q", r.cfg.Name, r.row.SeedStep)
 		}
@@ -52,7 +53,7 @@ func (r *runner) seed(ctx context.Context) error {
 }
 
 func (r *runner) advance(ctx context.Context, step string) error {
-	if err := SetSeedStep(ctx, r.tgtConn, r.cfg.Name, step); err != nil {
+	if err := state.SetSeedStep(ctx, r.tgtConn, r.cfg.Name, step); err != nil {
 		return err
 	}
 	r.row.SeedStep = step
@@ -79,7 +80,7 @@ func (r *runner) seedSchema(ctx context.Context) error {
 	if err := r.guard(ctx); err != nil {
 		return err
 	}
-	return r.advance(ctx, StepCopy)
+	return r.advance(ctx, state.StepCopy)
 }
 
 // preDataDone reports whether an earlier process applied the pre-data
@@ -101,14 +102,14 @@ func (r *runner) reportRoles(ctx context.Context, rep seed.Report) {
 	}
 	msg := "roles missing on the target; their owners and grants were not copied: " + strings.Join(rep.MissingRoles, ", ")
 	r.log.Warn(msg)
-	if err := AddHistory(ctx, r.tgtConn, r.cfg.Name, "missing_roles", msg); err != nil {
+	if err := state.AddHistory(ctx, r.tgtConn, r.cfg.Name, "missing_roles", msg); err != nil {
 		r.log.Warn("could not record missing roles", "error", err)
 	}
 }
 
 // guard makes the link's target tables read-only for everyone but pglink.
 func (r *runner) guard(ctx context.Context) error {
-	ddl, err := GuardTables(ctx, r.tgtConn, r.names, r.tables)
+	ddl, err := state.GuardTables(ctx, r.tgtConn, r.names, r.tables)
 	if err != nil {
 		return err
 	}
@@ -128,7 +129,7 @@ func (r *runner) seedPostData(ctx context.Context) error {
 		}
 		r.reportRoles(ctx, rep)
 	}
-	return r.advance(ctx, StepDone)
+	return r.advance(ctx, state.StepDone)
 }
 
 // seedData copies every table not yet copied. The first time, the copy
@@ -140,7 +141,7 @@ func (r *runner) seedData(ctx context.Context) error {
 	if err := r.endStaleSeeding(ctx); err != nil {
 		return err
 	}
-	rows, err := LoadTables(ctx, r.tgtConn, r.cfg.Name)
+	rows, err := state.LoadTables(ctx, r.tgtConn, r.cfg.Name)
 	if err != nil {
 		return err
 	}
@@ -153,12 +154,12 @@ func (r *runner) seedData(ctx context.Context) error {
 			return err
 		}
 	}
-	return r.advance(ctx, StepPost)
+	return r.advance(ctx, state.StepPost)
 }
 
 // tablesToCopy returns the link's tables not copied yet, emptied on the
 // target (a killed copy may have committed some of a table's ranges).
-func (r *runner) tablesToCopy(ctx context.Context, rows []Table) ([]catalog.Table, error) {
+func (r *runner) tablesToCopy(ctx context.Context, rows []state.Table) ([]catalog.Table, error) {
 	byKey := map[string]catalog.Table{}
 	for _, t := range r.tables {
 		byKey[t.Key()] = t
@@ -204,7 +205,7 @@ func (r *runner) copyTables(ctx context.Context, todo []catalog.Table) error {
 	prog := newProgressWriter(r.tgtConn.Config(), r.cfg.Name, r.cfg.Progress)
 	defer prog.close(ctx)
 	for _, t := range todo {
-		if err := MarkTable(ctx, r.tgtConn, r.cfg.Name, Table{Schema: t.Schema, Name: t.Name, State: monitor.TableCopying}); err != nil {
+		if err := state.MarkTable(ctx, r.tgtConn, r.cfg.Name, state.Table{Schema: t.Schema, Name: t.Name, State: monitor.TableCopying}); err != nil {
 			return err
 		}
 	}
@@ -233,7 +234,7 @@ func (r *runner) exportSnapshot(ctx context.Context, conn *pgconn.PgConn, slotEx
 		if err != nil {
 			return info, fmt.Errorf("source: create replication slot %s: %w", r.names.Slot, err)
 		}
-		return info, AddHistory(ctx, r.tgtConn, r.cfg.Name, "slot_created", info.ConsistentPoint.String())
+		return info, state.AddHistory(ctx, r.tgtConn, r.cfg.Name, "slot_created", info.ConsistentPoint.String())
 	}
 	info, err := stream.CreateSlot(ctx, conn, r.names.SyncSlot, true, true)
 	if err != nil {
@@ -243,7 +244,7 @@ func (r *runner) exportSnapshot(ctx context.Context, conn *pgconn.PgConn, slotEx
 }
 
 func (r *runner) tableCopied(ctx context.Context, t catalog.Table, rows, bytes int64, at change.LSN) error {
-	row := Table{Schema: t.Schema, Name: t.Name, State: monitor.TableCopied, Rows: rows, Bytes: bytes, SyncLSN: at}
+	row := state.Table{Schema: t.Schema, Name: t.Name, State: monitor.TableCopied, Rows: rows, Bytes: bytes, SyncLSN: at}
 	// The job callbacks run concurrently; the control session is not
 	// safe for that, so each record gets its own short session.
 	conn, err := pgx.ConnectConfig(ctx, r.tgt.Config.Copy())
@@ -251,7 +252,7 @@ func (r *runner) tableCopied(ctx context.Context, t catalog.Table, rows, bytes i
 		return r.tgt.Explain(err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := MarkTable(ctx, conn, r.cfg.Name, row); err != nil {
+	if err := state.MarkTable(ctx, conn, r.cfg.Name, row); err != nil {
 		return err
 	}
 	r.log.Info("table copied", "table", t.Key(), "rows", rows, "bytes", bytes)

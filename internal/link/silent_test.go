@@ -12,6 +12,7 @@ import (
 
 	"github.com/pglink/pglink/internal/pgtest"
 	"github.com/pglink/pglink/internal/quote"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // silentWST is the source's wal_sender_timeout in the tests of silent
@@ -21,9 +22,9 @@ const silentWST = 5 * time.Second
 // shortControlTimeout makes the control queries give up sooner, as a
 // target has no wal_sender_timeout to go by.
 func shortControlTimeout(t *testing.T) {
-	old := ControlTimeout
-	ControlTimeout = 4 * time.Second
-	t.Cleanup(func() { ControlTimeout = old })
+	old := state.ControlTimeout
+	state.ControlTimeout = 4 * time.Second
+	t.Cleanup(func() { state.ControlTimeout = old })
 }
 
 // logBuffer keeps a link's log for the test to read, and shows it too.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // lsnWriter commits small transactions on the source, as writer does, and
@@ -46,7 +47,7 @@ func (w *lsnWriter) run(ctx context.Context, url string) error {
 			return err
 		}
 		w.mu.Lock()
-		w.done = append(w.done, committedAt{i, ParseLSN(&after)})
+		w.done = append(w.done, committedAt{i, state.ParseLSN(&after)})
 		w.mu.Unlock()
 		time.Sleep(2 * time.Millisecond) // a steady rate, so the link stays caught up
 	}
@@ -92,7 +93,7 @@ func TestSlotFollowsTheTarget(t *testing.T) {
 			WHERE slot_name = 'pglink_follow'`).Scan(&text); err != nil {
 			t.Fatal(err)
 		}
-		confirmed := ParseLSN(&text)
+		confirmed := state.ParseLSN(&text)
 		sent := w.committed()
 		onTarget := map[int64]bool{}
 		rows, err := dstConn.Query(context.Background(), `SELECT id FROM bank.ledger`)
@@ -161,7 +162,7 @@ func TestSlotFollowsTheTarget(t *testing.T) {
 		if err := dstConn.QueryRow(context.Background(), `SELECT max(pg_replication_origin_progress(roname, true))::text FROM pg_replication_origin WHERE roname IN ('pglink_follow', 'pglink_follow.2')`).Scan(&text); err != nil {
 			t.Fatal(err)
 		}
-		return ParseLSN(&text)
+		return state.ParseLSN(&text)
 	}
 	heldAt, originHeld := slotBehindTarget(), originAt()
 	writesPast(len(w.committed()) + 200)
@@ -236,7 +237,7 @@ func TestFirstSessionConfirmsNothingUnapplied(t *testing.T) {
 	})
 	waitPhase(t, l, "replicating", 2*time.Minute)
 	confirmed := func() change.LSN {
-		return ParseLSN(ptr(src.QueryString("bank", `SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'pglink_first'`)))
+		return state.ParseLSN(ptr(src.QueryString("bank", `SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'pglink_first'`)))
 	}
 	made := confirmed()
 
@@ -247,7 +248,7 @@ func TestFirstSessionConfirmsNothingUnapplied(t *testing.T) {
 	waitFor(t, "the stream to receive the writes", time.Minute, l, func() (bool, error) {
 		w := src.QueryString("bank", `SELECT coalesce(write_lsn::text, '0/0') FROM pg_stat_replication
 			WHERE pid = (SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'pglink_first')`)
-		return ParseLSN(&w) >= ParseLSN(&written), nil
+		return state.ParseLSN(&w) >= state.ParseLSN(&written), nil
 	})
 	time.Sleep(10 * statusInterval)
 	if got := confirmed(); got != made {

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // slotLost returns the error that ends a link whose replication slot the
@@ -19,7 +20,7 @@ func (r *runner) slotLost(ctx context.Context) error {
 		return nil
 	}
 	var status string
-	err := ControlQuery(ctx, endpoint.Source, "the slot's state", func(ctx context.Context) (err error) {
+	err := state.ControlQuery(ctx, endpoint.Source, "the slot's state", func(ctx context.Context) (err error) {
 		status, err = slotWALStatus(ctx, r.srcConn, r.names.Slot)
 		return err
 	})

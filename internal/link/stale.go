@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/wait"
 )
 
@@ -24,7 +25,7 @@ type targetSession struct {
 // session, to end it at the next one's start if it is still there.
 func (r *runner) noteSession(ctx context.Context, conn *pgx.Conn) {
 	var start time.Time
-	err := ControlQuery(ctx, endpoint.Target, "the read of a session's start", func(ctx context.Context) error {
+	err := state.ControlQuery(ctx, endpoint.Target, "the read of a session's start", func(ctx context.Context) error {
 		return conn.QueryRow(ctx, `SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()`).Scan(&start)
 	})
 	if err != nil {
@@ -46,7 +47,7 @@ func (r *runner) endStaleSessions(ctx context.Context) error {
 	}
 	for _, s := range r.stale {
 		var left bool
-		err := ControlQuery(ctx, endpoint.Target, "the end of an earlier apply session", func(ctx context.Context) error {
+		err := state.ControlQuery(ctx, endpoint.Target, "the end of an earlier apply session", func(ctx context.Context) error {
 			return r.tgtConn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) > 0 FROM pg_stat_activity
 				WHERE pid = $1 AND backend_start = $2`, int64(s.pid), s.start).Scan(&left)
 		})
@@ -67,10 +68,10 @@ func (r *runner) endStaleSessions(ctx context.Context) error {
 // waitSessionGone waits until a terminated session has exited and let go
 // of its origin.
 func (r *runner) waitSessionGone(ctx context.Context, s targetSession) error {
-	deadline := time.Now().Add(ControlTimeout)
+	deadline := time.Now().Add(state.ControlTimeout)
 	for time.Now().Before(deadline) {
 		var there bool
-		err := ControlQuery(ctx, endpoint.Target, "the wait for an earlier apply session's end", func(ctx context.Context) error {
+		err := state.ControlQuery(ctx, endpoint.Target, "the wait for an earlier apply session's end", func(ctx context.Context) error {
 			return r.tgtConn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2)`,
 				int64(s.pid), s.start).Scan(&there)
 		})
@@ -86,7 +87,7 @@ func (r *runner) waitSessionGone(ctx context.Context, s targetSession) error {
 
 // onSide makes err name side when it names none.
 func onSide(side endpoint.Side, err error) error {
-	if err == nil || sideOf(err) != "" || errors.Is(err, context.Canceled) || errors.Is(err, ErrFailedOver) || errors.Is(err, ErrLinkGone) {
+	if err == nil || sideOf(err) != "" || errors.Is(err, context.Canceled) || errors.Is(err, state.ErrFailedOver) || errors.Is(err, state.ErrLinkGone) {
 		return err
 	}
 	return fmt.Errorf("%s: %w", side, err)
@@ -122,7 +123,7 @@ func (r *runner) endStaleSeeding(ctx context.Context) error {
 			args = []any{r.names.Slot, r.names.SyncSlot}
 		}
 		var ended int
-		err := ControlQuery(ctx, s.side, "the end of an earlier seeding's sessions", func(ctx context.Context) error {
+		err := state.ControlQuery(ctx, s.side, "the end of an earlier seeding's sessions", func(ctx context.Context) error {
 			return s.conn.QueryRow(ctx, s.sql, args...).Scan(&ended)
 		})
 		if err != nil {
@@ -138,10 +139,10 @@ func (r *runner) endStaleSeeding(ctx context.Context) error {
 // waitSyncSlotFree waits until no session holds the link's slots and the
 // temporary slot of an ended session is gone, for a new one of its name.
 func (r *runner) waitSyncSlotFree(ctx context.Context) error {
-	deadline := time.Now().Add(ControlTimeout)
+	deadline := time.Now().Add(state.ControlTimeout)
 	for {
 		var busy bool
-		err := ControlQuery(ctx, endpoint.Source, "the wait for the link's slots", func(ctx context.Context) error {
+		err := state.ControlQuery(ctx, endpoint.Source, "the wait for the link's slots", func(ctx context.Context) error {
 			return r.srcConn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots
 				WHERE slot_name = $1 AND active_pid IS NOT NULL OR slot_name = $2)`, r.names.Slot, r.names.SyncSlot).Scan(&busy)
 		})
@@ -149,7 +150,7 @@ func (r *runner) waitSyncSlotFree(ctx context.Context) error {
 			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("source: the replication slots of link %s are still held by an earlier seeding's session %s after it was ended", r.cfg.Name, ControlTimeout)
+			return fmt.Errorf("source: the replication slots of link %s are still held by an earlier seeding's session %s after it was ended", r.cfg.Name, state.ControlTimeout)
 		}
 		if err := wait.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // Status reads a link's status from the target, and from the source when
@@ -22,7 +23,7 @@ import (
 // source that does not answer within statusSourceWait is left out with a
 // warning.
 func Status(ctx context.Context, name, target, source string) (*monitor.Status, error) {
-	if err := ValidateName(name); err != nil {
+	if err := state.ValidateName(name); err != nil {
 		return nil, err
 	}
 	tgt, err := endpoint.Parse(endpoint.Target, target)
@@ -39,7 +40,7 @@ func Status(ctx context.Context, name, target, source string) (*monitor.Status, 
 	if src != nil {
 		sctx, cancel := context.WithTimeout(ctx, statusSourceWait)
 		defer cancel()
-		go func() { srcDone <- readSourceState(sctx, src, NamesFor(name).Slot) }()
+		go func() { srcDone <- readSourceState(sctx, src, state.NamesFor(name).Slot) }()
 	}
 	conn, err := statusEndpoint(tgt).Connect(ctx)
 	if err != nil {
@@ -74,16 +75,16 @@ func statusEndpoint(ep *endpoint.Endpoint) *endpoint.Endpoint {
 	return ep
 }
 
-func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.Status, *Link, error) {
-	exists, err := Exists(ctx, conn)
+func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.Status, *state.Link, error) {
+	exists, err := state.Exists(ctx, conn)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !exists {
 		return nil, nil, fmt.Errorf("target: there is no link %s in database %s (no pglink schema); check --target and --name", name, conn.Config().Database)
 	}
-	row, err := Load(ctx, conn, name)
-	if errors.Is(err, ErrNoLink) {
+	row, err := state.Load(ctx, conn, name)
+	if errors.Is(err, state.ErrNoLink) {
 		return nil, nil, fmt.Errorf("target: there is no link %s in database %s; check --target and --name", name, conn.Config().Database)
 	}
 	if lockNotAvailable(err) {
@@ -94,42 +95,42 @@ func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.St
 		return nil, nil, err
 	}
 	var warnings []string
-	tables, err := LoadTables(ctx, conn, name)
+	tables, err := state.LoadTables(ctx, conn, name)
 	if lockNotAvailable(err) {
 		warnings = append(warnings, "target: another session locks pglink.tables: the tables' seeding progress is left out; try again")
 	} else if err != nil {
 		return nil, nil, err
 	}
-	if GuardExpected(row) && err == nil {
-		warnings = append(warnings, GuardWarnings(ctx, conn, name, tables)...)
+	if state.GuardExpected(row) && err == nil {
+		warnings = append(warnings, state.GuardWarnings(ctx, conn, name, tables)...)
 	}
-	running, err := LeaseHeld(ctx, conn, name)
+	running, err := state.LeaseHeld(ctx, conn, name)
 	if err != nil {
 		return nil, nil, err
 	}
-	st := &monitor.Status{Name: name, Phase: row.Phase, Running: running, Tables: StatusTables(tables),
-		CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt, SlotName: NamesFor(name).Slot, Warnings: warnings}
+	st := &monitor.Status{Name: name, Phase: row.Phase, Running: running, Tables: state.StatusTables(tables),
+		CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt, SlotName: state.NamesFor(name).Slot, Warnings: warnings}
 	if row.LastError != nil {
 		st.LastError = *row.LastError
 	}
 	if row.Remedy != nil {
 		st.Remedy = *row.Remedy
 	}
-	if row.Phase == monitor.PhaseFailingOver || row.Phase == monitor.PhaseFailedOver && Deref(row.FailoverStep) == FailoverStepCut {
-		runs, err := FailoverRuns(ctx, conn, name)
+	if row.Phase == monitor.PhaseFailingOver || row.Phase == monitor.PhaseFailedOver && state.Deref(row.FailoverStep) == state.FailoverStepCut {
+		runs, err := state.FailoverRuns(ctx, conn, name)
 		if err != nil {
 			return nil, nil, err
 		}
 		switch {
-		case ByScript(Deref(row.FailoverStep)):
-			st.LastError = fmt.Sprintf("a failover script (pglink failover --script) runs this link's %s failover, or was interrupted; %s", Deref(row.FailoverKind), FailoverStage(Deref(row.FailoverStep)))
+		case state.ByScript(state.Deref(row.FailoverStep)):
+			st.LastError = fmt.Sprintf("a failover script (pglink failover --script) runs this link's %s failover, or was interrupted; %s", state.Deref(row.FailoverKind), state.FailoverStage(state.Deref(row.FailoverStep)))
 			st.Remedy = "let the script finish; if it was interrupted, run its remaining steps or its undo by hand (the script holds both)"
 		case !runs:
 			st.LastError = fmt.Sprintf("the %s failover of this link was interrupted: no pglink failover runs it, and %s",
-				Deref(row.FailoverKind), FailoverStage(Deref(row.FailoverStep)))
+				state.Deref(row.FailoverKind), state.FailoverStage(state.Deref(row.FailoverStep)))
 			st.Remedy = "run the same pglink failover again: a planned one undoes what the interrupted one did and starts over, or finishes it when the target took writes already; pglink failover --forced finishes it without the source"
 			if row.Phase == monitor.PhaseFailedOver {
-				st.Remedy = fmt.Sprintf("run pglink failover --%s again to finish the cut (it drops the source's slot when the source answers), or pglink drop to remove what is left of the link", Deref(row.FailoverKind))
+				st.Remedy = fmt.Sprintf("run pglink failover --%s again to finish the cut (it drops the source's slot when the source answers), or pglink drop to remove what is left of the link", state.Deref(row.FailoverKind))
 			}
 		}
 	}
@@ -266,11 +267,11 @@ func (s sourceState) apply(st *monitor.Status) {
 // fillLag computes lag in bytes (source position minus applied position)
 // and seconds (the running process's measure, or the age of the last
 // applied commit when no process runs the link).
-func fillLag(st *monitor.Status, row *Link) {
+func fillLag(st *monitor.Status, row *state.Link) {
 	if st.AppliedLSN == "" || st.SourceLSN == "" {
 		return
 	}
-	src := ParseLSN(&st.SourceLSN)
+	src := state.ParseLSN(&st.SourceLSN)
 	b := int64(0)
 	if src > row.AppliedLSN {
 		b = int64(src - row.AppliedLSN)

@@ -11,6 +11,7 @@ import (
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/stream"
 	"github.com/pglink/pglink/internal/validate"
 )
@@ -31,7 +32,7 @@ type ValidateOptions struct {
 // the target snapshot is taken; the source's writes never stop.
 func Validate(ctx context.Context, o ValidateOptions) (validate.Report, error) {
 	var rep validate.Report
-	if err := ValidateName(o.Name); err != nil {
+	if err := state.ValidateName(o.Name); err != nil {
 		return rep, err
 	}
 	src, tgt, err := parseEndpoints(o.Source, o.Target)
@@ -61,29 +62,29 @@ func Validate(ctx context.Context, o ValidateOptions) (validate.Report, error) {
 	}
 	// The data may be the same today and drift tomorrow: a table others
 	// can write is reported.
-	if rep.Warnings, err = MissingGuards(ctx, ctl, NamesFor(o.Name), tables); err != nil {
+	if rep.Warnings, err = state.MissingGuards(ctx, ctl, state.NamesFor(o.Name), tables); err != nil {
 		return rep, err
 	}
 	return rep, nil
 }
 
 // validationTables checks that the link can be validated and lists its tables.
-func validationTables(ctx context.Context, ctl *pgx.Conn, src, tgt *endpoint.Endpoint, o ValidateOptions) (*Link, []catalog.Table, error) {
-	exists, err := Exists(ctx, ctl)
+func validationTables(ctx context.Context, ctl *pgx.Conn, src, tgt *endpoint.Endpoint, o ValidateOptions) (*state.Link, []catalog.Table, error) {
+	exists, err := state.Exists(ctx, ctl)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !exists {
 		return nil, nil, fmt.Errorf("target: there is no link %s here (no pglink schema); check --target and --name", o.Name)
 	}
-	row, err := Load(ctx, ctl, o.Name)
+	row, err := state.Load(ctx, ctl, o.Name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("target: link %s: %w", o.Name, err)
 	}
 	if row.Phase != monitor.PhaseReplicating {
 		return nil, nil, fmt.Errorf("link %s is %s: validation compares a replicating link (start it with pglink start and wait for the phase replicating)", o.Name, row.Phase)
 	}
-	running, err := LeaseHeld(ctx, ctl, o.Name)
+	running, err := state.LeaseHeld(ctx, ctl, o.Name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -144,7 +145,7 @@ func (s *snapshots) close(ctx context.Context) {
 	}
 }
 
-func takeSnapshots(ctx context.Context, src, tgt *endpoint.Endpoint, ctl *pgx.Conn, row *Link, timeout time.Duration) (*snapshots, error) {
+func takeSnapshots(ctx context.Context, src, tgt *endpoint.Endpoint, ctl *pgx.Conn, row *state.Link, timeout time.Duration) (*snapshots, error) {
 	if timeout == 0 {
 		timeout = time.Minute
 	}
@@ -155,7 +156,7 @@ func takeSnapshots(ctx context.Context, src, tgt *endpoint.Endpoint, ctl *pgx.Co
 	}
 	s.srcRepl = repl
 	export := func() (change.LSN, error) {
-		info, err := stream.CreateSlot(ctx, repl, NamesFor(row.Name).Slot+"_val", true, true)
+		info, err := stream.CreateSlot(ctx, repl, state.NamesFor(row.Name).Slot+"_val", true, true)
 		if err != nil {
 			return 0, fmt.Errorf("source: export a snapshot for validation: %w", err)
 		}
@@ -168,7 +169,7 @@ func takeSnapshots(ctx context.Context, src, tgt *endpoint.Endpoint, ctl *pgx.Co
 		return nil, err
 	}
 	defer nconn.Close(context.WithoutCancel(ctx))
-	release, err := RequestPause(ctx, ctl, row.Name, export, Nudger(nconn), timeout)
+	release, err := state.RequestPause(ctx, ctl, row.Name, export, state.Nudger(nconn), timeout)
 	if err != nil {
 		s.close(ctx)
 		return nil, err
