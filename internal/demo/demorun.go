@@ -14,6 +14,7 @@ import (
 	"github.com/pglink/pglink/internal/failover"
 	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/termui"
 )
 
@@ -155,7 +156,7 @@ func (w *watch) poll(ctx context.Context, limit time.Duration, what string, chec
 		if check(st) {
 			return nil
 		}
-		if st.Phase != monitor.PhaseBroken {
+		if st.Phase != state.PhaseBroken {
 			brokenSince = time.Time{}
 		} else if brokenSince.IsZero() {
 			brokenSince = time.Now()
@@ -182,12 +183,12 @@ func (w *watch) untilReplicating(ctx context.Context) error {
 		var copied, rows int64
 		for _, t := range st.Tables {
 			rows += t.RowsCopied
-			if t.State == monitor.TableCopied {
+			if t.State == state.TableCopied {
 				copied++
 			}
 		}
 		w.d.say("%-11s tables copied %d/%d, rows %s%s", st.Phase, copied, len(st.Tables), termui.Count(rows), w.problem(st))
-		return st.Phase == monitor.PhaseReplicating
+		return st.Phase == state.PhaseReplicating
 	})
 }
 
@@ -204,7 +205,7 @@ func (w *watch) live(ctx context.Context, d time.Duration) error {
 
 // once per distinct error.
 func (w *watch) problem(st *monitor.Status) string {
-	if st.Phase != monitor.PhaseBroken || st.LastError == "" || st.LastError == w.lastError {
+	if st.Phase != state.PhaseBroken || st.LastError == "" || st.LastError == w.lastError {
 		return ""
 	}
 	w.lastError = st.LastError

@@ -10,7 +10,6 @@ import (
 
 	"github.com/pglink/pglink/internal/assess"
 	"github.com/pglink/pglink/internal/change"
-	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/state"
 )
 
@@ -46,7 +45,7 @@ func forcedPreflight(ctx context.Context, x *execution) (string, error) {
 	// A link left failing_over, or failed_over in the cut, is one whose
 	// failover was interrupted: this process holds the failover lease (see
 	// Run). A forced failover finishes it.
-	if in.Phase == monitor.PhaseFailedOver && in.FailoverStep == state.FailoverStepCut {
+	if in.Phase == state.PhaseFailedOver && in.FailoverStep == state.FailoverStepCut {
 		if err := refuseScript(x.ctl.Name, in); err != nil {
 			return "", err
 		}
@@ -59,10 +58,10 @@ func forcedPreflight(ctx context.Context, x *execution) (string, error) {
 		x.res.AppliedCommitTime = in.AppliedCommitTime
 		return fmt.Sprintf("an interrupted %s failover had begun to cut the link: finishing it from there", in.FailoverKind), nil
 	}
-	if err := refusePhase(x.ctl.Name, in, monitor.PhaseReplicating, monitor.PhaseBroken, monitor.PhaseFailingOver); err != nil {
+	if err := refusePhase(x.ctl.Name, in, state.PhaseReplicating, state.PhaseBroken, state.PhaseFailingOver); err != nil {
 		return "", err
 	}
-	if in.Phase == monitor.PhaseFailingOver {
+	if in.Phase == state.PhaseFailingOver {
 		if err := refuseScript(x.ctl.Name, in); err != nil {
 			return "", err
 		}
@@ -93,7 +92,7 @@ func forcedPreflight(ctx context.Context, x *execution) (string, error) {
 		}
 		x.res.MayBeLostBytes = &lost
 	}
-	if err := x.ctl.BeginFailover(ctx, Forced, monitor.PhaseReplicating, monitor.PhaseBroken, monitor.PhaseFailingOver); err != nil {
+	if err := x.ctl.BeginFailover(ctx, Forced, state.PhaseReplicating, state.PhaseBroken, state.PhaseFailingOver); err != nil {
 		return "", err
 	}
 	x.began = true

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/pglink/pglink/internal/link"
-	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/state"
 )
 
@@ -34,7 +33,7 @@ func (x *execution) recoverInterrupted(ctx context.Context, in link.Info) (strin
 		return "", err
 	}
 	if in.FailoverKind != Planned {
-		if in.Phase == monitor.PhaseFailedOver {
+		if in.Phase == state.PhaseFailedOver {
 			return "", refusePhase(x.ctl.Name, in)
 		}
 		return "", fmt.Errorf("link %s was left failing over by an interrupted %s failover; run pglink failover --forced again to finish it", x.ctl.Name, in.FailoverKind)

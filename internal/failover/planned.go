@@ -11,7 +11,6 @@ import (
 
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/link"
-	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/validate"
 	"github.com/pglink/pglink/internal/wait"
@@ -76,7 +75,7 @@ func plannedPreflight(ctx context.Context, x *execution) (string, error) {
 		return "", err
 	}
 	recovered := ""
-	if in.Phase == monitor.PhaseFailingOver || in.Phase == monitor.PhaseFailedOver && in.FailoverStep == state.FailoverStepCut {
+	if in.Phase == state.PhaseFailingOver || in.Phase == state.PhaseFailedOver && in.FailoverStep == state.FailoverStepCut {
 		// This process holds the failover lease (see Run), so the failover
 		// that left this phase has ended without finishing.
 		if recovered, err = x.recoverInterrupted(ctx, in); err != nil || x.finishing {
@@ -87,7 +86,7 @@ func plannedPreflight(ctx context.Context, x *execution) (string, error) {
 		}
 		recovered += "; "
 	}
-	if err := refusePhase(x.ctl.Name, in, monitor.PhaseReplicating); err != nil {
+	if err := refusePhase(x.ctl.Name, in, state.PhaseReplicating); err != nil {
 		return "", err
 	}
 	if in.PauseState != "" {
@@ -121,7 +120,7 @@ func plannedPreflight(ctx context.Context, x *execution) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := x.ctl.BeginFailover(ctx, Planned, monitor.PhaseReplicating); err != nil {
+	if err := x.ctl.BeginFailover(ctx, Planned, state.PhaseReplicating); err != nil {
 		return "", err
 	}
 	x.began = true
@@ -169,16 +168,16 @@ func refusePhase(name string, in link.Info, want ...string) error {
 		}
 	}
 	switch in.Phase {
-	case monitor.PhaseFailedOver:
+	case state.PhaseFailedOver:
 		if in.FailoverStep == state.FailoverStepCut {
 			return fmt.Errorf("link %s has failed over (%s), but its failover was interrupted while it cut the link: run pglink failover --%s again to finish the cut (it drops the source's slot when the source answers), or pglink drop to remove what is left", name, in.FailoverKind, in.FailoverKind)
 		}
 		return fmt.Errorf("link %s has failed over already (%s); there is nothing to fail over", name, in.FailoverKind)
-	case monitor.PhaseFailingOver:
+	case state.PhaseFailingOver:
 		return fmt.Errorf("link %s is failing over already (%s, at step %s): another pglink failover runs it, or one was interrupted; see pglink status", name, in.FailoverKind, in.FailoverStep)
-	case monitor.PhaseSeeding:
+	case state.PhaseSeeding:
 		return fmt.Errorf("link %s is still seeding (step %s): the target is not complete yet; wait for the phase replicating", name, in.SeedStep)
-	case monitor.PhaseBroken:
+	case state.PhaseBroken:
 		return fmt.Errorf("link %s is broken: fix the cause that pglink status shows first; if the source is gone, use --forced", name)
 	}
 	return fmt.Errorf("link %s is %s: it cannot fail over", name, in.Phase)

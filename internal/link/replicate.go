@@ -15,7 +15,6 @@ import (
 	"github.com/pglink/pglink/internal/apply"
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/endpoint"
-	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/quote"
 	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/stream"
@@ -147,7 +146,7 @@ func (r *runner) markBroken(ctx context.Context, err error) {
 		return
 	}
 	perr := state.ControlQuery(ctx, endpoint.Target, "the record of the broken phase", func(ctx context.Context) error {
-		return state.SetPhase(ctx, r.tgtConn, r.cfg.Name, monitor.PhaseBroken)
+		return state.SetPhase(ctx, r.tgtConn, r.cfg.Name, state.PhaseBroken)
 	})
 	if perr != nil {
 		r.log.Warn("could not record the broken phase", "error", perr)
@@ -438,7 +437,7 @@ func (r *runner) ended(ctx context.Context) error {
 		return state.ErrLinkGone
 	case err != nil:
 		return fmt.Errorf("target: read link %s: %w", r.cfg.Name, err)
-	case phase == monitor.PhaseFailedOver, phase == monitor.PhaseFailingOver && state.Deref(kind) == "forced":
+	case phase == state.PhaseFailedOver, phase == state.PhaseFailingOver && state.Deref(kind) == "forced":
 		return state.ErrFailedOver
 	}
 	return nil

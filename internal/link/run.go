@@ -14,7 +14,6 @@ import (
 	"github.com/pglink/pglink/internal/assess"
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
-	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/wait"
 )
@@ -129,22 +128,22 @@ func Run(ctx context.Context, cfg Config) error {
 func (r *runner) drive(ctx context.Context) error {
 	for {
 		switch r.row.Phase {
-		case monitor.PhaseSeeding:
+		case state.PhaseSeeding:
 			if err := r.seedWithRetry(ctx); err != nil {
 				return err
 			}
-			r.row.Phase = monitor.PhaseReplicating
+			r.row.Phase = state.PhaseReplicating
 			defer r.analyzeInBackground(ctx)()
-		case monitor.PhaseReplicating, monitor.PhaseBroken:
+		case state.PhaseReplicating, state.PhaseBroken:
 			// The guard again: a link made by an older pglink, or one whose
 			// guard someone removed, is guarded in full before it streams.
 			if err := r.guard(ctx); err != nil {
 				return err
 			}
 			return r.replicate(ctx)
-		case monitor.PhaseFailingOver:
+		case state.PhaseFailingOver:
 			return fmt.Errorf("link %s is failing over: a pglink failover runs it, or one was interrupted (pglink status says which); run that failover again to undo or finish an interrupted one", r.cfg.Name)
-		case monitor.PhaseFailedOver:
+		case state.PhaseFailedOver:
 			return fmt.Errorf("link %s is %s: it cannot be started again; use pglink status, or pglink drop to remove what is left", r.cfg.Name, r.row.Phase)
 		default:
 			return fmt.Errorf("link %s has an unknown phase %q", r.cfg.Name, r.row.Phase)

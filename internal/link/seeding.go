@@ -12,7 +12,6 @@ import (
 
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/change"
-	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/seed"
 	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/stream"
@@ -38,7 +37,7 @@ func (r *runner) seed(ctx context.Context) error {
 			if err := r.guard(ctx); err != nil {
 				return err
 			}
-			if err := state.SetPhase(ctx, r.tgtConn, r.cfg.Name, monitor.PhaseReplicating); err != nil {
+			if err := state.SetPhase(ctx, r.tgtConn, r.cfg.Name, state.PhaseReplicating); err != nil {
 				return err
 			}
 			r.log.Info("seeding done; replicating")
@@ -167,7 +166,7 @@ func (r *runner) tablesToCopy(ctx context.Context, rows []state.Table) ([]catalo
 	var todo []catalog.Table
 	var names []string
 	for _, row := range rows {
-		if row.State == monitor.TableCopied {
+		if row.State == state.TableCopied {
 			continue
 		}
 		t, ok := byKey[row.Key()]
@@ -205,7 +204,7 @@ func (r *runner) copyTables(ctx context.Context, todo []catalog.Table) error {
 	prog := newProgressWriter(r.tgtConn.Config(), r.cfg.Name, r.cfg.Progress)
 	defer prog.close(ctx)
 	for _, t := range todo {
-		if err := state.MarkTable(ctx, r.tgtConn, r.cfg.Name, state.Table{Schema: t.Schema, Name: t.Name, State: monitor.TableCopying}); err != nil {
+		if err := state.MarkTable(ctx, r.tgtConn, r.cfg.Name, state.Table{Schema: t.Schema, Name: t.Name, State: state.TableCopying}); err != nil {
 			return err
 		}
 	}
@@ -244,7 +243,7 @@ func (r *runner) exportSnapshot(ctx context.Context, conn *pgconn.PgConn, slotEx
 }
 
 func (r *runner) tableCopied(ctx context.Context, t catalog.Table, rows, bytes int64, at change.LSN) error {
-	row := state.Table{Schema: t.Schema, Name: t.Name, State: monitor.TableCopied, Rows: rows, Bytes: bytes, SyncLSN: at}
+	row := state.Table{Schema: t.Schema, Name: t.Name, State: state.TableCopied, Rows: rows, Bytes: bytes, SyncLSN: at}
 	// The job callbacks run concurrently; the control session is not
 	// safe for that, so each record gets its own short session.
 	conn, err := pgx.ConnectConfig(ctx, r.tgt.Config.Copy())

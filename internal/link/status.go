@@ -108,7 +108,7 @@ func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.St
 	if err != nil {
 		return nil, nil, err
 	}
-	st := &monitor.Status{Name: name, Phase: row.Phase, Running: running, Tables: state.StatusTables(tables),
+	st := &monitor.Status{Name: name, Phase: row.Phase, Running: running, Tables: statusTables(tables),
 		CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt, SlotName: state.NamesFor(name).Slot, Warnings: warnings}
 	if row.LastError != nil {
 		st.LastError = *row.LastError
@@ -116,7 +116,7 @@ func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.St
 	if row.Remedy != nil {
 		st.Remedy = *row.Remedy
 	}
-	if row.Phase == monitor.PhaseFailingOver || row.Phase == monitor.PhaseFailedOver && state.Deref(row.FailoverStep) == state.FailoverStepCut {
+	if row.Phase == state.PhaseFailingOver || row.Phase == state.PhaseFailedOver && state.Deref(row.FailoverStep) == state.FailoverStepCut {
 		runs, err := state.FailoverRuns(ctx, conn, name)
 		if err != nil {
 			return nil, nil, err
@@ -129,7 +129,7 @@ func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.St
 			st.LastError = fmt.Sprintf("the %s failover of this link was interrupted: no pglink failover runs it, and %s",
 				state.Deref(row.FailoverKind), state.FailoverStage(state.Deref(row.FailoverStep)))
 			st.Remedy = "run the same pglink failover again: a planned one undoes what the interrupted one did and starts over, or finishes it when the target took writes already; pglink failover --forced finishes it without the source"
-			if row.Phase == monitor.PhaseFailedOver {
+			if row.Phase == state.PhaseFailedOver {
 				st.Remedy = fmt.Sprintf("run pglink failover --%s again to finish the cut (it drops the source's slot when the source answers), or pglink drop to remove what is left of the link", state.Deref(row.FailoverKind))
 			}
 		}
@@ -243,18 +243,18 @@ func (s sourceState) apply(st *monitor.Status) {
 		st.Warnings = append(st.Warnings, s.err.Error())
 		return
 	}
-	if st.Phase == monitor.PhaseFailedOver {
+	if st.Phase == state.PhaseFailedOver {
 		fenceStatus(st, s.fenced)
 	}
 	if !s.slotFound {
-		if st.Phase != monitor.PhaseFailedOver && st.Phase != monitor.PhaseSeeding {
+		if st.Phase != state.PhaseFailedOver && st.Phase != state.PhaseSeeding {
 			st.Warnings = append(st.Warnings, fmt.Sprintf("source: the replication slot %s is missing; the link cannot stream", st.SlotName))
 		}
 		return
 	}
 	st.SlotActive, st.SlotRetainedBytes = &s.slotActive, &s.retained
 	switch {
-	case st.Phase == monitor.PhaseFailedOver:
+	case st.Phase == state.PhaseFailedOver:
 	case s.walStatus == "lost":
 		st.Warnings = append(st.Warnings, slotLostError(st.Name, st.SlotName).Error())
 	case s.walStatus == "unreserved":
@@ -313,4 +313,19 @@ func SourceFenced(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		return false, fmt.Errorf("source: read the write fence: %w", err)
 	}
 	return fenced, nil
+}
+
+// statusTables converts table rows for the status output, with an ETA from
+// the copy rate when a table is being copied.
+func statusTables(ts []state.Table) []monitor.Table {
+	out := make([]monitor.Table, 0, len(ts))
+	for _, t := range ts {
+		mt := monitor.Table{Name: t.Key(), State: t.State, RowsCopied: t.Rows, BytesCopied: t.Bytes,
+			EstRows: t.EstRows, EstBytes: t.EstBytes}
+		if t.SyncLSN != 0 {
+			mt.SyncLSN = t.SyncLSN.String()
+		}
+		out = append(out, mt)
+	}
+	return out
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/endpoint"
-	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/stream"
 	"github.com/pglink/pglink/internal/validate"
@@ -81,7 +80,7 @@ func validationTables(ctx context.Context, ctl *pgx.Conn, src, tgt *endpoint.End
 	if err != nil {
 		return nil, nil, fmt.Errorf("target: link %s: %w", o.Name, err)
 	}
-	if row.Phase != monitor.PhaseReplicating {
+	if row.Phase != state.PhaseReplicating {
 		return nil, nil, fmt.Errorf("link %s is %s: validation compares a replicating link (start it with pglink start and wait for the phase replicating)", o.Name, row.Phase)
 	}
 	running, err := state.LeaseHeld(ctx, ctl, o.Name)

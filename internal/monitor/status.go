@@ -5,15 +5,6 @@ package monitor
 
 import "time"
 
-// Phases of a link, stored in the target's pglink schema.
-const (
-	PhaseSeeding     = "seeding"
-	PhaseReplicating = "replicating"
-	PhaseFailingOver = "failing_over"
-	PhaseFailedOver  = "failed_over"
-	PhaseBroken      = "broken"
-)
-
 // Status is a link's state at one moment. The JSON names are an interface
 // users script against: keep them.
 type Status struct {
@@ -55,13 +46,6 @@ type Table struct {
 	SyncLSN     string   `json:"sync_lsn,omitempty"`
 	ETASeconds  *float64 `json:"eta_seconds,omitempty"`
 }
-
-// Table states.
-const (
-	TablePending = "pending"
-	TableCopying = "copying"
-	TableCopied  = "copied"
-)
 
 // CopyProgress is one report of a seeding copy job, sent often while it
 // copies a table (or a range of one) and once more when it is done.

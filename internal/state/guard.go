@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pglink/pglink/internal/catalog"
-	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/quote"
 )
 
@@ -260,7 +259,7 @@ func MissingGuards(ctx context.Context, conn *pgx.Conn, names Names, tables []ca
 // now: from the seeding's first copy until a failover opens them.
 func GuardExpected(row *Link) bool {
 	switch row.Phase {
-	case monitor.PhaseSeeding, monitor.PhaseReplicating, monitor.PhaseBroken:
+	case PhaseSeeding, PhaseReplicating, PhaseBroken:
 		return row.SeedStep != StepSchema
 	}
 	return false

@@ -11,7 +11,6 @@ import (
 
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/endpoint"
-	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/wait"
 )
 
@@ -79,13 +78,13 @@ func (p *Pauser) Poll(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("target: read pause state: %w", err)
 		}
-		if phase == monitor.PhaseFailedOver || (phase == monitor.PhaseFailingOver && Deref(kind) == "forced") {
+		if phase == PhaseFailedOver || (phase == PhaseFailingOver && Deref(kind) == "forced") {
 			return ErrFailedOver // a forced failover stops the link at once
 		}
 		p.set(Deref(state), ParseLSN(at))
 		// A failover holds the link at its end position for as long as it
 		// takes; only a validation's pause ends by itself.
-		if phase != monitor.PhaseFailingOver && p.expired() {
+		if phase != PhaseFailingOver && p.expired() {
 			if err := EndPause(ctx, conn, p.link); err != nil {
 				return fmt.Errorf("end an abandoned pause: %w", err)
 			}
@@ -93,7 +92,7 @@ func (p *Pauser) Poll(ctx context.Context) error {
 		// While a pause or a failover is under way, every poll's delay is
 		// time the link waits or the source stays blocked: poll faster.
 		every := pausePoll
-		if Deref(state) != "" || phase == monitor.PhaseFailingOver {
+		if Deref(state) != "" || phase == PhaseFailingOver {
 			every = pausePollBusy
 		}
 		if err := wait.Sleep(ctx, every); err != nil {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/change"
-	"github.com/pglink/pglink/internal/monitor"
 	"github.com/pglink/pglink/internal/quote"
 )
 
@@ -267,21 +266,6 @@ func MarkTable(ctx context.Context, conn *pgx.Conn, link string, t Table) error 
 		return fmt.Errorf("target: record state of table %s: %w", t.Key(), err)
 	}
 	return nil
-}
-
-// StatusTables converts table rows for the status output, with an ETA from
-// the copy rate when a table is being copied.
-func StatusTables(ts []Table) []monitor.Table {
-	out := make([]monitor.Table, 0, len(ts))
-	for _, t := range ts {
-		mt := monitor.Table{Name: t.Key(), State: t.State, RowsCopied: t.Rows, BytesCopied: t.Bytes,
-			EstRows: t.EstRows, EstBytes: t.EstBytes}
-		if t.SyncLSN != 0 {
-			mt.SyncLSN = t.SyncLSN.String()
-		}
-		out = append(out, mt)
-	}
-	return out
 }
 
 // RecordSourceSystem records the identity of the link's source database.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // Status writes a link's status for people: phase, positions, lag,
@@ -90,7 +91,7 @@ func tables(w io.Writer, tables []monitor.Table) error {
 	}
 	copied := 0
 	for _, t := range tables {
-		if t.State == monitor.TableCopied {
+		if t.State == state.TableCopied {
 			copied++
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/state"
 )
 
 func TestFormat(t *testing.T) {
@@ -99,10 +100,10 @@ func TestLogProgress(t *testing.T) {
 func TestStatus(t *testing.T) {
 	lagBytes, lagSecs, eta, active := int64(2048), 0.5, 12.0, true
 	var out bytes.Buffer
-	err := Status(&out, &monitor.Status{Name: "demo", Phase: monitor.PhaseSeeding, Running: true,
+	err := Status(&out, &monitor.Status{Name: "demo", Phase: state.PhaseSeeding, Running: true,
 		SourceLSN: "0/3000000", AppliedLSN: "0/2000000", LagBytes: &lagBytes, LagSeconds: &lagSecs,
 		SlotName: "pglink_demo", SlotActive: &active, LastError: "boom", Remedy: "fix it",
-		Tables: []monitor.Table{{Name: "shop.orders", State: monitor.TableCopying, RowsCopied: 1500, EstRows: 3000,
+		Tables: []monitor.Table{{Name: "shop.orders", State: state.TableCopying, RowsCopied: 1500, EstRows: 3000,
 			BytesCopied: 1 << 20, EstBytes: 2 << 20, ETASeconds: &eta}}})
 	if err != nil {
 		t.Fatal(err)
