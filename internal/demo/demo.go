@@ -14,7 +14,7 @@ import (
 
 	"github.com/pglink/pglink/internal/instance"
 	"github.com/pglink/pglink/internal/link"
-	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/report"
 )
 
 // Options tune the demo; the zero value is the full demo.
@@ -179,6 +179,6 @@ func (d *demo) fillSource(ctx context.Context) error {
 }
 
 // status reads the link's status, with the source's position.
-func (d *demo) status(ctx context.Context) (*monitor.Status, error) {
+func (d *demo) status(ctx context.Context) (*report.Status, error) {
 	return link.Status(ctx, linkName, d.tgtURL, d.srcURL)
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/pglink/pglink/internal/compare"
 	"github.com/pglink/pglink/internal/failover"
 	"github.com/pglink/pglink/internal/link"
-	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/termui"
 )
@@ -131,7 +131,7 @@ type watch struct {
 
 // poll calls check every second until it reports done, ctx ends, the
 // deadline passes, or the link or the workload stops on its own.
-func (w *watch) poll(ctx context.Context, limit time.Duration, what string, check func(*monitor.Status) bool) error {
+func (w *watch) poll(ctx context.Context, limit time.Duration, what string, check func(*report.Status) bool) error {
 	deadline := time.Now().Add(limit)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -179,7 +179,7 @@ func errOrUnexpected(err error) error {
 
 // untilReplicating shows seeding progress until the link replicates.
 func (w *watch) untilReplicating(ctx context.Context) error {
-	return w.poll(ctx, w.d.opts.SeedTimeout, "seeding", func(st *monitor.Status) bool {
+	return w.poll(ctx, w.d.opts.SeedTimeout, "seeding", func(st *report.Status) bool {
 		var copied, rows int64
 		for _, t := range st.Tables {
 			rows += t.RowsCopied
@@ -195,7 +195,7 @@ func (w *watch) untilReplicating(ctx context.Context) error {
 // live shows the lag while the workload writes, for d.
 func (w *watch) live(ctx context.Context, d time.Duration) error {
 	end := time.Now().Add(d)
-	err := w.poll(ctx, d+10*time.Second, "replicating", func(st *monitor.Status) bool {
+	err := w.poll(ctx, d+10*time.Second, "replicating", func(st *report.Status) bool {
 		w.d.say("%-11s lag %s, %.0f txn/s, %.0f changes/s applied%s", st.Phase, lag(st),
 			st.ApplyTxnPerSec, st.ApplyChangePerSec, w.problem(st))
 		return time.Now().After(end)
@@ -204,7 +204,7 @@ func (w *watch) live(ctx context.Context, d time.Duration) error {
 }
 
 // once per distinct error.
-func (w *watch) problem(st *monitor.Status) string {
+func (w *watch) problem(st *report.Status) string {
 	if st.Phase != state.PhaseBroken || st.LastError == "" || st.LastError == w.lastError {
 		return ""
 	}
@@ -216,7 +216,7 @@ func (w *watch) problem(st *monitor.Status) string {
 	return s
 }
 
-func lag(st *monitor.Status) string {
+func lag(st *report.Status) string {
 	s := "unknown"
 	if st.LagBytes != nil {
 		s = termui.Bytes(*st.LagBytes)

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/link"
-	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/state"
 )
 
@@ -41,7 +41,7 @@ func (f *fixture) assertInterruptedIn(t *testing.T, phase string) {
 	}
 	// The dead failover's server session may outlive it by a moment, and
 	// its lease with it.
-	var st *monitor.Status
+	var st *report.Status
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		var err error
 		if st, err = link.Status(context.Background(), f.name, f.target, f.source); err != nil {

@@ -3,7 +3,7 @@ package link
 import (
 	"log/slog"
 
-	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/report"
 )
 
 // Schema modes of Config.Schema.
@@ -33,5 +33,5 @@ type Config struct {
 	Logger           *slog.Logger
 	// Progress, when set, receives seeding progress reports (from several
 	// goroutines: it must be safe for concurrent use).
-	Progress func(monitor.CopyProgress)
+	Progress func(report.CopyProgress)
 }

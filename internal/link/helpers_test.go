@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/compare"
-	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/pgtest"
 	"github.com/pglink/pglink/internal/state"
 )
@@ -96,7 +96,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, l *testLink, cond
 	}
 }
 
-func linkStatus(t *testing.T, name, target, source string) *monitor.Status {
+func linkStatus(t *testing.T, name, target, source string) *report.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

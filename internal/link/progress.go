@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/report"
 )
 
 // progressWriter sums the copy jobs' reports per table, passes them on to
@@ -15,25 +15,25 @@ import (
 // pglink status can show them from anywhere.
 type progressWriter struct {
 	link    string
-	forward func(monitor.CopyProgress)
+	forward func(report.CopyProgress)
 	mu      sync.Mutex
-	parts   map[string]map[string]monitor.CopyProgress // table -> part -> last report
+	parts   map[string]map[string]report.CopyProgress // table -> part -> last report
 	dirty   map[string]bool
 	stop    chan struct{}
 	done    chan struct{}
 }
 
-func newProgressWriter(cfg *pgx.ConnConfig, link string, forward func(monitor.CopyProgress)) *progressWriter {
-	p := &progressWriter{link: link, forward: forward, parts: map[string]map[string]monitor.CopyProgress{},
+func newProgressWriter(cfg *pgx.ConnConfig, link string, forward func(report.CopyProgress)) *progressWriter {
+	p := &progressWriter{link: link, forward: forward, parts: map[string]map[string]report.CopyProgress{},
 		dirty: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go p.loop(cfg.Copy())
 	return p
 }
 
-func (p *progressWriter) report(cp monitor.CopyProgress) {
+func (p *progressWriter) report(cp report.CopyProgress) {
 	p.mu.Lock()
 	if p.parts[cp.Table] == nil {
-		p.parts[cp.Table] = map[string]monitor.CopyProgress{}
+		p.parts[cp.Table] = map[string]report.CopyProgress{}
 	}
 	p.parts[cp.Table][cp.Part] = cp
 	p.dirty[cp.Table] = true

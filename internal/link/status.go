@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pglink/pglink/internal/endpoint"
-	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/state"
 )
 
@@ -22,7 +22,7 @@ import (
 // held on pglink's state tables costs at most statusLockTimeout, and a
 // source that does not answer within statusSourceWait is left out with a
 // warning.
-func Status(ctx context.Context, name, target, source string) (*monitor.Status, error) {
+func Status(ctx context.Context, name, target, source string) (*report.Status, error) {
 	if err := state.ValidateName(name); err != nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func statusEndpoint(ep *endpoint.Endpoint) *endpoint.Endpoint {
 	return ep
 }
 
-func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.Status, *state.Link, error) {
+func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*report.Status, *state.Link, error) {
 	exists, err := state.Exists(ctx, conn)
 	if err != nil {
 		return nil, nil, err
@@ -108,7 +108,7 @@ func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*monitor.St
 	if err != nil {
 		return nil, nil, err
 	}
-	st := &monitor.Status{Name: name, Phase: row.Phase, Running: running, Tables: statusTables(tables),
+	st := &report.Status{Name: name, Phase: row.Phase, Running: running, Tables: statusTables(tables),
 		CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt, SlotName: state.NamesFor(name).Slot, Warnings: warnings}
 	if row.LastError != nil {
 		st.LastError = *row.LastError
@@ -159,7 +159,7 @@ func lockNotAvailable(err error) bool {
 }
 
 // fillETAs estimates, for tables being copied, the time left from the rate so far.
-func fillETAs(ctx context.Context, conn *pgx.Conn, name string, st *monitor.Status) {
+func fillETAs(ctx context.Context, conn *pgx.Conn, name string, st *report.Status) {
 	rows, err := conn.Query(ctx, `SELECT table_schema || '.' || table_name, extract(epoch FROM now() - copy_started)
 		FROM pglink.tables WHERE link = $1 AND state = 'copying' AND copy_started IS NOT NULL`, name)
 	if err != nil {
@@ -234,7 +234,7 @@ func sourceWaitError(ctx context.Context, err error) error {
 }
 
 // apply adds the source's state to a status read from the target.
-func (s sourceState) apply(st *monitor.Status) {
+func (s sourceState) apply(st *report.Status) {
 	// The position the running link last reported is not the source's
 	// now: when the source cannot be read, its position and the lag in
 	// bytes are unknown.
@@ -267,7 +267,7 @@ func (s sourceState) apply(st *monitor.Status) {
 // fillLag computes lag in bytes (source position minus applied position)
 // and seconds (the running process's measure, or the age of the last
 // applied commit when no process runs the link).
-func fillLag(st *monitor.Status, row *state.Link) {
+func fillLag(st *report.Status, row *state.Link) {
 	if st.AppliedLSN == "" || st.SourceLSN == "" {
 		return
 	}
@@ -290,7 +290,7 @@ func fillLag(st *monitor.Status, row *state.Link) {
 // fenceStatus tells, after a failover, whether the old source refuses
 // writes (the fence of pglink failover); when it does not, both sides take
 // writes: split brain.
-func fenceStatus(st *monitor.Status, fenced bool) {
+func fenceStatus(st *report.Status, fenced bool) {
 	st.SourceFenced = &fenced
 	if !fenced {
 		st.SplitBrain = true
@@ -317,10 +317,10 @@ func SourceFenced(ctx context.Context, conn *pgx.Conn) (bool, error) {
 
 // statusTables converts table rows for the status output, with an ETA from
 // the copy rate when a table is being copied.
-func statusTables(ts []state.Table) []monitor.Table {
-	out := make([]monitor.Table, 0, len(ts))
+func statusTables(ts []state.Table) []report.Table {
+	out := make([]report.Table, 0, len(ts))
 	for _, t := range ts {
-		mt := monitor.Table{Name: t.Key(), State: t.State, RowsCopied: t.Rows, BytesCopied: t.Bytes,
+		mt := report.Table{Name: t.Key(), State: t.State, RowsCopied: t.Rows, BytesCopied: t.Bytes,
 			EstRows: t.EstRows, EstBytes: t.EstBytes}
 		if t.SyncLSN != 0 {
 			mt.SyncLSN = t.SyncLSN.String()

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pglink/pglink/internal/catalog"
-	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/quote"
 )
 
@@ -37,7 +37,7 @@ type CopyOptions struct {
 	// Progress receives reports from the job goroutines, at most about
 	// four a second per job and once when a part is done. It must be safe
 	// for concurrent use. It may be nil.
-	Progress func(monitor.CopyProgress)
+	Progress func(report.CopyProgress)
 	// TableDone is called once per table when every part of it is
 	// committed on the target, one call at a time. An error stops the copy.
 	// It may be nil. The parts commit without waiting for the WAL flush

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/quote"
 )
 
@@ -144,7 +144,7 @@ type meter struct {
 	w       io.Writer
 	job     int
 	p       *part
-	report  func(monitor.CopyProgress)
+	report  func(report.CopyProgress)
 	start   time.Time
 	last    time.Time
 	writes  int64
@@ -186,7 +186,7 @@ func (m *meter) finish(rows int64) {
 }
 
 func (m *meter) send(rows int64, done bool) {
-	m.report(monitor.CopyProgress{
+	m.report(report.CopyProgress{
 		Job: m.job, Table: m.p.table.table.Key(), Part: m.p.label, Rows: rows, Bytes: m.bytes,
 		EstBytes: m.p.estBytes, Elapsed: time.Since(m.start), Done: done,
 	})

@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/catalog"
-	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/pgtest"
 )
 
@@ -136,7 +136,7 @@ func testSchemaAndData(t *testing.T, src, tgt *pgtest.Cluster) {
 	var done []string
 	stats, err := Copy(ctx, CopyOptions{
 		Source: config(t, src.URL("app")), Target: config(t, tgt.URL("app")), Tables: tables, Jobs: 3, SplitBytes: 200 << 10,
-		Progress: func(p monitor.CopyProgress) {
+		Progress: func(p report.CopyProgress) {
 			progMu.Lock()
 			defer progMu.Unlock()
 			if p.Table == "Sales.Orders" && p.Done {

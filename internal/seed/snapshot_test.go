@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pglink/pglink/internal/catalog"
-	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/pgtest"
 )
 
@@ -102,7 +102,7 @@ func testCancel(t *testing.T, src, tgt *pgtest.Cluster) {
 	start := time.Now()
 	_, err = Copy(copyCtx, CopyOptions{
 		Source: config(t, src.URL("cancel")), Target: config(t, tgt.URL("cancel")), Tables: tables, Jobs: 1,
-		Progress: func(p monitor.CopyProgress) {
+		Progress: func(p report.CopyProgress) {
 			if p.Rows > 0 && !progressed.Swap(true) {
 				stop()
 			}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/catalog"
-	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/report"
 )
 
 func TestSplitScript(t *testing.T) {
@@ -169,8 +169,8 @@ func TestFindPgDump(t *testing.T) {
 // The meter reads the clock every meterRows rows or meterBytes bytes, and
 // reports at most every progressEvery.
 func TestMeterReportsOnRowsOrBytes(t *testing.T) {
-	var reports []monitor.CopyProgress
-	m := &meter{w: io.Discard, p: &part{table: &tableState{}}, report: func(p monitor.CopyProgress) { reports = append(reports, p) }, start: time.Now()}
+	var reports []report.CopyProgress
+	m := &meter{w: io.Discard, p: &part{table: &tableState{}}, report: func(p report.CopyProgress) { reports = append(reports, p) }, start: time.Now()}
 	row := make([]byte, 10)
 	for range meterRows - 1 {
 		m.Write(row)

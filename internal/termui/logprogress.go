@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/report"
 )
 
 // LogProgress reports seeding progress as structured log lines, for output
@@ -18,8 +18,8 @@ type LogProgress struct {
 	log      *slog.Logger
 	interval time.Duration
 	mu       sync.Mutex
-	jobs     map[int]monitor.CopyProgress
-	logged   map[int]monitor.CopyProgress // last state written per job
+	jobs     map[int]report.CopyProgress
+	logged   map[int]report.CopyProgress // last state written per job
 }
 
 // NewLogProgress logs to log every interval (5 s when 0).
@@ -28,11 +28,11 @@ func NewLogProgress(log *slog.Logger, interval time.Duration) *LogProgress {
 		interval = 5 * time.Second
 	}
 	return &LogProgress{log: log, interval: interval,
-		jobs: map[int]monitor.CopyProgress{}, logged: map[int]monitor.CopyProgress{}}
+		jobs: map[int]report.CopyProgress{}, logged: map[int]report.CopyProgress{}}
 }
 
 // Report records a job's progress, and logs at once when a part is done.
-func (l *LogProgress) Report(p monitor.CopyProgress) {
+func (l *LogProgress) Report(p report.CopyProgress) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.jobs[p.Job] = p
@@ -75,7 +75,7 @@ func (l *LogProgress) Flush() {
 	}
 }
 
-func attrs(p monitor.CopyProgress) []any {
+func attrs(p report.CopyProgress) []any {
 	a := []any{"job", p.Job + 1, "table", p.Table}
 	if p.Part != "" {
 		a = append(a, "part", p.Part)

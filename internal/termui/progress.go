@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/report"
 )
 
 // redrawEvery bounds redraws to 5 per second: faster is flicker, not news.
@@ -24,18 +24,18 @@ const barWidth = 24
 type Bars struct {
 	mu    sync.Mutex
 	out   io.Writer
-	jobs  map[int]monitor.CopyProgress
+	jobs  map[int]report.CopyProgress
 	drawn int  // lines drawn last time, to move back over
 	dirty bool // a report arrived since the last draw
 }
 
 // NewBars draws on out, which should be a terminal.
 func NewBars(out io.Writer) *Bars {
-	return &Bars{out: out, jobs: map[int]monitor.CopyProgress{}}
+	return &Bars{out: out, jobs: map[int]report.CopyProgress{}}
 }
 
 // Report records a job's progress; it is drawn at the next redraw.
-func (b *Bars) Report(p monitor.CopyProgress) {
+func (b *Bars) Report(p report.CopyProgress) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.jobs[p.Job] = p
@@ -111,7 +111,7 @@ func (b *Bars) linesLocked() []string {
 }
 
 // barLine renders: job 1  shop.orders [part]  [#####.....]  42%  12,345 rows  3.2 MiB  1.1 MiB/s  ETA 3.0s
-func barLine(p monitor.CopyProgress) string {
+func barLine(p report.CopyProgress) string {
 	name := p.Table
 	if p.Part != "" {
 		name += " " + p.Part
@@ -152,7 +152,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 	if w.b.allDoneLocked() {
 		// Seeding is over: leave the final bars where they are and let the
 		// log go on below them, instead of redrawing them forever.
-		w.b.jobs = map[int]monitor.CopyProgress{}
+		w.b.jobs = map[int]report.CopyProgress{}
 	} else {
 		w.b.eraseLocked(&buf)
 	}

@@ -6,14 +6,14 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/state"
 )
 
 // Status writes a link's status for people: phase, positions, lag,
 // throughput, the slot, per-table seeding progress, and the last error with
 // its remedy.
-func Status(w io.Writer, st *monitor.Status) error {
+func Status(w io.Writer, st *report.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	running := "no pglink process runs it"
 	if st.Running {
@@ -57,7 +57,7 @@ func orDash(s string) string {
 	return s
 }
 
-func lagText(st *monitor.Status) string {
+func lagText(st *report.Status) string {
 	switch {
 	case st.LagBytes == nil && st.LagSeconds == nil:
 		return "unknown"
@@ -69,7 +69,7 @@ func lagText(st *monitor.Status) string {
 	return fmt.Sprintf("%s, %.1f s", Bytes(*st.LagBytes), *st.LagSeconds)
 }
 
-func slotText(st *monitor.Status) string {
+func slotText(st *report.Status) string {
 	s := orDash(st.SlotName)
 	if st.SlotActive != nil {
 		if *st.SlotActive {
@@ -85,7 +85,7 @@ func slotText(st *monitor.Status) string {
 }
 
 // tables writes the per-table seeding progress.
-func tables(w io.Writer, tables []monitor.Table) error {
+func tables(w io.Writer, tables []report.Table) error {
 	if len(tables) == 0 {
 		return nil
 	}

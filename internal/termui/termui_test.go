@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pglink/pglink/internal/monitor"
+	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/state"
 )
 
@@ -31,7 +31,7 @@ func TestFormat(t *testing.T) {
 }
 
 func TestBarLine(t *testing.T) {
-	got := barLine(monitor.CopyProgress{Job: 0, Table: "shop.orders", Rows: 1000, Bytes: 50 << 20,
+	got := barLine(report.CopyProgress{Job: 0, Table: "shop.orders", Rows: 1000, Bytes: 50 << 20,
 		EstBytes: 100 << 20, Elapsed: 5 * time.Second})
 	for _, want := range []string{"job 1", "shop.orders", "[############............]", " 50%", "1,000 rows",
 		"50.0 MiB", "10.0 MiB/s", "ETA 5.0s"} {
@@ -39,7 +39,7 @@ func TestBarLine(t *testing.T) {
 			t.Errorf("bar line %q lacks %q", got, want)
 		}
 	}
-	done := barLine(monitor.CopyProgress{Job: 1, Table: "t", Done: true, Elapsed: time.Second})
+	done := barLine(report.CopyProgress{Job: 1, Table: "t", Done: true, Elapsed: time.Second})
 	if !strings.Contains(done, "100%") || !strings.Contains(done, "done in 1.0s") {
 		t.Errorf("done bar line %q", done)
 	}
@@ -50,8 +50,8 @@ func TestBarLine(t *testing.T) {
 func TestBarsRedrawInPlace(t *testing.T) {
 	var out bytes.Buffer
 	b := NewBars(&out)
-	b.Report(monitor.CopyProgress{Job: 0, Table: "a.one"})
-	b.Report(monitor.CopyProgress{Job: 1, Table: "a.two"})
+	b.Report(report.CopyProgress{Job: 0, Table: "a.one"})
+	b.Report(report.CopyProgress{Job: 1, Table: "a.two"})
 	b.Draw()
 	if strings.Contains(out.String(), "\x1b[2A") {
 		t.Fatal("first draw moved the cursor up")
@@ -63,8 +63,8 @@ func TestBarsRedrawInPlace(t *testing.T) {
 		t.Fatalf("log write = %q, want erase, the line, then both bars", got)
 	}
 	// Once every job is done, a log line leaves the bars in place above it.
-	b.Report(monitor.CopyProgress{Job: 0, Table: "a.one", Done: true})
-	b.Report(monitor.CopyProgress{Job: 1, Table: "a.two", Done: true})
+	b.Report(report.CopyProgress{Job: 0, Table: "a.one", Done: true})
+	b.Report(report.CopyProgress{Job: 1, Table: "a.two", Done: true})
 	b.Draw()
 	out.Reset()
 	b.Log().Write([]byte("level=INFO msg=seeded\n"))
@@ -72,7 +72,7 @@ func TestBarsRedrawInPlace(t *testing.T) {
 	if got, want := out.String(), "level=INFO msg=seeded\nlevel=INFO msg=streaming\n"; got != want {
 		t.Fatalf("log writes after seeding = %q, want %q", got, want)
 	}
-	b.Report(monitor.CopyProgress{Job: 0, Table: "a.three"})
+	b.Report(report.CopyProgress{Job: 0, Table: "a.three"})
 	b.Draw()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -86,10 +86,10 @@ func TestBarsRedrawInPlace(t *testing.T) {
 func TestLogProgress(t *testing.T) {
 	var out bytes.Buffer
 	l := NewLogProgress(slog.New(slog.NewTextHandler(&out, nil)), time.Hour)
-	l.Report(monitor.CopyProgress{Job: 0, Table: "shop.orders", Rows: 10, Bytes: 100, EstBytes: 1000, Elapsed: time.Second})
+	l.Report(report.CopyProgress{Job: 0, Table: "shop.orders", Rows: 10, Bytes: 100, EstBytes: 1000, Elapsed: time.Second})
 	l.Flush()
 	l.Flush() // nothing new: no second line
-	l.Report(monitor.CopyProgress{Job: 0, Table: "shop.orders", Rows: 20, Bytes: 200, Done: true, Elapsed: time.Second})
+	l.Report(report.CopyProgress{Job: 0, Table: "shop.orders", Rows: 20, Bytes: 200, Done: true, Elapsed: time.Second})
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], "msg=copying") || !strings.Contains(lines[0], "eta=9s") ||
 		!strings.Contains(lines[1], "msg=copied") || !strings.Contains(lines[1], "rows=20") {
@@ -100,10 +100,10 @@ func TestLogProgress(t *testing.T) {
 func TestStatus(t *testing.T) {
 	lagBytes, lagSecs, eta, active := int64(2048), 0.5, 12.0, true
 	var out bytes.Buffer
-	err := Status(&out, &monitor.Status{Name: "demo", Phase: state.PhaseSeeding, Running: true,
+	err := Status(&out, &report.Status{Name: "demo", Phase: state.PhaseSeeding, Running: true,
 		SourceLSN: "0/3000000", AppliedLSN: "0/2000000", LagBytes: &lagBytes, LagSeconds: &lagSecs,
 		SlotName: "pglink_demo", SlotActive: &active, LastError: "boom", Remedy: "fix it",
-		Tables: []monitor.Table{{Name: "shop.orders", State: state.TableCopying, RowsCopied: 1500, EstRows: 3000,
+		Tables: []report.Table{{Name: "shop.orders", State: state.TableCopying, RowsCopied: 1500, EstRows: 3000,
 			BytesCopied: 1 << 20, EstBytes: 2 << 20, ETASeconds: &eta}}})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,8 @@
-// Package monitor holds the status of a link as every reader sees it: the
-// CLI's status command, its JSON output and later the dashboard share the
-// one Status struct, so field names stay stable.
-package monitor
+// Package report holds what pglink reports about a link, as every reader
+// sees it: the CLI's status command, its JSON output and later the
+// dashboard share the one Status struct, so field names stay stable; the
+// seeding's progress reports too.
+package report
 
 import "time"
 
