@@ -12,8 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/compare"
-	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/state"
 )
 

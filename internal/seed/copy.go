@@ -12,8 +12,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pglink/pglink/internal/catalog"
-	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/quote"
+	"github.com/pglink/pglink/internal/report"
 )
 
 // DefaultSplitBytes is the size above which a table is copied in ranges.

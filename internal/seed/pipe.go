@@ -11,8 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/quote"
+	"github.com/pglink/pglink/internal/report"
 )
 
 // progressEvery spaces a job's progress reports.

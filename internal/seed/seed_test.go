@@ -13,8 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/catalog"
-	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/report"
 )
 
 const appSchema = `

@@ -12,8 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pglink/pglink/internal/catalog"
-	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/report"
 )
 
 // testSnapshot copies from a logical slot's exported snapshot while the
