@@ -65,8 +65,8 @@ func forcedPreflight(ctx context.Context, x *execution) (string, error) {
 		if err := refuseScript(x.ctl.Name, in); err != nil {
 			return "", err
 		}
-		x.res.note("an interrupted %s failover had left the link failing over (%s); this forced failover finishes it", in.FailoverKind, state.FailoverStage(in.FailoverStep))
-		x.opened = state.FailoverOpened(in.FailoverStep) // the target may have taken writes: undo nothing
+		x.res.note("an interrupted %s failover had left the link failing over (%s); this forced failover finishes it", in.FailoverKind, in.FailoverStep.Stage())
+		x.opened = in.FailoverStep.Opened() // the target may have taken writes: undo nothing
 	}
 	x.res.AppliedLSN = in.AppliedLSN.String()
 	x.res.AppliedCommitTime = in.AppliedCommitTime

@@ -42,7 +42,7 @@ func (x *execution) recoverInterrupted(ctx context.Context, in link.Info) (strin
 	if err != nil {
 		return "", fmt.Errorf("an interrupted planned failover left link %s failing over, and the source must answer to undo or finish it (if the source is gone, pglink failover --forced finishes it): %w", x.ctl.Name, err)
 	}
-	if state.FailoverOpened(in.FailoverStep) {
+	if in.FailoverStep.Opened() {
 		x.finishing, x.opened = true, true
 		x.endLSN = in.FailoverLSN
 		if in.FailoverStep == state.FailoverStepCut {
@@ -72,9 +72,9 @@ func (x *execution) recoverInterrupted(ctx context.Context, in link.Info) (strin
 }
 
 // refuseScript refuses to take over a failover run as a script: it may
-// still run (see link.ScriptMark).
+// still run (see state.ScriptMark).
 func refuseScript(name string, in link.Info) error {
-	if !state.ByScript(in.FailoverStep) {
+	if !in.FailoverStep.ByScript() {
 		return nil
 	}
 	return fmt.Errorf("link %s is failing over by a failover script (pglink failover --script), which may still run: scripts hold no lease, so pglink cannot tell; let it finish, or if it was interrupted run its remaining steps or its undo by hand", name)

@@ -37,7 +37,7 @@ func (r *runner) analyzeCopied(ctx context.Context) {
 	elapsed := time.Since(start).Round(time.Millisecond)
 	r.log.Info("copied tables analyzed", "tables", analyzed, "elapsed", elapsed)
 	detail := fmt.Sprintf("%d of %d tables in %s", analyzed, len(r.tables), elapsed)
-	if err := state.AddHistory(ctx, conn, r.cfg.Name, "analyzed", detail); err != nil && ctx.Err() == nil {
+	if err := state.AddHistory(ctx, conn, r.cfg.Name, state.EventAnalyzed, detail); err != nil && ctx.Err() == nil {
 		r.log.Warn("could not record the analyze", "error", err)
 	}
 }

@@ -32,9 +32,10 @@ type Control struct {
 
 // Info is what a failover needs to know of a link.
 type Info struct {
-	Phase, SeedStep    string
+	Phase              state.Phase
+	SeedStep           string
 	FailoverKind       string // "" unless a failover ran or runs
-	FailoverStep       string
+	FailoverStep       state.FailoverStep
 	SourceDesc         string
 	SourceSystem       string
 	AppliedLSN         change.LSN
@@ -119,10 +120,14 @@ func (c *Control) Info(ctx context.Context) (Info, error) {
 
 // BeginFailover moves a replicating (or, forced, a broken) link to the
 // phase failing_over, unless another failover has it already.
-func (c *Control) BeginFailover(ctx context.Context, kind string, from ...string) error {
+func (c *Control) BeginFailover(ctx context.Context, kind string, from ...state.Phase) error {
+	phases := make([]string, len(from))
+	for i, p := range from {
+		phases[i] = string(p)
+	}
 	tag, err := c.conn.Exec(ctx, `UPDATE pglink.links SET phase = 'failing_over', failover_kind = $2,
 		failover_step = 'begin', failover_at = NULL, failover_lsn = NULL, updated_at = now()
-		WHERE name = $1 AND phase = ANY($3)`, c.Name, kind, from)
+		WHERE name = $1 AND phase = ANY($3)`, c.Name, kind, phases)
 	if err != nil {
 		return fmt.Errorf("target: mark link %s failing over: %w", c.Name, err)
 	}
@@ -130,12 +135,12 @@ func (c *Control) BeginFailover(ctx context.Context, kind string, from ...string
 		in, _ := c.Info(ctx)
 		return fmt.Errorf("link %s is %s, not %v: it cannot fail over now", c.Name, in.Phase, from)
 	}
-	return state.AddHistory(ctx, c.conn, c.Name, "failover started", kind)
+	return state.AddHistory(ctx, c.conn, c.Name, state.EventFailoverStarted, kind)
 }
 
 // SetFailoverStep records how far a failover got, so an interrupted one
 // can be told from a finished one.
-func (c *Control) SetFailoverStep(ctx context.Context, step string) error {
+func (c *Control) SetFailoverStep(ctx context.Context, step state.FailoverStep) error {
 	if _, err := c.conn.Exec(ctx, `UPDATE pglink.links SET failover_step = $2, updated_at = now() WHERE name = $1`,
 		c.Name, step); err != nil {
 		return fmt.Errorf("target: record failover step %s: %w", step, err)
@@ -151,7 +156,7 @@ func (c *Control) AbortFailover(ctx context.Context, reason string) error {
 	if err != nil {
 		return fmt.Errorf("target: return link %s to replicating: %w", c.Name, err)
 	}
-	return state.AddHistory(ctx, c.conn, c.Name, "failover undone", reason)
+	return state.AddHistory(ctx, c.conn, c.Name, state.EventFailoverUndone, reason)
 }
 
 // FinishFailover marks the link failed over: a process still running it
@@ -164,7 +169,7 @@ func (c *Control) FinishFailover(ctx context.Context, at change.LSN, detail stri
 	if err != nil {
 		return fmt.Errorf("target: mark link %s failed over: %w", c.Name, err)
 	}
-	return state.AddHistory(ctx, c.conn, c.Name, "failed over", detail)
+	return state.AddHistory(ctx, c.conn, c.Name, state.EventFailedOver, detail)
 }
 
 // RequestHold asks the running link to commit what it applied and to hold
@@ -280,7 +285,7 @@ func (c *Control) RemoveState(ctx context.Context) error {
 }
 
 // History records an event of the link.
-func (c *Control) History(ctx context.Context, event, detail string) error {
+func (c *Control) History(ctx context.Context, event state.Event, detail string) error {
 	return state.AddHistory(ctx, c.conn, c.Name, event, detail)
 }
 

@@ -40,13 +40,13 @@ func (r *runner) carrySettings(ctx context.Context) error {
 	} else {
 		r.log.Info("database settings carried to the target", "settings", msg)
 	}
-	if err := state.AddHistory(ctx, r.tgtConn, r.cfg.Name, "database_settings", msg); err != nil {
+	if err := state.AddHistory(ctx, r.tgtConn, r.cfg.Name, state.EventDatabaseSettings, msg); err != nil {
 		return err
 	}
 	if len(rep.MissingRoles) > 0 {
 		missing := "roles missing on the target; their settings in this database were not carried: " + strings.Join(rep.MissingRoles, ", ")
 		r.log.Warn(missing)
-		return state.AddHistory(ctx, r.tgtConn, r.cfg.Name, "missing_roles", missing)
+		return state.AddHistory(ctx, r.tgtConn, r.cfg.Name, state.EventMissingRoles, missing)
 	}
 	return nil
 }

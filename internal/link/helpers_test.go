@@ -114,7 +114,7 @@ func waitPhase(t *testing.T, l *testLink, phase string, timeout time.Duration) {
 		if err != nil {
 			return false, nil // the link may not be recorded yet
 		}
-		return st.Phase == phase, nil
+		return string(st.Phase) == phase, nil
 	})
 }
 

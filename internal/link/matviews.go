@@ -104,7 +104,7 @@ func (r *runner) refreshMatViews(ctx context.Context) {
 	} else {
 		r.log.Info("materialized views refreshed", "views", len(done), "elapsed", elapsed)
 	}
-	if err := state.AddHistory(ctx, conn, r.cfg.Name, "matviews_refreshed", detail); err != nil && ctx.Err() == nil {
+	if err := state.AddHistory(ctx, conn, r.cfg.Name, state.EventMatViews, detail); err != nil && ctx.Err() == nil {
 		r.log.Warn("could not record the refresh of the materialized views", "error", err)
 	}
 }

@@ -427,7 +427,7 @@ func lagSeconds(a apply.Stats, s stream.Stats, now time.Time) float64 {
 // ended returns ErrFailedOver when a failover has taken the link over (or
 // a forced one is stopping it), ErrLinkGone when the link was removed.
 func (r *runner) ended(ctx context.Context) error {
-	var phase string
+	var phase state.Phase
 	var kind *string
 	err := state.ControlQuery(ctx, endpoint.Target, "the read of the link's phase", func(ctx context.Context) error {
 		return r.tgtConn.QueryRow(ctx, `SELECT phase, failover_kind FROM pglink.links WHERE name = $1`, r.cfg.Name).Scan(&phase, &kind)

@@ -41,7 +41,7 @@ func (r *runner) seed(ctx context.Context) error {
 				return err
 			}
 			r.log.Info("seeding done; replicating")
-			return state.AddHistory(ctx, r.tgtConn, r.cfg.Name, "seeded", "")
+			return state.AddHistory(ctx, r.tgtConn, r.cfg.Name, state.EventSeeded, "")
 		default:
 			return fmt.Errorf("link %s has an unknown seeding step %q", r.cfg.Name, r.row.SeedStep)
 		}
@@ -101,7 +101,7 @@ func (r *runner) reportRoles(ctx context.Context, rep seed.Report) {
 	}
 	msg := "roles missing on the target; their owners and grants were not copied: " + strings.Join(rep.MissingRoles, ", ")
 	r.log.Warn(msg)
-	if err := state.AddHistory(ctx, r.tgtConn, r.cfg.Name, "missing_roles", msg); err != nil {
+	if err := state.AddHistory(ctx, r.tgtConn, r.cfg.Name, state.EventMissingRoles, msg); err != nil {
 		r.log.Warn("could not record missing roles", "error", err)
 	}
 }
@@ -233,7 +233,7 @@ func (r *runner) exportSnapshot(ctx context.Context, conn *pgconn.PgConn, slotEx
 		if err != nil {
 			return info, fmt.Errorf("source: create replication slot %s: %w", r.names.Slot, err)
 		}
-		return info, state.AddHistory(ctx, r.tgtConn, r.cfg.Name, "slot_created", info.ConsistentPoint.String())
+		return info, state.AddHistory(ctx, r.tgtConn, r.cfg.Name, state.EventSlotCreated, info.ConsistentPoint.String())
 	}
 	info, err := stream.CreateSlot(ctx, conn, r.names.SyncSlot, true, true)
 	if err != nil {

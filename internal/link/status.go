@@ -122,12 +122,12 @@ func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*report.Sta
 			return nil, nil, err
 		}
 		switch {
-		case state.ByScript(state.Deref(row.FailoverStep)):
-			st.LastError = fmt.Sprintf("a failover script (pglink failover --script) runs this link's %s failover, or was interrupted; %s", state.Deref(row.FailoverKind), state.FailoverStage(state.Deref(row.FailoverStep)))
+		case state.Deref(row.FailoverStep).ByScript():
+			st.LastError = fmt.Sprintf("a failover script (pglink failover --script) runs this link's %s failover, or was interrupted; %s", state.Deref(row.FailoverKind), state.Deref(row.FailoverStep).Stage())
 			st.Remedy = "let the script finish; if it was interrupted, run its remaining steps or its undo by hand (the script holds both)"
 		case !runs:
 			st.LastError = fmt.Sprintf("the %s failover of this link was interrupted: no pglink failover runs it, and %s",
-				state.Deref(row.FailoverKind), state.FailoverStage(state.Deref(row.FailoverStep)))
+				state.Deref(row.FailoverKind), state.Deref(row.FailoverStep).Stage())
 			st.Remedy = "run the same pglink failover again: a planned one undoes what the interrupted one did and starts over, or finishes it when the target took writes already; pglink failover --forced finishes it without the source"
 			if row.Phase == state.PhaseFailedOver {
 				st.Remedy = fmt.Sprintf("run pglink failover --%s again to finish the cut (it drops the source's slot when the source answers), or pglink drop to remove what is left of the link", state.Deref(row.FailoverKind))

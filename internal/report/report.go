@@ -4,24 +4,28 @@
 // seeding's progress reports too.
 package report
 
-import "time"
+import (
+	"time"
+
+	"github.com/pglink/pglink/internal/state"
+)
 
 // Status is a link's state at one moment. The JSON names are an interface
 // users script against: keep them.
 type Status struct {
-	Name        string    `json:"name"`
-	Phase       string    `json:"phase"`
-	SourceLSN   string    `json:"source_lsn,omitempty"`  // source's current WAL position
-	AppliedLSN  string    `json:"applied_lsn,omitempty"` // last source commit applied on the target
-	LagBytes    *int64    `json:"lag_bytes"`
-	LagSeconds  *float64  `json:"lag_seconds"`
-	LastError   string    `json:"last_error,omitempty"`
-	Remedy      string    `json:"remedy,omitempty"`
-	Running     bool      `json:"running"` // a pglink process holds the link's lease
-	Tables      []Table   `json:"tables"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
-	LastApplied time.Time `json:"last_applied_commit_time,omitzero"` // source commit time of the last applied transaction
+	Name        string      `json:"name"`
+	Phase       state.Phase `json:"phase"`
+	SourceLSN   string      `json:"source_lsn,omitempty"`  // source's current WAL position
+	AppliedLSN  string      `json:"applied_lsn,omitempty"` // last source commit applied on the target
+	LagBytes    *int64      `json:"lag_bytes"`
+	LagSeconds  *float64    `json:"lag_seconds"`
+	LastError   string      `json:"last_error,omitempty"`
+	Remedy      string      `json:"remedy,omitempty"`
+	Running     bool        `json:"running"` // a pglink process holds the link's lease
+	Tables      []Table     `json:"tables"`
+	CreatedAt   time.Time   `json:"created_at"`
+	UpdatedAt   time.Time   `json:"updated_at"`
+	LastApplied time.Time   `json:"last_applied_commit_time,omitzero"` // source commit time of the last applied transaction
 	// Apply throughput, averaged over the last reporting interval of the
 	// running process.
 	ApplyTxnPerSec    float64  `json:"apply_txn_per_sec"`
@@ -38,14 +42,14 @@ type Status struct {
 
 // Table is one table's seeding state.
 type Table struct {
-	Name        string   `json:"name"`  // schema.table
-	State       string   `json:"state"` // pending, copying, copied
-	RowsCopied  int64    `json:"rows_copied"`
-	BytesCopied int64    `json:"bytes_copied"`
-	EstRows     int64    `json:"est_rows"`
-	EstBytes    int64    `json:"est_bytes"`
-	SyncLSN     string   `json:"sync_lsn,omitempty"`
-	ETASeconds  *float64 `json:"eta_seconds,omitempty"`
+	Name        string           `json:"name"`  // schema.table
+	State       state.TableState `json:"state"` // pending, copying, copied
+	RowsCopied  int64            `json:"rows_copied"`
+	BytesCopied int64            `json:"bytes_copied"`
+	EstRows     int64            `json:"est_rows"`
+	EstBytes    int64            `json:"est_bytes"`
+	SyncLSN     string           `json:"sync_lsn,omitempty"`
+	ETASeconds  *float64         `json:"eta_seconds,omitempty"`
 }
 
 // CopyProgress is one report of a seeding copy job, sent often while it

@@ -25,34 +25,41 @@ func FailoverRuns(ctx context.Context, conn *pgx.Conn, link string) (bool, error
 	return held, nil
 }
 
-// Steps a failover records in the link's failover_step: "begin" from its
+// FailoverStep is a step a failover records in the link's failover_step: "begin" from its
 // start, "open" once it begins to make the target writable (after which
 // nothing is undone), "cut" with the phase failed_over once it begins to
 // cut the link (stop it, drop the slot), "done" at its end. A failover
 // run as a script (pglink failover --script) records them followed by
 // ScriptMark: a script holds no failover lease, so pglink cannot tell one
 // that runs from one that was interrupted, and takes over neither.
+type FailoverStep string
+
+// Failover steps, and the mark of a script's.
 const (
-	FailoverStepOpen = "open"
-	FailoverStepCut  = "cut"
-	FailoverStepDone = "done"
-	ScriptMark       = " (script)"
+	FailoverStepOpen FailoverStep = "open"
+	FailoverStepCut  FailoverStep = "cut"
+	FailoverStepDone FailoverStep = "done"
+	ScriptMark                    = " (script)"
 )
 
-// ByScript says whether step was recorded by a failover script.
-func ByScript(step string) bool { return strings.HasSuffix(step, ScriptMark) }
+// ByScript says whether the step was recorded by a failover script.
+func (s FailoverStep) ByScript() bool { return strings.HasSuffix(string(s), ScriptMark) }
 
-// FailoverOpened says whether a failover that recorded step had begun to
-// make the target writable: the target may have taken writes since.
-func FailoverOpened(step string) bool {
-	step = strings.TrimSuffix(step, ScriptMark)
-	return step == FailoverStepOpen || step == FailoverStepCut
+// step is the step without a script's mark.
+func (s FailoverStep) step() FailoverStep {
+	return FailoverStep(strings.TrimSuffix(string(s), ScriptMark))
 }
 
-// FailoverStage says, for people, how far a failover that recorded step
-// had got.
-func FailoverStage(step string) string {
-	switch strings.TrimSuffix(step, ScriptMark) {
+// Opened says whether a failover that recorded the step had begun to make
+// the target writable: the target may have taken writes since.
+func (s FailoverStep) Opened() bool {
+	return s.step() == FailoverStepOpen || s.step() == FailoverStepCut
+}
+
+// Stage says, for people, how far a failover that recorded the step had
+// got.
+func (s FailoverStep) Stage() string {
+	switch s.step() {
 	case FailoverStepCut:
 		return "the target takes writes; it had begun to cut the link, so the source may still hold the link's slot"
 	case FailoverStepOpen:

@@ -67,7 +67,7 @@ func (p *Pauser) Poll(ctx context.Context) error {
 	defer conn.Close(context.WithoutCancel(ctx))
 	for {
 		var state, at, kind *string
-		var phase string
+		var phase Phase
 		err := ControlQuery(ctx, endpoint.Target, "the pause poll", func(ctx context.Context) error {
 			return conn.QueryRow(ctx, `SELECT pause_state, pause_at::text, phase, failover_kind FROM pglink.links WHERE name = $1`,
 				p.link).Scan(&state, &at, &phase, &kind)
@@ -101,11 +101,13 @@ func (p *Pauser) Poll(ctx context.Context) error {
 	}
 }
 
-func Deref(s *string) string {
-	if s == nil {
-		return ""
+// Deref reads a value that may be NULL, as its zero value then.
+func Deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
 	}
-	return *s
+	return *p
 }
 
 func (p *Pauser) set(state string, at change.LSN) {

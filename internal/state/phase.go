@@ -1,17 +1,39 @@
 package state
 
-// Phases of a link, stored in the target's pglink schema.
+// Phase is where a link is in its life, as pglink.links.phase records it.
+type Phase string
+
+// Phases of a link.
 const (
-	PhaseSeeding     = "seeding"
-	PhaseReplicating = "replicating"
-	PhaseFailingOver = "failing_over"
-	PhaseFailedOver  = "failed_over"
-	PhaseBroken      = "broken"
+	PhaseSeeding     Phase = "seeding"
+	PhaseReplicating Phase = "replicating"
+	PhaseFailingOver Phase = "failing_over"
+	PhaseFailedOver  Phase = "failed_over"
+	PhaseBroken      Phase = "broken"
 )
+
+// TableState is how far a table's copy is, as pglink.tables.state records it.
+type TableState string
 
 // Table states.
 const (
-	TablePending = "pending"
-	TableCopying = "copying"
-	TableCopied  = "copied"
+	TablePending TableState = "pending"
+	TableCopying TableState = "copying"
+	TableCopied  TableState = "copied"
+)
+
+// Event names a record of pglink.history.
+type Event string
+
+// Events of a link's history.
+const (
+	EventSlotCreated      Event = "slot_created"
+	EventSeeded           Event = "seeded"
+	EventAnalyzed         Event = "analyzed"
+	EventMissingRoles     Event = "missing_roles"
+	EventDatabaseSettings Event = "database_settings"
+	EventMatViews         Event = "matviews_refreshed"
+	EventFailoverStarted  Event = "failover started"
+	EventFailoverUndone   Event = "failover undone"
+	EventFailedOver       Event = "failed over"
 )

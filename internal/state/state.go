@@ -96,7 +96,8 @@ const (
 
 // Link is a link's row in pglink.links.
 type Link struct {
-	Name, Phase, SeedStep          string
+	Name, SeedStep                 string
+	Phase                          Phase
 	SourceDesc, SourceSystem       string
 	SourceDB, TargetDB, SchemaMode string
 	Include, Exclude               []string
@@ -108,7 +109,8 @@ type Link struct {
 	ServerWALEnd                   change.LSN
 	LastError, Remedy              *string
 	CreatedAt, UpdatedAt           time.Time
-	FailoverKind, FailoverStep     *string
+	FailoverKind                   *string
+	FailoverStep                   *FailoverStep
 	PauseState                     *string
 	FailoverLSN                    change.LSN
 }
@@ -184,7 +186,7 @@ func ParseLSN(s *string) change.LSN {
 	return change.LSN(uint64(hi)<<32 | uint64(lo))
 }
 
-func SetPhase(ctx context.Context, conn *pgx.Conn, name, phase string) error {
+func SetPhase(ctx context.Context, conn *pgx.Conn, name string, phase Phase) error {
 	_, err := conn.Exec(ctx, `UPDATE pglink.links SET phase = $2, updated_at = now() WHERE name = $1`, name, phase)
 	if err != nil {
 		return fmt.Errorf("target: set link %s phase %s: %w", name, phase, err)
@@ -210,7 +212,7 @@ func SetError(ctx context.Context, conn *pgx.Conn, name, msg, remedy string) err
 	return nil
 }
 
-func AddHistory(ctx context.Context, conn *pgx.Conn, name, event, detail string) error {
+func AddHistory(ctx context.Context, conn *pgx.Conn, name string, event Event, detail string) error {
 	_, err := conn.Exec(ctx, `INSERT INTO pglink.history (link, event, detail) VALUES ($1, $2, $3)`, name, event, detail)
 	if err != nil {
 		return fmt.Errorf("target: record %s of link %s: %w", event, name, err)
@@ -221,7 +223,7 @@ func AddHistory(ctx context.Context, conn *pgx.Conn, name, event, detail string)
 // Table is a table's seeding state.
 type Table struct {
 	Schema, Name string
-	State        string
+	State        TableState
 	Rows, Bytes  int64
 	EstRows      int64
 	EstBytes     int64
