@@ -24,7 +24,7 @@ func Drop(ctx context.Context, name, source, target string, log *slog.Logger) er
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	src, tgt, err := parseEndpoints(source, target)
+	src, tgt, err := ParseEndpoints(source, target)
 	if err != nil {
 		return err
 	}
@@ -40,11 +40,11 @@ func Drop(ctx context.Context, name, source, target string, log *slog.Logger) er
 	default:
 		defer l.Release(ctx)
 	}
-	if err := dropSourceSide(ctx, src, name, log); err != nil {
+	if err := DropSourceSide(ctx, src, name, log); err != nil {
 		errs = append(errs, err)
 	}
 	if l != nil {
-		if err := dropTargetSide(ctx, tgt, name, log); err != nil {
+		if err := DropTargetSide(ctx, tgt, name, log); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -54,7 +54,7 @@ func Drop(ctx context.Context, name, source, target string, log *slog.Logger) er
 	return nil
 }
 
-func dropSourceSide(ctx context.Context, src *endpoint.Endpoint, name string, log *slog.Logger) error {
+func DropSourceSide(ctx context.Context, src *endpoint.Endpoint, name string, log *slog.Logger) error {
 	conn, err := src.Connect(ctx)
 	if err != nil {
 		return err
@@ -62,7 +62,7 @@ func dropSourceSide(ctx context.Context, src *endpoint.Endpoint, name string, lo
 	defer conn.Close(context.WithoutCancel(ctx))
 	names := state.NamesFor(name)
 	for _, slot := range []string{names.Slot, names.SyncSlot} {
-		dropped, err := dropSlot(ctx, conn, slot)
+		dropped, err := DropSlot(ctx, conn, slot)
 		if err != nil {
 			return err
 		}
@@ -70,7 +70,7 @@ func dropSourceSide(ctx context.Context, src *endpoint.Endpoint, name string, lo
 			log.Info("dropped replication slot", "slot", slot)
 		}
 	}
-	exists, ours, err := publicationOwner(ctx, conn, names.Publication, name)
+	exists, ours, err := PublicationOwner(ctx, conn, names.Publication, name)
 	if err != nil {
 		return err
 	}
@@ -78,22 +78,22 @@ func dropSourceSide(ctx context.Context, src *endpoint.Endpoint, name string, lo
 		log.Warn("publication exists but was not made by this link; left alone", "publication", names.Publication)
 		return nil
 	}
-	if err := dropPublication(ctx, conn, names.Publication); err != nil {
+	if err := DropPublication(ctx, conn, names.Publication); err != nil {
 		return err
 	}
 	log.Info("dropped publication", "publication", names.Publication)
 	return nil
 }
 
-func dropPublicationIfOurs(ctx context.Context, conn *pgx.Conn, pub, link string) error {
-	exists, ours, err := publicationOwner(ctx, conn, pub, link)
+func DropPublicationIfOurs(ctx context.Context, conn *pgx.Conn, pub, link string) error {
+	exists, ours, err := PublicationOwner(ctx, conn, pub, link)
 	if err != nil || !exists || !ours {
 		return err
 	}
-	return dropPublication(ctx, conn, pub)
+	return DropPublication(ctx, conn, pub)
 }
 
-func dropTargetSide(ctx context.Context, tgt *endpoint.Endpoint, name string, log *slog.Logger) error {
+func DropTargetSide(ctx context.Context, tgt *endpoint.Endpoint, name string, log *slog.Logger) error {
 	conn, err := tgt.Connect(ctx)
 	if err != nil {
 		return err
@@ -102,16 +102,16 @@ func dropTargetSide(ctx context.Context, tgt *endpoint.Endpoint, name string, lo
 	if err := apply.DropOrigin(ctx, conn, state.NamesFor(name).Origin, state.NamesFor(name).Origin2); err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
-	if err := removeLinkState(ctx, conn, name); err != nil {
+	if err := RemoveLinkState(ctx, conn, name); err != nil {
 		return err
 	}
 	log.Info("removed the link from the target", "origins", state.NamesFor(name).Origin+", "+state.NamesFor(name).Origin2)
 	return nil
 }
 
-// removeLinkState removes the link's guard and rows from the target, and
+// RemoveLinkState removes the link's guard and rows from the target, and
 // the pglink schema when no other link is left in it.
-func removeLinkState(ctx context.Context, conn *pgx.Conn, name string) error {
+func RemoveLinkState(ctx context.Context, conn *pgx.Conn, name string) error {
 	exists, err := state.Exists(ctx, conn)
 	if err != nil || !exists {
 		return err

@@ -69,12 +69,12 @@ func problems(fs []assess.Finding) []Problem {
 	return probs
 }
 
-// publicationComment marks a publication as made by pglink for one link.
-func publicationComment(link string) string { return "pglink link " + link }
+// PublicationComment marks a publication as made by pglink for one link.
+func PublicationComment(link string) string { return "pglink link " + link }
 
-// publicationOwner tells whether the publication exists and whether it is
+// PublicationOwner tells whether the publication exists and whether it is
 // this link's.
-func publicationOwner(ctx context.Context, conn *pgx.Conn, pub, link string) (exists, ours bool, err error) {
+func PublicationOwner(ctx context.Context, conn *pgx.Conn, pub, link string) (exists, ours bool, err error) {
 	var comment *string
 	err = conn.QueryRow(ctx, `SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1`,
 		pub).Scan(&comment)
@@ -84,10 +84,10 @@ func publicationOwner(ctx context.Context, conn *pgx.Conn, pub, link string) (ex
 	if err != nil {
 		return false, false, fmt.Errorf("source: look for publication %s: %w", pub, err)
 	}
-	return true, comment != nil && *comment == publicationComment(link), nil
+	return true, comment != nil && *comment == PublicationComment(link), nil
 }
 
-func createPublication(ctx context.Context, conn *pgx.Conn, pub, link string, tables []catalog.Table) error {
+func CreatePublication(ctx context.Context, conn *pgx.Conn, pub, link string, tables []catalog.Table) error {
 	names := make([]string, len(tables))
 	for i, t := range tables {
 		names[i] = t.QualifiedName()
@@ -96,29 +96,29 @@ func createPublication(ctx context.Context, conn *pgx.Conn, pub, link string, ta
 	// root, so the target may partition differently (PostgreSQL 13+).
 	sql := fmt.Sprintf(`CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true);
 		COMMENT ON PUBLICATION %[1]s IS '%[3]s'`,
-		pgx.Identifier{pub}.Sanitize(), strings.Join(names, ", "), publicationComment(link))
+		pgx.Identifier{pub}.Sanitize(), strings.Join(names, ", "), PublicationComment(link))
 	if _, err := conn.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("source: create publication %s: %w (the user must own the tables, or be superuser)", pub, err)
 	}
 	return nil
 }
 
-func dropPublication(ctx context.Context, conn *pgx.Conn, pub string) error {
+func DropPublication(ctx context.Context, conn *pgx.Conn, pub string) error {
 	if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{pub}.Sanitize()); err != nil {
 		return fmt.Errorf("source: drop publication %s: %w", pub, err)
 	}
 	return nil
 }
 
-// slotState describes a replication slot on the source.
-type slotState struct {
+// SlotState describes a replication slot on the source.
+type SlotState struct {
 	Exists, Active bool
 	Database       string
 	Plugin         string
 }
 
-func lookupSlot(ctx context.Context, conn *pgx.Conn, slot string) (slotState, error) {
-	var s slotState
+func LookupSlot(ctx context.Context, conn *pgx.Conn, slot string) (SlotState, error) {
+	var s SlotState
 	var db, plugin *string
 	err := conn.QueryRow(ctx, `SELECT active, database, plugin FROM pg_replication_slots WHERE slot_name = $1`,
 		slot).Scan(&s.Active, &db, &plugin)
@@ -138,9 +138,9 @@ func lookupSlot(ctx context.Context, conn *pgx.Conn, slot string) (slotState, er
 	return s, nil
 }
 
-// dropSlot drops a slot when it exists, ending the session that holds it
+// DropSlot drops a slot when it exists, ending the session that holds it
 // first, and reports whether there was one.
-func dropSlot(ctx context.Context, conn *pgx.Conn, slot string) (dropped bool, err error) {
+func DropSlot(ctx context.Context, conn *pgx.Conn, slot string) (dropped bool, err error) {
 	_, err = conn.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
 		WHERE slot_name = $1 AND active_pid IS NOT NULL`, slot)
 	if err != nil {
@@ -160,9 +160,9 @@ func dropSlot(ctx context.Context, conn *pgx.Conn, slot string) (dropped bool, e
 	}
 }
 
-// sourceIdentity reads the identity of both sides' databases and
+// SourceIdentity reads the identity of both sides' databases and
 // refuses a target that is the source itself.
-func sourceIdentity(ctx context.Context, srcConn, tgtConn *pgx.Conn, src, tgt *endpoint.Endpoint) (catalog.Identity, error) {
+func SourceIdentity(ctx context.Context, srcConn, tgtConn *pgx.Conn, src, tgt *endpoint.Endpoint) (catalog.Identity, error) {
 	srcID, err := catalog.DatabaseIdentity(ctx, srcConn)
 	if err != nil {
 		return srcID, fmt.Errorf("source: %w", err)

@@ -14,13 +14,13 @@ import (
 	"github.com/pglink/pglink/internal/endpoint"
 )
 
-// targetSessionParams are set on every session pglink opens on the target:
+// TargetSessionParams are set on every session pglink opens on the target:
 // the target database is read-only for everyone else, and pglink's writes
 // behave like native logical replication's apply (no user triggers, no FK
 // checks: the source already ran them). The timeouts an application's
 // database settings may give (carried from the source, see carrySettings)
 // are not for pglink's long batches and waits.
-var targetSessionParams = map[string]string{
+var TargetSessionParams = map[string]string{
 	"default_transaction_read_only":       "off",
 	"session_replication_role":            "replica",
 	"DateStyle":                           "ISO",
@@ -31,21 +31,21 @@ var targetSessionParams = map[string]string{
 	"idle_in_transaction_session_timeout": "0",
 }
 
-// parseEndpoints reads the source and target connection strings; the
+// ParseEndpoints reads the source and target connection strings; the
 // target's sessions get pglink's settings.
-func parseEndpoints(source, target string) (src, tgt *endpoint.Endpoint, err error) {
+func ParseEndpoints(source, target string) (src, tgt *endpoint.Endpoint, err error) {
 	if src, err = endpoint.Parse(endpoint.Source, source); err != nil {
 		return nil, nil, err
 	}
 	if tgt, err = endpoint.Parse(endpoint.Target, target); err != nil {
 		return nil, nil, err
 	}
-	return src, targetEndpoint(tgt), nil
+	return src, TargetEndpoint(tgt), nil
 }
 
-// targetEndpoint returns the target endpoint with pglink's session settings.
-func targetEndpoint(ep *endpoint.Endpoint) *endpoint.Endpoint {
-	return ep.WithRuntimeParams(targetSessionParams)
+// TargetEndpoint returns the target endpoint with pglink's session settings.
+func TargetEndpoint(ep *endpoint.Endpoint) *endpoint.Endpoint {
+	return ep.WithRuntimeParams(TargetSessionParams)
 }
 
 // connectTarget connects to the target database, creating it when it does
