@@ -2,10 +2,6 @@ package link
 
 import (
 	"context"
-	"errors"
-	"fmt"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/state"
@@ -28,31 +24,4 @@ func (r *runner) slotLost(ctx context.Context) error {
 		return nil
 	}
 	return SlotLostError(r.cfg.Name, r.names.Slot)
-}
-
-// SlotWALStatus returns the slot's wal_status (reserved, extended,
-// unreserved, lost), or "" when there is no such slot.
-func SlotWALStatus(ctx context.Context, conn *pgx.Conn, slot string) (string, error) {
-	var status *string
-	err := conn.QueryRow(ctx, `SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&status)
-	if errors.Is(err, pgx.ErrNoRows) || err == nil && status == nil {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("source: read slot %s: %w", slot, err)
-	}
-	return *status, nil
-}
-
-func SlotLostError(name, slot string) error {
-	return &endpoint.Error{Side: endpoint.Source,
-		Cause: fmt.Sprintf("the link's replication slot %s was invalidated (wal_status lost): it held more WAL than max_slot_wal_keep_size allows, "+
-			"so the source removed WAL the link had not applied yet, and the link cannot resume", slot),
-		Remedy: SlotLostRemedy(name)}
-}
-
-func SlotLostRemedy(name string) string {
-	return fmt.Sprintf("drop the link and seed it again: pglink drop --name %s (the target's data stays), then pglink start with the same options "+
-		"and --schema existing --truncate-existing (it empties the tables the target holds and copies them afresh), or into an empty target database; "+
-		"raise max_slot_wal_keep_size on the source (or set it to -1) so that it does not happen again", name)
 }

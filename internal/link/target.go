@@ -14,40 +14,6 @@ import (
 	"github.com/pglink/pglink/internal/endpoint"
 )
 
-// TargetSessionParams are set on every session pglink opens on the target:
-// the target database is read-only for everyone else, and pglink's writes
-// behave like native logical replication's apply (no user triggers, no FK
-// checks: the source already ran them). The timeouts an application's
-// database settings may give (carried from the source, see carrySettings)
-// are not for pglink's long batches and waits.
-var TargetSessionParams = map[string]string{
-	"default_transaction_read_only":       "off",
-	"session_replication_role":            "replica",
-	"DateStyle":                           "ISO",
-	"IntervalStyle":                       "postgres",
-	"extra_float_digits":                  "3",
-	"statement_timeout":                   "0",
-	"lock_timeout":                        "0",
-	"idle_in_transaction_session_timeout": "0",
-}
-
-// ParseEndpoints reads the source and target connection strings; the
-// target's sessions get pglink's settings.
-func ParseEndpoints(source, target string) (src, tgt *endpoint.Endpoint, err error) {
-	if src, err = endpoint.Parse(endpoint.Source, source); err != nil {
-		return nil, nil, err
-	}
-	if tgt, err = endpoint.Parse(endpoint.Target, target); err != nil {
-		return nil, nil, err
-	}
-	return src, TargetEndpoint(tgt), nil
-}
-
-// TargetEndpoint returns the target endpoint with pglink's session settings.
-func TargetEndpoint(ep *endpoint.Endpoint) *endpoint.Endpoint {
-	return ep.WithRuntimeParams(TargetSessionParams)
-}
-
 // connectTarget connects to the target database, creating it when it does
 // not exist yet (from the server's maintenance database); created says so.
 func connectTarget(ctx context.Context, ep *endpoint.Endpoint) (conn *pgx.Conn, created bool, err error) {
