@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pglink/pglink/internal/link"
+	"github.com/pglink/pglink/internal/state"
 )
 
 func newDropCmd() *cobra.Command {
@@ -21,7 +21,7 @@ func newDropCmd() *cobra.Command {
 			if err := lf.resolve(c, true); err != nil {
 				return err
 			}
-			if err := link.Drop(c.Context(), lf.name, lf.source, lf.target, newLogger(c.ErrOrStderr(), false)); err != nil {
+			if err := state.Drop(c.Context(), lf.name, lf.source, lf.target, newLogger(c.ErrOrStderr(), false)); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.OutOrStdout(), "link %s dropped\n", lf.name)

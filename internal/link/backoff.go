@@ -4,10 +4,7 @@ import (
 	"time"
 )
 
-const (
-	backoffStep = 250 * time.Millisecond
-	backoffMax  = 30 * time.Second
-)
+const backoffMax = 30 * time.Second
 
 // nextBackoff doubles d, from one second up to backoffMax.
 func nextBackoff(d time.Duration) time.Duration {

@@ -57,7 +57,7 @@ func OpenControl(ctx context.Context, name, source, target string) (*Control, er
 	if err := state.ValidateName(name); err != nil {
 		return nil, err
 	}
-	src, tgt, err := ParseEndpoints(source, target)
+	src, tgt, err := state.ParseEndpoints(source, target)
 	if err != nil {
 		return nil, err
 	}
@@ -269,19 +269,19 @@ func (c *Control) DropSlots(ctx context.Context, src *pgx.Conn) error {
 
 // SlotExists reports whether the link's slot is on the source.
 func (c *Control) SlotExists(ctx context.Context, src *pgx.Conn) (bool, error) {
-	s, err := LookupSlot(ctx, src, c.names.Slot)
+	s, err := state.LookupSlot(ctx, src, c.names.Slot)
 	return s.Exists, err
 }
 
 // DropPublication removes the link's publication on the source.
 func (c *Control) DropPublication(ctx context.Context, src *pgx.Conn) error {
-	return DropPublicationIfOurs(ctx, src, c.names.Publication, c.Name)
+	return state.DropPublicationIfOurs(ctx, src, c.names.Publication, c.Name)
 }
 
 // RemoveState removes the link's origin and state from the target (the
 // pglink schema too when no other link is in it). The data stays.
 func (c *Control) RemoveState(ctx context.Context) error {
-	return DropTargetSide(ctx, c.Tgt, c.Name, slog.New(slog.DiscardHandler))
+	return state.DropTargetSide(ctx, c.Tgt, c.Name, slog.New(slog.DiscardHandler))
 }
 
 // History records an event of the link.
@@ -298,7 +298,7 @@ func (c *Control) Run(ctx context.Context, cfg Config) error {
 
 // CheckSource checks that conn is the link's source database.
 func (c *Control) CheckSource(ctx context.Context, src *pgx.Conn) error {
-	id, err := SourceIdentity(ctx, src, c.conn, c.Src, c.Tgt)
+	id, err := state.SourceIdentity(ctx, src, c.conn, c.Src, c.Tgt)
 	if err != nil {
 		return err
 	}
@@ -332,7 +332,7 @@ func (c *Control) Compare(ctx context.Context, src *pgx.Conn, jobs int) (validat
 func DropSourceSlots(ctx context.Context, src *pgx.Conn, name string) (int, error) {
 	n := 0
 	for _, slot := range []string{state.NamesFor(name).Slot, state.NamesFor(name).SyncSlot} {
-		dropped, err := DropSlot(ctx, src, slot)
+		dropped, err := state.DropSlot(ctx, src, slot)
 		if err != nil {
 			return n, err
 		}

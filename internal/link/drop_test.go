@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // TestDropHalfMade drops a link whose target database is gone: what the
@@ -24,7 +25,7 @@ func TestDropHalfMade(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst.Exec("postgres", `DROP DATABASE gone WITH (FORCE)`)
-	err := Drop(context.Background(), "half", cfg.Source, cfg.Target, nil)
+	err := state.Drop(context.Background(), "half", cfg.Source, cfg.Target, nil)
 	if err == nil || !strings.Contains(err.Error(), "target") {
 		t.Fatalf("drop with the target database gone: %v, want an error about the target", err)
 	}

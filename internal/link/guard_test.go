@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // TestGuardRefusesOthers writes into every kind of linked table as an
@@ -108,7 +109,7 @@ func TestGuardRefusesOthers(t *testing.T) {
 	if err := l.stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	if err := Drop(context.Background(), "guard", cfg.Source, cfg.Target, nil); err != nil {
+	if err := state.Drop(context.Background(), "guard", cfg.Source, cfg.Target, nil); err != nil {
 		t.Fatalf("drop: %v", err)
 	}
 	if got := dst.QueryString("app", `SELECT count(*) FROM pg_event_trigger`); got != "0" {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // Ctrl-C at any moment of a start, from the first milliseconds on, stops
@@ -97,7 +98,7 @@ func TestHangupStopsCleanly(t *testing.T) {
 	waitCaughtUp(t, l, src, "bank", time.Minute)
 	assertSame(t, src, dst, "bank", "bank")
 	p.kill()
-	if err := Drop(context.Background(), "hangup", source, target, nil); err != nil {
+	if err := state.Drop(context.Background(), "hangup", source, target, nil); err != nil {
 		t.Fatalf("drop: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // TestLinkEndToEnd seeds a target from a source holding every tricky case,
@@ -74,7 +75,7 @@ func TestLinkEndToEnd(t *testing.T) {
 	if err := l.stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	if err := Drop(context.Background(), "e2e", cfg.Source, cfg.Target, nil); err != nil {
+	if err := state.Drop(context.Background(), "e2e", cfg.Source, cfg.Target, nil); err != nil {
 		t.Fatalf("drop: %v", err)
 	}
 	for db, sql := range map[string]string{

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // pglinkBinary is the pglink command, built once per test run.
@@ -226,7 +227,7 @@ func TestKillDuringSeedAndStream(t *testing.T) {
 	}
 	t.Logf("writer committed %d transactions; all on the target", w.n.Load())
 	p.kill()
-	if err := Drop(context.Background(), "killme", source, target, nil); err != nil {
+	if err := state.Drop(context.Background(), "killme", source, target, nil); err != nil {
 		t.Fatalf("drop: %v", err)
 	}
 }

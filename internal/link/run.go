@@ -66,7 +66,7 @@ func newRunner(cfg Config) (*runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	src, tgt, err := ParseEndpoints(cfg.Source, cfg.Target)
+	src, tgt, err := state.ParseEndpoints(cfg.Source, cfg.Target)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// Before anything is made or changed on either side: a target that is
 	// the source itself would have its tables emptied.
-	if r.srcID, err = SourceIdentity(ctx, r.srcConn, r.tgtConn, r.src, r.tgt); err != nil {
+	if r.srcID, err = state.SourceIdentity(ctx, r.srcConn, r.tgtConn, r.src, r.tgt); err != nil {
 		return err
 	}
 	if err := state.Ensure(ctx, r.tgtConn); err != nil {
@@ -250,7 +250,7 @@ func (r *runner) create(ctx context.Context) error {
 	if err := r.insertLink(ctx, r.srcID.Key()); err != nil {
 		return err
 	}
-	if err := CreatePublication(ctx, r.srcConn, r.names.Publication, r.cfg.Name, r.tables); err != nil {
+	if err := state.CreatePublication(ctx, r.srcConn, r.names.Publication, r.cfg.Name, r.tables); err != nil {
 		return err
 	}
 	r.log.Info("link created", "source", r.src.Describe(), "target", r.tgt.Describe(), "tables", len(r.tables))
@@ -263,7 +263,7 @@ func (r *runner) checks(ctx context.Context) ([]Problem, error) {
 	if err != nil {
 		return nil, err
 	}
-	slot, err := LookupSlot(ctx, r.srcConn, r.names.Slot)
+	slot, err := state.LookupSlot(ctx, r.srcConn, r.names.Slot)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +272,7 @@ func (r *runner) checks(ctx context.Context) ([]Problem, error) {
 			fmt.Sprintf("a replication slot named %s already exists, and the target has no link %s", r.names.Slot, r.cfg.Name),
 			fmt.Sprintf("choose another --name, or if the slot is a leftover of this link, run pglink drop --name %s (or SELECT pg_drop_replication_slot('%s'); on the source)", r.cfg.Name, r.names.Slot)})
 	}
-	pubExists, _, err := PublicationOwner(ctx, r.srcConn, r.names.Publication, r.cfg.Name)
+	pubExists, _, err := state.PublicationOwner(ctx, r.srcConn, r.names.Publication, r.cfg.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -332,10 +332,10 @@ func nonNil(s []string) []string {
 // link's rows, and the pglink schema when no link is left in it.
 func (r *runner) undoCreate(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)
-	if err := DropPublicationIfOurs(ctx, r.srcConn, r.names.Publication, r.cfg.Name); err != nil {
+	if err := state.DropPublicationIfOurs(ctx, r.srcConn, r.names.Publication, r.cfg.Name); err != nil {
 		r.log.Warn("could not remove the publication of the failed link", "error", err)
 	}
-	if err := RemoveLinkState(ctx, r.tgtConn, r.cfg.Name); err != nil {
+	if err := state.RemoveLinkState(ctx, r.tgtConn, r.cfg.Name); err != nil {
 		r.log.Warn("could not remove the state of the failed link", "error", err)
 	}
 	if r.createdDB {

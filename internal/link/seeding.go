@@ -185,7 +185,7 @@ func (r *runner) tablesToCopy(ctx context.Context, rows []state.Table) ([]catalo
 }
 
 func (r *runner) copyTables(ctx context.Context, todo []catalog.Table) error {
-	slot, err := LookupSlot(ctx, r.srcConn, r.names.Slot)
+	slot, err := state.LookupSlot(ctx, r.srcConn, r.names.Slot)
 	if err != nil {
 		return err
 	}

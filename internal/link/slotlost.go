@@ -17,11 +17,11 @@ func (r *runner) slotLost(ctx context.Context) error {
 	}
 	var status string
 	err := state.ControlQuery(ctx, endpoint.Source, "the slot's state", func(ctx context.Context) (err error) {
-		status, err = SlotWALStatus(ctx, r.srcConn, r.names.Slot)
+		status, err = state.SlotWALStatus(ctx, r.srcConn, r.names.Slot)
 		return err
 	})
 	if err != nil || status != "lost" {
 		return nil
 	}
-	return SlotLostError(r.cfg.Name, r.names.Slot)
+	return state.SlotLostError(r.cfg.Name, r.names.Slot)
 }

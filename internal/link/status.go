@@ -256,7 +256,7 @@ func (s sourceState) apply(st *report.Status) {
 	switch {
 	case st.Phase == state.PhaseFailedOver:
 	case s.walStatus == "lost":
-		st.Warnings = append(st.Warnings, SlotLostError(st.Name, st.SlotName).Error())
+		st.Warnings = append(st.Warnings, state.SlotLostError(st.Name, st.SlotName).Error())
 	case s.walStatus == "unreserved":
 		st.Warnings = append(st.Warnings, fmt.Sprintf("source: the replication slot %s holds more WAL than max_slot_wal_keep_size allows (wal_status unreserved): "+
 			"the source invalidates it at its next checkpoint unless the link catches up first, and the link must then be seeded again; "+

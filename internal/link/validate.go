@@ -34,7 +34,7 @@ func Validate(ctx context.Context, o ValidateOptions) (validate.Report, error) {
 	if err := state.ValidateName(o.Name); err != nil {
 		return rep, err
 	}
-	src, tgt, err := ParseEndpoints(o.Source, o.Target)
+	src, tgt, err := state.ParseEndpoints(o.Source, o.Target)
 	if err != nil {
 		return rep, err
 	}
@@ -95,7 +95,7 @@ func validationTables(ctx context.Context, ctl *pgx.Conn, src, tgt *endpoint.End
 		return nil, nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	id, err := SourceIdentity(ctx, conn, ctl, src, tgt)
+	id, err := state.SourceIdentity(ctx, conn, ctl, src, tgt)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,4 +1,4 @@
-package link
+package state
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 
 	"github.com/pglink/pglink/internal/apply"
 	"github.com/pglink/pglink/internal/endpoint"
-	"github.com/pglink/pglink/internal/state"
 )
 
 // Drop removes what the link made on both sides: slot, publication, origin,
@@ -18,7 +17,7 @@ import (
 // link remains). The target's data stays. It works on a broken or half-made
 // link, and says what it could not remove.
 func Drop(ctx context.Context, name, source, target string, log *slog.Logger) error {
-	if err := state.ValidateName(name); err != nil {
+	if err := ValidateName(name); err != nil {
 		return err
 	}
 	if log == nil {
@@ -29,9 +28,9 @@ func Drop(ctx context.Context, name, source, target string, log *slog.Logger) er
 		return err
 	}
 	var errs []error
-	l, err := state.AcquireLease(ctx, tgt, name)
+	l, err := AcquireLease(ctx, tgt, name)
 	switch {
-	case errors.Is(err, state.ErrLeaseHeld):
+	case errors.Is(err, ErrLeaseHeld):
 		return fmt.Errorf("%w (pglink drop needs the link stopped)", err)
 	case err != nil:
 		// The target cannot be reached (or its database was never made):
@@ -60,7 +59,7 @@ func DropSourceSide(ctx context.Context, src *endpoint.Endpoint, name string, lo
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	names := state.NamesFor(name)
+	names := NamesFor(name)
 	for _, slot := range []string{names.Slot, names.SyncSlot} {
 		dropped, err := DropSlot(ctx, conn, slot)
 		if err != nil {
@@ -99,20 +98,20 @@ func DropTargetSide(ctx context.Context, tgt *endpoint.Endpoint, name string, lo
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := apply.DropOrigin(ctx, conn, state.NamesFor(name).Origin, state.NamesFor(name).Origin2); err != nil {
+	if err := apply.DropOrigin(ctx, conn, NamesFor(name).Origin, NamesFor(name).Origin2); err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
 	if err := RemoveLinkState(ctx, conn, name); err != nil {
 		return err
 	}
-	log.Info("removed the link from the target", "origins", state.NamesFor(name).Origin+", "+state.NamesFor(name).Origin2)
+	log.Info("removed the link from the target", "origins", NamesFor(name).Origin+", "+NamesFor(name).Origin2)
 	return nil
 }
 
 // RemoveLinkState removes the link's guard and rows from the target, and
 // the pglink schema when no other link is left in it.
 func RemoveLinkState(ctx context.Context, conn *pgx.Conn, name string) error {
-	exists, err := state.Exists(ctx, conn)
+	exists, err := Exists(ctx, conn)
 	if err != nil || !exists {
 		return err
 	}
@@ -120,7 +119,7 @@ func RemoveLinkState(ctx context.Context, conn *pgx.Conn, name string) error {
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pglink.links WHERE name <> $1`, name).Scan(&others); err != nil {
 		return fmt.Errorf("target: count links: %w", err)
 	}
-	if err := state.UnguardTables(ctx, conn, state.NamesFor(name), others > 0); err != nil {
+	if err := UnguardTables(ctx, conn, NamesFor(name), others > 0); err != nil {
 		return err
 	}
 	sql := `DELETE FROM pglink.links WHERE name = $1`

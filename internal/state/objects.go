@@ -1,10 +1,11 @@
-package link
+package state
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -82,6 +83,9 @@ func LookupSlot(ctx context.Context, conn *pgx.Conn, slot string) (SlotState, er
 	}
 	return s, nil
 }
+
+// backoffStep spaces the tries to drop a slot that a session still holds.
+const backoffStep = 250 * time.Millisecond
 
 // DropSlot drops a slot when it exists, ending the session that holds it
 // first, and reports whether there was one.
