@@ -50,7 +50,7 @@ func (x *execution) recoverInterrupted(ctx context.Context, in link.Info) (strin
 		}
 		return "an interrupted failover had begun to make the target writable: finishing it from there", nil
 	}
-	fenced, err := link.SourceFenced(ctx, src)
+	fenced, err := state.SourceFenced(ctx, src)
 	if err != nil {
 		return "", err
 	}

@@ -105,7 +105,7 @@ func plannedPreflight(ctx context.Context, x *execution) (string, error) {
 		}
 		return "", err
 	}
-	if fenced, err := link.SourceFenced(ctx, src); err != nil || fenced {
+	if fenced, err := state.SourceFenced(ctx, src); err != nil || fenced {
 		if err == nil {
 			err = errors.New("source: the database is fenced already (schema pglink_fence exists): an earlier failover left it read-only; run pglink release-source first if the source should take writes")
 		}
@@ -393,7 +393,7 @@ func (x *execution) cut(ctx context.Context, sourceUp bool) (string, error) {
 }
 
 func keepFenceStep(ctx context.Context, x *execution) (string, error) {
-	fenced, err := link.SourceFenced(ctx, x.src)
+	fenced, err := state.SourceFenced(ctx, x.src)
 	if err != nil {
 		return "", err
 	}

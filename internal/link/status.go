@@ -208,7 +208,7 @@ func readSourceState(ctx context.Context, src *endpoint.Endpoint, slot string) (
 		s.err = sourceWaitError(ctx, fmt.Errorf("source: read the current WAL position: %w", err))
 		return s
 	}
-	if s.fenced, err = SourceFenced(ctx, conn); err != nil {
+	if s.fenced, err = state.SourceFenced(ctx, conn); err != nil {
 		s.err = sourceWaitError(ctx, err)
 		return s
 	}
@@ -298,21 +298,6 @@ func fenceStatus(st *report.Status, fenced bool) {
 			"writes there never reach the target. Run pglink fence-source --name %s --source ... to make it refuse writes "+
 			"(or pglink release-source was run on purpose: then ignore this)", st.Name))
 	}
-}
-
-// SourceFenced tells whether the source database refuses writes: a
-// failover's fence (schema pglink_fence) stands and the database defaults
-// to read-only.
-func SourceFenced(ctx context.Context, conn *pgx.Conn) (bool, error) {
-	var fenced bool
-	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'pglink_fence')
-		AND EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
-			WHERE d.datname = current_database() AND s.setrole = 0
-			  AND 'default_transaction_read_only=on' = ANY (s.setconfig))`).Scan(&fenced)
-	if err != nil {
-		return false, fmt.Errorf("source: read the write fence: %w", err)
-	}
-	return fenced, nil
 }
 
 // statusTables converts table rows for the status output, with an ETA from

@@ -183,3 +183,18 @@ func SlotLostRemedy(name string) string {
 		"and --schema existing --truncate-existing (it empties the tables the target holds and copies them afresh), or into an empty target database; "+
 		"raise max_slot_wal_keep_size on the source (or set it to -1) so that it does not happen again", name)
 }
+
+// SourceFenced tells whether the source database refuses writes: a
+// failover's fence (schema pglink_fence) stands and the database defaults
+// to read-only.
+func SourceFenced(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var fenced bool
+	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'pglink_fence')
+		AND EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+			WHERE d.datname = current_database() AND s.setrole = 0
+			  AND 'default_transaction_read_only=on' = ANY (s.setconfig))`).Scan(&fenced)
+	if err != nil {
+		return false, fmt.Errorf("source: read the write fence: %w", err)
+	}
+	return fenced, nil
+}
