@@ -43,7 +43,7 @@ func newStatusCmd() *cobra.Command {
 }
 
 func showStatus(ctx context.Context, out io.Writer, lf linkFlags, asJSON bool) error {
-	st, err := link.Status(ctx, lf.name, lf.target, lf.source)
+	st, err := link.Read(ctx, lf.name, lf.target, lf.source)
 	if err != nil {
 		return err
 	}

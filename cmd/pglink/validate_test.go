@@ -91,7 +91,7 @@ func waitReplicating(t *testing.T, source, target string, done <-chan error) {
 			t.Fatalf("the link stopped: %v", err)
 		default:
 		}
-		st, err := link.Status(context.Background(), "val", target, source)
+		st, err := link.Read(context.Background(), "val", target, source)
 		if err == nil && st.Phase == "replicating" {
 			return
 		}

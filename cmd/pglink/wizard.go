@@ -18,7 +18,7 @@ import (
 // cancelled or saved a script (nothing more to do).
 func failoverWizard(c *cobra.Command, ff *failoverFlags, in *bufio.Reader) (bool, error) {
 	w := c.ErrOrStderr()
-	st, err := link.Status(c.Context(), ff.lf.name, ff.lf.target, ff.lf.source)
+	st, err := link.Read(c.Context(), ff.lf.name, ff.lf.target, ff.lf.source)
 	if err != nil {
 		return false, err
 	}

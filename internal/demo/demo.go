@@ -180,5 +180,5 @@ func (d *demo) fillSource(ctx context.Context) error {
 
 // status reads the link's status, with the source's position.
 func (d *demo) status(ctx context.Context) (*report.Status, error) {
-	return link.Status(ctx, linkName, d.tgtURL, d.srcURL)
+	return link.Read(ctx, linkName, d.tgtURL, d.srcURL)
 }

@@ -44,7 +44,7 @@ func (f *fixture) assertInterruptedIn(t *testing.T, phase string) {
 	var st *report.Status
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		var err error
-		if st, err = link.Status(context.Background(), f.name, f.target, f.source); err != nil {
+		if st, err = link.Read(context.Background(), f.name, f.target, f.source); err != nil {
 			t.Fatal(err)
 		}
 		if strings.Contains(st.LastError, "interrupted") || time.Now().After(deadline) {
@@ -214,7 +214,7 @@ func TestScriptFailoverNotTakenOver(t *testing.T) {
 	if err := execOn(f.target, `SET default_transaction_read_only = off`, `UPDATE pglink.links SET phase = 'failing_over', failover_kind = 'planned', failover_step = 'begin`+state.ScriptMark+`'`); err != nil {
 		t.Fatal(err)
 	}
-	st, err := link.Status(context.Background(), "scr", f.target, f.source)
+	st, err := link.Read(context.Background(), "scr", f.target, f.source)
 	if err != nil {
 		t.Fatal(err)
 	}

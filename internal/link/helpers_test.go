@@ -100,7 +100,7 @@ func linkStatus(t *testing.T, name, target, source string) *report.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := Status(ctx, name, target, source)
+	st, err := Read(ctx, name, target, source)
 	if err != nil {
 		t.Fatalf("status of link %s: %v", name, err)
 	}
@@ -110,7 +110,7 @@ func linkStatus(t *testing.T, name, target, source string) *report.Status {
 func waitPhase(t *testing.T, l *testLink, phase string, timeout time.Duration) {
 	t.Helper()
 	waitFor(t, "phase "+phase, timeout, l, func() (bool, error) {
-		st, err := Status(context.Background(), l.cfg.Name, l.cfg.Target, "")
+		st, err := Read(context.Background(), l.cfg.Name, l.cfg.Target, "")
 		if err != nil {
 			return false, nil // the link may not be recorded yet
 		}
@@ -127,7 +127,7 @@ func waitCaughtUp(t *testing.T, l *testLink, src *pgtest.Cluster, srcDB string, 
 	lsn := src.QueryString(srcDB, "pg_current_wal_insert_lsn()")
 	target := state.ParseLSN(&lsn)
 	waitFor(t, "target to apply up to "+lsn, timeout, l, func() (bool, error) {
-		st, err := Status(context.Background(), l.cfg.Name, l.cfg.Target, "")
+		st, err := Read(context.Background(), l.cfg.Name, l.cfg.Target, "")
 		if err != nil || st.AppliedLSN == "" {
 			return false, nil
 		}

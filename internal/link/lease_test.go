@@ -72,7 +72,7 @@ func TestLeaseKeptThroughTargetLoss(t *testing.T) {
 func waitRunning(t *testing.T, l *testLink, timeout time.Duration) {
 	t.Helper()
 	waitFor(t, "the link's process to hold its lease", timeout, l, func() (bool, error) {
-		st, err := Status(context.Background(), l.cfg.Name, l.cfg.Target, "")
+		st, err := Read(context.Background(), l.cfg.Name, l.cfg.Target, "")
 		return err == nil && st.Running, nil
 	})
 }

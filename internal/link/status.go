@@ -14,7 +14,7 @@ import (
 	"github.com/pglink/pglink/internal/state"
 )
 
-// Status reads a link's status from the target, and from the source when
+// Read reads a link's status from the target, and from the source when
 // source is not empty (its current WAL position and the slot). Both are
 // read at once, each in one session whose queries take one round trip
 // apiece, so a status answers in about one connection's time even when a
@@ -22,7 +22,7 @@ import (
 // held on pglink's state tables costs at most statusLockTimeout, and a
 // source that does not answer within statusSourceWait is left out with a
 // warning.
-func Status(ctx context.Context, name, target, source string) (*report.Status, error) {
+func Read(ctx context.Context, name, target, source string) (*report.Status, error) {
 	if err := state.ValidateName(name); err != nil {
 		return nil, err
 	}

@@ -38,7 +38,7 @@ func TestStatusDoesNotWait(t *testing.T) {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		begin := time.Now()
-		st, err := Status(sctx, "st", dst.URL("app"), source)
+		st, err := Read(sctx, "st", dst.URL("app"), source)
 		took := time.Since(begin)
 		if err != nil {
 			t.Fatalf("status after %s: %v", took, err)
