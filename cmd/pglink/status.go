@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pglink/pglink/internal/link"
+	"github.com/pglink/pglink/internal/status"
 	"github.com/pglink/pglink/internal/termui"
 )
 
@@ -43,7 +43,7 @@ func newStatusCmd() *cobra.Command {
 }
 
 func showStatus(ctx context.Context, out io.Writer, lf linkFlags, asJSON bool) error {
-	st, err := link.Read(ctx, lf.name, lf.target, lf.source)
+	st, err := status.Read(ctx, lf.name, lf.target, lf.source)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/status"
 	"github.com/pglink/pglink/internal/validate"
 )
 
@@ -91,7 +92,7 @@ func waitReplicating(t *testing.T, source, target string, done <-chan error) {
 			t.Fatalf("the link stopped: %v", err)
 		default:
 		}
-		st, err := link.Read(context.Background(), "val", target, source)
+		st, err := status.Read(context.Background(), "val", target, source)
 		if err == nil && st.Phase == "replicating" {
 			return
 		}

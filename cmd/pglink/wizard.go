@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pglink/pglink/internal/failover"
-	"github.com/pglink/pglink/internal/link"
+	"github.com/pglink/pglink/internal/status"
 )
 
 // failoverWizard walks the user through a failover on a terminal: the
@@ -18,7 +18,7 @@ import (
 // cancelled or saved a script (nothing more to do).
 func failoverWizard(c *cobra.Command, ff *failoverFlags, in *bufio.Reader) (bool, error) {
 	w := c.ErrOrStderr()
-	st, err := link.Read(c.Context(), ff.lf.name, ff.lf.target, ff.lf.source)
+	st, err := status.Read(c.Context(), ff.lf.name, ff.lf.target, ff.lf.source)
 	if err != nil {
 		return false, err
 	}

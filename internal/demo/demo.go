@@ -13,8 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/instance"
-	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/report"
+	"github.com/pglink/pglink/internal/status"
 )
 
 // Options tune the demo; the zero value is the full demo.
@@ -180,5 +180,5 @@ func (d *demo) fillSource(ctx context.Context) error {
 
 // status reads the link's status, with the source's position.
 func (d *demo) status(ctx context.Context) (*report.Status, error) {
-	return link.Read(ctx, linkName, d.tgtURL, d.srcURL)
+	return status.Read(ctx, linkName, d.tgtURL, d.srcURL)
 }

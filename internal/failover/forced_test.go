@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pglink/pglink/internal/link"
+	"github.com/pglink/pglink/internal/status"
 )
 
 // TestForcedFailoverSourceGone stops the source server and fails over:
@@ -55,7 +55,7 @@ func TestForcedFailoverSourceGone(t *testing.T) {
 	if err := f.src.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	st, err := link.Read(ctx, "gone", f.target, f.source)
+	st, err := status.Read(ctx, "gone", f.target, f.source)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestForcedFailoverSourceGone(t *testing.T) {
 	if n := queryString(f.source, `SELECT count(*)::text FROM pg_replication_slots`); n != "0" {
 		t.Errorf("%s slots left on the old source", n)
 	}
-	st, err = link.Read(ctx, "gone", f.target, f.source)
+	st, err = status.Read(ctx, "gone", f.target, f.source)
 	if err != nil {
 		t.Fatal(err)
 	}

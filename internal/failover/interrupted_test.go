@@ -11,6 +11,7 @@ import (
 	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/state"
+	"github.com/pglink/pglink/internal/status"
 )
 
 // runCrashing runs a failover that dies right after step crash ran,
@@ -44,7 +45,7 @@ func (f *fixture) assertInterruptedIn(t *testing.T, phase string) {
 	var st *report.Status
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		var err error
-		if st, err = link.Read(context.Background(), f.name, f.target, f.source); err != nil {
+		if st, err = status.Read(context.Background(), f.name, f.target, f.source); err != nil {
 			t.Fatal(err)
 		}
 		if strings.Contains(st.LastError, "interrupted") || time.Now().After(deadline) {
@@ -214,7 +215,7 @@ func TestScriptFailoverNotTakenOver(t *testing.T) {
 	if err := execOn(f.target, `SET default_transaction_read_only = off`, `UPDATE pglink.links SET phase = 'failing_over', failover_kind = 'planned', failover_step = 'begin`+state.ScriptMark+`'`); err != nil {
 		t.Fatal(err)
 	}
-	st, err := link.Read(context.Background(), "scr", f.target, f.source)
+	st, err := status.Read(context.Background(), "scr", f.target, f.source)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/status"
 )
 
 // TestMillionRowTransaction applies one source transaction of a million
@@ -34,7 +35,7 @@ func TestMillionRowTransaction(t *testing.T) {
 	if got := dst.QueryString("big", "SELECT count(*) FROM public.rows"); got != "1000000" {
 		// Say whether the rows come late (the applied position ran ahead
 		// of the data) or never (the transaction was lost).
-		st, _ := Read(context.Background(), "big", dst.URL("big"), "")
+		st, _ := status.Read(context.Background(), "big", dst.URL("big"), "")
 		applied := ""
 		if st != nil {
 			applied = st.AppliedLSN

@@ -15,6 +15,7 @@ import (
 	"github.com/pglink/pglink/internal/pgtest"
 	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/state"
+	"github.com/pglink/pglink/internal/status"
 )
 
 // testLink is a link run in the test process, stopped by stop().
@@ -100,7 +101,7 @@ func linkStatus(t *testing.T, name, target, source string) *report.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := Read(ctx, name, target, source)
+	st, err := status.Read(ctx, name, target, source)
 	if err != nil {
 		t.Fatalf("status of link %s: %v", name, err)
 	}
@@ -110,7 +111,7 @@ func linkStatus(t *testing.T, name, target, source string) *report.Status {
 func waitPhase(t *testing.T, l *testLink, phase string, timeout time.Duration) {
 	t.Helper()
 	waitFor(t, "phase "+phase, timeout, l, func() (bool, error) {
-		st, err := Read(context.Background(), l.cfg.Name, l.cfg.Target, "")
+		st, err := status.Read(context.Background(), l.cfg.Name, l.cfg.Target, "")
 		if err != nil {
 			return false, nil // the link may not be recorded yet
 		}
@@ -127,7 +128,7 @@ func waitCaughtUp(t *testing.T, l *testLink, src *pgtest.Cluster, srcDB string, 
 	lsn := src.QueryString(srcDB, "pg_current_wal_insert_lsn()")
 	target := state.ParseLSN(&lsn)
 	waitFor(t, "target to apply up to "+lsn, timeout, l, func() (bool, error) {
-		st, err := Read(context.Background(), l.cfg.Name, l.cfg.Target, "")
+		st, err := status.Read(context.Background(), l.cfg.Name, l.cfg.Target, "")
 		if err != nil || st.AppliedLSN == "" {
 			return false, nil
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pglink/pglink/internal/pgtest"
 	"github.com/pglink/pglink/internal/state"
+	"github.com/pglink/pglink/internal/status"
 )
 
 // TestLeaseKeptThroughTargetLoss restarts the target, and then ends the
@@ -72,7 +73,7 @@ func TestLeaseKeptThroughTargetLoss(t *testing.T) {
 func waitRunning(t *testing.T, l *testLink, timeout time.Duration) {
 	t.Helper()
 	waitFor(t, "the link's process to hold its lease", timeout, l, func() (bool, error) {
-		st, err := Read(context.Background(), l.cfg.Name, l.cfg.Target, "")
+		st, err := status.Read(context.Background(), l.cfg.Name, l.cfg.Target, "")
 		return err == nil && st.Running, nil
 	})
 }

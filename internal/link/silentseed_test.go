@@ -7,6 +7,7 @@ import (
 
 	"github.com/pglink/pglink/internal/pgtest"
 	"github.com/pglink/pglink/internal/seed"
+	"github.com/pglink/pglink/internal/status"
 )
 
 // TestSilentNetworkSeeding makes each side's network go silent for the
@@ -34,7 +35,7 @@ func TestSilentNetworkSeeding(t *testing.T) {
 		cfg := Config{Name: "silent_" + c.name, Source: srcNet.URL("app"), Target: dstNet.URL("app_" + c.name), Logger: log, Jobs: 1}
 		l := startTestLink(t, cfg)
 		waitFor(t, "the copy under way", time.Minute, l, func() (bool, error) {
-			st, err := Read(context.Background(), cfg.Name, dst.URL("app_"+c.name), "")
+			st, err := status.Read(context.Background(), cfg.Name, dst.URL("app_"+c.name), "")
 			return err == nil && len(st.Tables) == 1 && st.Tables[0].BytesCopied > 0, nil
 		})
 		start := time.Now()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/status"
 )
 
 // TestStatusDoesNotWait checks that a status answers quickly while other
@@ -38,7 +39,7 @@ func TestStatusDoesNotWait(t *testing.T) {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		begin := time.Now()
-		st, err := Read(sctx, "st", dst.URL("app"), source)
+		st, err := status.Read(sctx, "st", dst.URL("app"), source)
 		took := time.Since(begin)
 		if err != nil {
 			t.Fatalf("status after %s: %v", took, err)
