@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 
+	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/state"
@@ -270,7 +271,7 @@ func releaseStep(ctx context.Context, x *execution) error {
 }
 
 func validateStep(ctx context.Context, x *execution) (string, error) {
-	rep, err := x.ctl.Compare(ctx, x.src, x.opts.ValidateJobs)
+	rep, err := x.compare(ctx)
 	if err != nil {
 		return "", fmt.Errorf("compare: %w", err)
 	}
@@ -432,4 +433,19 @@ func prefixed(p string, items []string) []string {
 		return nil
 	}
 	return []string{p + strings.Join(items, ", ")}
+}
+
+// compare compares the link's tables on both sides as they are now, each
+// side in a snapshot of its own: exact only while the source refuses
+// writes and the link holds, as during a failover.
+func (x *execution) compare(ctx context.Context) (validate.Report, error) {
+	row, err := state.Load(ctx, x.ctl.Conn(), x.ctl.Name)
+	if err != nil {
+		return validate.Report{}, err
+	}
+	tables, err := catalog.Tables(ctx, x.src, catalog.Filter{Include: row.Include, Exclude: row.Exclude})
+	if err != nil {
+		return validate.Report{}, fmt.Errorf("source: list tables: %w", err)
+	}
+	return validate.Compare(ctx, validate.Options{Source: x.ctl.Src.Config, Target: x.ctl.Tgt.Config, Tables: tables, Jobs: x.opts.ValidateJobs})
 }

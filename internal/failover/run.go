@@ -220,7 +220,8 @@ type linkHere struct {
 func (x *execution) runHere(ctx context.Context) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h := &linkHere{cancel: cancel, done: make(chan error, 1)}
-	go func() { h.done <- x.ctl.Run(ctx, link.Config{Logger: x.log}) }()
+	cfg := link.Config{Name: x.ctl.Name, Source: x.ctl.Src.ConnString(), Target: x.ctl.Tgt.ConnString(), Logger: x.log}
+	go func() { h.done <- link.Run(ctx, cfg) }()
 	x.here = h
 }
 

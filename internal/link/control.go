@@ -13,7 +13,6 @@ import (
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/state"
-	"github.com/pglink/pglink/internal/validate"
 	"github.com/pglink/pglink/internal/wait"
 )
 
@@ -289,13 +288,6 @@ func (c *Control) History(ctx context.Context, event state.Event, detail string)
 	return state.AddHistory(ctx, c.conn, c.Name, event, detail)
 }
 
-// Run runs the link in this process until ctx ends or the link fails over,
-// for a failover of a link that no process runs.
-func (c *Control) Run(ctx context.Context, cfg Config) error {
-	cfg.Name, cfg.Source, cfg.Target = c.Name, c.Src.ConnString(), c.Tgt.ConnString()
-	return Run(ctx, cfg)
-}
-
 // CheckSource checks that conn is the link's source database.
 func (c *Control) CheckSource(ctx context.Context, src *pgx.Conn) error {
 	id, err := state.SourceIdentity(ctx, src, c.conn, c.Src, c.Tgt)
@@ -310,21 +302,6 @@ func (c *Control) CheckSource(ctx context.Context, src *pgx.Conn) error {
 		return fmt.Errorf("source: link %s was made from %s, but the source given is a different database; give the link's source", c.Name, in.SourceDesc)
 	}
 	return nil
-}
-
-// Compare compares the link's tables on both sides as they are now, each
-// side in a snapshot of its own: exact only while the source refuses
-// writes and the link holds, as during a failover.
-func (c *Control) Compare(ctx context.Context, src *pgx.Conn, jobs int) (validate.Report, error) {
-	row, err := state.Load(ctx, c.conn, c.Name)
-	if err != nil {
-		return validate.Report{}, err
-	}
-	tables, err := catalog.Tables(ctx, src, catalog.Filter{Include: row.Include, Exclude: row.Exclude})
-	if err != nil {
-		return validate.Report{}, fmt.Errorf("source: list tables: %w", err)
-	}
-	return validate.Compare(ctx, validate.Options{Source: c.Src.Config, Target: c.Tgt.Config, Tables: tables, Jobs: jobs})
 }
 
 // DropSourceSlots drops the link's replication slots on the source, ending
