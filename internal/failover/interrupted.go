@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/state"
 )
 
@@ -28,7 +27,7 @@ import (
 // recoverInterrupted undoes or takes over, for a planned failover, the
 // interrupted failover that left the link in phase in, and says what it
 // did. When it takes over, x.finishing is set.
-func (x *execution) recoverInterrupted(ctx context.Context, in link.Info) (string, error) {
+func (x *execution) recoverInterrupted(ctx context.Context, in state.Info) (string, error) {
 	if err := refuseScript(x.ctl.Name, in); err != nil {
 		return "", err
 	}
@@ -73,7 +72,7 @@ func (x *execution) recoverInterrupted(ctx context.Context, in link.Info) (strin
 
 // refuseScript refuses to take over a failover run as a script: it may
 // still run (see state.ScriptMark).
-func refuseScript(name string, in link.Info) error {
+func refuseScript(name string, in state.Info) error {
 	if !in.FailoverStep.ByScript() {
 		return nil
 	}

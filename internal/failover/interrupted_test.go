@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/status"
@@ -161,7 +160,7 @@ func TestFailoverLease(t *testing.T) {
 	f := newFixture(t, "lease")
 	f.startLink()
 	ctx := context.Background()
-	ctl, err := link.OpenControl(ctx, "lease", f.source, f.target)
+	ctl, err := state.OpenControl(ctx, "lease", f.source, f.target)
 	if err != nil {
 		t.Fatal(err)
 	}

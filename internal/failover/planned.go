@@ -162,7 +162,7 @@ func (x *execution) waitLag(ctx context.Context) (float64, error) {
 }
 
 // refusePhase says why a link in another phase than want cannot fail over.
-func refusePhase(name string, in link.Info, want ...state.Phase) error {
+func refusePhase(name string, in state.Info, want ...state.Phase) error {
 	for _, w := range want {
 		if in.Phase == w {
 			return nil

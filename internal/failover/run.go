@@ -34,7 +34,7 @@ type execution struct {
 	plan *Plan
 	opts Options
 	log  *slog.Logger
-	ctl  *link.Control
+	ctl  *state.Control
 	src  *pgx.Conn // the source, when it answers
 
 	endLSN     change.LSN // planned: the source position after the fence
@@ -80,7 +80,7 @@ func Run(ctx context.Context, p *Plan) (*Result, error) {
 	x := &execution{plan: p, opts: p.Opts, log: p.Opts.Logger.With("link", p.Link)}
 	x.res = newResult(p)
 	defer x.close(ctx)
-	ctl, err := link.OpenControl(ctx, p.Link, p.Opts.Source, p.Opts.Target)
+	ctl, err := state.OpenControl(ctx, p.Link, p.Opts.Source, p.Opts.Target)
 	if err != nil {
 		x.res.fail(err, "nothing was changed")
 		return x.res, err

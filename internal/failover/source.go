@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/pglink/pglink/internal/endpoint"
-	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/state"
 )
 
@@ -44,7 +43,7 @@ func FenceSource(ctx context.Context, name, source string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dropped, err := link.DropSourceSlots(ctx, conn, name)
+	dropped, err := state.DropSourceSlots(ctx, conn, name)
 	if err != nil {
 		return "", err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pglink/pglink/internal/assess"
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // TestTargetIsSourceRefused gives the source again as the target, spelled
@@ -66,12 +67,12 @@ func TestTargetIsSourceRefused(t *testing.T) {
 	if !errors.Is(err, assess.ErrSameDatabase) {
 		t.Errorf("validate with the target as source: %v, want the same-database refusal", err)
 	}
-	ctl, err := OpenControl(ctx, "real", cfg.Target, cfg.Target)
+	ctl, err := state.OpenControl(ctx, "real", cfg.Target, cfg.Target)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ctl.Close(ctx)
-	if err := ctl.CheckSource(ctx, ctl.conn); !errors.Is(err, assess.ErrSameDatabase) {
+	if err := ctl.CheckSource(ctx, ctl.Conn()); !errors.Is(err, assess.ErrSameDatabase) {
 		t.Errorf("failover's source check with the target as source: %v, want the same-database refusal", err)
 	}
 }

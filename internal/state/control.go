@@ -1,4 +1,4 @@
-package link
+package state
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/endpoint"
-	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/wait"
 )
 
@@ -25,16 +24,16 @@ type Control struct {
 	Name     string
 	Src, Tgt *endpoint.Endpoint // the target endpoint has pglink's session settings
 	conn     *pgx.Conn          // control session on the target
-	names    state.Names
-	failover *state.Lease // the failover lease, once taken
+	names    Names
+	failover *Lease // the failover lease, once taken
 }
 
 // Info is what a failover needs to know of a link.
 type Info struct {
-	Phase              state.Phase
+	Phase              Phase
 	SeedStep           string
 	FailoverKind       string // "" unless a failover ran or runs
-	FailoverStep       state.FailoverStep
+	FailoverStep       FailoverStep
 	SourceDesc         string
 	SourceSystem       string
 	AppliedLSN         change.LSN
@@ -53,10 +52,10 @@ type Info struct {
 
 // OpenControl connects to the target and loads the link.
 func OpenControl(ctx context.Context, name, source, target string) (*Control, error) {
-	if err := state.ValidateName(name); err != nil {
+	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
-	src, tgt, err := state.ParseEndpoints(source, target)
+	src, tgt, err := ParseEndpoints(source, target)
 	if err != nil {
 		return nil, err
 	}
@@ -64,14 +63,14 @@ func OpenControl(ctx context.Context, name, source, target string) (*Control, er
 	if err != nil {
 		return nil, err
 	}
-	c := &Control{Name: name, Src: src, Tgt: tgt, conn: conn, names: state.NamesFor(name)}
-	exists, err := state.Exists(ctx, conn)
+	c := &Control{Name: name, Src: src, Tgt: tgt, conn: conn, names: NamesFor(name)}
+	exists, err := Exists(ctx, conn)
 	if err == nil && !exists {
 		err = fmt.Errorf("target: there is no link %s in database %s (no pglink schema); check --target and --name", name, tgt.Database())
 	}
 	if err == nil {
 		// A target made by an older pglink gets the failover columns.
-		err = state.Ensure(ctx, conn)
+		err = Ensure(ctx, conn)
 	}
 	if err != nil {
 		c.Close(ctx)
@@ -98,8 +97,8 @@ func (c *Control) Conn() *pgx.Conn { return c.conn }
 
 // Info reads the link's state now.
 func (c *Control) Info(ctx context.Context) (Info, error) {
-	row, err := state.Load(ctx, c.conn, c.Name)
-	if errors.Is(err, state.ErrNoLink) {
+	row, err := Load(ctx, c.conn, c.Name)
+	if errors.Is(err, ErrNoLink) {
 		return Info{}, fmt.Errorf("target: there is no link %s in database %s; check --target and --name", c.Name, c.Tgt.Database())
 	}
 	if err != nil {
@@ -109,9 +108,9 @@ func (c *Control) Info(ctx context.Context) (Info, error) {
 		AppliedLSN: row.AppliedLSN, AppliedCommitTime: row.AppliedCommitTime, ServerWALEnd: row.ServerWALEnd,
 		LagSeconds: row.LagSeconds, UpdatedAt: row.UpdatedAt, Slot: c.names.Slot, SyncSlot: c.names.SyncSlot,
 		Publication: c.names.Publication, Origin: c.names.Origin, Trigger: c.names.Trigger,
-		TargetDB: row.TargetDB, SourceDB: row.SourceDB, FailoverKind: state.Deref(row.FailoverKind),
-		FailoverStep: state.Deref(row.FailoverStep), PauseState: state.Deref(row.PauseState), FailoverLSN: row.FailoverLSN}
-	if in.Running, err = state.LeaseHeld(ctx, c.conn, c.Name); err != nil {
+		TargetDB: row.TargetDB, SourceDB: row.SourceDB, FailoverKind: Deref(row.FailoverKind),
+		FailoverStep: Deref(row.FailoverStep), PauseState: Deref(row.PauseState), FailoverLSN: row.FailoverLSN}
+	if in.Running, err = LeaseHeld(ctx, c.conn, c.Name); err != nil {
 		return Info{}, err
 	}
 	return in, nil
@@ -119,7 +118,7 @@ func (c *Control) Info(ctx context.Context) (Info, error) {
 
 // BeginFailover moves a replicating (or, forced, a broken) link to the
 // phase failing_over, unless another failover has it already.
-func (c *Control) BeginFailover(ctx context.Context, kind string, from ...state.Phase) error {
+func (c *Control) BeginFailover(ctx context.Context, kind string, from ...Phase) error {
 	phases := make([]string, len(from))
 	for i, p := range from {
 		phases[i] = string(p)
@@ -134,12 +133,12 @@ func (c *Control) BeginFailover(ctx context.Context, kind string, from ...state.
 		in, _ := c.Info(ctx)
 		return fmt.Errorf("link %s is %s, not %v: it cannot fail over now", c.Name, in.Phase, from)
 	}
-	return state.AddHistory(ctx, c.conn, c.Name, state.EventFailoverStarted, kind)
+	return AddHistory(ctx, c.conn, c.Name, EventFailoverStarted, kind)
 }
 
 // SetFailoverStep records how far a failover got, so an interrupted one
 // can be told from a finished one.
-func (c *Control) SetFailoverStep(ctx context.Context, step state.FailoverStep) error {
+func (c *Control) SetFailoverStep(ctx context.Context, step FailoverStep) error {
 	if _, err := c.conn.Exec(ctx, `UPDATE pglink.links SET failover_step = $2, updated_at = now() WHERE name = $1`,
 		c.Name, step); err != nil {
 		return fmt.Errorf("target: record failover step %s: %w", step, err)
@@ -155,7 +154,7 @@ func (c *Control) AbortFailover(ctx context.Context, reason string) error {
 	if err != nil {
 		return fmt.Errorf("target: return link %s to replicating: %w", c.Name, err)
 	}
-	return state.AddHistory(ctx, c.conn, c.Name, state.EventFailoverUndone, reason)
+	return AddHistory(ctx, c.conn, c.Name, EventFailoverUndone, reason)
 }
 
 // FinishFailover marks the link failed over: a process still running it
@@ -168,7 +167,7 @@ func (c *Control) FinishFailover(ctx context.Context, at change.LSN, detail stri
 	if err != nil {
 		return fmt.Errorf("target: mark link %s failed over: %w", c.Name, err)
 	}
-	return state.AddHistory(ctx, c.conn, c.Name, state.EventFailedOver, detail)
+	return AddHistory(ctx, c.conn, c.Name, EventFailedOver, detail)
 }
 
 // RequestHold asks the running link to commit what it applied and to hold
@@ -176,14 +175,14 @@ func (c *Control) FinishFailover(ctx context.Context, at change.LSN, detail stri
 // failover asks before it writes its end mark, so the link cannot apply
 // the mark before it knows that it must stop there.
 func (c *Control) RequestHold(ctx context.Context) error {
-	return state.AskPause(ctx, c.conn, c.Name)
+	return AskPause(ctx, c.conn, c.Name)
 }
 
 // WaitHolding waits until the link holds after RequestHold, or timeout
 // passes; nudge (may be nil) is called now and then while it waits, to
 // write an empty transaction on the source for the link to stop before.
 func (c *Control) WaitHolding(ctx context.Context, timeout time.Duration, nudge func(context.Context) error) error {
-	return state.WaitPauseState(ctx, c.conn, c.Name, "holding", timeout, nudge)
+	return WaitPauseState(ctx, c.conn, c.Name, "holding", timeout, nudge)
 }
 
 // HoldAt tells the link, which holds after RequestHold, to apply every
@@ -204,12 +203,12 @@ func (c *Control) HoldAt(ctx context.Context, at change.LSN) error {
 // WaitHeld waits until the link holds at the position HoldAt gave, or
 // timeout passes.
 func (c *Control) WaitHeld(ctx context.Context, timeout time.Duration) error {
-	return state.WaitPauseState(ctx, c.conn, c.Name, "paused", timeout, nil)
+	return WaitPauseState(ctx, c.conn, c.Name, "paused", timeout, nil)
 }
 
 // ReleaseHold lets the link go on.
 func (c *Control) ReleaseHold(ctx context.Context) error {
-	return state.EndPause(ctx, c.conn, c.Name)
+	return EndPause(ctx, c.conn, c.Name)
 }
 
 // WaitStopped waits until no process runs the link, then takes its lease
@@ -217,11 +216,11 @@ func (c *Control) ReleaseHold(ctx context.Context) error {
 func (c *Control) WaitStopped(ctx context.Context, timeout time.Duration) (release func(), err error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		l, err := state.AcquireLease(ctx, c.Tgt, c.Name)
+		l, err := AcquireLease(ctx, c.Tgt, c.Name)
 		if err == nil {
 			return func() { l.Release(ctx) }, nil
 		}
-		if !errors.Is(err, state.ErrLeaseHeld) {
+		if !errors.Is(err, ErrLeaseHeld) {
 			return nil, err
 		}
 		if time.Now().After(deadline) {
@@ -235,18 +234,18 @@ func (c *Control) WaitStopped(ctx context.Context, timeout time.Duration) (relea
 
 // Tables lists the link's tables as the target knows them.
 func (c *Control) Tables(ctx context.Context) ([]catalog.Table, error) {
-	rows, err := state.LoadTables(ctx, c.conn, c.Name)
+	rows, err := LoadTables(ctx, c.conn, c.Name)
 	if err != nil {
 		return nil, err
 	}
-	return state.CatalogTables(rows), nil
+	return CatalogTables(rows), nil
 }
 
 // OpenTarget makes the target writable: it removes the link's read-only
 // guard from its tables and the database's read-only default. Tables of
 // other links into the same database keep their own guard.
 func (c *Control) OpenTarget(ctx context.Context) error {
-	return state.UnguardTables(ctx, c.conn, c.names, false)
+	return UnguardTables(ctx, c.conn, c.names, false)
 }
 
 // CloseTarget puts the read-only guard back (to undo OpenTarget).
@@ -255,7 +254,7 @@ func (c *Control) CloseTarget(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = state.GuardTables(ctx, c.conn, c.names, tables)
+	_, err = GuardTables(ctx, c.conn, c.names, tables)
 	return err
 }
 
@@ -268,29 +267,29 @@ func (c *Control) DropSlots(ctx context.Context, src *pgx.Conn) error {
 
 // SlotExists reports whether the link's slot is on the source.
 func (c *Control) SlotExists(ctx context.Context, src *pgx.Conn) (bool, error) {
-	s, err := state.LookupSlot(ctx, src, c.names.Slot)
+	s, err := LookupSlot(ctx, src, c.names.Slot)
 	return s.Exists, err
 }
 
 // DropPublication removes the link's publication on the source.
 func (c *Control) DropPublication(ctx context.Context, src *pgx.Conn) error {
-	return state.DropPublicationIfOurs(ctx, src, c.names.Publication, c.Name)
+	return DropPublicationIfOurs(ctx, src, c.names.Publication, c.Name)
 }
 
 // RemoveState removes the link's origin and state from the target (the
 // pglink schema too when no other link is in it). The data stays.
 func (c *Control) RemoveState(ctx context.Context) error {
-	return state.DropTargetSide(ctx, c.Tgt, c.Name, slog.New(slog.DiscardHandler))
+	return DropTargetSide(ctx, c.Tgt, c.Name, slog.New(slog.DiscardHandler))
 }
 
 // History records an event of the link.
-func (c *Control) History(ctx context.Context, event state.Event, detail string) error {
-	return state.AddHistory(ctx, c.conn, c.Name, event, detail)
+func (c *Control) History(ctx context.Context, event Event, detail string) error {
+	return AddHistory(ctx, c.conn, c.Name, event, detail)
 }
 
 // CheckSource checks that conn is the link's source database.
 func (c *Control) CheckSource(ctx context.Context, src *pgx.Conn) error {
-	id, err := state.SourceIdentity(ctx, src, c.conn, c.Src, c.Tgt)
+	id, err := SourceIdentity(ctx, src, c.conn, c.Src, c.Tgt)
 	if err != nil {
 		return err
 	}
@@ -308,8 +307,8 @@ func (c *Control) CheckSource(ctx context.Context, src *pgx.Conn) error {
 // the sessions that use them; it returns how many it dropped.
 func DropSourceSlots(ctx context.Context, src *pgx.Conn, name string) (int, error) {
 	n := 0
-	for _, slot := range []string{state.NamesFor(name).Slot, state.NamesFor(name).SyncSlot} {
-		dropped, err := state.DropSlot(ctx, src, slot)
+	for _, slot := range []string{NamesFor(name).Slot, NamesFor(name).SyncSlot} {
+		dropped, err := DropSlot(ctx, src, slot)
 		if err != nil {
 			return n, err
 		}

@@ -1,11 +1,9 @@
-package link
+package state
 
 import (
 	"context"
 	"errors"
 	"fmt"
-
-	"github.com/pglink/pglink/internal/state"
 )
 
 // A failover holds the link's failover lease for its whole run: a
@@ -20,8 +18,8 @@ import (
 // TakeFailoverLease takes the link's failover lease, and watches it; it
 // is given back when the control is closed.
 func (c *Control) TakeFailoverLease(ctx context.Context) error {
-	l, err := state.TakeLease(ctx, c.Tgt, state.FailoverLeaseKey(c.Name), "the failover lease of link "+c.Name)
-	if errors.Is(err, state.ErrLeaseHeld) {
+	l, err := TakeLease(ctx, c.Tgt, FailoverLeaseKey(c.Name), "the failover lease of link "+c.Name)
+	if errors.Is(err, ErrLeaseHeld) {
 		return fmt.Errorf("another pglink failover of link %s runs right now (it holds the link's failover lease); wait until it ends (pglink status shows its step)", c.Name)
 	}
 	if err != nil {
@@ -54,5 +52,5 @@ func (c *Control) FailoverLeaseLost() error {
 	}
 	return fmt.Errorf("target: this failover lost the failover lease of link %s (its session on the target ended), so it stopped where it was "+
 		"and undid nothing, as an interrupted failover; run pglink failover again, which undoes or finishes it (pglink status shows how far it got): %w",
-		c.Name, state.ErrLeaseLost)
+		c.Name, ErrLeaseLost)
 }
