@@ -18,11 +18,8 @@ import (
 // The apply experiment (figure 2b) takes the stream and the source out of
 // the catch-up: the same synthetic backlog of pgbench transactions, as the
 // stream would hand it over, is applied to copies of one target database
-// by pglink's apply (as is, and with one setting changed), and by a
-// prototype of set-based apply that pglink does not have: each batch of
-// source transactions becomes one statement per table and operation,
-// updates of one key folded into the last one. It shows what the target
-// spends per source transaction on each way.
+// by pglink's apply, as is and with one setting changed. It shows what the
+// target and pglink spend per source transaction on each way.
 
 // pgbenchTxn is one TPC-B-like transaction as pgoutput sends it: three
 // updates and one insert.
@@ -141,7 +138,7 @@ func pglinkApplyOn(sessions int, opts apply.Options, sql ...string) func(context
 			}
 		}
 		if sessions > 1 {
-			second, err := secondSession(ctx, conn, `SELECT 1`)
+			second, err := pgx.ConnectConfig(ctx, conn.Config())
 			if err != nil {
 				return err
 			}
@@ -176,130 +173,6 @@ func pglinkApplyOn(sessions int, opts apply.Options, sql ...string) func(context
 		}
 		return nil
 	}
-}
-
-// setBasedApply is the prototype: per batch of batchTxns source
-// transactions, one target transaction with one UPDATE ... FROM unnest(...)
-// per table (the last value of each key only) and one INSERT ... SELECT
-// FROM unnest(...), the origin recorded as pglink's apply records it.
-func setBasedApply(batchTxns int) func(context.Context, *pgx.Conn, string, []pgbenchTxn) error {
-	return func(ctx context.Context, conn *pgx.Conn, origin string, txns []pgbenchTxn) error {
-		unbind, err := bindOrigin(ctx, conn, origin)
-		if err != nil {
-			return err
-		}
-		defer unbind()
-		for len(txns) > 0 {
-			n := min(batchTxns, len(txns))
-			if err := setBasedBatch(ctx, conn, txns[:n]); err != nil {
-				return err
-			}
-			txns = txns[n:]
-		}
-		return nil
-	}
-}
-
-// bindOrigin makes conn's commits record their source position in origin,
-// as pglink's apply does; unbind undoes it.
-func bindOrigin(ctx context.Context, conn *pgx.Conn, origin string) (unbind func(), err error) {
-	if _, err := conn.Exec(ctx, `SELECT pg_replication_origin_session_setup($1)`, origin); err != nil {
-		return nil, err
-	}
-	return func() { conn.Exec(context.WithoutCancel(ctx), `SELECT pg_replication_origin_session_reset()`) }, nil
-}
-
-// secondSession opens another session to conn's database and runs setup
-// on it.
-func secondSession(ctx context.Context, conn *pgx.Conn, setup string) (*pgx.Conn, error) {
-	other, err := pgx.ConnectConfig(ctx, conn.Config())
-	if err != nil {
-		return nil, err
-	}
-	if _, err := other.Exec(ctx, setup); err != nil {
-		other.Close(context.Background())
-		return nil, err
-	}
-	return other, nil
-}
-
-func setBasedBatch(ctx context.Context, conn *pgx.Conn, txns []pgbenchTxn) error {
-	return conn.SendBatch(ctx, prototypeBatch(txns, txns)).Close()
-}
-
-// prototypeBatch is one target transaction of the prototype: the accounts
-// and history rows of rows and, when whole is not nil, the tellers and
-// branches of whole and its end as the origin's progress.
-func prototypeBatch(rows, whole []pgbenchTxn) *pgx.Batch {
-	batch := &pgx.Batch{}
-	batch.Queue(`BEGIN`)
-	queueAccounts(batch, rows)
-	queueHistory(batch, rows)
-	if whole != nil {
-		queueHotRows(batch, whole)
-		queueOrigin(batch, whole)
-	}
-	batch.Queue(`COMMIT`)
-	return batch
-}
-
-// queueAccounts queues the UPDATE of the accounts txns change, with the
-// last balance of each.
-func queueAccounts(batch *pgx.Batch, txns []pgbenchTxn) {
-	last := map[int]int{}
-	for i, t := range txns {
-		last[t.aid] = i
-	}
-	var k, b, v []int32
-	for i, t := range txns {
-		if last[t.aid] == i {
-			k, b, v = append(k, int32(t.aid)), append(b, int32(t.aidBranch)), append(v, int32(t.abal))
-		}
-	}
-	batch.Queue(`UPDATE pgbench_accounts t SET bid = v.bid, abalance = v.bal, filler = $4
-		FROM unnest($1::int[], $2::int[], $3::int[]) v(aid, bid, bal) WHERE t.aid = v.aid`, k, b, v, accountsFiller)
-}
-
-// queueHotRows queues the UPDATEs of the tellers and branches txns change,
-// with the last balance of each.
-func queueHotRows(batch *pgx.Batch, txns []pgbenchTxn) {
-	tellers, branches := map[int][2]int32{}, map[int]int32{}
-	for _, t := range txns {
-		tellers[t.tid] = [2]int32{int32(t.tidBranch), int32(t.tbal)}
-		branches[t.bid] = int32(t.bbal)
-	}
-	var tK, tB, tV, bK, bV []int32
-	for k, v := range tellers {
-		tK, tB, tV = append(tK, int32(k)), append(tB, v[0]), append(tV, v[1])
-	}
-	for k, v := range branches {
-		bK, bV = append(bK, int32(k)), append(bV, v)
-	}
-	batch.Queue(`UPDATE pgbench_tellers t SET bid = v.bid, tbalance = v.bal, filler = NULL
-		FROM unnest($1::int[], $2::int[], $3::int[]) v(tid, bid, bal) WHERE t.tid = v.tid`, tK, tB, tV)
-	batch.Queue(`UPDATE pgbench_branches t SET bbalance = v.bal, filler = NULL
-		FROM unnest($1::int[], $2::int[]) v(bid, bal) WHERE t.bid = v.bid`, bK, bV)
-}
-
-// queueHistory queues the INSERT of the history rows of txns.
-func queueHistory(batch *pgx.Batch, txns []pgbenchTxn) {
-	var tid, bid, aid, delta []int32
-	var mtime []time.Time
-	for _, t := range txns {
-		tid, bid, aid, delta = append(tid, int32(t.tid)), append(bid, int32(t.bid)), append(aid, int32(t.aid)), append(delta, int32(t.delta))
-		mtime = append(mtime, t.commitTime)
-	}
-	batch.Queue(`INSERT INTO pgbench_history (tid, bid, aid, delta, mtime, filler)
-		SELECT tid, bid, aid, delta, mtime, NULL FROM unnest($1::int[], $2::int[], $3::int[], $4::int[], $5::timestamp[]) v(tid, bid, aid, delta, mtime)`,
-		tid, bid, aid, delta, mtime)
-}
-
-// queueOrigin records the end of the last of txns as the origin's
-// progress, as pglink's apply does.
-func queueOrigin(batch *pgx.Batch, txns []pgbenchTxn) {
-	last := txns[len(txns)-1]
-	batch.Queue(`SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2), pg_current_xact_id()`,
-		(last.commitLSN + 0x100).String(), last.commitTime)
 }
 
 // applyExperiment makes a pgbench database at scale on inst, then applies
@@ -442,9 +315,5 @@ func applyVariants() []applyVariant {
 		{Name: "pglink apply on one session, one batch in flight, the target 1 ms away", run: pglinkApplyOn(1, apply.Options{MaxInflight: 1}), delay: time.Millisecond},
 		{Name: "pglink apply, 100 source txns per target txn, the target 1 ms away", run: pglinkApply(apply.Options{MaxBatchTxns: 100}), delay: time.Millisecond},
 		{Name: "pglink apply, 100 per target txn, one session, one batch in flight, the target 1 ms away", run: pglinkApplyOn(1, apply.Options{MaxBatchTxns: 100, MaxInflight: 1}), delay: time.Millisecond},
-		{Name: "set-based prototype (one statement per table and batch of 1000)", run: setBasedApply(1000)},
-		{Name: "set-based prototype on two sessions (each batch cut in two by account)", run: setBasedTwoSessions(1000)},
-		{Name: "set-based prototype on two sessions, batches in turn, commits in order", run: setBasedOrdered(1000)},
-		{Name: "set-based prototype, the next batch's accounts read ahead on a second session", run: setBasedPrefetch(1000)},
 	}
 }

@@ -208,8 +208,9 @@ func (r *results) renderApply(p printer) {
 	}
 	p("## 2b. The apply alone\n\n")
 	p("The same synthetic backlog of %d pgbench transactions (as the stream hands them over: three updates and an insert\n", r.ApplyExp[0][0].Txns)
-	p("each) applied to fresh copies of one pgbench database on the target server, in this process, without source or\n")
-	p("stream; %d times each way, in turn. Balances and history are checked after each.\n\n", len(r.ApplyExp[0]))
+	p("each) applied by pglink's apply (`internal/apply`), as is and with one setting changed, to fresh copies of one\n")
+	p("pgbench database on the target server, in this process, without source or stream; %d times each way, in turn.\n", len(r.ApplyExp[0]))
+	p("Balances and history are checked after each.\n\n")
 	p("| apply | time, median | txn/s, median | target CPU s, median | pglink CPU s, median |\n| --- | --- | --- | --- | --- |\n")
 	for _, runs := range r.ApplyExp {
 		p("| %s | %.2f s | %.0f | %.2f | %.2f |\n", runs[0].Name,
@@ -218,8 +219,7 @@ func (r *results) renderApply(p printer) {
 			collect(runs, func(a applyResult) float64 { return secs(a.TargetCPU) }).median(),
 			collect(runs, func(a applyResult) float64 { return secs(a.ClientCPU) }).median())
 	}
-	p("\nThe set-based prototype is not part of pglink: it measures what applying a batch as one statement per table\n")
-	p("(updates of one key folded into the last) would save.\n\n")
+	p("\n")
 }
 
 func (r *results) renderLag(p printer) {
