@@ -5,14 +5,12 @@ import (
 )
 
 // pglink's heap is mostly short-lived: a change is decoded, folded into a
-// batch and sent, and the batch is dropped once the target has it. With
-// Go's default (GOGC=100) the collector took 12-16% of pglink's CPU in the
-// benchmark's catch-up. Collecting less often costs memory that pglink
-// does not otherwise use:
+// batch and sent, and the batch is dropped once the target has it, so
+// Go's default (GOGC=100) collects far more often than the heap needs.
+// Collecting less often costs memory that pglink does not otherwise use:
 //
-//   - gcPercent 400: pglink's CPU per source transaction in the catch-up
-//     went from about 17 to 13 us; the peak RSS of a 2-million-row source
-//     transaction from 57 to 96 MB (bench/README.md, figures 2 and 5).
+//   - gcPercent 400: less CPU per source transaction, for a higher peak
+//     heap (bench/README.md has the figures);
 //   - memoryLimit 256 MiB, a soft limit: should the live heap grow, the
 //     collector runs more often rather than let the heap pass it.
 //

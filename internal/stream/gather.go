@@ -15,8 +15,8 @@ import (
 // A link that keeps up with the WAL sender would otherwise read each
 // message as it arrives: one read system call, one wake-up of pglink and
 // one of the Go scheduler per message, and the WAL sender waking pglink
-// at each of its sends. With pgbench at scale 1 that was more than half
-// of pglink's CPU, and the stream ran at the speed of those wake-ups.
+// at each of its sends: the stream would run at the speed of those
+// wake-ups.
 // Waiting a millisecond lets the messages of that millisecond arrive
 // together; it adds at most that much to the lag.
 const readGather = time.Millisecond
