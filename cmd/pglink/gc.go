@@ -10,7 +10,7 @@ import (
 // Collecting less often costs memory that pglink does not otherwise use:
 //
 //   - gcPercent 400: less CPU per source transaction, for a higher peak
-//     heap (bench/README.md has the figures);
+//     heap (the bench's catch-up and memory figures measure both);
 //   - memoryLimit 256 MiB, a soft limit: should the live heap grow, the
 //     collector runs more often rather than let the heap pass it.
 //
