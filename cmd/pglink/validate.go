@@ -50,10 +50,10 @@ func newValidateCmd() *cobra.Command {
 			if err := lf.resolve(c, true); err != nil {
 				return err
 			}
-			opts := link.ValidateOptions{Name: lf.name, Source: lf.source, Target: lf.target, Quick: quick,
+			opts := link.LinkOptions{Name: lf.name, Source: lf.source, Target: lf.target, Quick: quick,
 				MaxRows: maxRows, Jobs: jobs, Tables: tables}
 			opts.Progress = validationProgress(c.ErrOrStderr(), asJSON)
-			rep, err := link.Validate(c.Context(), opts)
+			rep, err := link.Link(c.Context(), opts)
 			if err != nil {
 				return exitCodeError{exitNotCompared, fmt.Errorf("could not compare: %w", err)}
 			}

@@ -63,7 +63,7 @@ func TestTargetIsSourceRefused(t *testing.T) {
 	cfg := Config{Name: "real", Source: source, Target: dst.URL("shop")}
 	l := startTestLink(t, cfg)
 	waitPhase(t, l, "replicating", time.Minute)
-	_, err := Validate(ctx, ValidateOptions{Name: "real", Source: strings.Replace(cfg.Target, "127.0.0.1", "localhost", 1), Target: cfg.Target})
+	_, err := Link(ctx, LinkOptions{Name: "real", Source: strings.Replace(cfg.Target, "127.0.0.1", "localhost", 1), Target: cfg.Target})
 	if !errors.Is(err, assess.ErrSameDatabase) {
 		t.Errorf("validate with the target as source: %v, want the same-database refusal", err)
 	}

@@ -15,8 +15,8 @@ import (
 	"github.com/pglink/pglink/internal/validate"
 )
 
-// ValidateOptions are what `pglink validate` needs.
-type ValidateOptions struct {
+// LinkOptions are what `pglink validate` needs.
+type LinkOptions struct {
 	Name, Source, Target string
 	Tables               []string // include patterns; empty: all the link's tables
 	Quick                bool
@@ -25,11 +25,11 @@ type ValidateOptions struct {
 	PauseTimeout         time.Duration // how long to wait for the link to pause; default 60s
 }
 
-// Validate compares the link's tables on both sides at one consistent
+// Link compares the link's tables on both sides at one consistent
 // point: a source snapshot at position X, and the target when it has applied
 // exactly the transactions before X. The running link pauses only while
 // the target snapshot is taken; the source's writes never stop.
-func Validate(ctx context.Context, o ValidateOptions) (validate.Report, error) {
+func Link(ctx context.Context, o LinkOptions) (validate.Report, error) {
 	var rep validate.Report
 	if err := state.ValidateName(o.Name); err != nil {
 		return rep, err
@@ -68,7 +68,7 @@ func Validate(ctx context.Context, o ValidateOptions) (validate.Report, error) {
 }
 
 // validationTables checks that the link can be validated and lists its tables.
-func validationTables(ctx context.Context, ctl *pgx.Conn, src, tgt *endpoint.Endpoint, o ValidateOptions) (*state.Link, []catalog.Table, error) {
+func validationTables(ctx context.Context, ctl *pgx.Conn, src, tgt *endpoint.Endpoint, o LinkOptions) (*state.Link, []catalog.Table, error) {
 	exists, err := state.Exists(ctx, ctl)
 	if err != nil {
 		return nil, nil, err

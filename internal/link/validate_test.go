@@ -29,10 +29,10 @@ func TestValidateUnderLoad(t *testing.T) {
 	go func() { werr <- w.run(ctx, cfg.Source) }()
 	waitFor(t, "writes", 30*time.Second, l, func() (bool, error) { return w.n.Load() > 100, nil })
 
-	opts := ValidateOptions{Name: "val", Source: cfg.Source, Target: cfg.Target}
+	opts := LinkOptions{Name: "val", Source: cfg.Source, Target: cfg.Target}
 	for i := range 3 {
 		before := w.n.Load()
-		rep, err := Validate(context.Background(), opts)
+		rep, err := Link(context.Background(), opts)
 		if err != nil {
 			t.Fatalf("validate %d: %v", i, err)
 		}
@@ -51,7 +51,7 @@ func TestValidateUnderLoad(t *testing.T) {
 	// A change on the target behind the link's back is found and named.
 	dst.Exec("bank", `SET default_transaction_read_only = off`, `SET session_replication_role = replica`,
 		`UPDATE bank.big1 SET pad = 'tampered' WHERE id = 4242`)
-	rep, err := Validate(context.Background(), opts)
+	rep, err := Link(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
