@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/validate"
 )
 
@@ -50,10 +49,10 @@ func newValidateCmd() *cobra.Command {
 			if err := lf.resolve(c, true); err != nil {
 				return err
 			}
-			opts := link.LinkOptions{Name: lf.name, Source: lf.source, Target: lf.target, Quick: quick,
+			opts := validate.LinkOptions{Name: lf.name, Source: lf.source, Target: lf.target, Quick: quick,
 				MaxRows: maxRows, Jobs: jobs, Tables: tables}
 			opts.Progress = validationProgress(c.ErrOrStderr(), asJSON)
-			rep, err := link.Link(c.Context(), opts)
+			rep, err := validate.Link(c.Context(), opts)
 			if err != nil {
 				return exitCodeError{exitNotCompared, fmt.Errorf("could not compare: %w", err)}
 			}

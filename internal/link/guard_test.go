@@ -11,6 +11,7 @@ import (
 
 	"github.com/pglink/pglink/internal/pgtest"
 	"github.com/pglink/pglink/internal/state"
+	"github.com/pglink/pglink/internal/validate"
 )
 
 // TestGuardRefusesOthers writes into every kind of linked table as an
@@ -87,7 +88,7 @@ func TestGuardRefusesOthers(t *testing.T) {
 	if w := strings.Join(st.Warnings, "\n"); !contains(w, "parted_2", "read-only guard", "pglink_guard_ddl") {
 		t.Errorf("status with a guard removed warns %q, want parted_2 and the DDL guard named", w)
 	}
-	rep, err := Link(context.Background(), LinkOptions{Name: "guard", Source: cfg.Source, Target: cfg.Target})
+	rep, err := validate.Link(context.Background(), validate.LinkOptions{Name: "guard", Source: cfg.Source, Target: cfg.Target})
 	if err != nil {
 		t.Fatalf("validate: %v", err)
 	}

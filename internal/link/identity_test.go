@@ -11,6 +11,7 @@ import (
 	"github.com/pglink/pglink/internal/assess"
 	"github.com/pglink/pglink/internal/pgtest"
 	"github.com/pglink/pglink/internal/state"
+	"github.com/pglink/pglink/internal/validate"
 )
 
 // TestTargetIsSourceRefused gives the source again as the target, spelled
@@ -63,7 +64,7 @@ func TestTargetIsSourceRefused(t *testing.T) {
 	cfg := Config{Name: "real", Source: source, Target: dst.URL("shop")}
 	l := startTestLink(t, cfg)
 	waitPhase(t, l, "replicating", time.Minute)
-	_, err := Link(ctx, LinkOptions{Name: "real", Source: strings.Replace(cfg.Target, "127.0.0.1", "localhost", 1), Target: cfg.Target})
+	_, err := validate.Link(ctx, validate.LinkOptions{Name: "real", Source: strings.Replace(cfg.Target, "127.0.0.1", "localhost", 1), Target: cfg.Target})
 	if !errors.Is(err, assess.ErrSameDatabase) {
 		t.Errorf("validate with the target as source: %v, want the same-database refusal", err)
 	}

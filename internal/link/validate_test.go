@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/validate"
 )
 
 // TestValidateUnderLoad validates a healthy link while a client keeps
@@ -29,10 +30,10 @@ func TestValidateUnderLoad(t *testing.T) {
 	go func() { werr <- w.run(ctx, cfg.Source) }()
 	waitFor(t, "writes", 30*time.Second, l, func() (bool, error) { return w.n.Load() > 100, nil })
 
-	opts := LinkOptions{Name: "val", Source: cfg.Source, Target: cfg.Target}
+	opts := validate.LinkOptions{Name: "val", Source: cfg.Source, Target: cfg.Target}
 	for i := range 3 {
 		before := w.n.Load()
-		rep, err := Link(context.Background(), opts)
+		rep, err := validate.Link(context.Background(), opts)
 		if err != nil {
 			t.Fatalf("validate %d: %v", i, err)
 		}
@@ -51,7 +52,7 @@ func TestValidateUnderLoad(t *testing.T) {
 	// A change on the target behind the link's back is found and named.
 	dst.Exec("bank", `SET default_transaction_read_only = off`, `SET session_replication_role = replica`,
 		`UPDATE bank.big1 SET pad = 'tampered' WHERE id = 4242`)
-	rep, err := Link(context.Background(), opts)
+	rep, err := validate.Link(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

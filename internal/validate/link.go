@@ -1,4 +1,4 @@
-package link
+package validate
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/stream"
-	"github.com/pglink/pglink/internal/validate"
 )
 
 // LinkOptions are what `pglink validate` needs.
@@ -21,7 +20,7 @@ type LinkOptions struct {
 	Tables               []string // include patterns; empty: all the link's tables
 	Quick                bool
 	MaxRows, Jobs        int
-	Progress             func(validate.TableProgress)
+	Progress             func(TableProgress)
 	PauseTimeout         time.Duration // how long to wait for the link to pause; default 60s
 }
 
@@ -29,8 +28,8 @@ type LinkOptions struct {
 // point: a source snapshot at position X, and the target when it has applied
 // exactly the transactions before X. The running link pauses only while
 // the target snapshot is taken; the source's writes never stop.
-func Link(ctx context.Context, o LinkOptions) (validate.Report, error) {
-	var rep validate.Report
+func Link(ctx context.Context, o LinkOptions) (Report, error) {
+	var rep Report
 	if err := state.ValidateName(o.Name); err != nil {
 		return rep, err
 	}
@@ -52,7 +51,7 @@ func Link(ctx context.Context, o LinkOptions) (validate.Report, error) {
 		return rep, err
 	}
 	defer snaps.close(ctx)
-	rep, err = validate.Compare(ctx, validate.Options{
+	rep, err = Compare(ctx, Options{
 		Source: src.Config, Target: tgt.Config, SourceSnapshot: snaps.source, TargetSnapshot: snaps.target,
 		Tables: tables, Jobs: o.Jobs, MaxRows: o.MaxRows, Quick: o.Quick, Progress: o.Progress,
 	})
