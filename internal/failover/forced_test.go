@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pglink/pglink/internal/pgtest"
 	"github.com/pglink/pglink/internal/status"
 )
 
@@ -17,7 +18,7 @@ import (
 func TestForcedFailoverSourceGone(t *testing.T) {
 	f := newFixture(t, "gone")
 	f.startLink()
-	if err := execOn(f.source, `INSERT INTO accounts (owner) SELECT 'last ' || g FROM generate_series(1, 50) g`); err != nil {
+	if err := pgtest.ExecOn(f.source, `INSERT INTO accounts (owner) SELECT 'last ' || g FROM generate_series(1, 50) g`); err != nil {
 		t.Fatal(err)
 	}
 	f.waitFor("the last rows on the target", time.Minute, func() bool {
@@ -43,7 +44,7 @@ func TestForcedFailoverSourceGone(t *testing.T) {
 	}
 	var maxID int64
 	maxID, _ = strconv.ParseInt(f.targetString(`SELECT max(id)::text FROM accounts`), 10, 64)
-	if err := execOn(f.target, `INSERT INTO accounts (owner) VALUES ('after')`); err != nil {
+	if err := pgtest.ExecOn(f.target, `INSERT INTO accounts (owner) VALUES ('after')`); err != nil {
 		t.Fatalf("the target refuses writes: %v", err)
 	}
 	newID, _ := strconv.ParseInt(f.targetString(`SELECT id::text FROM accounts WHERE owner = 'after'`), 10, 64)
@@ -67,7 +68,7 @@ func TestForcedFailoverSourceGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log(done)
-	if err := execOn(f.source, `SET default_transaction_read_only = off`, `INSERT INTO accounts (owner) VALUES ('old side')`); err == nil {
+	if err := pgtest.ExecOn(f.source, `SET default_transaction_read_only = off`, `INSERT INTO accounts (owner) VALUES ('old side')`); err == nil {
 		t.Error("the fenced old source took a write")
 	}
 	if n := queryString(f.source, `SELECT count(*)::text FROM pg_replication_slots`); n != "0" {

@@ -116,23 +116,6 @@ func queryString(url, sql string, args ...any) string {
 	return *s
 }
 
-// execOn runs sql on a fresh session of url, with settings first.
-func execOn(url string, sqls ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	for _, sql := range sqls {
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // assertSame compares every table of source and target row by row.
 func (f *fixture) assertSame() {
 	f.t.Helper()
@@ -241,12 +224,12 @@ func (f *fixture) assertFailedOver(t *testing.T, w *writer, cleaned bool) {
 		{`SET default_transaction_read_only = off`, `TRUNCATE notes`},
 		{`BEGIN READ WRITE`, `UPDATE events_new SET what = 'x'`},
 	} {
-		if err := execOn(f.source, sqls...); err == nil {
+		if err := pgtest.ExecOn(f.source, sqls...); err == nil {
 			t.Errorf("the source took a write: %v", sqls)
 		}
 	}
 	// The target takes writes, and its sequences go on past the source's.
-	if err := execOn(f.target, `INSERT INTO accounts (owner) VALUES ('after')`, `INSERT INTO orders (account, amount) VALUES (1, 1)`,
+	if err := pgtest.ExecOn(f.target, `INSERT INTO accounts (owner) VALUES ('after')`, `INSERT INTO orders (account, amount) VALUES (1, 1)`,
 		`INSERT INTO events (at, what) VALUES ('2026-02-02', 'after')`, `DELETE FROM notes WHERE body = 'note 1'`); err != nil {
 		t.Fatalf("the target refuses writes after the failover: %v", err)
 	}

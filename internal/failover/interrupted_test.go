@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pglink/pglink/internal/pgtest"
 	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/status"
@@ -72,7 +73,7 @@ func TestPlannedFailoverInterrupted(t *testing.T) {
 			runCrashing(t, opts, crash)
 			f.assertInterrupted(t)
 			if crash != "preflight" {
-				if err := execOn(f.source, `INSERT INTO accounts (owner) VALUES ('while interrupted')`); err == nil {
+				if err := pgtest.ExecOn(f.source, `INSERT INTO accounts (owner) VALUES ('while interrupted')`); err == nil {
 					t.Fatal("the source took a write after the failover died fenced")
 				}
 			}
@@ -133,7 +134,7 @@ func TestForcedFailoverInterruptedInCut(t *testing.T) {
 	f.startLink()
 	o := Options{Name: "fcut", Source: f.source, Target: f.target, Kind: Forced}
 	runCrashing(t, o, "open")
-	if err := execOn(f.target, `UPDATE pglink.links SET phase = 'failed_over', failover_step = 'cut' WHERE name = 'fcut'`); err != nil {
+	if err := pgtest.ExecOn(f.target, `UPDATE pglink.links SET phase = 'failed_over', failover_step = 'cut' WHERE name = 'fcut'`); err != nil {
 		t.Fatal(err)
 	}
 	f.assertInterruptedIn(t, "failed_over")
@@ -191,7 +192,7 @@ func TestFailoverLease(t *testing.T) {
 	// The interrupted failover had caught up exactly, and nothing was
 	// written since: the two sides hold the same rows.
 	f.assertSame()
-	if err := execOn(f.target, `INSERT INTO accounts (owner) VALUES ('after')`); err != nil {
+	if err := pgtest.ExecOn(f.target, `INSERT INTO accounts (owner) VALUES ('after')`); err != nil {
 		t.Fatalf("the target refuses writes: %v", err)
 	}
 }
@@ -211,7 +212,7 @@ func TestScriptFailoverNotTakenOver(t *testing.T) {
 	}
 	f := newFixture(t, "scr")
 	f.startLink()
-	if err := execOn(f.target, `SET default_transaction_read_only = off`, `UPDATE pglink.links SET phase = 'failing_over', failover_kind = 'planned', failover_step = 'begin`+state.ScriptMark+`'`); err != nil {
+	if err := pgtest.ExecOn(f.target, `SET default_transaction_read_only = off`, `UPDATE pglink.links SET phase = 'failing_over', failover_kind = 'planned', failover_step = 'begin`+state.ScriptMark+`'`); err != nil {
 		t.Fatal(err)
 	}
 	st, err := status.Read(context.Background(), "scr", f.target, f.source)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pglink/pglink/internal/pgtest"
 )
 
 // TestFailoverLeaseLost ends the session of a planned failover's lease
@@ -20,7 +22,7 @@ func TestFailoverLeaseLost(t *testing.T) {
 		if id == "fence" {
 			// The failover's lease is the newer of the two advisory locks
 			// on the target; the link's process holds the other.
-			if err := execOn(f.target, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (
+			if err := pgtest.ExecOn(f.target, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (
 				SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
 				AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
 				ORDER BY backend_start DESC LIMIT 1`); err != nil {
@@ -36,7 +38,7 @@ func TestFailoverLeaseLost(t *testing.T) {
 		t.Fatalf("the failover should have stopped for its lost lease: %v", err)
 	}
 	f.assertInterrupted(t)
-	if err := execOn(f.source, `INSERT INTO accounts (owner) VALUES ('after the lease was lost')`); err == nil {
+	if err := pgtest.ExecOn(f.source, `INSERT INTO accounts (owner) VALUES ('after the lease was lost')`); err == nil {
 		t.Fatal("the failover undid its fence after it lost its lease")
 	}
 

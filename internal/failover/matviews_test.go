@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/link"
+	"github.com/pglink/pglink/internal/pgtest"
 )
 
 // TestPlannedFailoverRefreshesMatViews fails over a link whose source has
@@ -28,11 +29,11 @@ func TestPlannedFailoverRefreshesMatViews(t *testing.T) {
 	if got, want := f.targetString(viewed), f.targetString(orders); got != want {
 		t.Fatalf("after seeding the target's order_totals counts %q orders, want %q", got, want)
 	}
-	if err := execOn(f.target, "SET default_transaction_read_only = off", link.RefreshMatViewsSQL("mv")); err != nil {
+	if err := pgtest.ExecOn(f.target, "SET default_transaction_read_only = off", link.RefreshMatViewsSQL("mv")); err != nil {
 		t.Fatalf("the script's refresh: %v", err)
 	}
 
-	if err := execOn(f.source, `INSERT INTO orders (account, amount) SELECT 1 + g % 20, 1 FROM generate_series(1, 3000) g`); err != nil {
+	if err := pgtest.ExecOn(f.source, `INSERT INTO orders (account, amount) SELECT 1 + g % 20, 1 FROM generate_series(1, 3000) g`); err != nil {
 		t.Fatal(err)
 	}
 	p, err := Build(Options{Name: "mv", Source: f.source, Target: f.target, Kind: Planned, Timeout: time.Minute, MaxLag: 30 * time.Second})

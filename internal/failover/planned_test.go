@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pglink/pglink/internal/pgtest"
 )
 
 // TestPlannedFailoverUnderLoad fails over while a client keeps committing:
@@ -56,7 +58,7 @@ func TestPlannedFailoverUnderLoad(t *testing.T) {
 	if err := ReleaseSource(context.Background(), f.source); err != nil {
 		t.Fatal(err)
 	}
-	if err := execOn(f.source, `INSERT INTO accounts (owner) VALUES ('released')`); err != nil {
+	if err := pgtest.ExecOn(f.source, `INSERT INTO accounts (owner) VALUES ('released')`); err != nil {
 		t.Errorf("the released source refuses writes: %v", err)
 	}
 }
@@ -107,7 +109,7 @@ func TestPlannedFailoverUndo(t *testing.T) {
 func (f *fixture) assertWritableAndLinked(t *testing.T) {
 	t.Helper()
 	owner := fmt.Sprintf("probe %d", time.Now().UnixNano())
-	if err := execOn(f.source, `INSERT INTO accounts (owner) VALUES ('`+owner+`')`); err != nil {
+	if err := pgtest.ExecOn(f.source, `INSERT INTO accounts (owner) VALUES ('`+owner+`')`); err != nil {
 		t.Fatalf("the source refuses writes after the undo: %v", err)
 	}
 	f.waitFor("the probe row on the target", time.Minute, func() bool {
@@ -116,7 +118,7 @@ func (f *fixture) assertWritableAndLinked(t *testing.T) {
 	if ph := f.targetString(`SELECT phase || coalesce(pause_state, '') FROM pglink.links WHERE name = $1`, f.name); ph != "replicating" {
 		t.Fatalf("link after the undo: %q", ph)
 	}
-	if err := execOn(f.target, `INSERT INTO accounts (owner) VALUES ('x')`); err == nil {
+	if err := pgtest.ExecOn(f.target, `INSERT INTO accounts (owner) VALUES ('x')`); err == nil {
 		t.Fatal("the target took a write while linked")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/instance"
+	"github.com/pglink/pglink/internal/pgtest"
 )
 
 // TestScripts checks that the plans render as stable, valid bash, and
@@ -107,7 +108,7 @@ func TestPlannedFailoverScript(t *testing.T) {
 func TestForcedFailoverScript(t *testing.T) {
 	f := newFixture(t, "gonescript")
 	f.startLink()
-	if err := execOn(f.source, `INSERT INTO accounts (owner) SELECT 'last ' || g FROM generate_series(1, 50) g`); err != nil {
+	if err := pgtest.ExecOn(f.source, `INSERT INTO accounts (owner) SELECT 'last ' || g FROM generate_series(1, 50) g`); err != nil {
 		t.Fatal(err)
 	}
 	f.waitFor("the last rows on the target", time.Minute, func() bool {
@@ -125,7 +126,7 @@ func TestForcedFailoverScript(t *testing.T) {
 		t.Errorf("the link should stop: %v", err)
 	}
 	maxID, _ := strconv.ParseInt(f.targetString(`SELECT max(id)::text FROM accounts`), 10, 64)
-	if err := execOn(f.target, `INSERT INTO accounts (owner) VALUES ('after')`); err != nil {
+	if err := pgtest.ExecOn(f.target, `INSERT INTO accounts (owner) VALUES ('after')`); err != nil {
 		t.Fatalf("the target refuses writes: %v", err)
 	}
 	newID, _ := strconv.ParseInt(f.targetString(`SELECT id::text FROM accounts WHERE owner = 'after'`), 10, 64)

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pglink/pglink/internal/pgtest"
 	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/validate"
@@ -48,7 +46,7 @@ func TestGuardRefusesOthers(t *testing.T) {
 		"INSERT INTO parted_1 VALUES (1001, 1)", "DELETE FROM parted_2", "TRUNCATE parted_1",
 	}
 	for _, sql := range refused {
-		if err := asRole(writer, "SET default_transaction_read_only = off", sql); err == nil {
+		if err := pgtest.ExecOn(writer, "SET default_transaction_read_only = off", sql); err == nil {
 			t.Errorf("target accepted a write from an ordinary role: %s", sql)
 		} else if !strings.Contains(err.Error(), "read-only") {
 			t.Errorf("%s: refused with %v, want the guard's read-only error", sql, err)
@@ -64,11 +62,11 @@ func TestGuardRefusesOthers(t *testing.T) {
 		"ALTER TABLE parted DETACH PARTITION parted_1", "DROP TABLE parted_1",
 		"CREATE TABLE parted_3 PARTITION OF parted FOR VALUES FROM (20) TO (30)",
 	} {
-		if err := asRole(writer, "SET default_transaction_read_only = off", sql); err == nil {
+		if err := pgtest.ExecOn(writer, "SET default_transaction_read_only = off", sql); err == nil {
 			t.Errorf("target accepted a schema change from the tables' owner: %s", sql)
 		}
 	}
-	if err := asRole(writer, "SET default_transaction_read_only = off", "CREATE TABLE mine (i int)", "DROP TABLE mine"); err != nil {
+	if err := pgtest.ExecOn(writer, "SET default_transaction_read_only = off", "CREATE TABLE mine (i int)", "DROP TABLE mine"); err != nil {
 		t.Errorf("a table of the user's own, not linked, is refused: %v", err)
 	}
 
@@ -104,7 +102,7 @@ func TestGuardRefusesOthers(t *testing.T) {
 		st := linkStatus(t, "guard", cfg.Target, cfg.Source)
 		return st.Running && len(st.Warnings) == 0, nil
 	})
-	if err := asRole(writer, "SET default_transaction_read_only = off", "DELETE FROM parted_2"); err == nil {
+	if err := pgtest.ExecOn(writer, "SET default_transaction_read_only = off", "DELETE FROM parted_2"); err == nil {
 		t.Errorf("the next start did not put the guard of parted_2 back")
 	}
 	if err := l.stop(); err != nil {
@@ -116,24 +114,7 @@ func TestGuardRefusesOthers(t *testing.T) {
 	if got := dst.QueryString("app", `SELECT count(*) FROM pg_event_trigger`); got != "0" {
 		t.Errorf("after drop the target has %s event triggers", got)
 	}
-	if err := asRole(writer, "INSERT INTO plain VALUES (1000, 'x')", "ALTER TABLE plain ADD COLUMN w int"); err != nil {
+	if err := pgtest.ExecOn(writer, "INSERT INTO plain VALUES (1000, 'x')", "ALTER TABLE plain ADD COLUMN w int"); err != nil {
 		t.Errorf("after drop the target refuses the owner: %v", err)
 	}
-}
-
-// asRole runs sqls, one by one, in one session of conninfo.
-func asRole(conninfo string, sqls ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, conninfo)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	for _, sql := range sqls {
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			return err
-		}
-	}
-	return nil
 }

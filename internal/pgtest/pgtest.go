@@ -162,3 +162,21 @@ func short(s string) string {
 	}
 	return s
 }
+
+// ExecOn runs sqls, one by one, in one session of conninfo (any role, any
+// server), and returns the first error: for tests that expect a refusal.
+func ExecOn(conninfo string, sqls ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, conninfo)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	for _, sql := range sqls {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			return err
+		}
+	}
+	return nil
+}
