@@ -13,7 +13,6 @@ package apply
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -192,50 +191,21 @@ func (a *Applier) Run(ctx context.Context, in <-chan *change.Change) (err error)
 	return err
 }
 
-// closed reports whether a session of the run is closed.
-func (r *run) closed() bool {
-	for _, l := range r.lanes {
-		if l.conn.IsClosed() {
-			return true
-		}
+func (a *Applier) addStats(d Stats) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stats.Txns += d.Txns
+	a.stats.Changes += d.Changes
+	a.stats.Conflicts += d.Conflicts
+	a.stats.Skipped += d.Skipped
+	a.stats.SkippedTxns += d.SkippedTxns
+	if d.Txns > 0 {
+		a.stats.Batches++
 	}
-	return false
 }
 
-// setupOrigin binds the session to the origin, so commits record their
-// source position there. A session holds one origin at a time: one left
-// set up by an earlier Run on this session is reset first.
-func setupOrigin(ctx context.Context, conn *pgx.Conn, origin string) error {
-	_, err := conn.Exec(ctx, `SELECT CASE WHEN pg_replication_origin_session_is_setup()
-		THEN pg_replication_origin_session_reset() END`)
-	if err == nil {
-		_, err = conn.Exec(ctx, `SELECT pg_replication_origin_session_setup($1::text)`, origin)
-	}
-	if err != nil {
-		return fmt.Errorf("set up replication origin %s on the target session: %w", origin, err)
-	}
-	return nil
-}
-
-// finish rolls back whatever is still open and releases the origins.
-func (r *run) finish(ctx context.Context) error {
-	var errs []error
-	for _, l := range r.lanes {
-		conn := l.conn
-		if conn.IsClosed() {
-			continue
-		}
-		if err := l.snd.flush(); err != nil {
-			errs = append(errs, err)
-		}
-		if conn.PgConn().TxStatus() != 'I' {
-			if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
-				errs = append(errs, fmt.Errorf("roll back target transaction: %w", err))
-			}
-		}
-		if _, err := conn.Exec(ctx, `SELECT pg_replication_origin_session_reset()`); err != nil {
-			errs = append(errs, fmt.Errorf("reset replication origin on the target session: %w", err))
-		}
-	}
-	return errors.Join(errs...)
+func (a *Applier) setLast(c *change.Change) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stats.LastEndLSN, a.stats.LastCommitTime = c.EndLSN, c.CommitTime
 }

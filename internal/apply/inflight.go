@@ -34,19 +34,6 @@ type inflight struct {
 	beside bool     // all folded changes, committed by commitBeside: the next batch may start beside it
 }
 
-// ensureBegun settles the batches in flight and queues the open batch's
-// BEGIN when it is not queued yet: call it before queuing anything for the
-// open batch.
-func (r *run) ensureBegun(ctx context.Context) error {
-	if err := r.settleInflight(ctx); err != nil {
-		return err
-	}
-	if r.needBegin {
-		r.queueBegin(ctx)
-	}
-	return nil
-}
-
 // beginBehind queues the open batch's BEGIN behind the batches in flight,
 // first settling the oldest while there are MaxInflight of them (all of
 // them when the last one went alone). Call it only when nothing of the
@@ -73,11 +60,6 @@ func (r *run) beginBehind(ctx context.Context) error {
 func (r *run) sentAlone() bool {
 	n := len(r.inflight)
 	return n > 0 && r.inflight[n-1].alone
-}
-
-func (r *run) queueBegin(ctx context.Context) {
-	r.snd.control(ctx, "BEGIN", nil, nil, "begin target transaction", r.beginAt)
-	r.needBegin = false
 }
 
 // settleInflight settles every batch in flight, oldest first, and then

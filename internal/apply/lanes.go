@@ -3,8 +3,6 @@ package apply
 import (
 	"context"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Two sessions. With Options.Second, consecutive batches that are all
@@ -26,22 +24,6 @@ import (
 // first settles every batch in flight, on both sessions, as with one
 // session. Each session has its own replication origin; the position is
 // the furthest of them (OriginProgress), since commits are in order.
-
-// lane is one target session of the apply.
-type lane struct {
-	conn   *pgx.Conn
-	origin string
-	snd    *sender
-}
-
-// useLane makes lane i the one statements are queued on.
-func (r *run) useLane(i int) {
-	r.lane = i
-	r.snd = r.lanes[i].snd
-}
-
-// conn is the session of the current lane.
-func (r *run) conn() *pgx.Conn { return r.lanes[r.lane].conn }
 
 // commitBeside commits the open batch, all folded changes, on the lane
 // the batch in flight (if any) does not use: it begins with the rows the

@@ -3,7 +3,6 @@ package apply
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/pglink/pglink/internal/change"
@@ -274,108 +273,4 @@ func (r *run) inputClosed(ctx context.Context) error {
 func (r *run) addStats(txns, rows, conflicts int64) {
 	r.a.addStats(Stats{Txns: txns, Changes: rows, Conflicts: conflicts, Skipped: r.skipped, SkippedTxns: r.skipTxns})
 	r.skipped, r.skipTxns = 0, 0
-}
-
-// Statement that records the batch's last source commit in the origin, in
-// the target transaction's commit record. pg_current_xact_id makes sure
-// the transaction has an XID, so it writes a commit record (and so moves
-// the origin) even when it applied nothing, e.g. only logical messages.
-const originXactSQL = `SELECT pg_replication_origin_xact_setup($1::pg_lsn, $2::timestamptz), pg_current_xact_id()`
-
-// batchEnd is what a batch reports once its COMMIT is done.
-type batchEnd struct {
-	last       *change.Change // its last source commit
-	txns, rows int64
-	durable    bool // its COMMIT waits for the WAL flush
-}
-
-// commitBatch sends the batch's COMMIT with the origin position and the
-// progress row, behind the fold's set-based statements (one round trip),
-// and leaves the batch in flight (see inflight.go): the next batch is
-// folded while the target works on this one. A COMMIT that is not durable
-// does not wait for the WAL flush (see DurableEvery). A batch that ends
-// the input for now (alone) goes with a Sync: it is read back at once, and
-// nothing goes behind it.
-func (r *run) commitBatch(ctx context.Context, durable, alone bool) error {
-	if r.needBegin && len(r.lanes) > 1 {
-		return r.commitBeside(ctx, durable, alone)
-	}
-	plan := r.planFold() // while the batches in flight still run on the target
-	begin := r.ensureBegun
-	if r.needBegin {
-		begin = r.beginBehind // the batch is all folded changes
-	}
-	if err := begin(ctx); err != nil {
-		return err
-	}
-	end := batchEnd{last: r.lastCommit, txns: r.batchTxns, rows: r.batchRows, durable: durable}
-	if durable {
-		r.lastDurable = time.Now()
-	}
-	folded := r.queueFold(ctx, plan)
-	r.queueCommit(ctx, end)
-	r.batchOpen = false
-	r.batchTxns, r.batchRows, r.lastCommit = 0, 0, nil
-	if err := r.snd.sendBatch(alone); err != nil {
-		return err
-	}
-	fl := &inflight{batchEnd: end, alone: alone, lane: r.lane}
-	if folded {
-		fl.fold, fl.plan = r.takeFold(), plan
-	}
-	r.inflight = append(r.inflight, fl)
-	return nil
-}
-
-// takeFold returns the open fold, which goes with its batch in flight,
-// and puts an empty one in its place.
-func (r *run) takeFold() *fold {
-	f := r.fold
-	if n := len(r.spares); n > 0 {
-		r.fold = r.spares[n-1]
-		r.spares = r.spares[:n-1]
-	} else {
-		r.fold = &fold{}
-	}
-	return f
-}
-
-// queueCommit queues the origin's position, the progress row and the
-// COMMIT of a batch.
-func (r *run) queueCommit(ctx context.Context, end batchEnd) {
-	last := end.last
-	lsn := []byte(last.EndLSN.String())
-	at := last.CommitTime
-	if at.IsZero() {
-		at = time.Unix(0, 0)
-	}
-	ts := []byte(at.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))
-	r.snd.control(ctx, originXactSQL, [][]byte{lsn, ts}, nil, "record source position in replication origin "+r.lanes[r.lane].origin, last.CommitLSN)
-	if sql := r.a.opts.ProgressSQL; sql != "" {
-		args := [][]byte{lsn, ts, strconv.AppendInt(nil, end.txns, 10), strconv.AppendInt(nil, end.rows, 10)}
-		r.snd.control(ctx, sql, args, []uint32{25, 1184, 20, 20}, "record progress", last.CommitLSN)
-	}
-	if !end.durable {
-		r.snd.control(ctx, "SET LOCAL synchronous_commit = off", nil, nil, "commit without waiting for the WAL flush", last.CommitLSN)
-	}
-	r.snd.commit(ctx, last.CommitLSN)
-}
-
-func (a *Applier) addStats(d Stats) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.stats.Txns += d.Txns
-	a.stats.Changes += d.Changes
-	a.stats.Conflicts += d.Conflicts
-	a.stats.Skipped += d.Skipped
-	a.stats.SkippedTxns += d.SkippedTxns
-	if d.Txns > 0 {
-		a.stats.Batches++
-	}
-}
-
-func (a *Applier) setLast(c *change.Change) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.stats.LastEndLSN, a.stats.LastCommitTime = c.EndLSN, c.CommitTime
 }

@@ -115,31 +115,6 @@ func (r *run) addToFold(t *table, c *change.Change) foldResult {
 	return res
 }
 
-// rowStatement queues change c of table t as its own prepared statement.
-func (r *run) rowStatement(ctx context.Context, t *table, c *change.Change) error {
-	where, err := shapeOf(&r.shape, t, c)
-	if err != nil {
-		return fmt.Errorf("apply %s %s %s at source %s: %w", c.Kind, preposition(c.Kind), t.quoted, c.CommitLSN, err)
-	}
-	if c.Kind == change.Update && len(r.shape.setCols) == 0 {
-		return nil
-	}
-	r.keyBuf = r.shape.key(append(r.keyBuf[:0], byte(r.lane))) // prepared on this lane's session
-	st, ok := t.stmts[string(r.keyBuf)]
-	if !ok {
-		st = buildStmt(t, &r.shape)
-		key := string(r.keyBuf)
-		r.snd.prepare(ctx, t, st, key, c.CommitLSN)
-		t.stmts[key] = st
-	}
-	r.args, r.fmts = params(r.args, r.fmts, st, c, where)
-	r.snd.row(ctx, t, st, c, where, r.args, r.fmts)
-	if r.snd.full() {
-		return r.snd.flush()
-	}
-	return nil
-}
-
 // truncate queues one TRUNCATE of every listed table that the seeding
 // copy does not already reflect.
 func (r *run) truncate(ctx context.Context, c *change.Change) error {
