@@ -165,7 +165,7 @@ func (a *Applier) Run(ctx context.Context, in <-chan *change.Change) (err error)
 		return err
 	}
 	r := &run{
-		a: a, origin: progress, tables: map[*change.Relation]*table{}, bySig: map[string]*table{},
+		a: a, origin: progress, plan: newPlanner(),
 		lanes: []*lane{{conn: conn, origin: a.opts.Origin, snd: &sender{conn: conn.PgConn(), log: a.log}}},
 		fold:  &fold{},
 	}

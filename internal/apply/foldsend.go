@@ -12,7 +12,7 @@ func (r *run) flushFold(ctx context.Context) error {
 	if r.fold.empty() {
 		return nil
 	}
-	plan := r.planFold()
+	plan := r.plan.planFold(r.fold)
 	if err := r.ensureBegun(ctx); err != nil {
 		return err
 	}
@@ -77,12 +77,8 @@ func (r *run) settle(ctx context.Context, f *fold, flushErr error) (fellBack boo
 // first use.
 func (r *run) queueBulk(ctx context.Context, req *bulkReq, at change.LSN) {
 	t := req.t
-	r.bulkKey = colsKey(append(r.bulkKey[:0], byte(r.lane), req.op), req.cols) // prepared on this lane's session
-	st, ok := t.bulk[string(r.bulkKey)]
-	if !ok {
-		key := string(r.bulkKey)
-		st = buildBulk(t, req.op, req.cols)
-		t.bulk[key] = st
+	st, key, fresh := r.plan.bulkStmt(r.lane, req)
+	if fresh {
 		r.snd.prepareBulk(ctx, t, st, key, at)
 	}
 	r.snd.bulk(ctx, t, st, req.op, req.args, req.fmts, at)

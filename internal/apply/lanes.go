@@ -42,9 +42,9 @@ func (r *run) commitBeside(ctx context.Context, durable, alone bool) error {
 	}
 	var free, after foldPlan
 	if prev != nil && prev.fold != nil {
-		free, after = r.planFoldBeside(prev.fold)
+		free, after = r.plan.planFoldBeside(r.fold, prev.fold)
 	} else {
-		free = r.planFold()
+		free = r.plan.planFold(r.fold)
 	}
 	if prev != nil {
 		r.useLane(1 - prev.lane)

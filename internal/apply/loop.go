@@ -14,8 +14,7 @@ type run struct {
 	a      *Applier
 	snd    *sender
 	origin change.LSN // source transactions that commit before this are already applied
-	tables map[*change.Relation]*table
-	bySig  map[string]*table
+	plan   *planner   // the tables and their statements
 
 	peeked   *change.Change // taken from the input to see whether more is waiting
 	inClosed bool
@@ -41,13 +40,10 @@ type run struct {
 	needBegin bool        // the open batch's BEGIN is not queued yet
 	beginAt   change.LSN
 
-	shape   shape
-	keyBuf  []byte
-	colBuf  []int  // planFold's scratch: a row's columns
-	colKey  []byte // planFold's scratch: their key
-	bulkKey []byte // queueBulk's scratch: a set-based statement's key
-	args    [][]byte
-	fmts    []int16
+	shape  shape
+	keyBuf []byte
+	args   [][]byte
+	fmts   []int16
 }
 
 func (r *run) loop(ctx context.Context, in <-chan *change.Change) error {

@@ -8,44 +8,31 @@ import (
 	"github.com/pglink/pglink/internal/change"
 )
 
-// maxMappedRelations bounds the map from announced relations to tables:
-// the stream makes a new Relation for every announcement, and a long run
-// sees many. Forgetting them costs one signature lookup each.
-const maxMappedRelations = 10000
-
 // table returns rel's target table, mapping it at first sight. Mapping
 // reads the target's catalog, so the pipeline is flushed first.
 func (r *run) table(ctx context.Context, rel *change.Relation) (*table, error) {
 	if rel == nil {
 		return nil, fmt.Errorf("row change without a relation")
 	}
-	if t, ok := r.tables[rel]; ok {
+	if t, ok := r.plan.known(rel); ok {
 		return t, nil
 	}
-	sig := signature(rel)
-	t, ok := r.bySig[sig]
-	if !ok {
-		// A new announcement of a folded table must not overtake the
-		// changes folded under the old one.
-		if err := r.settleInflight(ctx); err != nil {
-			return nil, err
-		}
-		if err := r.flushFold(ctx); err != nil {
-			return nil, err
-		}
-		if err := r.snd.flush(); err != nil {
-			return nil, err
-		}
-		var err error
-		if t, err = loadTable(ctx, r.conn(), rel); err != nil {
-			return nil, fmt.Errorf("at source %s: %w", r.txnAt, err)
-		}
-		r.bySig[sig] = t
+	// A new announcement of a folded table must not overtake the
+	// changes folded under the old one.
+	if err := r.settleInflight(ctx); err != nil {
+		return nil, err
 	}
-	if len(r.tables) >= maxMappedRelations {
-		clear(r.tables)
+	if err := r.flushFold(ctx); err != nil {
+		return nil, err
 	}
-	r.tables[rel] = t
+	if err := r.snd.flush(); err != nil {
+		return nil, err
+	}
+	t, err := loadTable(ctx, r.conn(), rel)
+	if err != nil {
+		return nil, fmt.Errorf("at source %s: %w", r.txnAt, err)
+	}
+	r.plan.add(rel, t)
 	return t, nil
 }
 

@@ -103,13 +103,9 @@ func (r *run) rowStatement(ctx context.Context, t *table, c *change.Change) erro
 	if c.Kind == change.Update && len(r.shape.setCols) == 0 {
 		return nil
 	}
-	r.keyBuf = r.shape.key(append(r.keyBuf[:0], byte(r.lane))) // prepared on this lane's session
-	st, ok := t.stmts[string(r.keyBuf)]
-	if !ok {
-		st = buildStmt(t, &r.shape)
-		key := string(r.keyBuf)
+	st, key, fresh := r.plan.rowStmt(r.lane, t, &r.shape)
+	if fresh {
 		r.snd.prepare(ctx, t, st, key, c.CommitLSN)
-		t.stmts[key] = st
 	}
 	r.args, r.fmts = params(r.args, r.fmts, st, c, where)
 	r.snd.row(ctx, t, st, c, where, r.args, r.fmts)
@@ -143,7 +139,7 @@ func (r *run) commitBatch(ctx context.Context, durable, alone bool) error {
 	if r.needBegin && len(r.lanes) > 1 {
 		return r.commitBeside(ctx, durable, alone)
 	}
-	plan := r.planFold() // while the batches in flight still run on the target
+	plan := r.plan.planFold(r.fold) // while the batches in flight still run on the target
 	begin := r.ensureBegun
 	if r.needBegin {
 		begin = r.beginBehind // the batch is all folded changes
