@@ -164,8 +164,9 @@ func (a *Applier) Run(ctx context.Context, in <-chan *change.Change) (err error)
 	if err := setupOrigin(ctx, conn, a.opts.Origin); err != nil {
 		return err
 	}
-	r := &run{
-		a: a, origin: progress, plan: newPlanner(),
+	plan := newPlanner()
+	tr := &transport{
+		a: a, plan: plan,
 		lanes: []*lane{{conn: conn, origin: a.opts.Origin, snd: &sender{conn: conn.PgConn(), log: a.log}}},
 		fold:  &fold{},
 	}
@@ -173,19 +174,21 @@ func (a *Applier) Run(ctx context.Context, in <-chan *change.Change) (err error)
 		if err := setupOrigin(ctx, c, a.opts.SecondOrigin); err != nil {
 			a.log.Warn("apply: the second target session is not used", "reason", err.Error())
 		} else {
-			r.lanes = append(r.lanes, &lane{conn: c, origin: a.opts.SecondOrigin, snd: &sender{conn: c.PgConn(), log: a.log}})
+			tr.lanes = append(tr.lanes, &lane{conn: c, origin: a.opts.SecondOrigin, snd: &sender{conn: c.PgConn(), log: a.log}})
 		}
 	}
-	r.useLane(0)
+	tr.useLane(0)
+	r := &run{a: a, origin: progress, plan: plan, tr: tr}
+	tr.report = r.addStats
 	err = r.loop(ctx, in)
 	// A target gone silent must not hold the run's end for long: the
 	// server rolls back and resets the origin of a session that ends.
 	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
-	if cerr := r.finish(cleanupCtx); cerr != nil && err == nil {
+	if cerr := tr.finish(cleanupCtx); cerr != nil && err == nil {
 		err = cerr
 	}
-	if ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err()) || r.closed()) {
+	if ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err()) || tr.closed()) {
 		return ctx.Err()
 	}
 	return err

@@ -8,37 +8,37 @@ import (
 )
 
 // flushFold applies the folded changes now (see queueFold and settle).
-func (r *run) flushFold(ctx context.Context) error {
-	if r.fold.empty() {
+func (tr *transport) flushFold(ctx context.Context) error {
+	if tr.fold.empty() {
 		return nil
 	}
-	plan := r.plan.planFold(r.fold)
-	if err := r.ensureBegun(ctx); err != nil {
+	plan := tr.plan.planFold(tr.fold)
+	if err := tr.ensureBegun(ctx); err != nil {
 		return err
 	}
-	r.queueFold(ctx, plan)
-	_, err := r.settle(ctx, r.fold, r.snd.flush())
+	tr.queueFold(ctx, plan)
+	_, err := tr.settle(ctx, tr.fold, tr.snd.flush())
 	return err
 }
 
 // queueFold queues the set-based statements of a fold, as planFold
 // planned them, behind a savepoint, and reports whether the fold held
 // anything. The fold is kept until settle has seen the results.
-func (r *run) queueFold(ctx context.Context, plan foldPlan) bool {
+func (tr *transport) queueFold(ctx context.Context, plan foldPlan) bool {
 	if !plan.folded {
 		return false
 	}
 	at := plan.at
-	r.snd.control(ctx, "SAVEPOINT "+bulkSavepoint, nil, nil, "take a savepoint before set-based statements", at)
-	r.queueBulks(ctx, plan)
-	r.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", at)
+	tr.snd.control(ctx, "SAVEPOINT "+bulkSavepoint, nil, nil, "take a savepoint before set-based statements", at)
+	tr.queueBulks(ctx, plan)
+	tr.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", at)
 	return true
 }
 
 // queueBulks queues the planned set-based statements.
-func (r *run) queueBulks(ctx context.Context, plan foldPlan) {
+func (tr *transport) queueBulks(ctx context.Context, plan foldPlan) {
 	for i := range plan.reqs {
-		r.queueBulk(ctx, &plan.reqs[i], plan.at)
+		tr.queueBulk(ctx, &plan.reqs[i], plan.at)
 	}
 }
 
@@ -47,7 +47,7 @@ func (r *run) queueBulks(ctx context.Context, plan foldPlan) {
 // to the flush's end), it rolls back to the savepoint, queues the same
 // changes one by one and reports fellBack: what the flush carried after
 // the fold must be queued again. Any other error is returned as is.
-func (r *run) settle(ctx context.Context, f *fold, flushErr error) (fellBack bool, err error) {
+func (tr *transport) settle(ctx context.Context, f *fold, flushErr error) (fellBack bool, err error) {
 	defer f.reset()
 	var be *bulkError
 	if flushErr == nil || !errors.As(flushErr, &be) {
@@ -58,15 +58,15 @@ func (r *run) settle(ctx context.Context, f *fold, flushErr error) (fellBack boo
 		be.tbl.foldable = false // the statement cannot be prepared: apply this table row by row from now on
 	}
 	at := f.changes[len(f.changes)-1].c.CommitLSN
-	r.a.log.Debug("apply: set-based statements failed, applying their changes one by one",
+	tr.a.log.Debug("apply: set-based statements failed, applying their changes one by one",
 		"table", be.tbl.quoted, "changes", len(f.changes), "reason", be.err.Error(), "source_lsn", at.String())
-	r.a.mu.Lock()
-	r.a.stats.Fallbacks++
-	r.a.mu.Unlock()
-	r.snd.control(ctx, "ROLLBACK TO SAVEPOINT "+bulkSavepoint, nil, nil, "roll back set-based statements", at)
-	r.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", at)
+	tr.a.mu.Lock()
+	tr.a.stats.Fallbacks++
+	tr.a.mu.Unlock()
+	tr.snd.control(ctx, "ROLLBACK TO SAVEPOINT "+bulkSavepoint, nil, nil, "roll back set-based statements", at)
+	tr.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", at)
 	for _, fc := range f.changes {
-		if err := r.rowStatement(ctx, fc.t, fc.c); err != nil {
+		if err := tr.rowStatement(ctx, fc.t, fc.c); err != nil {
 			return true, err
 		}
 	}
@@ -75,11 +75,11 @@ func (r *run) settle(ctx context.Context, f *fold, flushErr error) (fellBack boo
 
 // queueBulk queues one planned set-based statement, preparing it at
 // first use.
-func (r *run) queueBulk(ctx context.Context, req *bulkReq, at change.LSN) {
+func (tr *transport) queueBulk(ctx context.Context, req *bulkReq, at change.LSN) {
 	t := req.t
-	st, key, fresh := r.plan.bulkStmt(r.lane, req)
+	st, key, fresh := tr.plan.bulkStmt(tr.lane, req)
 	if fresh {
-		r.snd.prepareBulk(ctx, t, st, key, at)
+		tr.snd.prepareBulk(ctx, t, st, key, at)
 	}
-	r.snd.bulk(ctx, t, st, req.op, req.args, req.fmts, at)
+	tr.snd.bulk(ctx, t, st, req.op, req.args, req.fmts, at)
 }

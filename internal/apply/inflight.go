@@ -38,41 +38,41 @@ type inflight struct {
 // first settling the oldest while there are MaxInflight of them (all of
 // them when the last one went alone). Call it only when nothing of the
 // open batch is queued yet (needBegin).
-func (r *run) beginBehind(ctx context.Context) error {
-	if r.sentAlone() {
-		if err := r.settleInflight(ctx); err != nil {
+func (tr *transport) beginBehind(ctx context.Context) error {
+	if tr.sentAlone() {
+		if err := tr.settleInflight(ctx); err != nil {
 			return err
 		}
 	}
-	for len(r.inflight) >= r.a.opts.MaxInflight {
-		if err := r.settleOldest(ctx); err != nil {
+	for len(tr.inflight) >= tr.a.opts.MaxInflight {
+		if err := tr.settleOldest(ctx); err != nil {
 			return err
 		}
 	}
-	if len(r.inflight) > 0 {
-		r.snd.queueBehind()
+	if len(tr.inflight) > 0 {
+		tr.snd.queueBehind()
 	}
-	r.queueBegin(ctx)
+	tr.queueBegin(ctx)
 	return nil
 }
 
 // sentAlone reports whether the last batch in flight went alone.
-func (r *run) sentAlone() bool {
-	n := len(r.inflight)
-	return n > 0 && r.inflight[n-1].alone
+func (tr *transport) sentAlone() bool {
+	n := len(tr.inflight)
+	return n > 0 && tr.inflight[n-1].alone
 }
 
 // settleInflight settles every batch in flight, oldest first, and then
 // ends the pipeline of every session, so they are free for other
 // statements.
-func (r *run) settleInflight(ctx context.Context) error {
-	if len(r.inflight) == 0 {
+func (tr *transport) settleInflight(ctx context.Context) error {
+	if len(tr.inflight) == 0 {
 		return nil
 	}
-	if err := r.settleBatches(ctx); err != nil {
+	if err := tr.settleBatches(ctx); err != nil {
 		return err
 	}
-	for _, l := range r.lanes {
+	for _, l := range tr.lanes {
 		if err := l.snd.flush(); err != nil {
 			return err
 		}
@@ -82,9 +82,9 @@ func (r *run) settleInflight(ctx context.Context) error {
 
 // settleBatches settles every batch in flight, oldest first; the
 // pipelines stay as they are.
-func (r *run) settleBatches(ctx context.Context) error {
-	for len(r.inflight) > 0 {
-		if err := r.settleOldest(ctx); err != nil {
+func (tr *transport) settleBatches(ctx context.Context) error {
+	for len(tr.inflight) > 0 {
+		if err := tr.settleOldest(ctx); err != nil {
 			return err
 		}
 	}
@@ -94,26 +94,26 @@ func (r *run) settleBatches(ctx context.Context) error {
 // settleOldest reads the results of the oldest batch in flight and
 // settles it. When it failed, the server skipped the batches behind it:
 // each is sent again, alone, and settled.
-func (r *run) settleOldest(ctx context.Context) error {
-	fl := r.inflight[0]
-	defer r.useLane(r.lane)
-	r.useLane(fl.lane)
-	r.inflight[0] = nil
-	r.inflight = r.inflight[1:]
-	err := r.snd.readBatch()
+func (tr *transport) settleOldest(ctx context.Context) error {
+	fl := tr.inflight[0]
+	defer tr.useLane(tr.lane)
+	tr.useLane(fl.lane)
+	tr.inflight[0] = nil
+	tr.inflight = tr.inflight[1:]
+	err := tr.snd.readBatch()
 	if err == nil {
-		return r.settleBatch(ctx, fl, nil)
+		return tr.settleBatch(ctx, fl, nil)
 	}
-	skipped := r.inflight
-	r.inflight = nil
-	if err := r.settleBatch(ctx, fl, err); err != nil {
+	skipped := tr.inflight
+	tr.inflight = nil
+	if err := tr.settleBatch(ctx, fl, err); err != nil {
 		return err
 	}
 	for _, b := range skipped {
-		r.snd.control(ctx, "BEGIN", nil, nil, "begin target transaction", b.last.CommitLSN)
-		r.queueFold(ctx, b.plan)
-		r.queueCommit(ctx, b.batchEnd)
-		if err := r.settleBatch(ctx, b, r.snd.flush()); err != nil {
+		tr.snd.control(ctx, "BEGIN", nil, nil, "begin target transaction", b.last.CommitLSN)
+		tr.queueFold(ctx, b.plan)
+		tr.queueCommit(ctx, b.batchEnd)
+		if err := tr.settleBatch(ctx, b, tr.snd.flush()); err != nil {
 			return err
 		}
 	}
@@ -126,22 +126,22 @@ func (r *run) settleOldest(ctx context.Context) error {
 // and commits it again. Then it reports the batch as applied, and as
 // durable when its COMMIT waited for the WAL flush (which makes every
 // earlier batch durable too).
-func (r *run) settleBatch(ctx context.Context, fl *inflight, err error) error {
+func (tr *transport) settleBatch(ctx context.Context, fl *inflight, err error) error {
 	if fl.fold != nil {
 		var fellBack bool
-		if fellBack, err = r.settle(ctx, fl.fold, err); fellBack && err == nil {
-			r.queueCommit(ctx, fl.batchEnd)
-			err = r.snd.flush()
+		if fellBack, err = tr.settle(ctx, fl.fold, err); fellBack && err == nil {
+			tr.queueCommit(ctx, fl.batchEnd)
+			err = tr.snd.flush()
 		}
-		r.spares = append(r.spares, fl.fold)
+		tr.spares = append(tr.spares, fl.fold)
 	}
 	if err != nil {
 		return err
 	}
-	r.addStats(fl.txns, fl.rows, r.snd.takeConflicts())
-	r.a.setLast(fl.last)
-	if fl.durable && r.a.opts.OnApplied != nil {
-		r.a.opts.OnApplied(fl.last.EndLSN)
+	tr.report(fl.txns, fl.rows, tr.snd.takeConflicts())
+	tr.a.setLast(fl.last)
+	if fl.durable && tr.a.opts.OnApplied != nil {
+		tr.a.opts.OnApplied(fl.last.EndLSN)
 	}
 	return nil
 }

@@ -29,12 +29,12 @@ import (
 // the batch in flight (if any) does not use: it begins with the rows the
 // batch in flight cannot meet, settles that batch, and then sends the
 // rest and the COMMIT (see above). The batch is left in flight.
-func (r *run) commitBeside(ctx context.Context, durable, alone bool) error {
+func (tr *transport) commitBeside(ctx context.Context, end batchEnd, alone bool) error {
 	var prev *inflight
-	if n := len(r.inflight); n > 0 {
-		prev = r.inflight[n-1]
-		if prev.alone || !prev.beside || len(r.inflight) > 1 {
-			if err := r.settleInflight(ctx); err != nil {
+	if n := len(tr.inflight); n > 0 {
+		prev = tr.inflight[n-1]
+		if prev.alone || !prev.beside || len(tr.inflight) > 1 {
+			if err := tr.settleInflight(ctx); err != nil {
 				return err
 			}
 			prev = nil
@@ -42,55 +42,52 @@ func (r *run) commitBeside(ctx context.Context, durable, alone bool) error {
 	}
 	var free, after foldPlan
 	if prev != nil && prev.fold != nil {
-		free, after = r.plan.planFoldBeside(r.fold, prev.fold)
+		free, after = tr.plan.planFoldBeside(tr.fold, prev.fold)
 	} else {
-		free = r.plan.planFold(r.fold)
+		free = tr.plan.planFold(tr.fold)
 	}
 	if prev != nil {
-		r.useLane(1 - prev.lane)
+		tr.useLane(1 - prev.lane)
 	}
-	end := batchEnd{last: r.lastCommit, txns: r.batchTxns, rows: r.batchRows, durable: durable}
-	if durable {
-		r.lastDurable = time.Now()
+	if end.durable {
+		tr.lastDurable = time.Now()
 	}
 	folded := free.folded
-	r.queueBegin(ctx)
+	tr.queueBegin(ctx)
 	if folded {
-		r.snd.control(ctx, "SAVEPOINT "+bulkSavepoint, nil, nil, "take a savepoint before set-based statements", free.at)
-		r.queueBulks(ctx, free)
+		tr.snd.control(ctx, "SAVEPOINT "+bulkSavepoint, nil, nil, "take a savepoint before set-based statements", free.at)
+		tr.queueBulks(ctx, free)
 	}
 	if prev != nil {
-		if err := r.snd.sendPart(); err != nil {
+		if err := tr.snd.sendPart(); err != nil {
 			return err
 		}
-		if err := r.settleBeside(ctx); err != nil {
+		if err := tr.settleBeside(ctx); err != nil {
 			return err
 		}
-		r.queueBulks(ctx, after)
+		tr.queueBulks(ctx, after)
 	}
 	if folded {
-		r.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", free.at)
+		tr.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", free.at)
 	}
-	r.queueCommit(ctx, end)
-	r.batchOpen = false
-	r.batchTxns, r.batchRows, r.lastCommit = 0, 0, nil
-	if err := r.snd.sendBatch(alone); err != nil {
+	tr.queueCommit(ctx, end)
+	if err := tr.snd.sendBatch(alone); err != nil {
 		return err
 	}
-	fl := &inflight{batchEnd: end, alone: alone, lane: r.lane, beside: true}
+	fl := &inflight{batchEnd: end, alone: alone, lane: tr.lane, beside: true}
 	if folded {
-		fl.fold = r.takeFold()
+		fl.fold = tr.takeFold()
 	}
-	r.inflight = append(r.inflight, fl)
+	tr.inflight = append(tr.inflight, fl)
 	return nil
 }
 
 // settleBeside settles the batches in flight, which are all on the other
 // lane, and ends that lane's pipeline; the current lane's, which carries
 // the first part of the open batch, stays as it is.
-func (r *run) settleBeside(ctx context.Context) error {
-	if err := r.settleBatches(ctx); err != nil {
+func (tr *transport) settleBeside(ctx context.Context) error {
+	if err := tr.settleBatches(ctx); err != nil {
 		return err
 	}
-	return r.lanes[1-r.lane].snd.flush()
+	return tr.lanes[1-tr.lane].snd.flush()
 }

@@ -12,9 +12,9 @@ import (
 // statements, the open source transaction and the open target batch.
 type run struct {
 	a      *Applier
-	snd    *sender
 	origin change.LSN // source transactions that commit before this are already applied
 	plan   *planner   // the tables and their statements
+	tr     *transport // the target sessions
 
 	peeked   *change.Change // taken from the input to see whether more is waiting
 	inClosed bool
@@ -22,28 +22,15 @@ type run struct {
 	inTxn, skipTxn bool
 	txnAt          change.LSN // CommitLSN of the open source transaction
 
-	lanes []*lane // the target sessions; r.snd is lanes[lane]'s sender (lanes.go)
-	lane  int
+	batchOpen  bool
+	batchStart time.Time
+	batchTxns  int64
+	batchRows  int64
+	lastCommit *change.Change
+	skipped    int64 // not yet added to Stats
+	skipTxns   int64
 
-	batchOpen   bool
-	batchStart  time.Time
-	lastDurable time.Time // when the last batch that waits for its WAL flush was sent
-	batchTxns   int64
-	batchRows   int64
-	lastCommit  *change.Change
-	skipped     int64 // not yet added to Stats
-	skipTxns    int64
-
-	fold      *fold       // changes folded for set-based apply (fold.go)
-	spares    []*fold     // emptied folds to reuse
-	inflight  []*inflight // batches sent but not yet read back, oldest first (inflight.go)
-	needBegin bool        // the open batch's BEGIN is not queued yet
-	beginAt   change.LSN
-
-	shape  shape
-	keyBuf []byte
-	args   [][]byte
-	fmts   []int16
+	shape shape
 }
 
 func (r *run) loop(ctx context.Context, in <-chan *change.Change) error {
@@ -74,7 +61,7 @@ func (r *run) next(ctx context.Context, in <-chan *change.Change) (*change.Chang
 	if ctx.Err() != nil {
 		return nil, false, ctx.Err()
 	}
-	if !r.waiting(in) && r.snd.unsent() == 0 && !r.sentAlone() && r.moreComing(r.origin) {
+	if !r.waiting(in) && r.tr.snd.unsent() == 0 && !r.tr.sentAlone() && r.moreComing(r.origin) {
 		r.waitInput(ctx, in, r.a.opts.MaxBatchDelay)
 	}
 	if c := r.peeked; c != nil {
@@ -84,10 +71,10 @@ func (r *run) next(ctx context.Context, in <-chan *change.Change) (*change.Chang
 	if r.inClosed {
 		return nil, false, nil
 	}
-	if err := r.settleInflight(ctx); err != nil {
+	if err := r.tr.settleInflight(ctx); err != nil {
 		return nil, false, err
 	}
-	if err := r.snd.flush(); err != nil {
+	if err := r.tr.snd.flush(); err != nil {
 		return nil, false, err
 	}
 	select {
@@ -147,9 +134,7 @@ func (r *run) begin(ctx context.Context, c *change.Change) error {
 	if r.skipTxn || r.batchOpen {
 		return nil
 	}
-	// BEGIN goes out with the batch's first statement (ensureBegun), so
-	// nothing is sent while the previous batch is in flight.
-	r.needBegin, r.beginAt = true, c.CommitLSN
+	r.tr.openBatch(c.CommitLSN)
 	r.batchOpen, r.batchStart = true, time.Now()
 	return nil
 }
@@ -165,7 +150,7 @@ func (r *run) hold(ctx context.Context, commitLSN change.LSN) error {
 				return err
 			}
 		}
-		if err := r.settleInflight(ctx); err != nil {
+		if err := r.tr.settleInflight(ctx); err != nil {
 			return err
 		}
 		if err := g.Wait(ctx, commitLSN); err != nil {
@@ -198,7 +183,7 @@ func (r *run) commit(ctx context.Context, c *change.Change, in <-chan *change.Ch
 		more = r.waitInput(ctx, in, r.a.opts.MaxBatchDelay-time.Since(r.batchStart))
 	}
 	if !more || r.batchTxns >= int64(r.a.opts.MaxBatchTxns) || time.Since(r.batchStart) >= r.a.opts.MaxBatchDelay {
-		return r.commitBatch(ctx, !more || time.Since(r.lastDurable) >= r.a.opts.DurableEvery, !more)
+		return r.commitBatch(ctx, !more || time.Since(r.tr.lastDurable) >= r.a.opts.DurableEvery, !more)
 	}
 	return nil
 }
@@ -261,7 +246,15 @@ func (r *run) inputClosed(ctx context.Context) error {
 			return err
 		}
 	}
-	return r.settleInflight(ctx)
+	return r.tr.settleInflight(ctx)
+}
+
+// commitBatch commits the open batch (see transport.commit).
+func (r *run) commitBatch(ctx context.Context, durable, alone bool) error {
+	end := batchEnd{last: r.lastCommit, txns: r.batchTxns, rows: r.batchRows, durable: durable}
+	r.batchOpen = false
+	r.batchTxns, r.batchRows, r.lastCommit = 0, 0, nil
+	return r.tr.commit(ctx, end, alone)
 }
 
 // addStats adds to the Applier's counters, with the skipped changes

@@ -19,16 +19,16 @@ func (r *run) table(ctx context.Context, rel *change.Relation) (*table, error) {
 	}
 	// A new announcement of a folded table must not overtake the
 	// changes folded under the old one.
-	if err := r.settleInflight(ctx); err != nil {
+	if err := r.tr.settleInflight(ctx); err != nil {
 		return nil, err
 	}
-	if err := r.flushFold(ctx); err != nil {
+	if err := r.tr.flushFold(ctx); err != nil {
 		return nil, err
 	}
-	if err := r.snd.flush(); err != nil {
+	if err := r.tr.snd.flush(); err != nil {
 		return nil, err
 	}
-	t, err := loadTable(ctx, r.conn(), rel)
+	t, err := loadTable(ctx, r.tr.conn(), rel)
 	if err != nil {
 		return nil, fmt.Errorf("at source %s: %w", r.txnAt, err)
 	}
@@ -69,16 +69,16 @@ func (r *run) rowChange(ctx context.Context, c *change.Change) error {
 		return nil // every value is an unchanged TOASTed one: nothing to write
 	}
 	if t.foldable && !r.a.opts.RowByRow {
-		res := r.addToFold(t, c)
+		res := r.tr.addToFold(t, c)
 		if res == conflicting {
-			if err := r.flushFold(ctx); err != nil {
+			if err := r.tr.flushFold(ctx); err != nil {
 				return err
 			}
-			res = r.addToFold(t, c)
+			res = r.tr.addToFold(t, c)
 		}
 		if res == foldTaken {
-			if r.fold.full() {
-				return r.flushFold(ctx)
+			if r.tr.fold.full() {
+				return r.tr.flushFold(ctx)
 			}
 			return nil
 		}
@@ -86,20 +86,14 @@ func (r *run) rowChange(ctx context.Context, c *change.Change) error {
 	if t.foldable || t.fires {
 		// A table's changes stay in order; a table whose triggers fire
 		// sees every change before its own applied.
-		if err := r.flushFold(ctx); err != nil {
+		if err := r.tr.flushFold(ctx); err != nil {
 			return err
 		}
 	}
-	if err := r.ensureBegun(ctx); err != nil {
+	if err := r.tr.ensureBegun(ctx); err != nil {
 		return err
 	}
-	return r.rowStatement(ctx, t, c)
-}
-
-func (r *run) addToFold(t *table, c *change.Change) foldResult {
-	res, buf := r.fold.add(t, c, r.keyBuf)
-	r.keyBuf = buf
-	return res
+	return r.tr.rowStatement(ctx, t, c)
 }
 
 // truncate queues one TRUNCATE of every listed table that the seeding
@@ -125,14 +119,14 @@ func (r *run) truncate(ctx context.Context, c *change.Change) error {
 		r.skipped++
 		return nil
 	}
-	if err := r.flushFold(ctx); err != nil {
+	if err := r.tr.flushFold(ctx); err != nil {
 		return err
 	}
-	if err := r.ensureBegun(ctx); err != nil {
+	if err := r.tr.ensureBegun(ctx); err != nil {
 		return err
 	}
 	r.batchRows++
-	r.snd.control(ctx, truncateSQL(tables, c.Cascade, c.RestartIdentity), nil, nil,
+	r.tr.snd.control(ctx, truncateSQL(tables, c.Cascade, c.RestartIdentity), nil, nil,
 		"apply TRUNCATE of "+strings.Join(names, ", "), c.CommitLSN)
 	return nil
 }

@@ -19,6 +19,30 @@ type lane struct {
 	snd    *sender
 }
 
+// transport sends the apply's statements to the target sessions (lanes)
+// and reads their results back, batch by batch: it holds the open batch's
+// folded changes and the batches in flight.
+type transport struct {
+	a           *Applier
+	plan        *planner
+	lanes       []*lane // the target sessions; snd is lanes[lane]'s sender (lanes.go)
+	lane        int
+	snd         *sender
+	fold        *fold       // changes folded for set-based apply (fold.go)
+	spares      []*fold     // emptied folds to reuse
+	inflight    []*inflight // batches sent but not yet read back, oldest first (inflight.go)
+	needBegin   bool        // the open batch's BEGIN is not queued yet
+	beginAt     change.LSN
+	lastDurable time.Time // when the last batch that waits for its WAL flush was sent
+	// report counts a settled batch in the Applier's Stats.
+	report func(txns, rows, conflicts int64)
+
+	shape  shape
+	keyBuf []byte
+	args   [][]byte
+	fmts   []int16
+}
+
 // setupOrigin binds the session to the origin, so commits record their
 // source position there. A session holds one origin at a time: one left
 // set up by an earlier Run on this session is reset first.
@@ -35,17 +59,17 @@ func setupOrigin(ctx context.Context, conn *pgx.Conn, origin string) error {
 }
 
 // useLane makes lane i the one statements are queued on.
-func (r *run) useLane(i int) {
-	r.lane = i
-	r.snd = r.lanes[i].snd
+func (tr *transport) useLane(i int) {
+	tr.lane = i
+	tr.snd = tr.lanes[i].snd
 }
 
 // conn is the session of the current lane.
-func (r *run) conn() *pgx.Conn { return r.lanes[r.lane].conn }
+func (tr *transport) conn() *pgx.Conn { return tr.lanes[tr.lane].conn }
 
 // closed reports whether a session of the run is closed.
-func (r *run) closed() bool {
-	for _, l := range r.lanes {
+func (tr *transport) closed() bool {
+	for _, l := range tr.lanes {
 		if l.conn.IsClosed() {
 			return true
 		}
@@ -54,9 +78,9 @@ func (r *run) closed() bool {
 }
 
 // finish rolls back whatever is still open and releases the origins.
-func (r *run) finish(ctx context.Context) error {
+func (tr *transport) finish(ctx context.Context) error {
 	var errs []error
-	for _, l := range r.lanes {
+	for _, l := range tr.lanes {
 		conn := l.conn
 		if conn.IsClosed() {
 			continue
@@ -76,41 +100,55 @@ func (r *run) finish(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// openBatch notes that a batch begins at the source transaction committed
+// at at. BEGIN goes out with the batch's first statement (ensureBegun), so
+// nothing is sent while the previous batch is in flight.
+func (tr *transport) openBatch(at change.LSN) {
+	tr.needBegin, tr.beginAt = true, at
+}
+
+// addToFold folds change c of table t into the open batch's fold.
+func (tr *transport) addToFold(t *table, c *change.Change) foldResult {
+	res, buf := tr.fold.add(t, c, tr.keyBuf)
+	tr.keyBuf = buf
+	return res
+}
+
 // ensureBegun settles the batches in flight and queues the open batch's
 // BEGIN when it is not queued yet: call it before queuing anything for the
 // open batch.
-func (r *run) ensureBegun(ctx context.Context) error {
-	if err := r.settleInflight(ctx); err != nil {
+func (tr *transport) ensureBegun(ctx context.Context) error {
+	if err := tr.settleInflight(ctx); err != nil {
 		return err
 	}
-	if r.needBegin {
-		r.queueBegin(ctx)
+	if tr.needBegin {
+		tr.queueBegin(ctx)
 	}
 	return nil
 }
 
-func (r *run) queueBegin(ctx context.Context) {
-	r.snd.control(ctx, "BEGIN", nil, nil, "begin target transaction", r.beginAt)
-	r.needBegin = false
+func (tr *transport) queueBegin(ctx context.Context) {
+	tr.snd.control(ctx, "BEGIN", nil, nil, "begin target transaction", tr.beginAt)
+	tr.needBegin = false
 }
 
 // rowStatement queues change c of table t as its own prepared statement.
-func (r *run) rowStatement(ctx context.Context, t *table, c *change.Change) error {
-	where, err := shapeOf(&r.shape, t, c)
+func (tr *transport) rowStatement(ctx context.Context, t *table, c *change.Change) error {
+	where, err := shapeOf(&tr.shape, t, c)
 	if err != nil {
 		return fmt.Errorf("apply %s %s %s at source %s: %w", c.Kind, preposition(c.Kind), t.quoted, c.CommitLSN, err)
 	}
-	if c.Kind == change.Update && len(r.shape.setCols) == 0 {
+	if c.Kind == change.Update && len(tr.shape.setCols) == 0 {
 		return nil
 	}
-	st, key, fresh := r.plan.rowStmt(r.lane, t, &r.shape)
+	st, key, fresh := tr.plan.rowStmt(tr.lane, t, &tr.shape)
 	if fresh {
-		r.snd.prepare(ctx, t, st, key, c.CommitLSN)
+		tr.snd.prepare(ctx, t, st, key, c.CommitLSN)
 	}
-	r.args, r.fmts = params(r.args, r.fmts, st, c, where)
-	r.snd.row(ctx, t, st, c, where, r.args, r.fmts)
-	if r.snd.full() {
-		return r.snd.flush()
+	tr.args, tr.fmts = params(tr.args, tr.fmts, st, c, where)
+	tr.snd.row(ctx, t, st, c, where, tr.args, tr.fmts)
+	if tr.snd.full() {
+		return tr.snd.flush()
 	}
 	return nil
 }
@@ -128,60 +166,57 @@ type batchEnd struct {
 	durable    bool // its COMMIT waits for the WAL flush
 }
 
-// commitBatch sends the batch's COMMIT with the origin position and the
+// commit sends the batch's COMMIT with the origin position and the
 // progress row, behind the fold's set-based statements (one round trip),
 // and leaves the batch in flight (see inflight.go): the next batch is
 // folded while the target works on this one. A COMMIT that is not durable
 // does not wait for the WAL flush (see DurableEvery). A batch that ends
 // the input for now (alone) goes with a Sync: it is read back at once, and
 // nothing goes behind it.
-func (r *run) commitBatch(ctx context.Context, durable, alone bool) error {
-	if r.needBegin && len(r.lanes) > 1 {
-		return r.commitBeside(ctx, durable, alone)
+func (tr *transport) commit(ctx context.Context, end batchEnd, alone bool) error {
+	if tr.needBegin && len(tr.lanes) > 1 {
+		return tr.commitBeside(ctx, end, alone)
 	}
-	plan := r.plan.planFold(r.fold) // while the batches in flight still run on the target
-	begin := r.ensureBegun
-	if r.needBegin {
-		begin = r.beginBehind // the batch is all folded changes
+	plan := tr.plan.planFold(tr.fold) // while the batches in flight still run on the target
+	begin := tr.ensureBegun
+	if tr.needBegin {
+		begin = tr.beginBehind // the batch is all folded changes
 	}
 	if err := begin(ctx); err != nil {
 		return err
 	}
-	end := batchEnd{last: r.lastCommit, txns: r.batchTxns, rows: r.batchRows, durable: durable}
-	if durable {
-		r.lastDurable = time.Now()
+	if end.durable {
+		tr.lastDurable = time.Now()
 	}
-	folded := r.queueFold(ctx, plan)
-	r.queueCommit(ctx, end)
-	r.batchOpen = false
-	r.batchTxns, r.batchRows, r.lastCommit = 0, 0, nil
-	if err := r.snd.sendBatch(alone); err != nil {
+	folded := tr.queueFold(ctx, plan)
+	tr.queueCommit(ctx, end)
+	if err := tr.snd.sendBatch(alone); err != nil {
 		return err
 	}
-	fl := &inflight{batchEnd: end, alone: alone, lane: r.lane}
+	fl := &inflight{batchEnd: end, alone: alone, lane: tr.lane}
 	if folded {
-		fl.fold, fl.plan = r.takeFold(), plan
+		fl.fold, fl.plan = tr.takeFold(), plan
 	}
-	r.inflight = append(r.inflight, fl)
+	tr.inflight = append(tr.inflight, fl)
 	return nil
 }
 
 // takeFold returns the open fold, which goes with its batch in flight,
 // and puts an empty one in its place.
-func (r *run) takeFold() *fold {
-	f := r.fold
-	if n := len(r.spares); n > 0 {
-		r.fold = r.spares[n-1]
-		r.spares = r.spares[:n-1]
+func (tr *transport) takeFold() *fold {
+	f := tr.fold
+	if n := len(tr.spares); n > 0 {
+		tr.fold = tr.spares[n-1]
+		tr.spares = tr.spares[:n-1]
 	} else {
-		r.fold = &fold{}
+		tr.fold = &fold{}
 	}
 	return f
 }
 
 // queueCommit queues the origin's position, the progress row and the
 // COMMIT of a batch.
-func (r *run) queueCommit(ctx context.Context, end batchEnd) {
+func (tr *transport) queueCommit(ctx context.Context, end batchEnd) {
 	last := end.last
 	lsn := []byte(last.EndLSN.String())
 	at := last.CommitTime
@@ -189,13 +224,13 @@ func (r *run) queueCommit(ctx context.Context, end batchEnd) {
 		at = time.Unix(0, 0)
 	}
 	ts := []byte(at.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))
-	r.snd.control(ctx, originXactSQL, [][]byte{lsn, ts}, nil, "record source position in replication origin "+r.lanes[r.lane].origin, last.CommitLSN)
-	if sql := r.a.opts.ProgressSQL; sql != "" {
+	tr.snd.control(ctx, originXactSQL, [][]byte{lsn, ts}, nil, "record source position in replication origin "+tr.lanes[tr.lane].origin, last.CommitLSN)
+	if sql := tr.a.opts.ProgressSQL; sql != "" {
 		args := [][]byte{lsn, ts, strconv.AppendInt(nil, end.txns, 10), strconv.AppendInt(nil, end.rows, 10)}
-		r.snd.control(ctx, sql, args, []uint32{25, 1184, 20, 20}, "record progress", last.CommitLSN)
+		tr.snd.control(ctx, sql, args, []uint32{25, 1184, 20, 20}, "record progress", last.CommitLSN)
 	}
 	if !end.durable {
-		r.snd.control(ctx, "SET LOCAL synchronous_commit = off", nil, nil, "commit without waiting for the WAL flush", last.CommitLSN)
+		tr.snd.control(ctx, "SET LOCAL synchronous_commit = off", nil, nil, "commit without waiting for the WAL flush", last.CommitLSN)
 	}
-	r.snd.commit(ctx, last.CommitLSN)
+	tr.snd.commit(ctx, last.CommitLSN)
 }
