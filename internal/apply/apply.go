@@ -178,9 +178,9 @@ func (a *Applier) Run(ctx context.Context, in <-chan *change.Change) (err error)
 		}
 	}
 	tr.useLane(0)
-	r := &run{a: a, origin: progress, plan: plan, tr: tr}
-	tr.report = r.addStats
-	err = r.loop(ctx, in)
+	l := &loop{a: a, origin: progress, plan: plan, tr: tr}
+	tr.report = l.addStats
+	err = l.run(ctx, in)
 	// A target gone silent must not hold the run's end for long: the
 	// server rolls back and resets the origin of a session that ends.
 	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)

@@ -10,7 +10,7 @@ import (
 
 // run is the state of one Run: the mapped tables with their prepared
 // statements, the open source transaction and the open target batch.
-type run struct {
+type loop struct {
 	a      *Applier
 	origin change.LSN // source transactions that commit before this are already applied
 	plan   *planner   // the tables and their statements
@@ -33,16 +33,16 @@ type run struct {
 	shape shape
 }
 
-func (r *run) loop(ctx context.Context, in <-chan *change.Change) error {
+func (l *loop) run(ctx context.Context, in <-chan *change.Change) error {
 	for {
-		c, ok, err := r.next(ctx, in)
+		c, ok, err := l.next(ctx, in)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return r.inputClosed(ctx)
+			return l.inputClosed(ctx)
 		}
-		if err := r.handle(ctx, c, in); err != nil {
+		if err := l.handle(ctx, c, in); err != nil {
 			return err
 		}
 	}
@@ -57,24 +57,24 @@ func (r *run) loop(ctx context.Context, in <-chan *change.Change) error {
 // first waits a while for the input with the batches in flight unread, so
 // the target keeps working on them and the apply folds the next batch
 // meanwhile.
-func (r *run) next(ctx context.Context, in <-chan *change.Change) (*change.Change, bool, error) {
+func (l *loop) next(ctx context.Context, in <-chan *change.Change) (*change.Change, bool, error) {
 	if ctx.Err() != nil {
 		return nil, false, ctx.Err()
 	}
-	if !r.waiting(in) && r.tr.snd.unsent() == 0 && !r.tr.sentAlone() && r.moreComing(r.origin) {
-		r.waitInput(ctx, in, r.a.opts.MaxBatchDelay)
+	if !l.waiting(in) && l.tr.snd.unsent() == 0 && !l.tr.sentAlone() && l.moreComing(l.origin) {
+		l.waitInput(ctx, in, l.a.opts.MaxBatchDelay)
 	}
-	if c := r.peeked; c != nil {
-		r.peeked = nil
+	if c := l.peeked; c != nil {
+		l.peeked = nil
 		return c, true, nil
 	}
-	if r.inClosed {
+	if l.inClosed {
 		return nil, false, nil
 	}
-	if err := r.tr.settleInflight(ctx); err != nil {
+	if err := l.tr.settleInflight(ctx); err != nil {
 		return nil, false, err
 	}
-	if err := r.tr.snd.flush(); err != nil {
+	if err := l.tr.snd.flush(); err != nil {
 		return nil, false, err
 	}
 	select {
@@ -87,26 +87,26 @@ func (r *run) next(ctx context.Context, in <-chan *change.Change) (*change.Chang
 
 // waiting reports whether another change is ready in the input, keeping it
 // for next.
-func (r *run) waiting(in <-chan *change.Change) bool {
-	return r.waitInput(context.Background(), in, 0)
+func (l *loop) waiting(in <-chan *change.Change) bool {
+	return l.waitInput(context.Background(), in, 0)
 }
 
-func (r *run) handle(ctx context.Context, c *change.Change, in <-chan *change.Change) error {
+func (l *loop) handle(ctx context.Context, c *change.Change, in <-chan *change.Change) error {
 	switch c.Kind {
 	case change.Begin:
-		return r.begin(ctx, c)
+		return l.begin(ctx, c)
 	case change.Commit:
-		return r.commit(ctx, c, in)
+		return l.commit(ctx, c, in)
 	case change.Insert, change.Update, change.Delete:
-		if !r.inTxn {
+		if !l.inTxn {
 			return fmt.Errorf("%s at source %s outside a source transaction", c.Kind, c.CommitLSN)
 		}
-		return r.rowChange(ctx, c)
+		return l.rowChange(ctx, c)
 	case change.Truncate:
-		if !r.inTxn {
+		if !l.inTxn {
 			return fmt.Errorf("TRUNCATE at source %s outside a source transaction", c.CommitLSN)
 		}
-		return r.truncate(ctx, c)
+		return l.truncate(ctx, c)
 	case change.Message:
 		return nil // nothing to apply; its transaction still commits and moves the origin
 	}
@@ -117,40 +117,40 @@ func (r *run) handle(ctx context.Context, c *change.Change, in <-chan *change.Ch
 // origin's position was applied already (the server may send it again
 // after a restart: it starts from the slot's confirmed position, which can
 // be behind the target's), and is skipped whole.
-func (r *run) begin(ctx context.Context, c *change.Change) error {
-	if r.inTxn {
-		return fmt.Errorf("BEGIN at source %s inside the source transaction at %s", c.CommitLSN, r.txnAt)
+func (l *loop) begin(ctx context.Context, c *change.Change) error {
+	if l.inTxn {
+		return fmt.Errorf("BEGIN at source %s inside the source transaction at %s", c.CommitLSN, l.txnAt)
 	}
-	if c.CommitLSN >= r.origin {
-		if err := r.hold(ctx, c.CommitLSN); err != nil {
+	if c.CommitLSN >= l.origin {
+		if err := l.hold(ctx, c.CommitLSN); err != nil {
 			return err
 		}
 	}
-	r.inTxn, r.txnAt = true, c.CommitLSN
-	r.skipTxn = c.CommitLSN < r.origin
-	if r.skipTxn {
-		r.a.log.Debug("apply: source transaction already applied, skipped", "commit_lsn", c.CommitLSN.String(), "origin", r.origin.String())
+	l.inTxn, l.txnAt = true, c.CommitLSN
+	l.skipTxn = c.CommitLSN < l.origin
+	if l.skipTxn {
+		l.a.log.Debug("apply: source transaction already applied, skipped", "commit_lsn", c.CommitLSN.String(), "origin", l.origin.String())
 	}
-	if r.skipTxn || r.batchOpen {
+	if l.skipTxn || l.batchOpen {
 		return nil
 	}
-	r.tr.openBatch(c.CommitLSN)
-	r.batchOpen, r.batchStart = true, time.Now()
+	l.tr.openBatch(c.CommitLSN)
+	l.batchOpen, l.batchStart = true, time.Now()
 	return nil
 }
 
 // hold waits, between two source transactions, while the gate holds the
 // apply before the one at commitLSN; what was applied before is committed
 // first, so the target shows exactly the transactions before it.
-func (r *run) hold(ctx context.Context, commitLSN change.LSN) error {
-	g := r.a.opts.Gate
+func (l *loop) hold(ctx context.Context, commitLSN change.LSN) error {
+	g := l.a.opts.Gate
 	for g != nil && g.Holding(commitLSN) {
-		if r.batchOpen {
-			if err := r.commitBatch(ctx, true, true); err != nil {
+		if l.batchOpen {
+			if err := l.commitBatch(ctx, true, true); err != nil {
 				return err
 			}
 		}
-		if err := r.tr.settleInflight(ctx); err != nil {
+		if err := l.tr.settleInflight(ctx); err != nil {
 			return err
 		}
 		if err := g.Wait(ctx, commitLSN); err != nil {
@@ -163,49 +163,49 @@ func (r *run) hold(ctx context.Context, commitLSN change.LSN) error {
 // commit closes a source transaction and commits the batch when the input
 // has nothing more waiting (caught up: low lag, and a durable commit) or
 // the batch is full or old (a backlog: see DurableEvery).
-func (r *run) commit(ctx context.Context, c *change.Change, in <-chan *change.Change) error {
-	if !r.inTxn {
+func (l *loop) commit(ctx context.Context, c *change.Change, in <-chan *change.Change) error {
+	if !l.inTxn {
 		return fmt.Errorf("COMMIT at source %s without BEGIN", c.CommitLSN)
 	}
-	r.inTxn = false
-	if r.skipTxn {
-		r.skipTxns++
-		if !r.batchOpen {
-			r.addStats(0, 0, 0)
+	l.inTxn = false
+	if l.skipTxn {
+		l.skipTxns++
+		if !l.batchOpen {
+			l.addStats(0, 0, 0)
 		}
 		return nil
 	}
-	r.batchTxns++
-	r.lastCommit = c
-	r.origin = max(r.origin, c.EndLSN)
-	more := r.waiting(in)
-	if !more && r.moreComing(c.EndLSN) {
-		more = r.waitInput(ctx, in, r.a.opts.MaxBatchDelay-time.Since(r.batchStart))
+	l.batchTxns++
+	l.lastCommit = c
+	l.origin = max(l.origin, c.EndLSN)
+	more := l.waiting(in)
+	if !more && l.moreComing(c.EndLSN) {
+		more = l.waitInput(ctx, in, l.a.opts.MaxBatchDelay-time.Since(l.batchStart))
 	}
-	if !more || r.batchTxns >= int64(r.a.opts.MaxBatchTxns) || time.Since(r.batchStart) >= r.a.opts.MaxBatchDelay {
-		return r.commitBatch(ctx, !more || time.Since(r.tr.lastDurable) >= r.a.opts.DurableEvery, !more)
+	if !more || l.batchTxns >= int64(l.a.opts.MaxBatchTxns) || time.Since(l.batchStart) >= l.a.opts.MaxBatchDelay {
+		return l.commitBatch(ctx, !more || time.Since(l.tr.lastDurable) >= l.a.opts.DurableEvery, !more)
 	}
 	return nil
 }
 
 // moreComing reports whether the source has a transaction for the stream
 // after position end (see Options.SourceAhead).
-func (r *run) moreComing(end change.LSN) bool {
-	return r.a.opts.SourceAhead != nil && end <= r.a.opts.SourceAhead()
+func (l *loop) moreComing(end change.LSN) bool {
+	return l.a.opts.SourceAhead != nil && end <= l.a.opts.SourceAhead()
 }
 
 // waitInput waits up to d (not at all when d <= 0) for the next change,
 // keeping it for next, and reports whether one came.
-func (r *run) waitInput(ctx context.Context, in <-chan *change.Change, d time.Duration) bool {
-	if r.peeked != nil {
+func (l *loop) waitInput(ctx context.Context, in <-chan *change.Change, d time.Duration) bool {
+	if l.peeked != nil {
 		return true
 	}
-	if r.inClosed {
+	if l.inClosed {
 		return false
 	}
 	select {
 	case c, ok := <-in:
-		return r.keep(c, ok)
+		return l.keep(c, ok)
 	default:
 	}
 	if d <= 0 {
@@ -215,7 +215,7 @@ func (r *run) waitInput(ctx context.Context, in <-chan *change.Change, d time.Du
 	defer t.Stop()
 	select {
 	case c, ok := <-in:
-		return r.keep(c, ok)
+		return l.keep(c, ok)
 	case <-t.C:
 	case <-ctx.Done():
 	}
@@ -224,12 +224,12 @@ func (r *run) waitInput(ctx context.Context, in <-chan *change.Change, d time.Du
 
 // keep keeps a change received from the input for next, or notes that the
 // input is closed.
-func (r *run) keep(c *change.Change, ok bool) bool {
+func (l *loop) keep(c *change.Change, ok bool) bool {
 	if !ok {
-		r.inClosed = true
+		l.inClosed = true
 		return false
 	}
-	r.peeked = c
+	l.peeked = c
 	return true
 }
 
@@ -237,29 +237,29 @@ func (r *run) keep(c *change.Change, ok bool) bool {
 // A source transaction cut off by the close cannot be committed: the whole
 // batch is rolled back, and the origin, which did not move, makes the
 // source send it again.
-func (r *run) inputClosed(ctx context.Context) error {
-	if r.inTxn && !r.skipTxn {
-		return fmt.Errorf("%w (at source %s): target transaction rolled back", ErrIncompleteTransaction, r.txnAt)
+func (l *loop) inputClosed(ctx context.Context) error {
+	if l.inTxn && !l.skipTxn {
+		return fmt.Errorf("%w (at source %s): target transaction rolled back", ErrIncompleteTransaction, l.txnAt)
 	}
-	if r.batchOpen {
-		if err := r.commitBatch(ctx, true, true); err != nil {
+	if l.batchOpen {
+		if err := l.commitBatch(ctx, true, true); err != nil {
 			return err
 		}
 	}
-	return r.tr.settleInflight(ctx)
+	return l.tr.settleInflight(ctx)
 }
 
 // commitBatch commits the open batch (see transport.commit).
-func (r *run) commitBatch(ctx context.Context, durable, alone bool) error {
-	end := batchEnd{last: r.lastCommit, txns: r.batchTxns, rows: r.batchRows, durable: durable}
-	r.batchOpen = false
-	r.batchTxns, r.batchRows, r.lastCommit = 0, 0, nil
-	return r.tr.commit(ctx, end, alone)
+func (l *loop) commitBatch(ctx context.Context, durable, alone bool) error {
+	end := batchEnd{last: l.lastCommit, txns: l.batchTxns, rows: l.batchRows, durable: durable}
+	l.batchOpen = false
+	l.batchTxns, l.batchRows, l.lastCommit = 0, 0, nil
+	return l.tr.commit(ctx, end, alone)
 }
 
 // addStats adds to the Applier's counters, with the skipped changes
 // counted since the last call.
-func (r *run) addStats(txns, rows, conflicts int64) {
-	r.a.addStats(Stats{Txns: txns, Changes: rows, Conflicts: conflicts, Skipped: r.skipped, SkippedTxns: r.skipTxns})
-	r.skipped, r.skipTxns = 0, 0
+func (l *loop) addStats(txns, rows, conflicts int64) {
+	l.a.addStats(Stats{Txns: txns, Changes: rows, Conflicts: conflicts, Skipped: l.skipped, SkippedTxns: l.skipTxns})
+	l.skipped, l.skipTxns = 0, 0
 }
