@@ -66,7 +66,7 @@ func (tr *transport) settle(ctx context.Context, f *fold, flushErr error) (fellB
 	tr.snd.control(ctx, "ROLLBACK TO SAVEPOINT "+bulkSavepoint, nil, nil, "roll back set-based statements", at)
 	tr.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", at)
 	for _, fc := range f.changes {
-		if err := tr.rowStatement(ctx, fc.t, fc.c); err != nil {
+		if err := tr.rowStatement(ctx, fc.t, fc.c, &fc.shape, fc.where); err != nil {
 			return true, err
 		}
 	}

@@ -61,7 +61,8 @@ func (l *loop) rowChange(ctx context.Context, c *change.Change) error {
 		l.skipped++
 		return nil
 	}
-	if _, err := shapeOf(&l.shape, t, c); err != nil {
+	where, err := shapeOf(&l.shape, t, c)
+	if err != nil {
 		return fmt.Errorf("apply %s %s %s at source %s: %w", c.Kind, preposition(c.Kind), t.quoted, c.CommitLSN, err)
 	}
 	l.batchRows++
@@ -69,12 +70,12 @@ func (l *loop) rowChange(ctx context.Context, c *change.Change) error {
 		return nil // every value is an unchanged TOASTed one: nothing to write
 	}
 	if t.foldable && !l.a.opts.RowByRow {
-		res := l.tr.addToFold(t, c)
+		res := l.tr.addToFold(t, c, &l.shape, where)
 		if res == conflicting {
 			if err := l.tr.flushFold(ctx); err != nil {
 				return err
 			}
-			res = l.tr.addToFold(t, c)
+			res = l.tr.addToFold(t, c, &l.shape, where)
 		}
 		if res == foldTaken {
 			if l.tr.fold.full() {
@@ -93,7 +94,7 @@ func (l *loop) rowChange(ctx context.Context, c *change.Change) error {
 	if err := l.tr.ensureBegun(ctx); err != nil {
 		return err
 	}
-	return l.tr.rowStatement(ctx, t, c)
+	return l.tr.rowStatement(ctx, t, c, &l.shape, where)
 }
 
 // truncate queues one TRUNCATE of every listed table that the seeding

@@ -37,7 +37,6 @@ type transport struct {
 	// report counts a settled batch in the Applier's Stats.
 	report func(txns, rows, conflicts int64)
 
-	shape  shape
 	keyBuf []byte
 	args   [][]byte
 	fmts   []int16
@@ -107,9 +106,10 @@ func (tr *transport) openBatch(at change.LSN) {
 	tr.needBegin, tr.beginAt = true, at
 }
 
-// addToFold folds change c of table t into the open batch's fold.
-func (tr *transport) addToFold(t *table, c *change.Change) foldResult {
-	res, buf := tr.fold.add(t, c, tr.keyBuf)
+// addToFold folds change c of table t, of shape s, into the open batch's
+// fold.
+func (tr *transport) addToFold(t *table, c *change.Change, s *shape, where change.Tuple) foldResult {
+	res, buf := tr.fold.add(t, c, s, where, tr.keyBuf)
 	tr.keyBuf = buf
 	return res
 }
@@ -132,16 +132,10 @@ func (tr *transport) queueBegin(ctx context.Context) {
 	tr.needBegin = false
 }
 
-// rowStatement queues change c of table t as its own prepared statement.
-func (tr *transport) rowStatement(ctx context.Context, t *table, c *change.Change) error {
-	where, err := shapeOf(&tr.shape, t, c)
-	if err != nil {
-		return fmt.Errorf("apply %s %s %s at source %s: %w", c.Kind, preposition(c.Kind), t.quoted, c.CommitLSN, err)
-	}
-	if c.Kind == change.Update && len(tr.shape.setCols) == 0 {
-		return nil
-	}
-	st, key, fresh := tr.plan.rowStmt(tr.lane, t, &tr.shape)
+// rowStatement queues change c of table t as its own prepared statement,
+// of shape s, on the row where identifies (shapeOf).
+func (tr *transport) rowStatement(ctx context.Context, t *table, c *change.Change, s *shape, where change.Tuple) error {
+	st, key, fresh := tr.plan.rowStmt(tr.lane, t, s)
 	if fresh {
 		tr.snd.prepare(ctx, t, st, key, c.CommitLSN)
 	}
