@@ -7,7 +7,7 @@ import (
 	"github.com/pglink/pglink/internal/change"
 )
 
-// flushFold applies the folded changes now (see queueFold and settle).
+// flushFold applies the folded changes now (see queueFold and settleFold).
 func (tr *transport) flushFold(ctx context.Context) error {
 	if tr.fold.empty() {
 		return nil
@@ -17,13 +17,13 @@ func (tr *transport) flushFold(ctx context.Context) error {
 		return err
 	}
 	tr.queueFold(ctx, plan)
-	_, err := tr.settle(ctx, tr.fold, tr.snd.flush())
+	_, err := tr.settleFold(ctx, tr.fold, tr.snd.flush())
 	return err
 }
 
 // queueFold queues the set-based statements of a fold, as planFold
 // planned them, behind a savepoint, and reports whether the fold held
-// anything. The fold is kept until settle has seen the results.
+// anything. The fold is kept until settleFold has seen the results.
 func (tr *transport) queueFold(ctx context.Context, plan foldPlan) bool {
 	if !plan.folded {
 		return false
@@ -42,12 +42,12 @@ func (tr *transport) queueBulks(ctx context.Context, plan foldPlan) {
 	}
 }
 
-// settle empties fold f after the flush that carried its statements.
+// settleFold empties fold f after the flush that carried its statements.
 // When a set-based statement failed (the server then skipped the rest up
 // to the flush's end), it rolls back to the savepoint, queues the same
 // changes one by one and reports fellBack: what the flush carried after
 // the fold must be queued again. Any other error is returned as is.
-func (tr *transport) settle(ctx context.Context, f *fold, flushErr error) (fellBack bool, err error) {
+func (tr *transport) settleFold(ctx context.Context, f *fold, flushErr error) (fellBack bool, err error) {
 	defer f.reset()
 	var be *bulkError
 	if flushErr == nil || !errors.As(flushErr, &be) {

@@ -31,16 +31,16 @@ type inflight struct {
 	plan   foldPlan // its set-based statements, to send it again
 	alone  bool     // sent with a Sync: nothing may go behind it
 	lane   int      // the session it went to (lanes.go)
-	beside bool     // all folded changes, committed by commitBeside: the next batch may start beside it
+	beside bool     // all folded changes, committed by commitOnOtherLane: the next batch may start beside it
 }
 
-// beginBehind queues the open batch's BEGIN behind the batches in flight,
+// beginBehindInflight queues the open batch's BEGIN behind the batches in flight,
 // first settling the oldest while there are MaxInflight of them (all of
 // them when the last one went alone). Call it only when nothing of the
 // open batch is queued yet (needBegin).
-func (tr *transport) beginBehind(ctx context.Context) error {
+func (tr *transport) beginBehindInflight(ctx context.Context) error {
 	if tr.sentAlone() {
-		if err := tr.settleInflight(ctx); err != nil {
+		if err := tr.drain(ctx); err != nil {
 			return err
 		}
 	}
@@ -62,14 +62,14 @@ func (tr *transport) sentAlone() bool {
 	return n > 0 && tr.inflight[n-1].alone
 }
 
-// settleInflight settles every batch in flight, oldest first, and then
+// drain settles every batch in flight, oldest first, and then
 // ends the pipeline of every session, so they are free for other
 // statements.
-func (tr *transport) settleInflight(ctx context.Context) error {
+func (tr *transport) drain(ctx context.Context) error {
 	if len(tr.inflight) == 0 {
 		return nil
 	}
-	if err := tr.settleBatches(ctx); err != nil {
+	if err := tr.settleAll(ctx); err != nil {
 		return err
 	}
 	for _, l := range tr.lanes {
@@ -80,9 +80,9 @@ func (tr *transport) settleInflight(ctx context.Context) error {
 	return nil
 }
 
-// settleBatches settles every batch in flight, oldest first; the
+// settleAll settles every batch in flight, oldest first; the
 // pipelines stay as they are.
-func (tr *transport) settleBatches(ctx context.Context) error {
+func (tr *transport) settleAll(ctx context.Context) error {
 	for len(tr.inflight) > 0 {
 		if err := tr.settleOldest(ctx); err != nil {
 			return err
@@ -129,7 +129,7 @@ func (tr *transport) settleOldest(ctx context.Context) error {
 func (tr *transport) settleBatch(ctx context.Context, fl *inflight, err error) error {
 	if fl.fold != nil {
 		var fellBack bool
-		if fellBack, err = tr.settle(ctx, fl.fold, err); fellBack && err == nil {
+		if fellBack, err = tr.settleFold(ctx, fl.fold, err); fellBack && err == nil {
 			tr.queueCommit(ctx, fl.batchEnd)
 			err = tr.snd.flush()
 		}

@@ -25,16 +25,16 @@ import (
 // session. Each session has its own replication origin; the position is
 // the furthest of them (OriginProgress), since commits are in order.
 
-// commitBeside commits the open batch, all folded changes, on the lane
+// commitOnOtherLane commits the open batch, all folded changes, on the lane
 // the batch in flight (if any) does not use: it begins with the rows the
 // batch in flight cannot meet, settles that batch, and then sends the
 // rest and the COMMIT (see above). The batch is left in flight.
-func (tr *transport) commitBeside(ctx context.Context, end batchEnd, alone bool) error {
+func (tr *transport) commitOnOtherLane(ctx context.Context, end batchEnd, alone bool) error {
 	var prev *inflight
 	if n := len(tr.inflight); n > 0 {
 		prev = tr.inflight[n-1]
 		if prev.alone || !prev.beside || len(tr.inflight) > 1 {
-			if err := tr.settleInflight(ctx); err != nil {
+			if err := tr.drain(ctx); err != nil {
 				return err
 			}
 			prev = nil
@@ -62,7 +62,7 @@ func (tr *transport) commitBeside(ctx context.Context, end batchEnd, alone bool)
 		if err := tr.snd.sendPart(); err != nil {
 			return err
 		}
-		if err := tr.settleBeside(ctx); err != nil {
+		if err := tr.settleOtherLane(ctx); err != nil {
 			return err
 		}
 		tr.queueBulks(ctx, after)
@@ -82,11 +82,11 @@ func (tr *transport) commitBeside(ctx context.Context, end batchEnd, alone bool)
 	return nil
 }
 
-// settleBeside settles the batches in flight, which are all on the other
+// settleOtherLane settles the batches in flight, which are all on the other
 // lane, and ends that lane's pipeline; the current lane's, which carries
 // the first part of the open batch, stays as it is.
-func (tr *transport) settleBeside(ctx context.Context) error {
-	if err := tr.settleBatches(ctx); err != nil {
+func (tr *transport) settleOtherLane(ctx context.Context) error {
+	if err := tr.settleAll(ctx); err != nil {
 		return err
 	}
 	return tr.lanes[1-tr.lane].snd.flush()

@@ -71,7 +71,7 @@ func (l *loop) next(ctx context.Context, in <-chan *change.Change) (*change.Chan
 	if l.inClosed {
 		return nil, false, nil
 	}
-	if err := l.tr.settleInflight(ctx); err != nil {
+	if err := l.tr.drain(ctx); err != nil {
 		return nil, false, err
 	}
 	if err := l.tr.snd.flush(); err != nil {
@@ -150,7 +150,7 @@ func (l *loop) hold(ctx context.Context, commitLSN change.LSN) error {
 				return err
 			}
 		}
-		if err := l.tr.settleInflight(ctx); err != nil {
+		if err := l.tr.drain(ctx); err != nil {
 			return err
 		}
 		if err := g.Wait(ctx, commitLSN); err != nil {
@@ -246,7 +246,7 @@ func (l *loop) inputClosed(ctx context.Context) error {
 			return err
 		}
 	}
-	return l.tr.settleInflight(ctx)
+	return l.tr.drain(ctx)
 }
 
 // commitBatch commits the open batch (see transport.commit).

@@ -19,7 +19,7 @@ func (l *loop) table(ctx context.Context, rel *change.Relation) (*table, error) 
 	}
 	// A new announcement of a folded table must not overtake the
 	// changes folded under the old one.
-	if err := l.tr.settleInflight(ctx); err != nil {
+	if err := l.tr.drain(ctx); err != nil {
 		return nil, err
 	}
 	if err := l.tr.flushFold(ctx); err != nil {

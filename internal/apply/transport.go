@@ -118,7 +118,7 @@ func (tr *transport) addToFold(t *table, c *change.Change, s *shape, where chang
 // BEGIN when it is not queued yet: call it before queuing anything for the
 // open batch.
 func (tr *transport) ensureBegun(ctx context.Context) error {
-	if err := tr.settleInflight(ctx); err != nil {
+	if err := tr.drain(ctx); err != nil {
 		return err
 	}
 	if tr.needBegin {
@@ -169,12 +169,12 @@ type batchEnd struct {
 // nothing goes behind it.
 func (tr *transport) commit(ctx context.Context, end batchEnd, alone bool) error {
 	if tr.needBegin && len(tr.lanes) > 1 {
-		return tr.commitBeside(ctx, end, alone)
+		return tr.commitOnOtherLane(ctx, end, alone)
 	}
 	plan := tr.plan.planFold(tr.fold) // while the batches in flight still run on the target
 	begin := tr.ensureBegun
 	if tr.needBegin {
-		begin = tr.beginBehind // the batch is all folded changes
+		begin = tr.beginBehindInflight // the batch is all folded changes
 	}
 	if err := begin(ctx); err != nil {
 		return err
