@@ -29,7 +29,7 @@ type Options struct {
 	// Second, when set, is another dedicated target session, bound to the
 	// origin SecondOrigin (already created): consecutive batches then go
 	// to the two sessions in turn, the target still committing them in
-	// source order (see lanes.go). When Run cannot bind it (a target
+	// source order (see lane). When Run cannot bind it (a target
 	// without a free replication origin slot), it goes on with Conn
 	// alone and logs why.
 	Second       *pgx.Conn
@@ -57,7 +57,7 @@ type Options struct {
 	// the source never forgets a change the target could still lose.
 	DurableEvery time.Duration
 	// MaxInflight is how many batches may be sent to the target and not
-	// read back (see inflight.go); default 2. With 1 the target waits for
+	// read back (see inflight); default 2. With 1 the target waits for
 	// pglink between two batches, a round trip each time.
 	MaxInflight int
 	// RowByRow turns set-based apply off: every row change is applied with

@@ -9,9 +9,9 @@ import (
 
 // Planning a fold's set-based statements (see bulk.go) is most of the CPU
 // they cost pglink: the rows are grouped by the columns they carry and
-// every column's values are written out as one array. commitBatch plans
-// before it waits for the batch in flight, so that work is done while the
-// target is still busy with the previous batch.
+// every column's values are written out as one array. transport.commit
+// plans before it waits for the batch in flight, so that work is done
+// while the target is still busy with the previous batch.
 
 // bulkReq is one planned set-based statement: its table, operation and
 // columns, and its parameters, ready to send.
@@ -186,9 +186,9 @@ func appendArray(buf []byte, vals []change.Value, delim byte) []byte {
 	return append(buf, '}')
 }
 
-// planFoldBeside plans fold f's statements in two parts, for a batch
-// that starts while prev, the fold of the batch in flight on the other
-// session, is not committed yet (see lanes.go): free holds the rows that
+// planFoldBeside plans fold f's statements in two parts, for a batch that
+// starts while prev, the fold of the batch in flight on the other session,
+// is not committed yet (commitOnOtherLane): free holds the rows that
 // cannot meet prev's (tables prev does not touch, and keys it does not
 // touch of tables whose rows of different keys never conflict); after
 // holds the rest, to run once prev has committed. Each part keeps the

@@ -4,40 +4,31 @@ import (
 	"context"
 )
 
-// Batches in flight: commitBatch sends a batch's statements and COMMIT
-// without waiting for the results, and the apply goes on folding the next
-// batch in memory while the target works. Up to MaxInflight batches go out
-// one behind the other with no Sync between them (see sender), so the
-// target finds the next batch waiting when it commits one. When a
-// statement of a batch fails, the server skips everything behind it up to
-// a Sync: that batch's transaction is still open and alone on the session,
-// the fallback applies it row by row exactly as when it was not in flight,
-// and the batches behind it, which never began, are sent again.
-//
-// A batch committed because the input has nothing more for now (caught
-// up, a pause, the end) goes alone, ending with a Sync, so that reading it
-// back also ends the pipeline, in one round trip; the next batch waits for
-// it.
-//
-// Only a batch that is all folded changes (its BEGIN not queued before
-// commitBatch) goes behind others: its statements can be sent again from
-// its plan. Everything else (row statements, a TRUNCATE, a catalog read, a
-// wait for input or for the gate) settles the batches in flight first.
-
-// inflight is a batch sent but not yet read back.
+// inflight is a batch sent, COMMIT included, and not read back yet. Up
+// to MaxInflight go one behind the other with no Sync between them, so the
+// target finds the next batch waiting when it commits one. Only a batch of
+// folded changes goes behind another: when a statement fails, the server
+// skips everything up to the next Sync, so the failed batch's transaction
+// is still open for the row-by-row fallback, and the batches behind it,
+// which never began, are sent again from their plans. Anything else (row
+// statements, a TRUNCATE, a catalog read, a wait for input or the gate)
+// drains them first.
 type inflight struct {
 	batchEnd
-	fold   *fold    // its folded changes, for the fallback; nil when it had none
-	plan   foldPlan // its set-based statements, to send it again
-	alone  bool     // sent with a Sync: nothing may go behind it
-	lane   int      // the session it went to (lanes.go)
-	beside bool     // all folded changes, committed by commitOnOtherLane: the next batch may start beside it
+	fold *fold    // its folded changes, for the fallback; nil when it had none
+	plan foldPlan // its set-based statements, to send it again
+	// alone: sent with a Sync, when nothing follows soon (caught up, a
+	// pause, the end), so that reading it back also ends the pipeline, in
+	// one round trip; nothing may go behind it.
+	alone  bool
+	lane   int  // the session it went to
+	beside bool // committed by commitOnOtherLane: the next batch may start beside it
 }
 
-// beginBehindInflight queues the open batch's BEGIN behind the batches in flight,
-// first settling the oldest while there are MaxInflight of them (all of
-// them when the last one went alone). Call it only when nothing of the
-// open batch is queued yet (needBegin).
+// beginBehindInflight queues the open batch's BEGIN behind the batches in
+// flight, first settling the oldest while there are MaxInflight of them
+// (all of them when the last one went alone). Call it only when nothing of
+// the open batch is queued yet (needBegin).
 func (tr *transport) beginBehindInflight(ctx context.Context) error {
 	if tr.sentAlone() {
 		if err := tr.drain(ctx); err != nil {
@@ -62,9 +53,8 @@ func (tr *transport) sentAlone() bool {
 	return n > 0 && tr.inflight[n-1].alone
 }
 
-// drain settles every batch in flight, oldest first, and then
-// ends the pipeline of every session, so they are free for other
-// statements.
+// drain settles every batch in flight, oldest first, and then ends the
+// pipeline of every session, so they are free for other statements.
 func (tr *transport) drain(ctx context.Context) error {
 	if len(tr.inflight) == 0 {
 		return nil
@@ -80,8 +70,8 @@ func (tr *transport) drain(ctx context.Context) error {
 	return nil
 }
 
-// settleAll settles every batch in flight, oldest first; the
-// pipelines stay as they are.
+// settleAll settles every batch in flight, oldest first; the pipelines
+// stay as they are.
 func (tr *transport) settleAll(ctx context.Context) error {
 	for len(tr.inflight) > 0 {
 		if err := tr.settleOldest(ctx); err != nil {

@@ -5,30 +5,14 @@ import (
 	"time"
 )
 
-// Two sessions. With Options.Second, consecutive batches that are all
-// folded changes go to the two target sessions (lanes) in turn, so the
-// target works on two batches at once: while one session still applies
-// batch N, the other starts batch N+1. The target still sees the batches
-// commit one at a time, in source order, each whole:
-//
-//   - Batch N+1 begins at once with the rows batch N cannot meet: tables N
-//     does not touch, and keys N does not touch of tables whose rows of
-//     different keys never conflict (ownKeys). Those rows are the same
-//     before and after N, and N never waits for them: N's rows, its
-//     fallback's included, are all keys of N.
-//   - The rest of N+1 (keys N touches, tables whose unique indexes could
-//     make other keys collide), its origin, its progress row and its
-//     COMMIT go only once N has committed.
-//
-// A batch with anything else (row statements, a TRUNCATE, a catalog read)
-// first settles every batch in flight, on both sessions, as with one
-// session. Each session has its own replication origin; the position is
-// the furthest of them (OriginProgress), since commits are in order.
-
-// commitOnOtherLane commits the open batch, all folded changes, on the lane
-// the batch in flight (if any) does not use: it begins with the rows the
-// batch in flight cannot meet, settles that batch, and then sends the
-// rest and the COMMIT (see above). The batch is left in flight.
+// commitOnOtherLane commits the open batch, all folded changes, on the
+// lane the batch in flight does not use, and leaves it in flight. It
+// begins at once with the rows that batch cannot meet (planFoldBeside):
+// they are the same before and after it, and it never waits for them, as
+// its rows, its fallback's included, are all of its own keys; so the two
+// sessions cannot deadlock. The rest, the origin's position and the COMMIT
+// go once that batch has committed, so the target still sees the batches
+// commit one at a time, in source order, each whole.
 func (tr *transport) commitOnOtherLane(ctx context.Context, end batchEnd, alone bool) error {
 	var prev *inflight
 	if n := len(tr.inflight); n > 0 {

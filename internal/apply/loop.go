@@ -8,13 +8,16 @@ import (
 	"github.com/pglink/pglink/internal/change"
 )
 
-// run is the state of one Run: the mapped tables with their prepared
-// statements, the open source transaction and the open target batch.
+// loop follows the source's transactions and decides where target batches
+// end: many source transactions share one batch through a backlog, for
+// throughput, and a caught-up one commits at once, for lag. It is the only
+// one to read the input and know the source transaction; the planner and
+// the transport see changes and batches only.
 type loop struct {
 	a      *Applier
 	origin change.LSN // source transactions that commit before this are already applied
-	plan   *planner   // the tables and their statements
-	tr     *transport // the target sessions
+	plan   *planner
+	tr     *transport
 
 	peeked   *change.Change // taken from the input to see whether more is waiting
 	inClosed bool

@@ -12,25 +12,31 @@ import (
 	"github.com/pglink/pglink/internal/change"
 )
 
-// lane is one target session of the apply.
+// lane is one target session of the apply. With two, batches of folded
+// changes alternate between them (commitOnOtherLane), so the target
+// applies one batch while it commits the one before. Each lane records
+// through an origin of its own: the applied position is the furthest of
+// them (OriginProgress), since the batches commit in order.
 type lane struct {
 	conn   *pgx.Conn
 	origin string
 	snd    *sender
 }
 
-// transport sends the apply's statements to the target sessions (lanes)
-// and reads their results back, batch by batch: it holds the open batch's
-// folded changes and the batches in flight.
+// transport is the apply's side of the target sessions. It sends a batch
+// and goes on without reading its results (inflight), so pglink never
+// waits for the target between two batches; what it sent it must be able
+// to apply again row by row, so it holds the open batch's fold, from the
+// first folded change to the batch's settling.
 type transport struct {
 	a           *Applier
 	plan        *planner
-	lanes       []*lane // the target sessions; snd is lanes[lane]'s sender (lanes.go)
+	lanes       []*lane // the target sessions; snd is lanes[lane]'s sender
 	lane        int
 	snd         *sender
 	fold        *fold       // changes folded for set-based apply (fold.go)
 	spares      []*fold     // emptied folds to reuse
-	inflight    []*inflight // batches sent but not yet read back, oldest first (inflight.go)
+	inflight    []*inflight // batches sent but not yet read back, oldest first
 	needBegin   bool        // the open batch's BEGIN is not queued yet
 	beginAt     change.LSN
 	lastDurable time.Time // when the last batch that waits for its WAL flush was sent
@@ -66,7 +72,7 @@ func (tr *transport) useLane(i int) {
 // conn is the session of the current lane.
 func (tr *transport) conn() *pgx.Conn { return tr.lanes[tr.lane].conn }
 
-// closed reports whether a session of the run is closed.
+// closed reports whether a target session is closed.
 func (tr *transport) closed() bool {
 	for _, l := range tr.lanes {
 		if l.conn.IsClosed() {
@@ -162,7 +168,7 @@ type batchEnd struct {
 
 // commit sends the batch's COMMIT with the origin position and the
 // progress row, behind the fold's set-based statements (one round trip),
-// and leaves the batch in flight (see inflight.go): the next batch is
+// and leaves the batch in flight (inflight): the next batch is
 // folded while the target works on this one. A COMMIT that is not durable
 // does not wait for the WAL flush (see DurableEvery). A batch that ends
 // the input for now (alone) goes with a Sync: it is read back at once, and
