@@ -33,7 +33,7 @@ type loop struct {
 	skipped    int64 // not yet added to Stats
 	skipTxns   int64
 
-	shape shape
+	shape shape // the row change's shape: rowChange's scratch
 }
 
 func (l *loop) run(ctx context.Context, in <-chan *change.Change) error {

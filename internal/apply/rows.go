@@ -47,7 +47,10 @@ func (l *loop) synced(t *table, lsn change.LSN) bool {
 	return ok && lsn < at
 }
 
-// rowChange queues an INSERT, UPDATE or DELETE as a prepared statement.
+// rowChange folds an INSERT, UPDATE or DELETE into the open batch, or
+// queues it as its own prepared statement. Its shape is computed here
+// only and goes with it (into the fold, for the fallback), so the shape
+// checked here is the one its statement is built from.
 func (l *loop) rowChange(ctx context.Context, c *change.Change) error {
 	if l.skipTxn {
 		l.skipped++
