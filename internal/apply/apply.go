@@ -13,7 +13,6 @@ package apply
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -30,7 +29,7 @@ type Options struct {
 	// Second, when set, is another dedicated target session, bound to the
 	// origin SecondOrigin (already created): consecutive batches then go
 	// to the two sessions in turn, the target still committing them in
-	// source order (see lanes.go). When Run cannot bind it (a target
+	// source order (see lane). When Run cannot bind it (a target
 	// without a free replication origin slot), it goes on with Conn
 	// alone and logs why.
 	Second       *pgx.Conn
@@ -58,7 +57,7 @@ type Options struct {
 	// the source never forgets a change the target could still lose.
 	DurableEvery time.Duration
 	// MaxInflight is how many batches may be sent to the target and not
-	// read back (see inflight.go); default 2. With 1 the target waits for
+	// read back (see inflight); default 2. With 1 the target waits for
 	// pglink between two batches, a round trip each time.
 	MaxInflight int
 	// RowByRow turns set-based apply off: every row change is applied with
@@ -165,8 +164,9 @@ func (a *Applier) Run(ctx context.Context, in <-chan *change.Change) (err error)
 	if err := setupOrigin(ctx, conn, a.opts.Origin); err != nil {
 		return err
 	}
-	r := &run{
-		a: a, origin: progress, tables: map[*change.Relation]*table{}, bySig: map[string]*table{},
+	plan := newPlanner()
+	tr := &transport{
+		a: a, plan: plan,
 		lanes: []*lane{{conn: conn, origin: a.opts.Origin, snd: &sender{conn: conn.PgConn(), log: a.log}}},
 		fold:  &fold{},
 	}
@@ -174,68 +174,41 @@ func (a *Applier) Run(ctx context.Context, in <-chan *change.Change) (err error)
 		if err := setupOrigin(ctx, c, a.opts.SecondOrigin); err != nil {
 			a.log.Warn("apply: the second target session is not used", "reason", err.Error())
 		} else {
-			r.lanes = append(r.lanes, &lane{conn: c, origin: a.opts.SecondOrigin, snd: &sender{conn: c.PgConn(), log: a.log}})
+			tr.lanes = append(tr.lanes, &lane{conn: c, origin: a.opts.SecondOrigin, snd: &sender{conn: c.PgConn(), log: a.log}})
 		}
 	}
-	r.useLane(0)
-	err = r.loop(ctx, in)
+	tr.useLane(0)
+	l := &loop{a: a, origin: progress, plan: plan, tr: tr}
+	tr.report = l.addStats
+	err = l.run(ctx, in)
 	// A target gone silent must not hold the run's end for long: the
 	// server rolls back and resets the origin of a session that ends.
 	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
-	if cerr := r.finish(cleanupCtx); cerr != nil && err == nil {
+	if cerr := tr.finish(cleanupCtx); cerr != nil && err == nil {
 		err = cerr
 	}
-	if ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err()) || r.closed()) {
+	if ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err()) || tr.closed()) {
 		return ctx.Err()
 	}
 	return err
 }
 
-// closed reports whether a session of the run is closed.
-func (r *run) closed() bool {
-	for _, l := range r.lanes {
-		if l.conn.IsClosed() {
-			return true
-		}
+func (a *Applier) addStats(d Stats) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stats.Txns += d.Txns
+	a.stats.Changes += d.Changes
+	a.stats.Conflicts += d.Conflicts
+	a.stats.Skipped += d.Skipped
+	a.stats.SkippedTxns += d.SkippedTxns
+	if d.Txns > 0 {
+		a.stats.Batches++
 	}
-	return false
 }
 
-// setupOrigin binds the session to the origin, so commits record their
-// source position there. A session holds one origin at a time: one left
-// set up by an earlier Run on this session is reset first.
-func setupOrigin(ctx context.Context, conn *pgx.Conn, origin string) error {
-	_, err := conn.Exec(ctx, `SELECT CASE WHEN pg_replication_origin_session_is_setup()
-		THEN pg_replication_origin_session_reset() END`)
-	if err == nil {
-		_, err = conn.Exec(ctx, `SELECT pg_replication_origin_session_setup($1::text)`, origin)
-	}
-	if err != nil {
-		return fmt.Errorf("set up replication origin %s on the target session: %w", origin, err)
-	}
-	return nil
-}
-
-// finish rolls back whatever is still open and releases the origins.
-func (r *run) finish(ctx context.Context) error {
-	var errs []error
-	for _, l := range r.lanes {
-		conn := l.conn
-		if conn.IsClosed() {
-			continue
-		}
-		if err := l.snd.flush(); err != nil {
-			errs = append(errs, err)
-		}
-		if conn.PgConn().TxStatus() != 'I' {
-			if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
-				errs = append(errs, fmt.Errorf("roll back target transaction: %w", err))
-			}
-		}
-		if _, err := conn.Exec(ctx, `SELECT pg_replication_origin_session_reset()`); err != nil {
-			errs = append(errs, fmt.Errorf("reset replication origin on the target session: %w", err))
-		}
-	}
-	return errors.Join(errs...)
+func (a *Applier) setLast(c *change.Change) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stats.LastEndLSN, a.stats.LastCommitTime = c.EndLSN, c.CommitTime
 }

@@ -1,12 +1,8 @@
 package apply
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/pglink/pglink/internal/change"
 )
 
 // Set-based statements of a fold (see fold.go): per table, one DELETE of
@@ -41,87 +37,6 @@ type bulkError struct {
 
 func (e *bulkError) Error() string { return e.err.Error() }
 func (e *bulkError) Unwrap() error { return e.err }
-
-// flushFold applies the folded changes now (see queueFold and settle).
-func (r *run) flushFold(ctx context.Context) error {
-	if r.fold.empty() {
-		return nil
-	}
-	plan := r.planFold()
-	if err := r.ensureBegun(ctx); err != nil {
-		return err
-	}
-	r.queueFold(ctx, plan)
-	_, err := r.settle(ctx, r.fold, r.snd.flush())
-	return err
-}
-
-// queueFold queues the set-based statements of a fold, as planFold
-// planned them, behind a savepoint, and reports whether the fold held
-// anything. The fold is kept until settle has seen the results.
-func (r *run) queueFold(ctx context.Context, plan foldPlan) bool {
-	if !plan.folded {
-		return false
-	}
-	at := plan.at
-	r.snd.control(ctx, "SAVEPOINT "+bulkSavepoint, nil, nil, "take a savepoint before set-based statements", at)
-	r.queueBulks(ctx, plan)
-	r.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", at)
-	return true
-}
-
-// queueBulks queues the planned set-based statements.
-func (r *run) queueBulks(ctx context.Context, plan foldPlan) {
-	for i := range plan.reqs {
-		r.queueBulk(ctx, &plan.reqs[i], plan.at)
-	}
-}
-
-// settle empties fold f after the flush that carried its statements.
-// When a set-based statement failed (the server then skipped the rest up
-// to the flush's end), it rolls back to the savepoint, queues the same
-// changes one by one and reports fellBack: what the flush carried after
-// the fold must be queued again. Any other error is returned as is.
-func (r *run) settle(ctx context.Context, f *fold, flushErr error) (fellBack bool, err error) {
-	defer f.reset()
-	var be *bulkError
-	if flushErr == nil || !errors.As(flushErr, &be) {
-		return false, flushErr
-	}
-	if be.prep != "" {
-		delete(be.tbl.bulk, be.prep)
-		be.tbl.foldable = false // the statement cannot be prepared: apply this table row by row from now on
-	}
-	at := f.changes[len(f.changes)-1].c.CommitLSN
-	r.a.log.Debug("apply: set-based statements failed, applying their changes one by one",
-		"table", be.tbl.quoted, "changes", len(f.changes), "reason", be.err.Error(), "source_lsn", at.String())
-	r.a.mu.Lock()
-	r.a.stats.Fallbacks++
-	r.a.mu.Unlock()
-	r.snd.control(ctx, "ROLLBACK TO SAVEPOINT "+bulkSavepoint, nil, nil, "roll back set-based statements", at)
-	r.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", at)
-	for _, fc := range f.changes {
-		if err := r.rowStatement(ctx, fc.t, fc.c); err != nil {
-			return true, err
-		}
-	}
-	return true, nil
-}
-
-// queueBulk queues one planned set-based statement, preparing it at
-// first use.
-func (r *run) queueBulk(ctx context.Context, req *bulkReq, at change.LSN) {
-	t := req.t
-	r.bulkKey = colsKey(append(r.bulkKey[:0], byte(r.lane), req.op), req.cols) // prepared on this lane's session
-	st, ok := t.bulk[string(r.bulkKey)]
-	if !ok {
-		key := string(r.bulkKey)
-		st = buildBulk(t, req.op, req.cols)
-		t.bulk[key] = st
-		r.snd.prepareBulk(ctx, t, st, key, at)
-	}
-	r.snd.bulk(ctx, t, st, req.op, req.args, req.fmts, at)
-}
 
 // buildBulk writes the set-based statement op of t over cols: the rows come
 // from unnest of one array per column, named pglink_v.c1, c2, ... The

@@ -35,11 +35,13 @@ const (
 	foldMaxBytes   = 16 << 20
 )
 
-// folded is one change taken into the fold, kept to apply it row by row
-// when the set-based statements fail.
+// folded is one change taken into the fold, kept with its shape to apply
+// it row by row when the set-based statements fail.
 type folded struct {
-	t *table
-	c *change.Change
+	t     *table
+	c     *change.Change
+	shape shape        // its columns are in the fold's cols
+	where change.Tuple // the tuple that identifies its row (shapeOf)
 }
 
 // fold is the folded net effect of the changes since the last flush.
@@ -47,6 +49,7 @@ type fold struct {
 	tables  map[*table]*tableFold
 	order   []*tableFold // by first change, so statements go out in a stable order
 	changes []folded
+	cols    []int // the columns of the changes' shapes, one after the other
 	bytes   int
 }
 
@@ -81,7 +84,7 @@ func (f *fold) reset() {
 	clear(f.order)
 	f.order = f.order[:0]
 	clear(f.changes)
-	f.changes, f.bytes = f.changes[:0], 0
+	f.changes, f.cols, f.bytes = f.changes[:0], f.cols[:0], 0
 }
 
 func (f *fold) table(t *table) *tableFold {
@@ -106,8 +109,9 @@ const (
 	unfoldable                    // apply it row by row (after flushing the fold)
 )
 
-// add folds change c of table t, or says why it cannot.
-func (f *fold) add(t *table, c *change.Change, keyBuf []byte) (foldResult, []byte) {
+// add folds change c of table t, of shape s identified by where, or says
+// why it cannot.
+func (f *fold) add(t *table, c *change.Change, s *shape, where change.Tuple, keyBuf []byte) (foldResult, []byte) {
 	if hasBinary(c.New) || hasBinary(c.Old) {
 		return unfoldable, keyBuf
 	}
@@ -130,7 +134,7 @@ func (f *fold) add(t *table, c *change.Change, keyBuf []byte) (foldResult, []byt
 		}
 		tf := f.table(t)
 		tf.entries = append(tf.entries, &netRow{seen: true, exists: true, image: c.New})
-		f.keep(t, c)
+		f.keep(t, c, s, where)
 		return foldTaken, keyBuf
 	}
 	switch c.Kind {
@@ -158,7 +162,7 @@ func (f *fold) add(t *table, c *change.Change, keyBuf []byte) (foldResult, []byt
 			return unfoldable, keyBuf
 		}
 		if c.Old != nil && !sameKey(t, c.Old, c.New) {
-			return f.moveKey(t, c, keyBuf)
+			return f.moveKey(t, c, s, where, keyBuf)
 		}
 		e, k := lookup(c.New)
 		if e == nil && !setsNonKey(t, c.New) {
@@ -171,7 +175,7 @@ func (f *fold) add(t *table, c *change.Change, keyBuf []byte) (foldResult, []byt
 	default:
 		return unfoldable, keyBuf
 	}
-	f.keep(t, c)
+	f.keep(t, c, s, where)
 	return foldTaken, keyBuf
 }
 
@@ -180,7 +184,7 @@ func (f *fold) add(t *table, c *change.Change, keyBuf []byte) (foldResult, []byt
 // taken from the old row's image, which the fold must hold; a target table
 // with columns of its own (which an UPDATE keeps and an insert would not)
 // is updated row by row.
-func (f *fold) moveKey(t *table, c *change.Change, keyBuf []byte) (foldResult, []byte) {
+func (f *fold) moveKey(t *table, c *change.Change, s *shape, where change.Tuple, keyBuf []byte) (foldResult, []byte) {
 	if len(t.extra) > 0 {
 		return unfoldable, keyBuf
 	}
@@ -205,7 +209,7 @@ func (f *fold) moveKey(t *table, c *change.Change, keyBuf []byte) (foldResult, [
 	}
 	f.put(t, eo, oldKey, c.Old).delete()
 	f.put(t, en, newKey, image).insert(image)
-	f.keep(t, c)
+	f.keep(t, c, s, where)
 	return foldTaken, keyBuf
 }
 
@@ -221,9 +225,14 @@ func (f *fold) put(t *table, e *netRow, k string, key change.Tuple) *netRow {
 	return e
 }
 
-// keep records c for the row-by-row fallback.
-func (f *fold) keep(t *table, c *change.Change) {
-	f.changes = append(f.changes, folded{t: t, c: c})
+// keep records c for the row-by-row fallback, with a copy of its shape s.
+// The copy's columns go to f.cols: a slice of it stays valid when f.cols
+// grows, and until reset.
+func (f *fold) keep(t *table, c *change.Change, s *shape, where change.Tuple) {
+	n, m := len(f.cols), len(f.cols)+len(s.setCols)
+	f.cols = append(append(f.cols, s.setCols...), s.whereCols...)
+	own := shape{kind: s.kind, setCols: f.cols[n:m:m], whereCols: f.cols[m:len(f.cols):len(f.cols)], fullRow: s.fullRow}
+	f.changes = append(f.changes, folded{t: t, c: c, shape: own, where: where})
 	f.bytes += 64 + tupleBytes(c.New) + tupleBytes(c.Old)
 }
 

@@ -9,9 +9,9 @@ import (
 
 // Planning a fold's set-based statements (see bulk.go) is most of the CPU
 // they cost pglink: the rows are grouped by the columns they carry and
-// every column's values are written out as one array. commitBatch plans
-// before it waits for the batch in flight, so that work is done while the
-// target is still busy with the previous batch.
+// every column's values are written out as one array. transport.commit
+// plans before it waits for the batch in flight, so that work is done
+// while the target is still busy with the previous batch.
 
 // bulkReq is one planned set-based statement: its table, operation and
 // columns, and its parameters, ready to send.
@@ -42,15 +42,14 @@ type grouping struct {
 	index  map[string]int // colsKey of a group's columns -> its place in groups
 }
 
-// planFold plans the statements of the fold (empty when it has none).
-func (r *run) planFold() foldPlan {
-	f := r.fold
+// planFold plans the statements of fold f (empty when it has none).
+func (p *planner) planFold(f *fold) foldPlan {
 	if f.empty() {
 		return foldPlan{}
 	}
 	plan := foldPlan{at: f.changes[len(f.changes)-1].c.CommitLSN, folded: true}
 	for _, tf := range f.order {
-		plan.reqs = r.planTableFold(plan.reqs, tf, nil)
+		plan.reqs = p.planTableFold(plan.reqs, tf, nil)
 	}
 	return plan
 }
@@ -58,7 +57,7 @@ func (r *run) planFold() foldPlan {
 // planTableFold appends the statements of one table's net changes: the
 // deletes, then an update per column set, then an insert per column set.
 // With a filter, only of the keys it takes.
-func (r *run) planTableFold(reqs []bulkReq, tf *tableFold, only *keyFilter) []bulkReq {
+func (p *planner) planTableFold(reqs []bulkReq, tf *tableFold, only *keyFilter) []bulkReq {
 	t := tf.t
 	var deletes []change.Tuple
 	var updates, inserts grouping
@@ -70,12 +69,12 @@ func (r *run) planTableFold(reqs []bulkReq, tf *tableFold, only *keyFilter) []bu
 		case e.existed && e.replaced:
 			deletes = append(deletes, e.key)
 			if e.exists {
-				r.group(&inserts, t, e.image, false)
+				p.group(&inserts, t, e.image, false)
 			}
 		case e.existed && e.exists:
-			r.group(&updates, t, e.image, true)
+			p.group(&updates, t, e.image, true)
 		case !e.existed && e.exists:
-			r.group(&inserts, t, e.image, false)
+			p.group(&inserts, t, e.image, false)
 		}
 	}
 	if len(deletes) > 0 {
@@ -91,22 +90,22 @@ func (r *run) planTableFold(reqs []bulkReq, tf *tableFold, only *keyFilter) []bu
 }
 
 // group adds image to the group of rows that carry its columns.
-func (r *run) group(g *grouping, t *table, image change.Tuple, update bool) {
-	r.colBuf = presentCols(r.colBuf[:0], t, image, update)
-	if n := len(g.groups); n > 0 && slices.Equal(g.groups[n-1].cols, r.colBuf) {
+func (p *planner) group(g *grouping, t *table, image change.Tuple, update bool) {
+	p.colBuf = presentCols(p.colBuf[:0], t, image, update)
+	if n := len(g.groups); n > 0 && slices.Equal(g.groups[n-1].cols, p.colBuf) {
 		g.groups[n-1].rows = append(g.groups[n-1].rows, image) // most rows carry the columns the last one did
 		return
 	}
-	r.colKey = colsKey(r.colKey[:0], r.colBuf)
-	if i, ok := g.index[string(r.colKey)]; ok {
+	p.colKey = colsKey(p.colKey[:0], p.colBuf)
+	if i, ok := g.index[string(p.colKey)]; ok {
 		g.groups[i].rows = append(g.groups[i].rows, image)
 		return
 	}
 	if g.index == nil {
 		g.index = map[string]int{}
 	}
-	g.index[string(r.colKey)] = len(g.groups)
-	g.groups = append(g.groups, rowGroup{cols: slices.Clone(r.colBuf), rows: []change.Tuple{image}})
+	g.index[string(p.colKey)] = len(g.groups)
+	g.groups = append(g.groups, rowGroup{cols: slices.Clone(p.colBuf), rows: []change.Tuple{image}})
 }
 
 // presentCols appends to cols the columns a set-based statement passes for
@@ -187,15 +186,14 @@ func appendArray(buf []byte, vals []change.Value, delim byte) []byte {
 	return append(buf, '}')
 }
 
-// planFoldBeside plans the fold's statements in two parts, for a batch
-// that starts while prev, the fold of the batch in flight on the other
-// session, is not committed yet (see lanes.go): free holds the rows that
+// planFoldBeside plans fold f's statements in two parts, for a batch that
+// starts while prev, the fold of the batch in flight on the other session,
+// is not committed yet (commitOnOtherLane): free holds the rows that
 // cannot meet prev's (tables prev does not touch, and keys it does not
 // touch of tables whose rows of different keys never conflict); after
 // holds the rest, to run once prev has committed. Each part keeps the
 // fold's order of tables.
-func (r *run) planFoldBeside(prev *fold) (free, after foldPlan) {
-	f := r.fold
+func (p *planner) planFoldBeside(f, prev *fold) (free, after foldPlan) {
 	if f.empty() {
 		return foldPlan{}, foldPlan{}
 	}
@@ -209,16 +207,16 @@ func (r *run) planFoldBeside(prev *fold) (free, after foldPlan) {
 		ptf, touched := prevByName[tf.t.key]
 		switch {
 		case !touched:
-			free.reqs = r.planTableFold(free.reqs, tf, nil)
+			free.reqs = p.planTableFold(free.reqs, tf, nil)
 		case ptf.t != tf.t || !tf.t.ownKeys:
 			// Mapped anew since (its key may differ), or rows of other
 			// keys may conflict: all of it waits.
-			after.reqs = r.planTableFold(after.reqs, tf, nil)
+			after.reqs = p.planTableFold(after.reqs, tf, nil)
 		case len(tf.t.keyCols) == 0:
-			free.reqs = r.planTableFold(free.reqs, tf, nil) // inserts only, and no unique index
+			free.reqs = p.planTableFold(free.reqs, tf, nil) // inserts only, and no unique index
 		default:
-			free.reqs = r.planTableFold(free.reqs, tf, &keyFilter{keys: ptf.keys, in: false})
-			after.reqs = r.planTableFold(after.reqs, tf, &keyFilter{keys: ptf.keys, in: true})
+			free.reqs = p.planTableFold(free.reqs, tf, &keyFilter{keys: ptf.keys, in: false})
+			after.reqs = p.planTableFold(after.reqs, tf, &keyFilter{keys: ptf.keys, in: true})
 		}
 	}
 	after.folded = len(after.reqs) > 0

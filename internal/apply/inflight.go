@@ -4,93 +4,65 @@ import (
 	"context"
 )
 
-// Batches in flight: commitBatch sends a batch's statements and COMMIT
-// without waiting for the results, and the apply goes on folding the next
-// batch in memory while the target works. Up to MaxInflight batches go out
-// one behind the other with no Sync between them (see sender), so the
-// target finds the next batch waiting when it commits one. When a
-// statement of a batch fails, the server skips everything behind it up to
-// a Sync: that batch's transaction is still open and alone on the session,
-// the fallback applies it row by row exactly as when it was not in flight,
-// and the batches behind it, which never began, are sent again.
-//
-// A batch committed because the input has nothing more for now (caught
-// up, a pause, the end) goes alone, ending with a Sync, so that reading it
-// back also ends the pipeline, in one round trip; the next batch waits for
-// it.
-//
-// Only a batch that is all folded changes (its BEGIN not queued before
-// commitBatch) goes behind others: its statements can be sent again from
-// its plan. Everything else (row statements, a TRUNCATE, a catalog read, a
-// wait for input or for the gate) settles the batches in flight first.
-
-// inflight is a batch sent but not yet read back.
+// inflight is a batch sent, COMMIT included, and not read back yet. Up
+// to MaxInflight go one behind the other with no Sync between them, so the
+// target finds the next batch waiting when it commits one. Only a batch of
+// folded changes goes behind another: when a statement fails, the server
+// skips everything up to the next Sync, so the failed batch's transaction
+// is still open for the row-by-row fallback, and the batches behind it,
+// which never began, are sent again from their plans. Anything else (row
+// statements, a TRUNCATE, a catalog read, a wait for input or the gate)
+// drains them first.
 type inflight struct {
 	batchEnd
-	fold   *fold    // its folded changes, for the fallback; nil when it had none
-	plan   foldPlan // its set-based statements, to send it again
-	alone  bool     // sent with a Sync: nothing may go behind it
-	lane   int      // the session it went to (lanes.go)
-	beside bool     // all folded changes, committed by commitBeside: the next batch may start beside it
+	fold *fold    // its folded changes, for the fallback; nil when it had none
+	plan foldPlan // its set-based statements, to send it again
+	// alone: sent with a Sync, when nothing follows soon (caught up, a
+	// pause, the end), so that reading it back also ends the pipeline, in
+	// one round trip; nothing may go behind it.
+	alone  bool
+	lane   int  // the session it went to
+	beside bool // committed by commitOnOtherLane: the next batch may start beside it
 }
 
-// ensureBegun settles the batches in flight and queues the open batch's
-// BEGIN when it is not queued yet: call it before queuing anything for the
-// open batch.
-func (r *run) ensureBegun(ctx context.Context) error {
-	if err := r.settleInflight(ctx); err != nil {
-		return err
-	}
-	if r.needBegin {
-		r.queueBegin(ctx)
-	}
-	return nil
-}
-
-// beginBehind queues the open batch's BEGIN behind the batches in flight,
-// first settling the oldest while there are MaxInflight of them (all of
-// them when the last one went alone). Call it only when nothing of the
-// open batch is queued yet (needBegin).
-func (r *run) beginBehind(ctx context.Context) error {
-	if r.sentAlone() {
-		if err := r.settleInflight(ctx); err != nil {
+// beginBehindInflight queues the open batch's BEGIN behind the batches in
+// flight, first settling the oldest while there are MaxInflight of them
+// (all of them when the last one went alone). Call it only when nothing of
+// the open batch is queued yet (needBegin).
+func (tr *transport) beginBehindInflight(ctx context.Context) error {
+	if tr.sentAlone() {
+		if err := tr.drain(ctx); err != nil {
 			return err
 		}
 	}
-	for len(r.inflight) >= r.a.opts.MaxInflight {
-		if err := r.settleOldest(ctx); err != nil {
+	for len(tr.inflight) >= tr.a.opts.MaxInflight {
+		if err := tr.settleOldest(ctx); err != nil {
 			return err
 		}
 	}
-	if len(r.inflight) > 0 {
-		r.snd.queueBehind()
+	if len(tr.inflight) > 0 {
+		tr.snd.queueBehind()
 	}
-	r.queueBegin(ctx)
+	tr.queueBegin(ctx)
 	return nil
 }
 
 // sentAlone reports whether the last batch in flight went alone.
-func (r *run) sentAlone() bool {
-	n := len(r.inflight)
-	return n > 0 && r.inflight[n-1].alone
+func (tr *transport) sentAlone() bool {
+	n := len(tr.inflight)
+	return n > 0 && tr.inflight[n-1].alone
 }
 
-func (r *run) queueBegin(ctx context.Context) {
-	r.snd.control(ctx, "BEGIN", nil, nil, "begin target transaction", r.beginAt)
-	r.needBegin = false
-}
-
-// settleInflight settles every batch in flight, oldest first, and then
-// ends the pipeline of every session, so they are free for other
-// statements.
-func (r *run) settleInflight(ctx context.Context) error {
-	if len(r.inflight) == 0 {
+// drain settles every batch in flight, oldest first, and then ends the
+// pipeline of every session, so they are free for other statements.
+func (tr *transport) drain(ctx context.Context) error {
+	if len(tr.inflight) == 0 {
 		return nil
 	}
-	if err := r.settleBatches(ctx); err != nil {
+	if err := tr.settleAll(ctx); err != nil {
 		return err
 	}
-	for _, l := range r.lanes {
+	for _, l := range tr.lanes {
 		if err := l.snd.flush(); err != nil {
 			return err
 		}
@@ -98,11 +70,11 @@ func (r *run) settleInflight(ctx context.Context) error {
 	return nil
 }
 
-// settleBatches settles every batch in flight, oldest first; the
-// pipelines stay as they are.
-func (r *run) settleBatches(ctx context.Context) error {
-	for len(r.inflight) > 0 {
-		if err := r.settleOldest(ctx); err != nil {
+// settleAll settles every batch in flight, oldest first; the pipelines
+// stay as they are.
+func (tr *transport) settleAll(ctx context.Context) error {
+	for len(tr.inflight) > 0 {
+		if err := tr.settleOldest(ctx); err != nil {
 			return err
 		}
 	}
@@ -112,26 +84,26 @@ func (r *run) settleBatches(ctx context.Context) error {
 // settleOldest reads the results of the oldest batch in flight and
 // settles it. When it failed, the server skipped the batches behind it:
 // each is sent again, alone, and settled.
-func (r *run) settleOldest(ctx context.Context) error {
-	fl := r.inflight[0]
-	defer r.useLane(r.lane)
-	r.useLane(fl.lane)
-	r.inflight[0] = nil
-	r.inflight = r.inflight[1:]
-	err := r.snd.readBatch()
+func (tr *transport) settleOldest(ctx context.Context) error {
+	fl := tr.inflight[0]
+	defer tr.useLane(tr.lane)
+	tr.useLane(fl.lane)
+	tr.inflight[0] = nil
+	tr.inflight = tr.inflight[1:]
+	err := tr.snd.readBatch()
 	if err == nil {
-		return r.settleBatch(ctx, fl, nil)
+		return tr.settleBatch(ctx, fl, nil)
 	}
-	skipped := r.inflight
-	r.inflight = nil
-	if err := r.settleBatch(ctx, fl, err); err != nil {
+	skipped := tr.inflight
+	tr.inflight = nil
+	if err := tr.settleBatch(ctx, fl, err); err != nil {
 		return err
 	}
 	for _, b := range skipped {
-		r.snd.control(ctx, "BEGIN", nil, nil, "begin target transaction", b.last.CommitLSN)
-		r.queueFold(ctx, b.plan)
-		r.queueCommit(ctx, b.batchEnd)
-		if err := r.settleBatch(ctx, b, r.snd.flush()); err != nil {
+		tr.snd.control(ctx, "BEGIN", nil, nil, "begin target transaction", b.last.CommitLSN)
+		tr.queueFold(ctx, b.plan)
+		tr.queueCommit(ctx, b.batchEnd)
+		if err := tr.settleBatch(ctx, b, tr.snd.flush()); err != nil {
 			return err
 		}
 	}
@@ -144,22 +116,22 @@ func (r *run) settleOldest(ctx context.Context) error {
 // and commits it again. Then it reports the batch as applied, and as
 // durable when its COMMIT waited for the WAL flush (which makes every
 // earlier batch durable too).
-func (r *run) settleBatch(ctx context.Context, fl *inflight, err error) error {
+func (tr *transport) settleBatch(ctx context.Context, fl *inflight, err error) error {
 	if fl.fold != nil {
 		var fellBack bool
-		if fellBack, err = r.settle(ctx, fl.fold, err); fellBack && err == nil {
-			r.queueCommit(ctx, fl.batchEnd)
-			err = r.snd.flush()
+		if fellBack, err = tr.settleFold(ctx, fl.fold, err); fellBack && err == nil {
+			tr.queueCommit(ctx, fl.batchEnd)
+			err = tr.snd.flush()
 		}
-		r.spares = append(r.spares, fl.fold)
+		tr.spares = append(tr.spares, fl.fold)
 	}
 	if err != nil {
 		return err
 	}
-	r.addStats(fl.txns, fl.rows, r.snd.takeConflicts())
-	r.a.setLast(fl.last)
-	if fl.durable && r.a.opts.OnApplied != nil {
-		r.a.opts.OnApplied(fl.last.EndLSN)
+	tr.report(fl.txns, fl.rows, tr.snd.takeConflicts())
+	tr.a.setLast(fl.last)
+	if fl.durable && tr.a.opts.OnApplied != nil {
+		tr.a.opts.OnApplied(fl.last.EndLSN)
 	}
 	return nil
 }

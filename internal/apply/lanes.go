@@ -3,56 +3,22 @@ package apply
 import (
 	"context"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
-// Two sessions. With Options.Second, consecutive batches that are all
-// folded changes go to the two target sessions (lanes) in turn, so the
-// target works on two batches at once: while one session still applies
-// batch N, the other starts batch N+1. The target still sees the batches
-// commit one at a time, in source order, each whole:
-//
-//   - Batch N+1 begins at once with the rows batch N cannot meet: tables N
-//     does not touch, and keys N does not touch of tables whose rows of
-//     different keys never conflict (ownKeys). Those rows are the same
-//     before and after N, and N never waits for them: N's rows, its
-//     fallback's included, are all keys of N.
-//   - The rest of N+1 (keys N touches, tables whose unique indexes could
-//     make other keys collide), its origin, its progress row and its
-//     COMMIT go only once N has committed.
-//
-// A batch with anything else (row statements, a TRUNCATE, a catalog read)
-// first settles every batch in flight, on both sessions, as with one
-// session. Each session has its own replication origin; the position is
-// the furthest of them (OriginProgress), since commits are in order.
-
-// lane is one target session of the apply.
-type lane struct {
-	conn   *pgx.Conn
-	origin string
-	snd    *sender
-}
-
-// useLane makes lane i the one statements are queued on.
-func (r *run) useLane(i int) {
-	r.lane = i
-	r.snd = r.lanes[i].snd
-}
-
-// conn is the session of the current lane.
-func (r *run) conn() *pgx.Conn { return r.lanes[r.lane].conn }
-
-// commitBeside commits the open batch, all folded changes, on the lane
-// the batch in flight (if any) does not use: it begins with the rows the
-// batch in flight cannot meet, settles that batch, and then sends the
-// rest and the COMMIT (see above). The batch is left in flight.
-func (r *run) commitBeside(ctx context.Context, durable, alone bool) error {
+// commitOnOtherLane commits the open batch, all folded changes, on the
+// lane the batch in flight does not use, and leaves it in flight. It
+// begins at once with the rows that batch cannot meet (planFoldBeside):
+// they are the same before and after it, and it never waits for them, as
+// its rows, its fallback's included, are all of its own keys; so the two
+// sessions cannot deadlock. The rest, the origin's position and the COMMIT
+// go once that batch has committed, so the target still sees the batches
+// commit one at a time, in source order, each whole.
+func (tr *transport) commitOnOtherLane(ctx context.Context, end batchEnd, alone bool) error {
 	var prev *inflight
-	if n := len(r.inflight); n > 0 {
-		prev = r.inflight[n-1]
-		if prev.alone || !prev.beside || len(r.inflight) > 1 {
-			if err := r.settleInflight(ctx); err != nil {
+	if n := len(tr.inflight); n > 0 {
+		prev = tr.inflight[n-1]
+		if prev.alone || !prev.beside || len(tr.inflight) > 1 {
+			if err := tr.drain(ctx); err != nil {
 				return err
 			}
 			prev = nil
@@ -60,55 +26,52 @@ func (r *run) commitBeside(ctx context.Context, durable, alone bool) error {
 	}
 	var free, after foldPlan
 	if prev != nil && prev.fold != nil {
-		free, after = r.planFoldBeside(prev.fold)
+		free, after = tr.plan.planFoldBeside(tr.fold, prev.fold)
 	} else {
-		free = r.planFold()
+		free = tr.plan.planFold(tr.fold)
 	}
 	if prev != nil {
-		r.useLane(1 - prev.lane)
+		tr.useLane(1 - prev.lane)
 	}
-	end := batchEnd{last: r.lastCommit, txns: r.batchTxns, rows: r.batchRows, durable: durable}
-	if durable {
-		r.lastDurable = time.Now()
+	if end.durable {
+		tr.lastDurable = time.Now()
 	}
 	folded := free.folded
-	r.queueBegin(ctx)
+	tr.queueBegin(ctx)
 	if folded {
-		r.snd.control(ctx, "SAVEPOINT "+bulkSavepoint, nil, nil, "take a savepoint before set-based statements", free.at)
-		r.queueBulks(ctx, free)
+		tr.snd.control(ctx, "SAVEPOINT "+bulkSavepoint, nil, nil, "take a savepoint before set-based statements", free.at)
+		tr.queueBulks(ctx, free)
 	}
 	if prev != nil {
-		if err := r.snd.sendPart(); err != nil {
+		if err := tr.snd.sendPart(); err != nil {
 			return err
 		}
-		if err := r.settleBeside(ctx); err != nil {
+		if err := tr.settleOtherLane(ctx); err != nil {
 			return err
 		}
-		r.queueBulks(ctx, after)
+		tr.queueBulks(ctx, after)
 	}
 	if folded {
-		r.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", free.at)
+		tr.snd.control(ctx, "RELEASE SAVEPOINT "+bulkSavepoint, nil, nil, "release the savepoint of set-based statements", free.at)
 	}
-	r.queueCommit(ctx, end)
-	r.batchOpen = false
-	r.batchTxns, r.batchRows, r.lastCommit = 0, 0, nil
-	if err := r.snd.sendBatch(alone); err != nil {
+	tr.queueCommit(ctx, end)
+	if err := tr.snd.sendBatch(alone); err != nil {
 		return err
 	}
-	fl := &inflight{batchEnd: end, alone: alone, lane: r.lane, beside: true}
+	fl := &inflight{batchEnd: end, alone: alone, lane: tr.lane, beside: true}
 	if folded {
-		fl.fold = r.takeFold()
+		fl.fold = tr.takeFold()
 	}
-	r.inflight = append(r.inflight, fl)
+	tr.inflight = append(tr.inflight, fl)
 	return nil
 }
 
-// settleBeside settles the batches in flight, which are all on the other
+// settleOtherLane settles the batches in flight, which are all on the other
 // lane, and ends that lane's pipeline; the current lane's, which carries
 // the first part of the open batch, stays as it is.
-func (r *run) settleBeside(ctx context.Context) error {
-	if err := r.settleBatches(ctx); err != nil {
+func (tr *transport) settleOtherLane(ctx context.Context) error {
+	if err := tr.settleAll(ctx); err != nil {
 		return err
 	}
-	return r.lanes[1-r.lane].snd.flush()
+	return tr.lanes[1-tr.lane].snd.flush()
 }

@@ -3,20 +3,21 @@ package apply
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/pglink/pglink/internal/change"
 )
 
-// run is the state of one Run: the mapped tables with their prepared
-// statements, the open source transaction and the open target batch.
-type run struct {
+// loop follows the source's transactions and decides where target batches
+// end: many source transactions share one batch through a backlog, for
+// throughput, and a caught-up one commits at once, for lag. It is the only
+// one to read the input and know the source transaction; the planner and
+// the transport see changes and batches only.
+type loop struct {
 	a      *Applier
-	snd    *sender
 	origin change.LSN // source transactions that commit before this are already applied
-	tables map[*change.Relation]*table
-	bySig  map[string]*table
+	plan   *planner
+	tr     *transport
 
 	peeked   *change.Change // taken from the input to see whether more is waiting
 	inClosed bool
@@ -24,43 +25,27 @@ type run struct {
 	inTxn, skipTxn bool
 	txnAt          change.LSN // CommitLSN of the open source transaction
 
-	lanes []*lane // the target sessions; r.snd is lanes[lane]'s sender (lanes.go)
-	lane  int
+	batchOpen  bool
+	batchStart time.Time
+	batchTxns  int64
+	batchRows  int64
+	lastCommit *change.Change
+	skipped    int64 // not yet added to Stats
+	skipTxns   int64
 
-	batchOpen   bool
-	batchStart  time.Time
-	lastDurable time.Time // when the last batch that waits for its WAL flush was sent
-	batchTxns   int64
-	batchRows   int64
-	lastCommit  *change.Change
-	skipped     int64 // not yet added to Stats
-	skipTxns    int64
-
-	fold      *fold       // changes folded for set-based apply (fold.go)
-	spares    []*fold     // emptied folds to reuse
-	inflight  []*inflight // batches sent but not yet read back, oldest first (inflight.go)
-	needBegin bool        // the open batch's BEGIN is not queued yet
-	beginAt   change.LSN
-
-	shape   shape
-	keyBuf  []byte
-	colBuf  []int  // planFold's scratch: a row's columns
-	colKey  []byte // planFold's scratch: their key
-	bulkKey []byte // queueBulk's scratch: a set-based statement's key
-	args    [][]byte
-	fmts    []int16
+	shape shape // the row change's shape: rowChange's scratch
 }
 
-func (r *run) loop(ctx context.Context, in <-chan *change.Change) error {
+func (l *loop) run(ctx context.Context, in <-chan *change.Change) error {
 	for {
-		c, ok, err := r.next(ctx, in)
+		c, ok, err := l.next(ctx, in)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return r.inputClosed(ctx)
+			return l.inputClosed(ctx)
 		}
-		if err := r.handle(ctx, c, in); err != nil {
+		if err := l.handle(ctx, c, in); err != nil {
 			return err
 		}
 	}
@@ -75,24 +60,24 @@ func (r *run) loop(ctx context.Context, in <-chan *change.Change) error {
 // first waits a while for the input with the batches in flight unread, so
 // the target keeps working on them and the apply folds the next batch
 // meanwhile.
-func (r *run) next(ctx context.Context, in <-chan *change.Change) (*change.Change, bool, error) {
+func (l *loop) next(ctx context.Context, in <-chan *change.Change) (*change.Change, bool, error) {
 	if ctx.Err() != nil {
 		return nil, false, ctx.Err()
 	}
-	if !r.waiting(in) && r.snd.unsent() == 0 && !r.sentAlone() && r.moreComing(r.origin) {
-		r.waitInput(ctx, in, r.a.opts.MaxBatchDelay)
+	if !l.waiting(in) && l.tr.snd.unsent() == 0 && !l.tr.sentAlone() && l.moreComing(l.origin) {
+		l.waitInput(ctx, in, l.a.opts.MaxBatchDelay)
 	}
-	if c := r.peeked; c != nil {
-		r.peeked = nil
+	if c := l.peeked; c != nil {
+		l.peeked = nil
 		return c, true, nil
 	}
-	if r.inClosed {
+	if l.inClosed {
 		return nil, false, nil
 	}
-	if err := r.settleInflight(ctx); err != nil {
+	if err := l.tr.drain(ctx); err != nil {
 		return nil, false, err
 	}
-	if err := r.snd.flush(); err != nil {
+	if err := l.tr.snd.flush(); err != nil {
 		return nil, false, err
 	}
 	select {
@@ -105,26 +90,26 @@ func (r *run) next(ctx context.Context, in <-chan *change.Change) (*change.Chang
 
 // waiting reports whether another change is ready in the input, keeping it
 // for next.
-func (r *run) waiting(in <-chan *change.Change) bool {
-	return r.waitInput(context.Background(), in, 0)
+func (l *loop) waiting(in <-chan *change.Change) bool {
+	return l.waitInput(context.Background(), in, 0)
 }
 
-func (r *run) handle(ctx context.Context, c *change.Change, in <-chan *change.Change) error {
+func (l *loop) handle(ctx context.Context, c *change.Change, in <-chan *change.Change) error {
 	switch c.Kind {
 	case change.Begin:
-		return r.begin(ctx, c)
+		return l.begin(ctx, c)
 	case change.Commit:
-		return r.commit(ctx, c, in)
+		return l.commit(ctx, c, in)
 	case change.Insert, change.Update, change.Delete:
-		if !r.inTxn {
+		if !l.inTxn {
 			return fmt.Errorf("%s at source %s outside a source transaction", c.Kind, c.CommitLSN)
 		}
-		return r.rowChange(ctx, c)
+		return l.rowChange(ctx, c)
 	case change.Truncate:
-		if !r.inTxn {
+		if !l.inTxn {
 			return fmt.Errorf("TRUNCATE at source %s outside a source transaction", c.CommitLSN)
 		}
-		return r.truncate(ctx, c)
+		return l.truncate(ctx, c)
 	case change.Message:
 		return nil // nothing to apply; its transaction still commits and moves the origin
 	}
@@ -135,42 +120,40 @@ func (r *run) handle(ctx context.Context, c *change.Change, in <-chan *change.Ch
 // origin's position was applied already (the server may send it again
 // after a restart: it starts from the slot's confirmed position, which can
 // be behind the target's), and is skipped whole.
-func (r *run) begin(ctx context.Context, c *change.Change) error {
-	if r.inTxn {
-		return fmt.Errorf("BEGIN at source %s inside the source transaction at %s", c.CommitLSN, r.txnAt)
+func (l *loop) begin(ctx context.Context, c *change.Change) error {
+	if l.inTxn {
+		return fmt.Errorf("BEGIN at source %s inside the source transaction at %s", c.CommitLSN, l.txnAt)
 	}
-	if c.CommitLSN >= r.origin {
-		if err := r.hold(ctx, c.CommitLSN); err != nil {
+	if c.CommitLSN >= l.origin {
+		if err := l.hold(ctx, c.CommitLSN); err != nil {
 			return err
 		}
 	}
-	r.inTxn, r.txnAt = true, c.CommitLSN
-	r.skipTxn = c.CommitLSN < r.origin
-	if r.skipTxn {
-		r.a.log.Debug("apply: source transaction already applied, skipped", "commit_lsn", c.CommitLSN.String(), "origin", r.origin.String())
+	l.inTxn, l.txnAt = true, c.CommitLSN
+	l.skipTxn = c.CommitLSN < l.origin
+	if l.skipTxn {
+		l.a.log.Debug("apply: source transaction already applied, skipped", "commit_lsn", c.CommitLSN.String(), "origin", l.origin.String())
 	}
-	if r.skipTxn || r.batchOpen {
+	if l.skipTxn || l.batchOpen {
 		return nil
 	}
-	// BEGIN goes out with the batch's first statement (ensureBegun), so
-	// nothing is sent while the previous batch is in flight.
-	r.needBegin, r.beginAt = true, c.CommitLSN
-	r.batchOpen, r.batchStart = true, time.Now()
+	l.tr.openBatch(c.CommitLSN)
+	l.batchOpen, l.batchStart = true, time.Now()
 	return nil
 }
 
 // hold waits, between two source transactions, while the gate holds the
 // apply before the one at commitLSN; what was applied before is committed
 // first, so the target shows exactly the transactions before it.
-func (r *run) hold(ctx context.Context, commitLSN change.LSN) error {
-	g := r.a.opts.Gate
+func (l *loop) hold(ctx context.Context, commitLSN change.LSN) error {
+	g := l.a.opts.Gate
 	for g != nil && g.Holding(commitLSN) {
-		if r.batchOpen {
-			if err := r.commitBatch(ctx, true, true); err != nil {
+		if l.batchOpen {
+			if err := l.commitBatch(ctx, true, true); err != nil {
 				return err
 			}
 		}
-		if err := r.settleInflight(ctx); err != nil {
+		if err := l.tr.drain(ctx); err != nil {
 			return err
 		}
 		if err := g.Wait(ctx, commitLSN); err != nil {
@@ -183,49 +166,49 @@ func (r *run) hold(ctx context.Context, commitLSN change.LSN) error {
 // commit closes a source transaction and commits the batch when the input
 // has nothing more waiting (caught up: low lag, and a durable commit) or
 // the batch is full or old (a backlog: see DurableEvery).
-func (r *run) commit(ctx context.Context, c *change.Change, in <-chan *change.Change) error {
-	if !r.inTxn {
+func (l *loop) commit(ctx context.Context, c *change.Change, in <-chan *change.Change) error {
+	if !l.inTxn {
 		return fmt.Errorf("COMMIT at source %s without BEGIN", c.CommitLSN)
 	}
-	r.inTxn = false
-	if r.skipTxn {
-		r.skipTxns++
-		if !r.batchOpen {
-			r.addStats(0, 0, 0)
+	l.inTxn = false
+	if l.skipTxn {
+		l.skipTxns++
+		if !l.batchOpen {
+			l.addStats(0, 0, 0)
 		}
 		return nil
 	}
-	r.batchTxns++
-	r.lastCommit = c
-	r.origin = max(r.origin, c.EndLSN)
-	more := r.waiting(in)
-	if !more && r.moreComing(c.EndLSN) {
-		more = r.waitInput(ctx, in, r.a.opts.MaxBatchDelay-time.Since(r.batchStart))
+	l.batchTxns++
+	l.lastCommit = c
+	l.origin = max(l.origin, c.EndLSN)
+	more := l.waiting(in)
+	if !more && l.moreComing(c.EndLSN) {
+		more = l.waitInput(ctx, in, l.a.opts.MaxBatchDelay-time.Since(l.batchStart))
 	}
-	if !more || r.batchTxns >= int64(r.a.opts.MaxBatchTxns) || time.Since(r.batchStart) >= r.a.opts.MaxBatchDelay {
-		return r.commitBatch(ctx, !more || time.Since(r.lastDurable) >= r.a.opts.DurableEvery, !more)
+	if !more || l.batchTxns >= int64(l.a.opts.MaxBatchTxns) || time.Since(l.batchStart) >= l.a.opts.MaxBatchDelay {
+		return l.commitBatch(ctx, !more || time.Since(l.tr.lastDurable) >= l.a.opts.DurableEvery, !more)
 	}
 	return nil
 }
 
 // moreComing reports whether the source has a transaction for the stream
 // after position end (see Options.SourceAhead).
-func (r *run) moreComing(end change.LSN) bool {
-	return r.a.opts.SourceAhead != nil && end <= r.a.opts.SourceAhead()
+func (l *loop) moreComing(end change.LSN) bool {
+	return l.a.opts.SourceAhead != nil && end <= l.a.opts.SourceAhead()
 }
 
 // waitInput waits up to d (not at all when d <= 0) for the next change,
 // keeping it for next, and reports whether one came.
-func (r *run) waitInput(ctx context.Context, in <-chan *change.Change, d time.Duration) bool {
-	if r.peeked != nil {
+func (l *loop) waitInput(ctx context.Context, in <-chan *change.Change, d time.Duration) bool {
+	if l.peeked != nil {
 		return true
 	}
-	if r.inClosed {
+	if l.inClosed {
 		return false
 	}
 	select {
 	case c, ok := <-in:
-		return r.keep(c, ok)
+		return l.keep(c, ok)
 	default:
 	}
 	if d <= 0 {
@@ -235,7 +218,7 @@ func (r *run) waitInput(ctx context.Context, in <-chan *change.Change, d time.Du
 	defer t.Stop()
 	select {
 	case c, ok := <-in:
-		return r.keep(c, ok)
+		return l.keep(c, ok)
 	case <-t.C:
 	case <-ctx.Done():
 	}
@@ -244,12 +227,12 @@ func (r *run) waitInput(ctx context.Context, in <-chan *change.Change, d time.Du
 
 // keep keeps a change received from the input for next, or notes that the
 // input is closed.
-func (r *run) keep(c *change.Change, ok bool) bool {
+func (l *loop) keep(c *change.Change, ok bool) bool {
 	if !ok {
-		r.inClosed = true
+		l.inClosed = true
 		return false
 	}
-	r.peeked = c
+	l.peeked = c
 	return true
 }
 
@@ -257,125 +240,29 @@ func (r *run) keep(c *change.Change, ok bool) bool {
 // A source transaction cut off by the close cannot be committed: the whole
 // batch is rolled back, and the origin, which did not move, makes the
 // source send it again.
-func (r *run) inputClosed(ctx context.Context) error {
-	if r.inTxn && !r.skipTxn {
-		return fmt.Errorf("%w (at source %s): target transaction rolled back", ErrIncompleteTransaction, r.txnAt)
+func (l *loop) inputClosed(ctx context.Context) error {
+	if l.inTxn && !l.skipTxn {
+		return fmt.Errorf("%w (at source %s): target transaction rolled back", ErrIncompleteTransaction, l.txnAt)
 	}
-	if r.batchOpen {
-		if err := r.commitBatch(ctx, true, true); err != nil {
+	if l.batchOpen {
+		if err := l.commitBatch(ctx, true, true); err != nil {
 			return err
 		}
 	}
-	return r.settleInflight(ctx)
+	return l.tr.drain(ctx)
+}
+
+// commitBatch commits the open batch (see transport.commit).
+func (l *loop) commitBatch(ctx context.Context, durable, alone bool) error {
+	end := batchEnd{last: l.lastCommit, txns: l.batchTxns, rows: l.batchRows, durable: durable}
+	l.batchOpen = false
+	l.batchTxns, l.batchRows, l.lastCommit = 0, 0, nil
+	return l.tr.commit(ctx, end, alone)
 }
 
 // addStats adds to the Applier's counters, with the skipped changes
 // counted since the last call.
-func (r *run) addStats(txns, rows, conflicts int64) {
-	r.a.addStats(Stats{Txns: txns, Changes: rows, Conflicts: conflicts, Skipped: r.skipped, SkippedTxns: r.skipTxns})
-	r.skipped, r.skipTxns = 0, 0
-}
-
-// Statement that records the batch's last source commit in the origin, in
-// the target transaction's commit record. pg_current_xact_id makes sure
-// the transaction has an XID, so it writes a commit record (and so moves
-// the origin) even when it applied nothing, e.g. only logical messages.
-const originXactSQL = `SELECT pg_replication_origin_xact_setup($1::pg_lsn, $2::timestamptz), pg_current_xact_id()`
-
-// batchEnd is what a batch reports once its COMMIT is done.
-type batchEnd struct {
-	last       *change.Change // its last source commit
-	txns, rows int64
-	durable    bool // its COMMIT waits for the WAL flush
-}
-
-// commitBatch sends the batch's COMMIT with the origin position and the
-// progress row, behind the fold's set-based statements (one round trip),
-// and leaves the batch in flight (see inflight.go): the next batch is
-// folded while the target works on this one. A COMMIT that is not durable
-// does not wait for the WAL flush (see DurableEvery). A batch that ends
-// the input for now (alone) goes with a Sync: it is read back at once, and
-// nothing goes behind it.
-func (r *run) commitBatch(ctx context.Context, durable, alone bool) error {
-	if r.needBegin && len(r.lanes) > 1 {
-		return r.commitBeside(ctx, durable, alone)
-	}
-	plan := r.planFold() // while the batches in flight still run on the target
-	begin := r.ensureBegun
-	if r.needBegin {
-		begin = r.beginBehind // the batch is all folded changes
-	}
-	if err := begin(ctx); err != nil {
-		return err
-	}
-	end := batchEnd{last: r.lastCommit, txns: r.batchTxns, rows: r.batchRows, durable: durable}
-	if durable {
-		r.lastDurable = time.Now()
-	}
-	folded := r.queueFold(ctx, plan)
-	r.queueCommit(ctx, end)
-	r.batchOpen = false
-	r.batchTxns, r.batchRows, r.lastCommit = 0, 0, nil
-	if err := r.snd.sendBatch(alone); err != nil {
-		return err
-	}
-	fl := &inflight{batchEnd: end, alone: alone, lane: r.lane}
-	if folded {
-		fl.fold, fl.plan = r.takeFold(), plan
-	}
-	r.inflight = append(r.inflight, fl)
-	return nil
-}
-
-// takeFold returns the open fold, which goes with its batch in flight,
-// and puts an empty one in its place.
-func (r *run) takeFold() *fold {
-	f := r.fold
-	if n := len(r.spares); n > 0 {
-		r.fold = r.spares[n-1]
-		r.spares = r.spares[:n-1]
-	} else {
-		r.fold = &fold{}
-	}
-	return f
-}
-
-// queueCommit queues the origin's position, the progress row and the
-// COMMIT of a batch.
-func (r *run) queueCommit(ctx context.Context, end batchEnd) {
-	last := end.last
-	lsn := []byte(last.EndLSN.String())
-	at := last.CommitTime
-	if at.IsZero() {
-		at = time.Unix(0, 0)
-	}
-	ts := []byte(at.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))
-	r.snd.control(ctx, originXactSQL, [][]byte{lsn, ts}, nil, "record source position in replication origin "+r.lanes[r.lane].origin, last.CommitLSN)
-	if sql := r.a.opts.ProgressSQL; sql != "" {
-		args := [][]byte{lsn, ts, strconv.AppendInt(nil, end.txns, 10), strconv.AppendInt(nil, end.rows, 10)}
-		r.snd.control(ctx, sql, args, []uint32{25, 1184, 20, 20}, "record progress", last.CommitLSN)
-	}
-	if !end.durable {
-		r.snd.control(ctx, "SET LOCAL synchronous_commit = off", nil, nil, "commit without waiting for the WAL flush", last.CommitLSN)
-	}
-	r.snd.commit(ctx, last.CommitLSN)
-}
-
-func (a *Applier) addStats(d Stats) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.stats.Txns += d.Txns
-	a.stats.Changes += d.Changes
-	a.stats.Conflicts += d.Conflicts
-	a.stats.Skipped += d.Skipped
-	a.stats.SkippedTxns += d.SkippedTxns
-	if d.Txns > 0 {
-		a.stats.Batches++
-	}
-}
-
-func (a *Applier) setLast(c *change.Change) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.stats.LastEndLSN, a.stats.LastCommitTime = c.EndLSN, c.CommitTime
+func (l *loop) addStats(txns, rows, conflicts int64) {
+	l.a.addStats(Stats{Txns: txns, Changes: rows, Conflicts: conflicts, Skipped: l.skipped, SkippedTxns: l.skipTxns})
+	l.skipped, l.skipTxns = 0, 0
 }

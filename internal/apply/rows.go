@@ -8,90 +8,81 @@ import (
 	"github.com/pglink/pglink/internal/change"
 )
 
-// maxMappedRelations bounds the map from announced relations to tables:
-// the stream makes a new Relation for every announcement, and a long run
-// sees many. Forgetting them costs one signature lookup each.
-const maxMappedRelations = 10000
-
 // table returns rel's target table, mapping it at first sight. Mapping
 // reads the target's catalog, so the pipeline is flushed first.
-func (r *run) table(ctx context.Context, rel *change.Relation) (*table, error) {
+func (l *loop) table(ctx context.Context, rel *change.Relation) (*table, error) {
 	if rel == nil {
 		return nil, fmt.Errorf("row change without a relation")
 	}
-	if t, ok := r.tables[rel]; ok {
+	if t, ok := l.plan.known(rel); ok {
 		return t, nil
 	}
-	sig := signature(rel)
-	t, ok := r.bySig[sig]
-	if !ok {
-		// A new announcement of a folded table must not overtake the
-		// changes folded under the old one.
-		if err := r.settleInflight(ctx); err != nil {
-			return nil, err
-		}
-		if err := r.flushFold(ctx); err != nil {
-			return nil, err
-		}
-		if err := r.snd.flush(); err != nil {
-			return nil, err
-		}
-		var err error
-		if t, err = loadTable(ctx, r.conn(), rel); err != nil {
-			return nil, fmt.Errorf("at source %s: %w", r.txnAt, err)
-		}
-		r.bySig[sig] = t
+	// A new announcement of a folded table must not overtake the
+	// changes folded under the old one.
+	if err := l.tr.drain(ctx); err != nil {
+		return nil, err
 	}
-	if len(r.tables) >= maxMappedRelations {
-		clear(r.tables)
+	if err := l.tr.flushFold(ctx); err != nil {
+		return nil, err
 	}
-	r.tables[rel] = t
+	if err := l.tr.snd.flush(); err != nil {
+		return nil, err
+	}
+	t, err := loadTable(ctx, l.tr.conn(), rel)
+	if err != nil {
+		return nil, fmt.Errorf("at source %s: %w", l.txnAt, err)
+	}
+	l.plan.add(rel, t)
 	return t, nil
 }
 
 // synced reports whether the seeding copy of t already holds changes of
 // the source transaction committed at lsn: native table sync applies a
 // table's changes only from its sync position on.
-func (r *run) synced(t *table, lsn change.LSN) bool {
-	if r.a.opts.SyncLSN == nil {
+func (l *loop) synced(t *table, lsn change.LSN) bool {
+	if l.a.opts.SyncLSN == nil {
 		return false
 	}
-	at, ok := r.a.opts.SyncLSN(t.key)
+	at, ok := l.a.opts.SyncLSN(t.key)
 	return ok && lsn < at
 }
 
-// rowChange queues an INSERT, UPDATE or DELETE as a prepared statement.
-func (r *run) rowChange(ctx context.Context, c *change.Change) error {
-	if r.skipTxn {
-		r.skipped++
+// rowChange folds an INSERT, UPDATE or DELETE into the open batch, or
+// queues it as its own prepared statement. Its shape is computed here
+// only and goes with it (into the fold, for the fallback), so the shape
+// checked here is the one its statement is built from.
+func (l *loop) rowChange(ctx context.Context, c *change.Change) error {
+	if l.skipTxn {
+		l.skipped++
 		return nil
 	}
-	t, err := r.table(ctx, c.Rel)
+	t, err := l.table(ctx, c.Rel)
 	if err != nil {
 		return err
 	}
-	if r.synced(t, c.CommitLSN) {
-		r.skipped++
+	if l.synced(t, c.CommitLSN) {
+		l.skipped++
 		return nil
 	}
-	if _, err := shapeOf(&r.shape, t, c); err != nil {
+	where, err := shapeOf(&l.shape, t, c)
+	if err != nil {
 		return fmt.Errorf("apply %s %s %s at source %s: %w", c.Kind, preposition(c.Kind), t.quoted, c.CommitLSN, err)
 	}
-	r.batchRows++
-	if c.Kind == change.Update && len(r.shape.setCols) == 0 {
+	l.batchRows++
+	if c.Kind == change.Update && len(l.shape.setCols) == 0 {
 		return nil // every value is an unchanged TOASTed one: nothing to write
 	}
-	if t.foldable && !r.a.opts.RowByRow {
-		res := r.addToFold(t, c)
+	if t.foldable && !l.a.opts.RowByRow {
+		res := l.tr.addToFold(t, c, &l.shape, where)
 		if res == conflicting {
-			if err := r.flushFold(ctx); err != nil {
+			if err := l.tr.flushFold(ctx); err != nil {
 				return err
 			}
-			res = r.addToFold(t, c)
+			res = l.tr.addToFold(t, c, &l.shape, where)
 		}
 		if res == foldTaken {
-			if r.fold.full() {
-				return r.flushFold(ctx)
+			if l.tr.fold.full() {
+				return l.tr.flushFold(ctx)
 			}
 			return nil
 		}
@@ -99,78 +90,47 @@ func (r *run) rowChange(ctx context.Context, c *change.Change) error {
 	if t.foldable || t.fires {
 		// A table's changes stay in order; a table whose triggers fire
 		// sees every change before its own applied.
-		if err := r.flushFold(ctx); err != nil {
+		if err := l.tr.flushFold(ctx); err != nil {
 			return err
 		}
 	}
-	if err := r.ensureBegun(ctx); err != nil {
+	if err := l.tr.ensureBegun(ctx); err != nil {
 		return err
 	}
-	return r.rowStatement(ctx, t, c)
-}
-
-func (r *run) addToFold(t *table, c *change.Change) foldResult {
-	res, buf := r.fold.add(t, c, r.keyBuf)
-	r.keyBuf = buf
-	return res
-}
-
-// rowStatement queues change c of table t as its own prepared statement.
-func (r *run) rowStatement(ctx context.Context, t *table, c *change.Change) error {
-	where, err := shapeOf(&r.shape, t, c)
-	if err != nil {
-		return fmt.Errorf("apply %s %s %s at source %s: %w", c.Kind, preposition(c.Kind), t.quoted, c.CommitLSN, err)
-	}
-	if c.Kind == change.Update && len(r.shape.setCols) == 0 {
-		return nil
-	}
-	r.keyBuf = r.shape.key(append(r.keyBuf[:0], byte(r.lane))) // prepared on this lane's session
-	st, ok := t.stmts[string(r.keyBuf)]
-	if !ok {
-		st = buildStmt(t, &r.shape)
-		key := string(r.keyBuf)
-		r.snd.prepare(ctx, t, st, key, c.CommitLSN)
-		t.stmts[key] = st
-	}
-	r.args, r.fmts = params(r.args, r.fmts, st, c, where)
-	r.snd.row(ctx, t, st, c, where, r.args, r.fmts)
-	if r.snd.full() {
-		return r.snd.flush()
-	}
-	return nil
+	return l.tr.rowStatement(ctx, t, c, &l.shape, where)
 }
 
 // truncate queues one TRUNCATE of every listed table that the seeding
 // copy does not already reflect.
-func (r *run) truncate(ctx context.Context, c *change.Change) error {
-	if r.skipTxn {
-		r.skipped++
+func (l *loop) truncate(ctx context.Context, c *change.Change) error {
+	if l.skipTxn {
+		l.skipped++
 		return nil
 	}
 	var tables []*table
 	var names []string
 	for _, rel := range c.Truncated {
-		t, err := r.table(ctx, rel)
+		t, err := l.table(ctx, rel)
 		if err != nil {
 			return err
 		}
-		if !r.synced(t, c.CommitLSN) {
+		if !l.synced(t, c.CommitLSN) {
 			tables = append(tables, t)
 			names = append(names, t.quoted)
 		}
 	}
 	if len(tables) == 0 {
-		r.skipped++
+		l.skipped++
 		return nil
 	}
-	if err := r.flushFold(ctx); err != nil {
+	if err := l.tr.flushFold(ctx); err != nil {
 		return err
 	}
-	if err := r.ensureBegun(ctx); err != nil {
+	if err := l.tr.ensureBegun(ctx); err != nil {
 		return err
 	}
-	r.batchRows++
-	r.snd.control(ctx, truncateSQL(tables, c.Cascade, c.RestartIdentity), nil, nil,
+	l.batchRows++
+	l.tr.snd.control(ctx, truncateSQL(tables, c.Cascade, c.RestartIdentity), nil, nil,
 		"apply TRUNCATE of "+strings.Join(names, ", "), c.CommitLSN)
 	return nil
 }

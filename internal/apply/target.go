@@ -44,7 +44,8 @@ type table struct {
 	// other on the target: no unique index or exclusion constraint but
 	// those that hold the whole key (none at all for a table without a
 	// key), and not partitioned. Only then may rows of keys that another
-	// session's open batch does not touch be applied beside it (lanes.go).
+	// session's open batch does not touch be applied beside it
+	// (commitOnOtherLane).
 	ownKeys bool
 }
 
