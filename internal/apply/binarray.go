@@ -12,7 +12,7 @@ import (
 // For the built-in types below, the array goes in binary form: the target
 // then reads each element with the type's receive function instead of
 // scanning the array's text and running the type's input function on each
-// element, which cost the target up to a third of a 1,000-row INSERT.
+// element, a large share of a big INSERT's cost on the target.
 //
 // An element encoder reads the text pgoutput sent in exactly the form the
 // source's output function writes it (ISO dates, "t"/"f", plain decimal

@@ -89,8 +89,7 @@ func DropOrigin(ctx context.Context, conn *pgx.Conn, names ...string) error {
 // pages by its statistics - is scanned whole for each row, and one batch
 // of source transactions that updates the same rows again and again makes
 // it ever longer: the versions the open target transaction made cannot be
-// pruned before it commits. The bench's pgbench catch-up at scale 5 spends
-// about a quarter less target CPU with it. Statements without an indexable
+// pruned before it commits. Statements without an indexable
 // condition (REPLICA IDENTITY FULL) have no other plan and still scan.
 // The planner marks a plan it had to scan with a huge cost, and JIT
 // compiles every plan above jit_above_cost: jit = off keeps those
