@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -105,26 +104,23 @@ func seedingAppName(link string) string { return "pglink seed " + link }
 // link (it holds the lease), and it copies nothing now: whatever runs
 // under the link's seeding name, or holds its slots, is stale.
 func (r *runner) endStaleSeeding(ctx context.Context) error {
+	// On the source, the sessions of that name and those that hold the
+	// link's slots, in one statement.
 	const endSessions = `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = current_database() AND application_name = $1 AND pid <> pg_backend_pid()`
+		WHERE pid <> pg_backend_pid() AND (datname = current_database() AND application_name = $1
+			OR pid IN (SELECT active_pid FROM pg_replication_slots WHERE slot_name = ANY($2)))`
 	app := seedingAppName(r.cfg.Name)
 	for _, s := range []struct {
-		side endpoint.Side
-		conn *pgx.Conn
-		sql  string
+		side  endpoint.Side
+		conn  *pgx.Conn
+		slots []string
 	}{
-		{endpoint.Target, r.tgtConn, endSessions},
-		{endpoint.Source, r.srcConn, endSessions},
-		{endpoint.Source, r.srcConn, `SELECT count(pg_terminate_backend(active_pid)) FROM pg_replication_slots
-			WHERE slot_name IN ($1, $2) AND active_pid IS NOT NULL AND active_pid <> pg_backend_pid()`},
+		{endpoint.Target, r.tgtConn, nil},
+		{endpoint.Source, r.srcConn, []string{r.names.Slot, r.names.SyncSlot}},
 	} {
-		args := []any{app}
-		if strings.Contains(s.sql, "pg_replication_slots") {
-			args = []any{r.names.Slot, r.names.SyncSlot}
-		}
 		var ended int
 		err := state.ControlQuery(ctx, s.side, "the end of an earlier seeding's sessions", func(ctx context.Context) error {
-			return s.conn.QueryRow(ctx, s.sql, args...).Scan(&ended)
+			return s.conn.QueryRow(ctx, endSessions, app, s.slots).Scan(&ended)
 		})
 		if err != nil {
 			return fmt.Errorf("%s: end the sessions an earlier seeding left: %w", s.side, err)
