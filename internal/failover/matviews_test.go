@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // TestPlannedFailoverRefreshesMatViews fails over a link whose source has
@@ -29,7 +29,7 @@ func TestPlannedFailoverRefreshesMatViews(t *testing.T) {
 	if got, want := f.targetString(viewed), f.targetString(orders); got != want {
 		t.Fatalf("after seeding the target's order_totals counts %q orders, want %q", got, want)
 	}
-	if err := pgtest.ExecOn(f.target, "SET default_transaction_read_only = off", link.RefreshMatViewsSQL("mv")); err != nil {
+	if err := pgtest.ExecOn(f.target, "SET default_transaction_read_only = off", state.RefreshMatViewsSQL("mv")); err != nil {
 		t.Fatalf("the script's refresh: %v", err)
 	}
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
-	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/validate"
 	"github.com/pglink/pglink/internal/wait"
@@ -289,7 +288,7 @@ func validateStep(ctx context.Context, x *execution) (string, error) {
 // every source transaction, before it opens: REFRESH locks each view
 // against its readers while it runs, which nobody is yet.
 func matViewsStep(ctx context.Context, x *execution) (string, error) {
-	views, err := link.RefreshMatViews(ctx, x.ctl.Conn(), x.ctl.Name)
+	views, err := state.RefreshMatViews(ctx, x.ctl.Conn(), x.ctl.Name)
 	if err != nil {
 		return "", err
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/state"
 )
 
@@ -157,7 +156,7 @@ FROM (`+strings.Replace(ownedSequencesSQL, "ORDER BY 1", "", 1)+`) AS s(seq, seq
 }
 
 func scriptMatViews(o Options) string {
-	return fmt.Sprintf("tgt -c %s\nok \"materialized views refreshed\"\n", sqlArg(link.RefreshMatViewsSQL(o.Name)))
+	return fmt.Sprintf("tgt -c %s\nok \"materialized views refreshed\"\n", sqlArg(state.RefreshMatViewsSQL(o.Name)))
 }
 
 func scriptOpen(o Options) string {
