@@ -17,13 +17,13 @@ import (
 
 // failoverFlags are pglink failover's choices.
 type failoverFlags struct {
-	lf                        linkFlags
-	planned, forced           bool
-	cleanup, release, yes     bool
-	validate, asJSON, verbose bool
-	maxLag, timeout           time.Duration
-	margin                    int64
-	script                    string
+	lf                              linkFlags
+	planned, forced                 bool
+	cleanup, release, yes           bool
+	validate, asJSON, verbose       bool
+	maxLag, catchUpTimeout, timeout time.Duration
+	margin                          int64
+	script                          string
 }
 
 func newFailoverCmd() *cobra.Command {
@@ -54,7 +54,8 @@ func newFailoverCmd() *cobra.Command {
 	f.BoolVar(&ff.forced, "forced", false, "forced failover: the source is gone; make the target writable now")
 	f.BoolVar(&ff.cleanup, "cleanup", false, "also drop the publication, the target's origin and the link's state (the data stays)")
 	f.BoolVar(&ff.release, "release-source", false, "make the source writable again at the end (planned)")
-	f.DurationVar(&ff.maxLag, "max-lag", 10*time.Second, "refuse a planned failover when the link lags more")
+	f.DurationVar(&ff.maxLag, "max-lag", time.Second, "planned: fence the source only once the link lags less than this")
+	f.DurationVar(&ff.catchUpTimeout, "catch-up-timeout", 5*time.Minute, "planned: how long to wait for the lag to fall under --max-lag before giving up")
 	f.DurationVar(&ff.timeout, "timeout", time.Minute, "how long the target may take to catch up (planned)")
 	f.BoolVar(&ff.validate, "validate", false, "compare source and target before the target takes writes (planned)")
 	f.Int64Var(&ff.margin, "sequence-margin", 10000, "forced: added to each sequence past its column's maximum")
@@ -86,7 +87,7 @@ func runFailover(c *cobra.Command, ff *failoverFlags) error {
 		}
 	}
 	opts := failover.Options{Name: ff.lf.name, Source: ff.lf.source, Target: ff.lf.target, Cleanup: ff.cleanup,
-		ReleaseSource: ff.release, MaxLag: ff.maxLag, Timeout: ff.timeout, Validate: ff.validate,
+		ReleaseSource: ff.release, MaxLag: ff.maxLag, CatchUpTimeout: ff.catchUpTimeout, Timeout: ff.timeout, Validate: ff.validate,
 		SequenceMargin: ff.margin, Kind: failover.Planned}
 	if ff.forced {
 		opts.Kind = failover.Forced
@@ -157,6 +158,10 @@ func executePlan(c *cobra.Command, plan *failover.Plan, ff *failoverFlags) error
 	plan.Opts.Progress = func(e failover.Event) {
 		switch e.State {
 		case failover.StepRunning:
+			if e.Detail != "" {
+				fmt.Fprintf(w, "[%d/%d] %s: %s\n", e.Index, e.Of, e.Step.Title, e.Detail)
+				return
+			}
 			fmt.Fprintf(w, "[%d/%d] %s ...\n", e.Index, e.Of, e.Step.Title)
 		case failover.StepDone:
 			fmt.Fprintf(w, "[%d/%d] %s: done in %s: %s\n", e.Index, e.Of, e.Step.Title, e.Took.Round(time.Millisecond), e.Detail)

@@ -53,7 +53,7 @@ func failoverWizard(c *cobra.Command, ff *failoverFlags, in *bufio.Reader) (bool
 	fmt.Fprint(w, "Also remove the publication, the origins and the link's state (the data stays)? [y/N] ")
 	ff.cleanup = yes(readLine(in))
 	opts := failover.Options{Name: ff.lf.name, Source: ff.lf.source, Target: ff.lf.target, Cleanup: ff.cleanup,
-		MaxLag: ff.maxLag, Timeout: ff.timeout, Validate: ff.validate, SequenceMargin: ff.margin, Kind: failover.Planned}
+		MaxLag: ff.maxLag, CatchUpTimeout: ff.catchUpTimeout, Timeout: ff.timeout, Validate: ff.validate, SequenceMargin: ff.margin, Kind: failover.Planned}
 	if ff.forced {
 		opts.Kind = failover.Forced
 	}

@@ -34,7 +34,8 @@ type Options struct {
 	Kind                 string        // Planned or Forced
 	Cleanup              bool          // also drop the publication, the origins and the link's state
 	ReleaseSource        bool          // make the source writable again at the end (planned)
-	MaxLag               time.Duration // planned: refuse when the link lags more; default 10s
+	MaxLag               time.Duration // planned: fence the source only once the link lags less; default 1s
+	CatchUpTimeout       time.Duration // planned: how long to wait for the lag to fall under MaxLag; default 5m
 	Timeout              time.Duration // planned: how long to wait for the catch-up; default 60s
 	Validate             bool          // planned: compare source and target before the target opens
 	ValidateJobs         int
@@ -46,7 +47,10 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.MaxLag == 0 {
-		o.MaxLag = 10 * time.Second
+		o.MaxLag = time.Second
+	}
+	if o.CatchUpTimeout == 0 {
+		o.CatchUpTimeout = 5 * time.Minute
 	}
 	if o.Timeout == 0 {
 		o.Timeout = time.Minute

@@ -22,7 +22,7 @@ const stopTimeout = 30 * time.Second
 func plannedSteps(o Options) []Step {
 	steps := []Step{
 		{ID: "preflight", Title: "Check the link", Side: "both",
-			What: fmt.Sprintf("The link replicates, both sides answer, the lag is under %s, no validation or failover runs. Changes nothing but the link's phase (failing_over).", o.MaxLag),
+			What: fmt.Sprintf("The link replicates, both sides answer, the lag is under %s (waits up to %s for it), no validation or failover runs. Changes nothing but the link's phase (failing_over).", o.MaxLag, o.CatchUpTimeout),
 			run:  plannedPreflight, undo: undoBegin, Script: scriptPreflight(o)},
 		{ID: "fence", Title: "Block writes on the source", Side: "source",
 			What: "The source database defaults to read-only transactions, every table refuses writes with a trigger enabled ALWAYS (it holds against SET default_transaction_read_only = off), and the other sessions are ended. Checked from a read-write transaction against every table.",
@@ -127,15 +127,18 @@ func plannedPreflight(ctx context.Context, x *execution) (string, error) {
 	return fmt.Sprintf("%sreplicating, lag %.1f s%s", recovered, lag, started), nil
 }
 
-// waitLag waits until the running link reports a lag under MaxLag, for
-// at most the time it needs to report once (or Timeout, for a link this
-// process just started).
+// waitLag waits until the running link reports a lag under MaxLag, so
+// that the source is fenced only when the catch-up inside the downtime is
+// short. It waits at most CatchUpTimeout for the lag to fall, saying how
+// far it is every second, and at most the time a link needs to report
+// once (or Timeout, for a link this process just started) for a first lag.
 func (x *execution) waitLag(ctx context.Context) (float64, error) {
+	start := time.Now()
 	patience := 5 * time.Second
 	if x.here != nil {
 		patience = x.opts.Timeout
 	}
-	deadline := time.Now().Add(patience)
+	var told time.Time
 	for {
 		in, err := x.ctl.Info(ctx)
 		if err != nil {
@@ -148,11 +151,16 @@ func (x *execution) waitLag(ctx context.Context) (float64, error) {
 		if err := x.hereFailed(); err != nil {
 			return 0, err
 		}
-		if time.Now().After(deadline) {
-			if !fresh {
-				return 0, fmt.Errorf("link %s reports no lag (is its process streaming? see pglink status); nothing was changed", x.ctl.Name)
-			}
-			return 0, fmt.Errorf("link %s lags %.1f s, more than --max-lag %s; wait until it has caught up (pglink status), or raise --max-lag", x.ctl.Name, *in.LagSeconds, x.opts.MaxLag)
+		waited := time.Since(start)
+		switch {
+		case !fresh && waited > patience:
+			return 0, fmt.Errorf("link %s reports no lag (is its process streaming? see pglink status); nothing was changed", x.ctl.Name)
+		case fresh && waited > x.opts.CatchUpTimeout:
+			return 0, fmt.Errorf("link %s still lags %.1f s after %s, more than --max-lag %s: the source writes faster than the target applies; nothing was changed; try again at a quieter time, or raise --max-lag (the downtime grows with it) or --catch-up-timeout", x.ctl.Name, *in.LagSeconds, x.opts.CatchUpTimeout, x.opts.MaxLag)
+		case fresh && time.Since(told) >= time.Second:
+			told = time.Now()
+			x.tell(fmt.Sprintf("lag %.1f s; waiting for it to fall under --max-lag %s before the source is fenced (%s left)",
+				*in.LagSeconds, x.opts.MaxLag, (x.opts.CatchUpTimeout - waited).Round(time.Second)))
 		}
 		if err := wait.Sleep(ctx, 200*time.Millisecond); err != nil {
 			return 0, err

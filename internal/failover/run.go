@@ -44,6 +44,7 @@ type execution struct {
 	lease      func()     // the link's lease, once its process has stopped
 	res        *Result
 
+	step  int  // the step running now, for its progress (tell)
 	began bool // this failover moved the link to failing_over (see undoBegin)
 	// opened: an interrupted failover of this link had begun to make the
 	// target writable, so nothing is undone from the start; finishing:
@@ -67,8 +68,8 @@ func checkOptions(o Options) error {
 	default:
 		return fmt.Errorf("unknown failover kind %q: use --planned or --forced", o.Kind)
 	}
-	if o.MaxLag < 0 || o.Timeout < 0 || o.SequenceMargin < 0 {
-		return errors.New("--max-lag, --timeout and --sequence-margin must not be negative")
+	if o.MaxLag < 0 || o.CatchUpTimeout < 0 || o.Timeout < 0 || o.SequenceMargin < 0 {
+		return errors.New("--max-lag, --catch-up-timeout, --timeout and --sequence-margin must not be negative")
 	}
 	return nil
 }
@@ -104,6 +105,7 @@ func Run(ctx context.Context, p *Plan) (*Result, error) {
 			x.emit(i, StepSkipped, "done by the interrupted failover", 0)
 			continue
 		}
+		x.step = i
 		x.emit(i, StepRunning, "", 0)
 		t0 := time.Now()
 		detail, err := st.run(ctx, x)
@@ -194,6 +196,9 @@ func (x *execution) emit(i int, state, detail string, took time.Duration) {
 	}
 	x.opts.Progress(Event{Step: x.plan.Steps[i], Index: i + 1, Of: len(x.plan.Steps), State: state, Detail: detail, Took: took})
 }
+
+// tell reports the running step's progress.
+func (x *execution) tell(detail string) { x.emit(x.step, StepRunning, detail, 0) }
 
 func (x *execution) close(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)

@@ -78,18 +78,24 @@ func shellQuote(s string) string {
 func sqlArg(sql string) string { return shellQuote(sql) }
 
 func scriptPreflight(o Options) string {
-	return fmt.Sprintf(`row=$(tgt -c "SELECT phase, coalesce(pause_state, '-'), coalesce(lag_seconds, -1), now() - updated_at < interval '5 seconds' FROM pglink.links WHERE name = '$LINK'")
-IFS='|' read -r phase pause lag fresh <<<"$row"
-[ "$phase" = replicating ] || die "link $LINK is ${phase:-missing}, not replicating"
-[ "$pause" = - ] || die "a validation is pausing link $LINK; try again when it has ended"
-[ "$fresh" = t ] || die "no pglink process reports for link $LINK: run pglink start for it first"
-awk -v l="$lag" 'BEGIN { exit !(l >= 0 && l <= %g) }' || die "link $LINK lags ${lag}s, more than %s"
+	return fmt.Sprintf(`deadline=$((SECONDS + %[3]d))
+while :; do
+	row=$(tgt -c "SELECT phase, coalesce(pause_state, '-'), coalesce(lag_seconds, -1), now() - updated_at < interval '5 seconds' FROM pglink.links WHERE name = '$LINK'")
+	IFS='|' read -r phase pause lag fresh <<<"$row"
+	[ "$phase" = replicating ] || die "link $LINK is ${phase:-missing}, not replicating"
+	[ "$pause" = - ] || die "a validation is pausing link $LINK; try again when it has ended"
+	[ "$fresh" = t ] || die "no pglink process reports for link $LINK: run pglink start for it first"
+	awk -v l="$lag" 'BEGIN { exit !(l >= 0 && l <= %[1]g) }' && break
+	[ "$SECONDS" -lt "$deadline" ] || die "link $LINK still lags ${lag}s after %[4]s, more than %[2]s: try again at a quieter time"
+	echo "   lag ${lag}s; waiting for it to fall under %[2]s before the source is fenced"
+	sleep 1
+done
 [ "$(src -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pglink_$LINK'")" = 1 ] || die "the slot pglink_$LINK is missing on the source"
 [ "$(src -c "SELECT count(*) FROM pg_namespace WHERE nspname = 'pglink_fence'")" = 0 ] || die "the source is fenced already: run pglink release-source first"
 [ "$(tgt -c "UPDATE pglink.links SET phase = 'failing_over', failover_kind = 'planned', failover_step = 'begin (script)' WHERE name = '$LINK' AND phase = 'replicating' RETURNING 1")" = 1 ] || die "link $LINK changed phase"
 UNDO+=("tgt -c \"UPDATE pglink.links SET phase = 'replicating', failover_kind = NULL, failover_step = NULL, pause_state = NULL, pause_at = NULL WHERE name = '\$LINK' AND phase = 'failing_over'\"")
 ok "replicating, lag ${lag}s"
-`, o.MaxLag.Seconds(), o.MaxLag)
+`, o.MaxLag.Seconds(), o.MaxLag, int(o.CatchUpTimeout.Seconds()+0.5), o.CatchUpTimeout)
 }
 
 func scriptFence() string {
