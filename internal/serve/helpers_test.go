@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -172,3 +173,11 @@ next:
 }
 
 func tempFile(t *testing.T, name string) string { return filepath.Join(t.TempDir(), name) }
+
+func dialable(addr string) bool {
+	c, err := net.Dial("tcp", addr)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
+}
