@@ -2,8 +2,10 @@ package serve
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestListenNeedsToken(t *testing.T) {
@@ -68,5 +70,39 @@ func TestBadConfigStartsNothing(t *testing.T) {
 	}
 	if code := dialable(addr); code {
 		t.Fatal("serve listens although its file has a mistake")
+	}
+}
+
+// TestReadyAndNoSecrets checks that /readyz names a link that cannot run,
+// and that no answer shows its password.
+func TestReadyAndNoSecrets(t *testing.T) {
+	cfg := tempFile(t, "links.yaml")
+	nowhere := freeAddr(t) // nothing listens there
+	writeConfig(t, cfg, "links:\n  - name: gone\n    source: postgres://u:${PW}@"+nowhere+"/db\n    target: postgres://u:${PW}@"+nowhere+"/db2\n")
+	t.Setenv("PW", "pw-9x7")
+	var logs syncBuffer
+	ctx := context.Background()
+	srv, err := Start(ctx, Options{ConfigPath: cfg, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close(ctx)
+	waitUntil(t, "the link to fail", 30*time.Second, func() bool {
+		l, _ := liveOf(srv, "gone")
+		return l.State == "retrying"
+	})
+	code, body := get(t, "http://"+srv.Addr()+"/readyz", "")
+	if code != 503 || !strings.Contains(body, "gone: retrying") {
+		t.Errorf("/readyz: %d %q", code, body)
+	}
+	_, metrics := get(t, "http://"+srv.Addr()+"/metrics", "")
+	if !strings.Contains(metrics, `pglink_errors_total{link="gone"} `) || strings.Contains(metrics, `pglink_errors_total{link="gone"} 0`) ||
+		!strings.Contains(metrics, `source="u@127.0.0.1:`) {
+		t.Errorf("/metrics does not count the error or show the source:\n%s", metrics)
+	}
+	for what, s := range map[string]string{"readyz": body, "metrics": metrics, "log": logs.String()} {
+		if strings.Contains(s, "pw-9x7") {
+			t.Errorf("%s shows the password", what)
+		}
 	}
 }
