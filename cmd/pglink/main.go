@@ -28,11 +28,20 @@ func main() {
 	// link releases its lease, a failover undoes its steps, the demo
 	// removes its instances) and return, where the hang-up's default
 	// action would kill the process half-way.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals(os.Args[1:])...)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	stopProfiles()
 	os.Exit(code)
+}
+
+// stopSignals are the signals that stop a command. pglink serve is a
+// service with no terminal to lose: a hang-up tells it to reload its file.
+func stopSignals(args []string) []os.Signal {
+	if len(args) > 0 && args[0] == "serve" {
+		return []os.Signal{syscall.SIGINT, syscall.SIGTERM}
+	}
+	return []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
 }
 
 // run executes one command line and returns the exit code. Errors go to

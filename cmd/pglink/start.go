@@ -26,28 +26,16 @@ func newStartCmd() *cobra.Command {
 			if err := lf.resolve(c, true); err != nil {
 				return err
 			}
-			if cfg.Schema != link.SchemaCopy && cfg.Schema != link.SchemaExisting {
-				return usagef(c, "--schema %q: use copy (pg_dump the schema into the target) or existing (the target holds the tables)", cfg.Schema)
-			}
-			if cfg.Jobs < 0 {
-				return usagef(c, "--jobs %d: give a positive number of parallel copy jobs (0: one per CPU)", cfg.Jobs)
-			}
-			if cfg.ApplySessions != 1 && cfg.ApplySessions != 2 {
-				return usagef(c, "--apply-sessions %d: give 1 or 2", cfg.ApplySessions)
+			if err := cfg.Check(); err != nil {
+				return usageError{command: commandName(c), err: err}
 			}
 			cfg.Name, cfg.Source, cfg.Target = lf.name, lf.source, lf.target
 			return runLink(c.Context(), c.ErrOrStderr(), cfg, verbose)
 		},
 	}
 	lf.add(c, true)
-	f := c.Flags()
-	f.StringSliceVar(&cfg.Tables, "tables", nil, "tables to link, comma-separated schema.table or table patterns, * allowed (default: all)")
-	f.StringSliceVar(&cfg.ExcludeTables, "exclude-tables", nil, "tables to leave out, same patterns as --tables")
-	f.IntVar(&cfg.Jobs, "jobs", 0, "parallel copy jobs while seeding (0: one per CPU)")
-	f.IntVar(&cfg.ApplySessions, "apply-sessions", 2, "target sessions the apply uses, 1 or 2: each takes one of the target's replication origin entries (max_replication_slots)")
-	f.StringVar(&cfg.Schema, "schema", link.SchemaCopy, "copy: copy the schema with pg_dump; existing: the target already holds the tables (pglink empties them before it copies)")
-	f.BoolVar(&cfg.TruncateExisting, "truncate-existing", false, "with --schema existing: empty target tables that hold rows (refused otherwise)")
-	f.BoolVarP(&verbose, "verbose", "v", false, "log debug details")
+	link.AddFlags(c.Flags(), &cfg)
+	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log debug details")
 	return c
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/status"
 	"github.com/pglink/pglink/internal/termui"
 )
@@ -16,6 +17,7 @@ import (
 func newStatusCmd() *cobra.Command {
 	var lf linkFlags
 	var asJSON, watch bool
+	var walWarn link.SizeValue
 	c := &cobra.Command{
 		Use:   "status",
 		Short: "Show a link's phase, seeding progress, positions, lag and last error",
@@ -29,7 +31,7 @@ func newStatusCmd() *cobra.Command {
 			if err := lf.resolve(c, false); err != nil {
 				return err
 			}
-			show := func(ctx context.Context) error { return showStatus(ctx, c.OutOrStdout(), lf, asJSON) }
+			show := func(ctx context.Context) error { return showStatus(ctx, c.OutOrStdout(), lf, int64(walWarn), asJSON) }
 			if !watch {
 				return show(c.Context())
 			}
@@ -39,11 +41,12 @@ func newStatusCmd() *cobra.Command {
 	lf.add(c, true)
 	c.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON (stable field names)")
 	c.Flags().BoolVar(&watch, "watch", false, "refresh every second until Ctrl-C")
+	c.Flags().Var(&walWarn, "wal-warn", "warn when the slot retains more WAL than this, like 2GB (default: half of the source's max_slot_wal_keep_size, else 1GB)")
 	return c
 }
 
-func showStatus(ctx context.Context, out io.Writer, lf linkFlags, asJSON bool) error {
-	st, err := status.Read(ctx, lf.name, lf.target, lf.source)
+func showStatus(ctx context.Context, out io.Writer, lf linkFlags, walWarn int64, asJSON bool) error {
+	st, err := status.ReadWAL(ctx, lf.name, lf.target, lf.source, walWarn)
 	if err != nil {
 		return err
 	}

@@ -87,11 +87,14 @@ type Options struct {
 type Stats struct {
 	Txns, Changes, Batches, Skipped, Conflicts int64
 	SkippedTxns                                int64
+	// Changes by kind: rows inserted, updated and deleted, and TRUNCATEs.
+	Inserts, Updates, Deletes, Truncates int64
 	// Fallbacks counts flushes of set-based statements that failed and
 	// were applied row by row instead (fold.go).
 	Fallbacks      int64
 	LastEndLSN     change.LSN
 	LastCommitTime time.Time
+	LastAppliedAt  time.Time // when the target committed the last batch
 }
 
 // ErrIncompleteTransaction is returned (wrapped) when the input closes
@@ -199,6 +202,10 @@ func (a *Applier) addStats(d Stats) {
 	defer a.mu.Unlock()
 	a.stats.Txns += d.Txns
 	a.stats.Changes += d.Changes
+	a.stats.Inserts += d.Inserts
+	a.stats.Updates += d.Updates
+	a.stats.Deletes += d.Deletes
+	a.stats.Truncates += d.Truncates
 	a.stats.Conflicts += d.Conflicts
 	a.stats.Skipped += d.Skipped
 	a.stats.SkippedTxns += d.SkippedTxns
@@ -211,4 +218,5 @@ func (a *Applier) setLast(c *change.Change) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.stats.LastEndLSN, a.stats.LastCommitTime = c.EndLSN, c.CommitTime
+	a.stats.LastAppliedAt = time.Now()
 }

@@ -128,7 +128,7 @@ func (tr *transport) settleBatch(ctx context.Context, fl *inflight, err error) e
 	if err != nil {
 		return err
 	}
-	tr.report(fl.txns, fl.rows, tr.snd.takeConflicts())
+	tr.report(fl.batchEnd, tr.snd.takeConflicts())
 	tr.a.setLast(fl.last)
 	if fl.durable && tr.a.opts.OnApplied != nil {
 		tr.a.opts.OnApplied(fl.last.EndLSN)

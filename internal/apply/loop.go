@@ -29,6 +29,7 @@ type loop struct {
 	batchStart time.Time
 	batchTxns  int64
 	batchRows  int64
+	batchKinds kindCounts
 	lastCommit *change.Change
 	skipped    int64 // not yet added to Stats
 	skipTxns   int64
@@ -174,7 +175,7 @@ func (l *loop) commit(ctx context.Context, c *change.Change, in <-chan *change.C
 	if l.skipTxn {
 		l.skipTxns++
 		if !l.batchOpen {
-			l.addStats(0, 0, 0)
+			l.addStats(batchEnd{}, 0)
 		}
 		return nil
 	}
@@ -254,15 +255,16 @@ func (l *loop) inputClosed(ctx context.Context) error {
 
 // commitBatch commits the open batch (see transport.commit).
 func (l *loop) commitBatch(ctx context.Context, durable, alone bool) error {
-	end := batchEnd{last: l.lastCommit, txns: l.batchTxns, rows: l.batchRows, durable: durable}
+	end := batchEnd{last: l.lastCommit, txns: l.batchTxns, rows: l.batchRows, kinds: l.batchKinds, durable: durable}
 	l.batchOpen = false
-	l.batchTxns, l.batchRows, l.lastCommit = 0, 0, nil
+	l.batchTxns, l.batchRows, l.batchKinds, l.lastCommit = 0, 0, kindCounts{}, nil
 	return l.tr.commit(ctx, end, alone)
 }
 
 // addStats adds to the Applier's counters, with the skipped changes
 // counted since the last call.
-func (l *loop) addStats(txns, rows, conflicts int64) {
-	l.a.addStats(Stats{Txns: txns, Changes: rows, Conflicts: conflicts, Skipped: l.skipped, SkippedTxns: l.skipTxns})
+func (l *loop) addStats(end batchEnd, conflicts int64) {
+	l.a.addStats(Stats{Txns: end.txns, Changes: end.rows, Inserts: end.kinds[0], Updates: end.kinds[1],
+		Deletes: end.kinds[2], Truncates: end.kinds[3], Conflicts: conflicts, Skipped: l.skipped, SkippedTxns: l.skipTxns})
 	l.skipped, l.skipTxns = 0, 0
 }

@@ -69,6 +69,7 @@ func (l *loop) rowChange(ctx context.Context, c *change.Change) error {
 		return fmt.Errorf("apply %s %s %s at source %s: %w", c.Kind, preposition(c.Kind), t.quoted, c.CommitLSN, err)
 	}
 	l.batchRows++
+	l.batchKinds.add(c.Kind)
 	if c.Kind == change.Update && len(l.shape.setCols) == 0 {
 		return nil // every value is an unchanged TOASTed one: nothing to write
 	}
@@ -130,7 +131,18 @@ func (l *loop) truncate(ctx context.Context, c *change.Change) error {
 		return err
 	}
 	l.batchRows++
+	l.batchKinds.add(change.Truncate)
 	l.tr.snd.control(ctx, truncateSQL(tables, c.Cascade, c.RestartIdentity), nil, nil,
 		"apply TRUNCATE of "+strings.Join(names, ", "), c.CommitLSN)
 	return nil
+}
+
+// kindCounts counts a batch's changes by kind: inserts, updates, deletes,
+// truncates (Stats has them by name).
+type kindCounts [4]int64
+
+func (k *kindCounts) add(kind change.Kind) {
+	if kind >= change.Insert && kind <= change.Truncate {
+		k[kind-change.Insert]++
+	}
 }

@@ -41,7 +41,7 @@ type transport struct {
 	beginAt     change.LSN
 	lastDurable time.Time // when the last batch that waits for its WAL flush was sent
 	// report counts a settled batch in the Applier's Stats.
-	report func(txns, rows, conflicts int64)
+	report func(end batchEnd, conflicts int64)
 
 	keyBuf []byte
 	args   [][]byte
@@ -163,6 +163,7 @@ const originXactSQL = `SELECT pg_replication_origin_xact_setup($1::pg_lsn, $2::t
 type batchEnd struct {
 	last       *change.Change // its last source commit
 	txns, rows int64
+	kinds      kindCounts
 	durable    bool // its COMMIT waits for the WAL flush
 }
 

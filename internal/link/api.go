@@ -30,7 +30,13 @@ type Config struct {
 	// TruncateExisting lets a new link with SchemaExisting empty target
 	// tables that hold rows (it refuses them otherwise).
 	TruncateExisting bool
-	Logger           *slog.Logger
+	// WALWarnBytes is the WAL guard's threshold: the log and the live
+	// view warn when the link's slot retains more. 0: half of the
+	// source's max_slot_wal_keep_size, or report.DefaultWALWarnBytes.
+	WALWarnBytes int64
+	Logger       *slog.Logger
+	// Live, when set, receives the running link's numbers (see Live).
+	Live *Live
 	// Progress, when set, receives seeding progress reports (from several
 	// goroutines: it must be safe for concurrent use).
 	Progress func(report.CopyProgress)

@@ -82,6 +82,7 @@ func (r *runner) replicate(ctx context.Context) error {
 		} else {
 			r.recordError(ctx, err)
 		}
+		r.cfg.Live.NoteError(err, true)
 		if sideOf(err) == endpoint.Source {
 			r.forgetSourcePosition(ctx)
 		}
@@ -148,6 +149,7 @@ func (r *runner) markBroken(ctx context.Context, err error) {
 	perr := state.ControlQuery(ctx, endpoint.Target, "the record of the broken phase", func(ctx context.Context) error {
 		return state.SetPhase(ctx, r.tgtConn, r.cfg.Name, state.PhaseBroken)
 	})
+	r.cfg.Live.SetState(string(state.PhaseBroken))
 	if perr != nil {
 		r.log.Warn("could not record the broken phase", "error", perr)
 	}
@@ -287,6 +289,7 @@ func (r *runner) streamSession(ctx context.Context) error {
 			applied_at = now(), txns_applied = txns_applied + $3, changes_applied = changes_applied + $4
 			WHERE link = ` + quote.Literal(r.cfg.Name),
 	})
+	defer r.cfg.Live.session(applier, streamer, start, func() change.LSN { return change.LSN(r.heartbeatLSN.Load()) })()
 	r.log.Info("streaming", "from", start.String(), "slot", r.names.Slot)
 	changes := make(chan *change.Change, queueSize)
 	g, gctx := errgroup.WithContext(ctx)
@@ -408,6 +411,7 @@ func (r *runner) markHealthy(ctx context.Context, conn *pgx.Conn) error {
 	if err != nil {
 		return fmt.Errorf("target: record link %s healthy: %w", r.cfg.Name, err)
 	}
+	r.cfg.Live.SetState(string(state.PhaseReplicating))
 	return nil
 }
 

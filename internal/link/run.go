@@ -70,6 +70,10 @@ func newRunner(cfg Config) (*runner, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Live == nil {
+		cfg.Live = NewLive(cfg.Name)
+	}
+	cfg.Live.SetEndpoints(src.Describe(), tgt.Describe())
 	return &runner{cfg: cfg, src: src, tgt: tgt, names: state.NamesFor(cfg.Name),
 		log: cfg.Logger.With("link", cfg.Name)}, nil
 }
@@ -113,6 +117,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer l.Release(ctx)
 	l.Keep(ctx, r.log, true)
 	r.lease = l
+	defer r.guardWAL(ctx)()
 	if err := r.createOrResume(ctx); err != nil {
 		return err
 	}
@@ -127,6 +132,7 @@ func Run(ctx context.Context, cfg Config) error {
 // drive moves the link through its phases until ctx ends.
 func (r *runner) drive(ctx context.Context) error {
 	for {
+		r.cfg.Live.SetState(string(r.row.Phase))
 		switch r.row.Phase {
 		case state.PhaseSeeding:
 			if err := r.seedWithRetry(ctx); err != nil {
@@ -168,6 +174,7 @@ func (r *runner) seedWithRetry(ctx context.Context) error {
 			return fmt.Errorf("%w\nNothing was left behind: the new link was removed again", err)
 		}
 		r.recordError(ctx, err)
+		r.cfg.Live.NoteError(err, true)
 		if !lost && !endpoint.IsConnectionLost(err) {
 			return fmt.Errorf("%w\nThe link keeps what it has done: fix the cause and run pglink start again to resume, or pglink drop to remove it", err)
 		}

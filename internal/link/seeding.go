@@ -12,6 +12,7 @@ import (
 
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/change"
+	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/seed"
 	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/stream"
@@ -148,6 +149,13 @@ func (r *runner) seedData(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var copiedRows, copiedBytes int64
+	for _, t := range rows {
+		if t.State == state.TableCopied {
+			copiedRows, copiedBytes = copiedRows+t.Rows, copiedBytes+t.Bytes
+		}
+	}
+	r.cfg.Live.seedTodo(len(todo), copiedRows, copiedBytes)
 	if len(todo) > 0 {
 		if err := r.copyTables(ctx, todo); err != nil {
 			return err
@@ -201,7 +209,12 @@ func (r *runner) copyTables(ctx context.Context, todo []catalog.Table) error {
 		return err
 	}
 	r.log.Info("copying tables", "tables", len(todo), "jobs", r.cfg.Jobs, "snapshot_lsn", info.ConsistentPoint.String())
-	prog := newProgressWriter(r.tgtConn.Config(), r.cfg.Name, r.cfg.Progress)
+	prog := newProgressWriter(r.tgtConn.Config(), r.cfg.Name, func(cp report.CopyProgress) {
+		r.cfg.Live.copyProgress(cp)
+		if r.cfg.Progress != nil {
+			r.cfg.Progress(cp)
+		}
+	})
 	defer prog.close(ctx)
 	for _, t := range todo {
 		if err := state.MarkTable(ctx, r.tgtConn, r.cfg.Name, state.Table{Schema: t.Schema, Name: t.Name, State: state.TableCopying}); err != nil {
@@ -254,6 +267,7 @@ func (r *runner) tableCopied(ctx context.Context, t catalog.Table, rows, bytes i
 	if err := state.MarkTable(ctx, conn, r.cfg.Name, row); err != nil {
 		return err
 	}
+	r.cfg.Live.tableDone()
 	r.log.Info("table copied", "table", t.Key(), "rows", rows, "bytes", bytes)
 	return nil
 }

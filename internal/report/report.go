@@ -33,6 +33,7 @@ type Status struct {
 	SlotName          string   `json:"slot_name"`
 	SlotActive        *bool    `json:"slot_active,omitempty"`
 	SlotRetainedBytes *int64   `json:"slot_retained_bytes,omitempty"` // WAL the source keeps for the slot
+	WALWarnBytes      int64    `json:"wal_warn_bytes,omitempty"`      // the WAL guard's threshold
 	Warnings          []string `json:"warnings,omitempty"`
 	// After a failover: whether the old source refuses writes, and whether
 	// both sides take writes (split brain: fence the old source).

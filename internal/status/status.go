@@ -23,6 +23,12 @@ import (
 // source that does not answer within statusSourceWait is left out with a
 // warning.
 func Read(ctx context.Context, name, target, source string) (*report.Status, error) {
+	return ReadWAL(ctx, name, target, source, 0)
+}
+
+// ReadWAL is Read with the WAL guard's threshold: walWarn bytes, or when
+// 0 the default rule (report.WALWarnThreshold).
+func ReadWAL(ctx context.Context, name, target, source string, walWarn int64) (*report.Status, error) {
 	if err := state.ValidateName(name); err != nil {
 		return nil, err
 	}
@@ -52,7 +58,7 @@ func Read(ctx context.Context, name, target, source string) (*report.Status, err
 		return nil, err
 	}
 	if src != nil {
-		(<-srcDone).apply(st)
+		(<-srcDone).apply(st, walWarn)
 	}
 	fillLag(st, applied)
 	return st, nil
@@ -193,6 +199,7 @@ type sourceState struct {
 	slotActive bool
 	retained   int64
 	walStatus  string
+	keepSize   int64 // max_slot_wal_keep_size in bytes, -1: none
 }
 
 // readSourceState reads the source's current position, its write fence
@@ -212,8 +219,9 @@ func readSourceState(ctx context.Context, src *endpoint.Endpoint, slot string) (
 		s.err = sourceWaitError(ctx, err)
 		return s
 	}
-	err = conn.QueryRow(ctx, `SELECT active, coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint, coalesce(wal_status, '')
-		FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&s.slotActive, &s.retained, &s.walStatus)
+	err = conn.QueryRow(ctx, `SELECT active, coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint, coalesce(wal_status, ''),
+		pg_size_bytes(current_setting('max_slot_wal_keep_size'))
+		FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&s.slotActive, &s.retained, &s.walStatus, &s.keepSize)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 	case err != nil:
@@ -234,7 +242,7 @@ func sourceWaitError(ctx context.Context, err error) error {
 }
 
 // apply adds the source's state to a status read from the target.
-func (s sourceState) apply(st *report.Status) {
+func (s sourceState) apply(st *report.Status, walWarn int64) {
 	// The position the running link last reported is not the source's
 	// now: when the source cannot be read, its position and the lag in
 	// bytes are unknown.
@@ -253,6 +261,12 @@ func (s sourceState) apply(st *report.Status) {
 		return
 	}
 	st.SlotActive, st.SlotRetainedBytes = &s.slotActive, &s.retained
+	if st.Phase != state.PhaseFailedOver {
+		st.WALWarnBytes = report.WALWarnThreshold(s.keepSize, walWarn)
+		if w := report.WALWarning(st.SlotName, s.retained, st.WALWarnBytes); w != "" {
+			st.Warnings = append(st.Warnings, w)
+		}
+	}
 	switch {
 	case st.Phase == state.PhaseFailedOver:
 	case s.walStatus == "lost":
