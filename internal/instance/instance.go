@@ -33,8 +33,8 @@ const Superuser = "postgres"
 
 // Options describe a new instance.
 type Options struct {
-	Dir    string // data directory; created when missing
-	Port   int    // 0 picks a free loopback port
+	Dir  string // data directory; created when missing
+	Port int    // 0 picks a free loopback port
 	// BinDir holds the PostgreSQL server binaries; BinDir() when empty. A
 	// build that ships its own libraries in BinDir/../lib (libpq.so.5 there)
 	// runs with LD_LIBRARY_PATH set to it.
