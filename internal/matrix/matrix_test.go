@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pglink/pglink/internal/assess"
 	"github.com/pglink/pglink/internal/compare"
 	"github.com/pglink/pglink/internal/failover"
 	"github.com/pglink/pglink/internal/link"
@@ -106,6 +107,7 @@ func runPair(t *testing.T, p pair) {
 			shop.customers, shop.orders RESTART IDENTITY`)
 	}
 	source, target := src.URL("shop"), dst.URL("shop")
+	assessPair(t, source, target, p.schema)
 
 	ctx, stopWriter := context.WithCancel(context.Background())
 	defer stopWriter()
@@ -143,6 +145,21 @@ func runPair(t *testing.T, p pair) {
 		t.Errorf("the link's process did not stop after the failover")
 	}
 	checkFailedOver(t, src, dst, w)
+}
+
+// assessPair checks that pglink assess finds nothing that blocks the pair,
+// as pglink start, which runs the same checks, must not.
+func assessPair(t *testing.T, source, target, schema string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := assess.Run(ctx, assess.Options{Source: source, Target: target, Schema: schema})
+	if err != nil {
+		t.Fatalf("assess: %v", err)
+	}
+	for _, f := range assess.Blockers(rep.Findings) {
+		t.Errorf("assess: blocker %s on the %s: %s", f.Check, f.Side, f.What)
+	}
 }
 
 // checkFailedOver checks what a planned failover under the writer's load
