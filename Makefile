@@ -11,7 +11,7 @@ PGBIN   ?= /usr/lib/postgresql/15/bin
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all deps build demo test bench clean
+.PHONY: all deps build demo versions test test-versions bench clean
 
 all: build
 
@@ -32,6 +32,14 @@ deps:
 	fi
 	$(GO) mod download
 
+# versions fetches the PostgreSQL servers of other major versions that the
+# tests start (pinned builds, into .cache/pg/<major>; see
+# scripts/pg-versions.sh), each verified once. PG_VERSIONS picks the majors;
+# 15 is Debian's, from deps.
+PG_VERSIONS ?= 13 14 16 17 18
+versions:
+	scripts/pg-versions.sh $(PG_VERSIONS)
+
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/pglink ./cmd/pglink
 
@@ -39,14 +47,22 @@ demo: deps build
 	bin/pglink demo
 
 # test checks formatting (listing the files to fix), vets, and runs every
-# test with the race detector against real PostgreSQL clusters.
+# test with the race detector against real PostgreSQL clusters, with the
+# fast subset of the version matrix (13 -> 17, 15 -> 18; 16 is the source
+# that Debian's pg_dump 15 cannot dump).
 test: deps
+	$(MAKE) versions PG_VERSIONS="13 16 17 18"
 	@unformatted="$$(gofmt -l .)"; \
 	if [ -n "$$unformatted" ]; then \
 		echo "these files need gofmt -w:" >&2; echo "$$unformatted" >&2; exit 1; \
 	fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# test-versions runs the whole version matrix: every source of 13 to 15 into
+# every target of 15 to 18, and 16, 17, 18 into their own version.
+test-versions: deps versions
+	PGLINK_TEST_VERSIONS=all $(GO) test -race -count=1 -timeout 30m -run 'TestVersionMatrix' ./internal/matrix/
 
 # bench measures pglink against pgcopydb, pg_dump/pg_restore and native
 # logical replication on two local servers it starts itself, and writes a

@@ -83,6 +83,7 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 		return rep, err
 	}
 	fs = append(fs, sizeFinding(rep.Source))
+	fs = append(fs, pgDumpFindings(ctx, rep.Source.VersionNum, opts.Schema)...)
 	if opts.Target == "" {
 		lfs, err := LinkRoleFindings(ctx, conn, nil)
 		if err != nil {
@@ -155,7 +156,7 @@ func assessTarget(ctx context.Context, opts Options, srcConn *pgx.Conn, src Serv
 	}
 	tgt.Address = ep.Describe()
 	tgt.FreeDisk, tgt.FreeDiskNote = freeDisk(ctx, conn, "")
-	fs := versionOrderFindings(src, tgt)
+	fs := versionPairFindings(src.VersionNum, tgt.VersionNum, tgt.Version, opts.Schema)
 	if exists {
 		sfs, err := sameDatabaseFinding(ctx, srcConn, conn, src.Address, tgt.Address)
 		if err != nil {

@@ -51,18 +51,6 @@ func readServer(ctx context.Context, conn *pgx.Conn, db string, exists bool) (Se
 // major returns the major version of a server_version_num.
 func major(num int) int { return num / 10000 }
 
-// versionOrderFindings compares the target's version with the source's: a
-// schema dumped from a newer server may not load into an older one.
-func versionOrderFindings(src, tgt Server) []Finding {
-	fs := []Finding{versionFinding(endpoint.Target, tgt.VersionNum, tgt.Version)}
-	if major(tgt.VersionNum) < major(src.VersionNum) {
-		fs = append(fs, finding(Blocker, endpoint.Target, "version_order",
-			fmt.Sprintf("the target runs PostgreSQL %d, older than the source's %d: a schema dumped from a newer server may not load into an older one", major(tgt.VersionNum), major(src.VersionNum)),
-			fmt.Sprintf("use a target of PostgreSQL %d or newer", major(src.VersionNum))))
-	}
-	return fs
-}
-
 // encodingFindings compares the encoding and locale of the two databases.
 // Rows travel in UTF8 between pglink and both servers, so any source
 // encoding converts into a UTF8 target; into another encoding, characters

@@ -16,7 +16,7 @@ import (
 // Supported major versions of PostgreSQL, for the source and the target.
 const (
 	MinVersion = 13
-	MaxVersion = 17
+	MaxVersion = 18
 )
 
 // sourceSettings is what the source's settings and the user's role say

@@ -2,7 +2,7 @@
 // about: the tables it replicates with their columns, keys, replica identity
 // and sizes, and the sequences a failover carries over. It reads the system
 // catalogs only (no information_schema), with queries valid on PostgreSQL
-// 13 to 17.
+// 13 to 18.
 package catalog
 
 import (

@@ -33,9 +33,12 @@ const Superuser = "postgres"
 
 // Options describe a new instance.
 type Options struct {
-	Dir    string // data directory; created when missing
-	Port   int    // 0 picks a free loopback port
-	BinDir string // PostgreSQL server binaries; DefaultBinDir when empty
+	Dir  string // data directory; created when missing
+	Port int    // 0 picks a free loopback port
+	// BinDir holds the PostgreSQL server binaries; BinDir() when empty. A
+	// build that ships its own libraries in BinDir/../lib (libpq.so.5 there)
+	// runs with LD_LIBRARY_PATH set to it.
+	BinDir string
 	// Settings are extra postgresql.conf lines (name -> value), on top of
 	// the defaults that logical replication needs.
 	Settings map[string]string
@@ -62,6 +65,18 @@ func BinDir() (string, error) {
 	}
 	return "", errors.New("PostgreSQL server binaries not found: install the postgresql-15 package " +
 		"(apt-get install postgresql-15) or set PGLINK_PGBIN to the directory that holds pg_ctl")
+}
+
+// LibDir returns the library directory that the binaries in bin need on
+// LD_LIBRARY_PATH: bin/../lib when it holds its own libpq (a relocatable
+// build, such as the test servers of other major versions), else "" (a
+// distribution's build finds its libraries itself).
+func LibDir(bin string) string {
+	lib := filepath.Join(filepath.Dir(bin), "lib")
+	if _, err := os.Stat(filepath.Join(lib, "libpq.so.5")); err != nil {
+		return ""
+	}
+	return lib
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that nothing listens on now.
@@ -117,8 +132,12 @@ func Create(ctx context.Context, opts Options) (*Instance, error) {
 	return inst, nil
 }
 
+// binDirComment starts the line of pglink.conf that names the binaries an
+// instance was made with, so that Open stops it with the same ones.
+const binDirComment = "# bin_dir: "
+
 // Open returns the instance whose data directory is dir, reading its port
-// from the configuration pglink wrote.
+// (and the binaries it was made with) from the configuration pglink wrote.
 func Open(dir string) (*Instance, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
@@ -130,6 +149,10 @@ func Open(dir string) (*Instance, error) {
 	}
 	inst := &Instance{Dir: dir}
 	for _, line := range strings.Split(string(b), "\n") {
+		if d, ok := strings.CutPrefix(line, binDirComment); ok {
+			inst.BinDir = strings.TrimSpace(d)
+			continue
+		}
 		k, v, ok := strings.Cut(line, "=")
 		if ok && strings.TrimSpace(k) == "port" {
 			inst.Port, _ = strconv.Atoi(strings.TrimSpace(v))
@@ -137,6 +160,9 @@ func Open(dir string) (*Instance, error) {
 	}
 	if inst.Port == 0 {
 		return nil, fmt.Errorf("instance %s: no port in pglink.conf", dir)
+	}
+	if inst.BinDir != "" {
+		return inst, nil
 	}
 	if inst.BinDir, err = BinDir(); err != nil {
 		return nil, err
@@ -167,6 +193,7 @@ func (i *Instance) writeConfig(extra map[string]string) error {
 	}
 	var b strings.Builder
 	b.WriteString("# written by pglink instance; included from postgresql.conf\n")
+	b.WriteString(binDirComment + i.BinDir + "\n")
 	for _, k := range slices.Sorted(maps.Keys(settings)) {
 		fmt.Fprintf(&b, "%s = %s\n", k, settings[k])
 	}
@@ -247,6 +274,12 @@ func (i *Instance) run(ctx context.Context, name string, args ...string) (string
 	cmd.Dir = os.TempDir()
 	if err := asServerUser(cmd); err != nil {
 		return "", err
+	}
+	if lib := LibDir(i.BinDir); lib != "" {
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(cmd.Env, "LD_LIBRARY_PATH="+lib)
 	}
 	if err := cmd.Run(); err != nil {
 		return out.String(), fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(out.String()))

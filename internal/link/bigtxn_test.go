@@ -16,10 +16,21 @@ import (
 // logical_decoding_work_mem); pglink spools it to disk and applies it from
 // there, so memory does not grow with the transaction.
 func TestMillionRowTransaction(t *testing.T) {
+	millionRowTransaction(t, 0)
+}
+
+// TestMillionRowTransactionProtocol1 is the same from a PostgreSQL 13
+// source, which speaks protocol 1 only: it sends the transaction once it
+// has committed, spilled to its own disk until then, never streamed.
+func TestMillionRowTransactionProtocol1(t *testing.T) {
+	millionRowTransaction(t, 13)
+}
+
+func millionRowTransaction(t *testing.T, srcVersion int) {
 	if os.Getenv("PGLINK_SHORT") != "" {
 		t.Skip("PGLINK_SHORT is set")
 	}
-	src := pgtest.Start(t, pgtest.Options{})
+	src := pgtest.Start(t, pgtest.Options{Version: srcVersion})
 	dst := pgtest.Start(t, pgtest.Options{})
 	src.CreateDB("big")
 	src.Exec("big", `CREATE TABLE public.rows (id bigint PRIMARY KEY, v text, n numeric)`)

@@ -296,7 +296,12 @@ func (r *runner) checks(ctx context.Context) ([]Problem, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(append(probs, tprobs...), problems(lfs)...), nil
+	vfs, err := assess.LinkVersionFindings(ctx, r.srcConn, r.tgtConn, r.cfg.Schema)
+	if err != nil {
+		return nil, err
+	}
+	logWarnings(r.log, vfs)
+	return append(append(append(probs, tprobs...), problems(lfs)...), problems(vfs)...), nil
 }
 
 func (r *runner) insertLink(ctx context.Context, sourceID string) error {

@@ -29,6 +29,9 @@ type Cluster struct {
 // Options tune a cluster; the zero value is a logical-replication-ready server.
 type Options struct {
 	Settings map[string]string // extra postgresql.conf settings
+	// Version is the server's major version (13 to 18, see BinDir); 0 is
+	// the default server (Debian's 15).
+	Version int
 }
 
 // Start creates and starts a cluster; t.Cleanup stops and removes it.
@@ -43,6 +46,10 @@ func Start(t testing.TB, opts Options) *Cluster {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	reapOrphans(ctx)
+	bin, err := BinDir(opts.Version)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		dir, err := instance.MkdirTemp("pgtest-")
@@ -52,7 +59,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 		if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		inst, err := instance.Create(ctx, instance.Options{Dir: dir + "/data", Settings: opts.Settings})
+		inst, err := instance.Create(ctx, instance.Options{Dir: dir + "/data", BinDir: bin, Settings: opts.Settings})
 		if err != nil {
 			os.RemoveAll(dir)
 			t.Fatal(err)

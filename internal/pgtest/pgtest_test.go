@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +96,23 @@ func TestProxyFaults(t *testing.T) {
 	p.Reset()
 	if err := roundTrip(b, 5*time.Second); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("after a reset: %v, want the connection gone", err)
+	}
+}
+
+// TestStartVersion starts servers of other major versions from the cache
+// that make versions fills, and refuses one that is not there with the fix.
+func TestStartVersion(t *testing.T) {
+	for _, v := range []int{13, 18} {
+		c := Start(t, Options{Version: v})
+		if got, want := c.QueryString("postgres", "current_setting('server_version_num')::int / 10000"), fmt.Sprint(v); got != want {
+			t.Errorf("Options{Version: %d} started a PostgreSQL %s server", v, got)
+		}
+		if got := c.QueryString("postgres", "current_setting('wal_level')"); got != "logical" {
+			t.Errorf("PostgreSQL %d: wal_level = %s", v, got)
+		}
+	}
+	t.Setenv("PGLINK_PG_CACHE", t.TempDir())
+	if _, err := BinDir(17); err == nil || !strings.Contains(err.Error(), "run make versions") {
+		t.Errorf("a version not fetched: %v, want an error that says to run make versions", err)
 	}
 }

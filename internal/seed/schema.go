@@ -13,6 +13,7 @@ import (
 
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/pgdump"
 	"github.com/pglink/pglink/internal/quote"
 )
 
@@ -183,7 +184,7 @@ func dumpSection(ctx context.Context, o SchemaOptions, section string) ([]statem
 	if err != nil {
 		return nil, rep, err
 	}
-	pgDump, err := findPgDump(ctx, version)
+	pgDump, err := pgdump.Find(ctx, version)
 	if err != nil {
 		return nil, rep, err
 	}

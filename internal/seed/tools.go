@@ -8,10 +8,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -19,66 +15,6 @@ import (
 
 	"github.com/pglink/pglink/internal/endpoint"
 )
-
-// pgBinDirs are the places searched for pg_dump after $PGLINK_PGBIN and
-// $PATH: Debian and Ubuntu install every major version side by side there.
-const pgBinGlob = "/usr/lib/postgresql/*/bin"
-
-// findPgDump returns a pg_dump not older than the server it dumps:
-// pg_dump refuses servers of a newer major version ("aborting because of
-// server version mismatch"). It prefers $PGLINK_PGBIN, then $PATH, then the
-// newest /usr/lib/postgresql/N/bin.
-func findPgDump(ctx context.Context, serverVersionNum int) (string, error) {
-	var candidates []string
-	if dir := os.Getenv("PGLINK_PGBIN"); dir != "" {
-		candidates = append(candidates, filepath.Join(dir, "pg_dump"))
-	}
-	if p, err := exec.LookPath("pg_dump"); err == nil {
-		candidates = append(candidates, p)
-	}
-	dirs, _ := filepath.Glob(pgBinGlob)
-	sort.Slice(dirs, func(i, j int) bool { return dirMajor(dirs[i]) > dirMajor(dirs[j]) })
-	for _, d := range dirs {
-		candidates = append(candidates, filepath.Join(d, "pg_dump"))
-	}
-	want := serverVersionNum / 10000
-	var seen []string
-	for _, c := range candidates {
-		major, err := toolMajor(ctx, c)
-		if err != nil {
-			continue
-		}
-		if major >= want {
-			return c, nil
-		}
-		seen = append(seen, fmt.Sprintf("%s (version %d)", c, major))
-	}
-	if len(seen) == 0 {
-		return "", fmt.Errorf("pg_dump not found: install the PostgreSQL %d client (e.g. apt-get install postgresql-client-%d) or set PGLINK_PGBIN to its bin directory", want, want)
-	}
-	return "", fmt.Errorf("the source server is PostgreSQL %d and pg_dump must be at least as new, but only %s was found: install the PostgreSQL %d client or set PGLINK_PGBIN",
-		want, strings.Join(seen, ", "), want)
-}
-
-func dirMajor(dir string) int {
-	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
-	return n
-}
-
-var toolVersionRE = regexp.MustCompile(`\) (\d+)(?:\.(\d+))?`)
-
-// toolMajor runs "tool --version" ("pg_dump (PostgreSQL) 15.18 (Debian...)").
-func toolMajor(ctx context.Context, path string) (int, error) {
-	out, err := exec.CommandContext(ctx, path, "--version").Output()
-	if err != nil {
-		return 0, err
-	}
-	m := toolVersionRE.FindSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("unexpected version output %q", out)
-	}
-	return strconv.Atoi(string(m[1]))
-}
 
 // splitPassword separates the password from a libpq connection string (URL
 // or key=value), so the password can travel to pg_dump in PGPASSWORD and

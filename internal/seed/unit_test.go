@@ -1,7 +1,6 @@
 package seed
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"reflect"
@@ -148,21 +147,6 @@ func TestCopySQL(t *testing.T) {
 	p.table.table = tb
 	if _, tgt = copySQL(p, false, false); !strings.HasSuffix(tgt, "(FORMAT text)") {
 		t.Errorf("a column without portable binary form must make the copy text: %s", tgt)
-	}
-}
-
-func TestFindPgDump(t *testing.T) {
-	ctx := context.Background()
-	path, err := findPgDump(ctx, 130000)
-	if err != nil {
-		t.Fatalf("a pg_dump for PostgreSQL 13: %v", err)
-	}
-	if major, err := toolMajor(ctx, path); err != nil || major < 13 {
-		t.Errorf("%s: version %d, %v", path, major, err)
-	}
-	_, err = findPgDump(ctx, 990000)
-	if err == nil || !strings.Contains(err.Error(), "PostgreSQL 99") || !strings.Contains(err.Error(), "at least as new") {
-		t.Errorf("no pg_dump new enough: got %v", err)
 	}
 }
 
