@@ -59,11 +59,12 @@ type ddlCarrier struct {
 
 // linkedRelsSQL lists the publication's tables with their partitions, and
 // their schemas.
-const linkedRelsSQL = `SELECT t.relid::oid, n.nspname
-	FROM pg_publication p JOIN pg_publication_rel pr ON pr.prpubid = p.oid
-	CROSS JOIN LATERAL pg_partition_tree(pr.prrelid) t
-	JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
-	WHERE p.pubname = $1`
+const linkedRelsSQL = `WITH pub AS (
+	SELECT pr.prrelid AS rel FROM pg_publication p JOIN pg_publication_rel pr ON pr.prpubid = p.oid WHERE p.pubname = $1
+), tree AS (
+	SELECT rel FROM pub UNION SELECT t.relid FROM pub CROSS JOIN LATERAL pg_partition_tree(pub.rel) t
+)
+SELECT c.oid, n.nspname FROM tree JOIN pg_class c ON c.oid = tree.rel JOIN pg_namespace n ON n.oid = c.relnamespace`
 
 // newDDLCarrier reads what the carrier needs: the link's DDL settings from
 // the target and the linked tables from the source.
@@ -107,6 +108,7 @@ func (d *ddlCarrier) change(ctx context.Context, c *change.Change) ([]apply.Stat
 		d.log.Warn("source: a schema change message not signed by this link's capture was left out", "at", c.MessageLSN.String())
 		return nil, nil
 	}
+	d.log.Debug("schema change of the source", "at", c.MessageLSN.String(), "tag", p.Tag, "scope", d.scope(p), "mode", d.mode)
 	switch d.scope(p) {
 	case scopeOther:
 		return nil, nil

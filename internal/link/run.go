@@ -374,7 +374,8 @@ func (r *runner) recordError(ctx context.Context, err error) {
 	rerr := state.ControlQuery(context.WithoutCancel(ctx), endpoint.Target, "the record of an error", func(ctx context.Context) error {
 		remedy := remedyFor(err)
 		var refused *apply.SchemaChangeError
-		if errors.As(err, &refused) {
+		var held *ErrDDLHeld
+		if errors.As(err, &refused) && !errors.As(err, &held) {
 			remedy = "the target refused the source's schema change; " + ddlRemedy(r.cfg.Name)
 		}
 		return state.SetError(ctx, r.tgtConn, r.cfg.Name, err.Error(), remedy)

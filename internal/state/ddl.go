@@ -56,12 +56,12 @@ func captureNamesFor(link string) captureNames {
 // captureSQL installs the capture. The event trigger functions run as the
 // role that changes the schema and never fail its statement: an error is
 // a WARNING (a source's migrations must never break because of pglink).
-// They hand the search path, the role and the command tag to the emit
+// They hand the search path, the role and the command tag to the signing
 // function, SECURITY DEFINER with a fixed search path, which only works
 // inside an event trigger (it reads pg_event_trigger_ddl_commands itself),
-// only for a role of the session, and signs what it emits with the link's
+// only for a role of the session, and signs the message with the link's
 // key, readable by its owner only: the target runs what it is sent, so no
-// one else may send it.
+// one else may write such a message.
 func captureSQL(link, key string) string {
 	n := captureNamesFor(link)
 	guc := quote.Literal(n.droppedGUC)
@@ -71,60 +71,68 @@ CREATE TABLE IF NOT EXISTS pglink.ddl_keys (link text PRIMARY KEY, key text NOT 
 REVOKE ALL ON pglink.ddl_keys FROM PUBLIC;
 INSERT INTO pglink.ddl_keys VALUES (` + quote.Literal(link) + `, ` + quote.Literal(key) + `)
 	ON CONFLICT (link) DO UPDATE SET key = excluded.key;
-CREATE OR REPLACE FUNCTION ` + n.emit + `(search_path text, role text, tag text) RETURNS void
+CREATE OR REPLACE FUNCTION ` + n.emit + `(search_path text, role text, tag text, seq int, dropped text) RETURNS text
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
-DECLARE cmds jsonb; dropped jsonb; payload text; k text; seq int;
+DECLARE cmds jsonb; drops jsonb; payload text; k text;
 BEGIN
 	IF NOT pg_has_role(session_user, role, 'MEMBER') THEN
 		RAISE EXCEPTION 'role % is not one of the session''s', role;
 	END IF;
 	SELECT coalesce(jsonb_agg(jsonb_build_object('tag', c.command_tag, 'type', c.object_type,
 		'schema', c.schema_name, 'identity', c.object_identity,
-		'rel', CASE c.classid
+		'rel', (CASE c.classid
 			WHEN 'pg_class'::regclass THEN (SELECT CASE WHEN r.relkind IN ('r', 'p', 'f') THEN r.oid
 				WHEN r.relkind IN ('i', 'I') THEN (SELECT indrelid FROM pg_index WHERE indexrelid = r.oid) END
 				FROM pg_class r WHERE r.oid = c.objid)
 			WHEN 'pg_trigger'::regclass THEN (SELECT tgrelid FROM pg_trigger WHERE oid = c.objid)
 			WHEN 'pg_constraint'::regclass THEN (SELECT nullif(conrelid, 0) FROM pg_constraint WHERE oid = c.objid)
 			WHEN 'pg_policy'::regclass THEN (SELECT polrelid FROM pg_policy WHERE oid = c.objid)
-			END)), '[]') INTO cmds
+			END)::bigint)), '[]') INTO cmds
 		FROM pg_event_trigger_ddl_commands() c;
-	dropped := coalesce(nullif(current_setting(` + guc + `, true), ''), '[]')::jsonb;
-	PERFORM set_config(` + guc + `, '', true);
-	IF cmds = '[]' AND dropped = '[]' THEN
-		RETURN;
+	drops := coalesce(nullif(dropped, ''), '[]')::jsonb;
+	IF cmds = '[]' AND drops = '[]' THEN
+		RETURN NULL;
 	END IF;
-	-- The same client string may hold several statements: seq numbers
-	-- this transaction's schema changes made by it, so the target can
-	-- pick the one this is.
-	seq := coalesce(nullif(split_part(current_setting('pglink.ddl_seq', true), ' ', 2), '')::int, -1);
-	IF split_part(current_setting('pglink.ddl_seq', true), ' ', 1) IS DISTINCT FROM md5(current_query()) THEN
-		seq := -1;
-	END IF;
-	seq := seq + 1;
-	PERFORM set_config('pglink.ddl_seq', md5(current_query()) || ' ' || seq, true);
 	payload := jsonb_build_object('query', current_query(), 'search_path', search_path, 'role', role,
-		'tag', tag, 'seq', seq, 'at', clock_timestamp(), 'commands', cmds, 'dropped', dropped)::text;
+		'tag', tag, 'seq', seq, 'at', clock_timestamp(), 'commands', cmds, 'dropped', drops)::text;
 	SELECT d.key INTO STRICT k FROM pglink.ddl_keys d WHERE d.link = ` + quote.Literal(link) + `;
-	PERFORM pg_logical_emit_message(true, ` + quote.Literal(DDLPrefix) + `,
-		encode(sha256(convert_to(k || encode(sha256(convert_to(k || payload, 'UTF8')), 'hex'), 'UTF8')), 'hex') || E'\n' || payload);
+	RETURN encode(sha256(convert_to(k || encode(sha256(convert_to(k || payload, 'UTF8')), 'hex'), 'UTF8')), 'hex') || E'\n' || payload;
 END
 $f$;
-REVOKE ALL ON FUNCTION ` + n.emit + `(text, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION ` + n.emit + `(text, text, text) TO PUBLIC;
+REVOKE ALL ON FUNCTION ` + n.emit + `(text, text, text, int, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ` + n.emit + `(text, text, text, int, text) TO PUBLIC;
 CREATE OR REPLACE FUNCTION ` + n.capture + `() RETURNS event_trigger LANGUAGE plpgsql AS $f$
+DECLARE dropped text; seq int; last text; content text;
 BEGIN
-	PERFORM ` + n.emit + `(pg_catalog.current_setting('search_path'), CURRENT_USER::text, TG_TAG);
-EXCEPTION WHEN OTHERS THEN
-	RAISE WARNING 'pglink: the schema change was not captured for link ` + link + `: %', SQLERRM
-		USING HINT = 'the statement succeeded on the source; make the same change on the target by hand, or the link stops at the next change of this table';
+	BEGIN
+	-- Set here, not in the emit function: a function's SET clause undoes
+	-- what it sets locally. The same client string may hold several
+	-- statements: seq numbers this transaction's schema changes made by
+	-- it, so the target can pick the one this is.
+	dropped := pg_catalog.current_setting(` + guc + `, true);
+	PERFORM pg_catalog.set_config(` + guc + `, '', true);
+	last := pg_catalog.current_setting('pglink.ddl_seq', true);
+	seq := CASE WHEN pg_catalog.split_part(last, ' ', 1) OPERATOR(pg_catalog.=) pg_catalog.md5(pg_catalog.current_query())
+		THEN pg_catalog.split_part(last, ' ', 2)::int OPERATOR(pg_catalog.+) 1 ELSE 0 END;
+	PERFORM pg_catalog.set_config('pglink.ddl_seq', pg_catalog.md5(pg_catalog.current_query()) OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) seq::text, true);
+	content := ` + n.emit + `(pg_catalog.current_setting('search_path'), CURRENT_USER::text, TG_TAG, seq, dropped);
+	EXCEPTION WHEN OTHERS THEN
+		RAISE WARNING 'pglink: the schema change was not captured for link ` + link + `: %', SQLERRM
+			USING HINT = 'the statement succeeded on the source; make the same change on the target by hand, or the link stops at the next change of this table';
+		RETURN;
+	END;
+	-- Outside the block: a message written in a subtransaction is decoded
+	-- after the changes of its transaction, not at its place among them.
+	IF content IS NOT NULL THEN
+		PERFORM pg_catalog.pg_logical_emit_message(true, ` + quote.Literal(DDLPrefix) + `, content);
+	END IF;
 END
 $f$;
 CREATE OR REPLACE FUNCTION ` + n.dropped + `() RETURNS event_trigger LANGUAGE plpgsql AS $f$
 BEGIN
 	PERFORM pg_catalog.set_config(` + guc + `, (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('type', o.object_type,
 		'schema', o.schema_name, 'identity', o.object_identity,
-		'rel', CASE WHEN o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND o.object_type IN ('table', 'foreign table') THEN o.objid END))::text
+		'rel', CASE WHEN o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND o.object_type IN ('table', 'foreign table') THEN o.objid::bigint END))::text
 		FROM pg_catalog.pg_event_trigger_dropped_objects() o WHERE o.original), true);
 EXCEPTION WHEN OTHERS THEN
 	RAISE WARNING 'pglink: the dropped objects were not captured for link ` + link + `: %', SQLERRM;
@@ -147,7 +155,7 @@ DROP EVENT TRIGGER IF EXISTS ` + n.endTrigger + `;
 DROP EVENT TRIGGER IF EXISTS ` + n.dropTrigger + `;
 DROP FUNCTION IF EXISTS ` + n.capture + `();
 DROP FUNCTION IF EXISTS ` + n.dropped + `();
-DROP FUNCTION IF EXISTS ` + n.emit + `(text, text, text);
+DROP FUNCTION IF EXISTS ` + n.emit + `(text, text, text, int, text);
 DO $d$ BEGIN
 	IF to_regclass('pglink.ddl_keys') IS NOT NULL THEN
 		DELETE FROM pglink.ddl_keys WHERE link = ` + quote.Literal(link) + `;
