@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pglink/pglink/internal/link"
+	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/termui"
 )
 
@@ -35,6 +36,11 @@ func newStartCmd() *cobra.Command {
 			if cfg.ApplySessions != 1 && cfg.ApplySessions != 2 {
 				return usagef(c, "--apply-sessions %d: give 1 or 2", cfg.ApplySessions)
 			}
+			if cfg.DDL != "" {
+				if err := state.ValidDDLMode(cfg.DDL); err != nil {
+					return usagef(c, "%v", err)
+				}
+			}
 			cfg.Name, cfg.Source, cfg.Target = lf.name, lf.source, lf.target
 			return runLink(c.Context(), c.ErrOrStderr(), cfg, verbose)
 		},
@@ -47,6 +53,7 @@ func newStartCmd() *cobra.Command {
 	f.IntVar(&cfg.ApplySessions, "apply-sessions", 2, "target sessions the apply uses, 1 or 2: each takes one of the target's replication origin entries (max_replication_slots)")
 	f.StringVar(&cfg.Schema, "schema", link.SchemaCopy, "copy: copy the schema with pg_dump; existing: the target already holds the tables (pglink empties them before it copies)")
 	f.BoolVar(&cfg.TruncateExisting, "truncate-existing", false, "with --schema existing: empty target tables that hold rows (refused otherwise)")
+	f.StringVar(&cfg.DDL, "ddl", "", "the source's schema changes: replicate (carry them to the target in order; the default for a new link), stop (hold the link at each until pglink resume-ddl) or ignore; default for a link that exists: keep its mode")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug details")
 	return c
 }

@@ -177,3 +177,45 @@ func dropLink(cfg Config) error {
 	defer cancel()
 	return state.Drop(ctx, cfg.Name, cfg.Source, cfg.Target, nil)
 }
+
+// TestDDLStop holds the link before a schema change with --ddl stop, and
+// goes on with pglink resume-ddl: --apply runs it, --skip leaves it out
+// (the target then needs it by hand, here done before the skip).
+func TestDDLStop(t *testing.T) {
+	src := pgtest.Start(t, pgtest.Options{})
+	dst := pgtest.Start(t, pgtest.Options{})
+	src.CreateDB("app")
+	src.Exec("app", `CREATE TABLE public.t (id int PRIMARY KEY, v text)`, `INSERT INTO public.t VALUES (1, 'a')`)
+	cfg := Config{Name: "stop", Source: src.URL("app"), Target: dst.URL("app"), DDL: state.DDLStop}
+	l := startTestLink(t, cfg)
+	waitPhase(t, l, "replicating", time.Minute)
+	resume := func(decision string) {
+		t.Helper()
+		waitFor(t, "the link to hold", time.Minute, l, func() (bool, error) {
+			return count(t, dst, "app", `SELECT count(*) FROM pglink.ddl_held WHERE decision IS NULL`) == "1", nil
+		})
+		st := linkStatus(t, "stop", dst.URL("app"), "")
+		if !contains(st.LastError, "held by --ddl stop", "ALTER TABLE public.t") || !contains(st.Remedy, "resume-ddl") {
+			t.Fatalf("last error %q, remedy %q", st.LastError, st.Remedy)
+		}
+		conn := dst.Connect("app")
+		if _, err := state.ResumeDDL(context.Background(), conn, "stop", decision); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src.Exec("app", `ALTER TABLE public.t ADD COLUMN c int DEFAULT 3`, `INSERT INTO public.t VALUES (2, 'b', 4)`)
+	resume(state.ResumeApply)
+	waitCaughtUp(t, l, src, "app", time.Minute)
+
+	src.Exec("app", `ALTER TABLE public.t ADD COLUMN d int`, `INSERT INTO public.t VALUES (3, 'c', 5, 6)`)
+	resume(state.ResumeSkip)
+	// Skipped: the link stops at the next row that needs the column, until
+	// the target has it.
+	time.Sleep(2 * time.Second)
+	dst.Exec("app", `BEGIN READ WRITE; SET LOCAL session_replication_role = replica; ALTER TABLE public.t ADD COLUMN d int; COMMIT`)
+	waitCaughtUp(t, l, src, "app", 2*time.Minute)
+	assertSame(t, src, dst, "app", "app")
+	if got := count(t, dst, "app", `SELECT string_agg(event::text, ',' ORDER BY at) FROM pglink.history WHERE event LIKE 'ddl%'`); got != "ddl_applied,ddl_skipped" {
+		t.Fatalf("history %s", got)
+	}
+}

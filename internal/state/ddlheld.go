@@ -77,10 +77,18 @@ func HoldDDL(ctx context.Context, conn *pgx.Conn, link string, h HeldDDL) error 
 func ResumeDDL(ctx context.Context, conn *pgx.Conn, link, decision string) (*HeldDDL, error) {
 	var h HeldDDL
 	var lsn string
-	err := conn.QueryRow(ctx, `UPDATE pglink.ddl_held SET decision = $2 WHERE link = $1
-		RETURNING source_lsn::text, statement, reason`, link, decision).Scan(&lsn, &h.Statement, &h.Reason)
+	// Read-write: the target's database starts its sessions read-only.
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadWrite})
+	if err == nil {
+		defer tx.Rollback(context.WithoutCancel(ctx))
+		err = tx.QueryRow(ctx, `UPDATE pglink.ddl_held SET decision = $2 WHERE link = $1
+			RETURNING source_lsn::text, statement, reason`, link, decision).Scan(&lsn, &h.Statement, &h.Reason)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("link %s holds before no schema change: nothing to resume", link)
+	}
+	if err == nil {
+		err = tx.Commit(ctx)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("target: record the decision for the held schema change of link %s: %w", link, err)
