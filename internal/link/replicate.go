@@ -282,7 +282,7 @@ func (r *runner) streamSession(ctx context.Context) error {
 	defer ddl.close(ctx)
 	applier := apply.New(apply.Options{
 		SchemaChange: ddl.change,
-		Conn: applyConn, Origin: r.names.Origin, Second: second, SecondOrigin: r.names.Origin2,
+		Conn:         applyConn, Origin: r.names.Origin, Second: second, SecondOrigin: r.names.Origin2,
 		Logger: r.log, OnApplied: streamer.SetApplied, Gate: pause,
 		SourceAhead: func() change.LSN { return change.LSN(r.heartbeatLSN.Load()) },
 		SyncLSN: func(table string) (change.LSN, bool) {
