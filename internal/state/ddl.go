@@ -104,6 +104,10 @@ GRANT EXECUTE ON FUNCTION ` + n.emit + `(text, text, text, int, text) TO PUBLIC;
 CREATE OR REPLACE FUNCTION ` + n.capture + `() RETURNS event_trigger LANGUAGE plpgsql AS $f$
 DECLARE dropped text; seq int; last text; content text;
 BEGIN
+	-- pglink's own changes of the source (the failover's fence) say so.
+	IF pg_catalog.current_setting('pglink.ddl_capture', true) OPERATOR(pg_catalog.=) 'off' THEN
+		RETURN;
+	END IF;
 	BEGIN
 	-- Set here, not in the emit function: a function's SET clause undoes
 	-- what it sets locally. The same client string may hold several
@@ -130,6 +134,9 @@ END
 $f$;
 CREATE OR REPLACE FUNCTION ` + n.dropped + `() RETURNS event_trigger LANGUAGE plpgsql AS $f$
 BEGIN
+	IF pg_catalog.current_setting('pglink.ddl_capture', true) OPERATOR(pg_catalog.=) 'off' THEN
+		RETURN;
+	END IF;
 	PERFORM pg_catalog.set_config(` + guc + `, (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('type', o.object_type,
 		'schema', o.schema_name, 'identity', o.object_identity,
 		'rel', CASE WHEN o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND o.object_type IN ('table', 'foreign table') THEN o.objid::bigint END))::text
