@@ -25,7 +25,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{command: commandName(c), err: err}
 	})
-	root.AddCommand(newStartCmd(), newServeCmd(), newStatusCmd(), newDropCmd(), newValidateCmd(), newFailoverCmd(), newReleaseSourceCmd(), newFenceSourceCmd(), newInstanceCmd(), newDemoCmd(), newVersionCmd())
+	root.AddCommand(newStartCmd(), newServeCmd(), newStatusCmd(), newDropCmd(), newResumeDDLCmd(), newValidateCmd(), newFailoverCmd(), newReleaseSourceCmd(), newFenceSourceCmd(), newInstanceCmd(), newDemoCmd(), newVersionCmd())
 	return root
 }
 

@@ -73,6 +73,12 @@ type Options struct {
 	SourceAhead func() change.LSN
 	// Gate, when set, may hold the apply between two source transactions.
 	Gate Gate
+	// SchemaChange, when set, is asked about each logical message of a
+	// source transaction that is not already applied. The statements it
+	// returns run on the target at that point of the transaction (see
+	// schema.go); none leaves the message without effect, and an error
+	// stops the apply before anything of the message is applied.
+	SchemaChange func(ctx context.Context, c *change.Change) ([]Statement, error)
 	// OnApplied is called after each durable target COMMIT with the end LSN
 	// of the last source transaction it holds (the stream's SetApplied);
 	// see DurableEvery.

@@ -33,6 +33,9 @@ type loop struct {
 	lastCommit *change.Change
 	skipped    int64 // not yet added to Stats
 	skipTxns   int64
+	// schemaTxn is set when the open source transaction changed the
+	// target's schema: its batch commits at its commit.
+	schemaTxn bool
 
 	shape shape // the row change's shape: rowChange's scratch
 }
@@ -112,7 +115,9 @@ func (l *loop) handle(ctx context.Context, c *change.Change, in <-chan *change.C
 		}
 		return l.truncate(ctx, c)
 	case change.Message:
-		return nil // nothing to apply; its transaction still commits and moves the origin
+		// A message with nothing to apply still has its transaction
+		// commit and move the origin.
+		return l.message(ctx, c)
 	}
 	return fmt.Errorf("unknown change %s at source %s", c.Kind, c.CommitLSN)
 }
@@ -182,6 +187,10 @@ func (l *loop) commit(ctx context.Context, c *change.Change, in <-chan *change.C
 	l.batchTxns++
 	l.lastCommit = c
 	l.origin = max(l.origin, c.EndLSN)
+	if l.schemaTxn {
+		l.schemaTxn = false
+		return l.commitBatch(ctx, true, true)
+	}
 	more := l.waiting(in)
 	if !more && l.moreComing(c.EndLSN) {
 		more = l.waitInput(ctx, in, l.a.opts.MaxBatchDelay-time.Since(l.batchStart))

@@ -39,6 +39,13 @@ func (p *planner) known(rel *change.Relation) (*table, bool) {
 	return t, ok
 }
 
+// forget drops every mapping and the statements built for them: after a
+// schema change the target's tables are read again at their next change.
+func (p *planner) forget() {
+	clear(p.tables)
+	clear(p.bySig)
+}
+
 // add maps rel to t, read from the target's catalog for it.
 func (p *planner) add(rel *change.Relation, t *table) {
 	p.bySig[signature(rel)] = t

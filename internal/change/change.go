@@ -124,6 +124,7 @@ type Change struct {
 	Cascade         bool
 	RestartIdentity bool
 
-	Prefix  string // Message
-	Content []byte
+	Prefix     string // Message
+	Content    []byte
+	MessageLSN LSN // Message: where it is in the source's WAL
 }

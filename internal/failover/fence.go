@@ -32,6 +32,7 @@ const FenceSchema = "pglink_fence"
 
 // fenceSetupSQL creates the fence's function and sets the database default.
 const fenceSetupSQL = `BEGIN READ WRITE;
+SET LOCAL pglink.ddl_capture = off; -- the fence is no schema change for the target
 CREATE SCHEMA IF NOT EXISTS pglink_fence;
 CREATE OR REPLACE FUNCTION pglink_fence.refuse_write() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
@@ -52,6 +53,7 @@ WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type 
 
 // fenceTablesSQL puts the trigger on every table and partition that lacks it.
 const fenceTablesSQL = `BEGIN READ WRITE;
+SET LOCAL pglink.ddl_capture = off; -- the fence is no schema change for the target
 SET LOCAL lock_timeout = '5s';
 DO $d$ DECLARE r record; BEGIN
 	FOR r IN SELECT c.oid::regclass AS rel FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -96,6 +98,7 @@ ROLLBACK;`
 // fence's own statements, it runs in an explicit read-write transaction:
 // the session may have started read-only.
 const unfenceSQL = `BEGIN READ WRITE;
+SET LOCAL pglink.ddl_capture = off; -- the fence is no schema change for the target
 DROP SCHEMA IF EXISTS pglink_fence CASCADE;
 DO $d$ BEGIN
 	EXECUTE format('ALTER DATABASE %I RESET default_transaction_read_only', current_database());

@@ -197,12 +197,14 @@ done
 `, sqlArg(strings.Join(strings.Fields(state.LeaseHeldSQL(o.Name)), " ")))
 }
 
-// scriptSourceCleanup drops the link's slots on the source, and with
+// scriptSourceCleanup drops the link's slots and DDL capture on the
+// source, and with
 // --cleanup its publication.
 func scriptSourceCleanup(o Options) string {
 	s := `src -c "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name IN ('pglink_$LINK', 'pglink_${LINK}_sync') AND active_pid IS NOT NULL" >/dev/null
 sleep 1
 src -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('pglink_$LINK', 'pglink_${LINK}_sync')" >/dev/null
+src -c ` + sqlArg(state.UncaptureSQL(o.Name)) + ` >/dev/null
 `
 	if o.Cleanup {
 		// The source is fenced: its sessions start read-only.

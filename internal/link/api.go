@@ -27,6 +27,10 @@ type Config struct {
 	// may need more than the speed.
 	ApplySessions int
 	Schema        string // SchemaCopy (default) or SchemaExisting
+	// DDL is what the link does with the source's schema changes:
+	// state.DDLReplicate (the default for a new link), DDLStop or
+	// DDLIgnore. Empty on a link that exists keeps its mode.
+	DDL string
 	// TruncateExisting lets a new link with SchemaExisting empty target
 	// tables that hold rows (it refuses them otherwise).
 	TruncateExisting bool

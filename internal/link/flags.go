@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pglink/pglink/internal/state"
 	"github.com/spf13/pflag"
 )
 
@@ -18,6 +19,7 @@ func AddFlags(fs *pflag.FlagSet, cfg *Config) {
 	fs.IntVar(&cfg.ApplySessions, "apply-sessions", 2, "target sessions the apply uses, 1 or 2: each takes one of the target's replication origin entries (max_replication_slots)")
 	fs.StringVar(&cfg.Schema, "schema", SchemaCopy, "copy: copy the schema with pg_dump; existing: the target already holds the tables (pglink empties them before it copies)")
 	fs.BoolVar(&cfg.TruncateExisting, "truncate-existing", false, "with --schema existing: empty target tables that hold rows (refused otherwise)")
+	fs.StringVar(&cfg.DDL, "ddl", "", "the source's schema changes: replicate (carry them to the target in order; the default for a new link), stop (hold the link at each until pglink resume-ddl) or ignore; default for a link that exists: keep its mode")
 	fs.Var((*SizeValue)(&cfg.WALWarnBytes), "wal-warn", "warn when the link's slot retains more WAL than this on the source, like 512MB or 2GB (default: half of the source's max_slot_wal_keep_size, else 1GB)")
 }
 
@@ -31,6 +33,9 @@ func (c *Config) Check() error {
 		return fmt.Errorf("--jobs %d: give a positive number of parallel copy jobs (0: one per CPU)", c.Jobs)
 	case c.ApplySessions != 1 && c.ApplySessions != 2:
 		return fmt.Errorf("--apply-sessions %d: give 1 or 2", c.ApplySessions)
+	}
+	if c.DDL != "" {
+		return state.ValidDDLMode(c.DDL)
 	}
 	return nil
 }

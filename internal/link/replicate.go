@@ -277,8 +277,14 @@ func (r *runner) streamSession(ctx context.Context) error {
 		StartLSN: start, SpoolDir: spoolDir, StatusInterval: statusInterval, Logger: r.log,
 	})
 	pause := state.NewPauser(r.tgt, r.cfg.Name)
+	ddl, err := r.newDDLCarrier(ctx)
+	if err != nil {
+		return err
+	}
+	defer ddl.close(ctx)
 	applier := apply.New(apply.Options{
-		Conn: applyConn, Origin: r.names.Origin, Second: second, SecondOrigin: r.names.Origin2,
+		SchemaChange: ddl.change,
+		Conn:         applyConn, Origin: r.names.Origin, Second: second, SecondOrigin: r.names.Origin2,
 		Logger: r.log, OnApplied: streamer.SetApplied, Gate: pause,
 		SourceAhead: func() change.LSN { return change.LSN(r.heartbeatLSN.Load()) },
 		SyncLSN: func(table string) (change.LSN, bool) {
@@ -301,6 +307,13 @@ func (r *runner) streamSession(ctx context.Context) error {
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return ctx.Err()
+	}
+	var held *ErrDDLHeld
+	var refused *apply.SchemaChangeError
+	if errors.As(err, &refused) && !errors.As(err, &held) {
+		if rerr := ddl.recordRefused(ctx, err); rerr != nil {
+			r.log.Warn("could not record the schema change the target refused", "error", rerr)
+		}
 	}
 	return err
 }

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pglink/pglink/internal/apply"
 	"github.com/pglink/pglink/internal/assess"
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
@@ -59,6 +61,11 @@ func newRunner(cfg Config) (*runner, error) {
 	}
 	if cfg.Schema != SchemaCopy && cfg.Schema != SchemaExisting {
 		return nil, fmt.Errorf("invalid --schema %q: use %q (copy the schema with pg_dump) or %q (the target already has the tables)", cfg.Schema, SchemaCopy, SchemaExisting)
+	}
+	if cfg.DDL != "" {
+		if err := state.ValidDDLMode(cfg.DDL); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Jobs <= 0 {
 		cfg.Jobs = runtime.NumCPU()
@@ -234,6 +241,9 @@ func (r *runner) resume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("source: list tables: %w", err)
 	}
+	if err := r.resumeCapture(ctx); err != nil {
+		return err
+	}
 	r.log.Info("resuming link", "phase", r.row.Phase, "source", r.src.Describe(), "target", r.tgt.Describe())
 	return nil
 }
@@ -258,6 +268,11 @@ func (r *runner) create(ctx context.Context) error {
 		return err
 	}
 	if err := state.CreatePublication(ctx, r.srcConn, r.names.Publication, r.cfg.Name, r.tables); err != nil {
+		return err
+	}
+	// Before the slot: its snapshot holds the schema changes before it,
+	// and the stream every one after.
+	if err := r.setUpCapture(ctx, cmp.Or(r.cfg.DDL, state.DDLReplicate), ""); err != nil {
 		return err
 	}
 	r.log.Info("link created", "source", r.src.Describe(), "target", r.tgt.Describe(), "tables", len(r.tables))
@@ -347,6 +362,9 @@ func (r *runner) undoCreate(ctx context.Context) {
 	if err := state.DropPublicationIfOurs(ctx, r.srcConn, r.names.Publication, r.cfg.Name); err != nil {
 		r.log.Warn("could not remove the publication of the failed link", "error", err)
 	}
+	if err := state.RemoveCapture(ctx, r.srcConn, r.cfg.Name); err != nil {
+		r.log.Warn("could not remove the DDL capture of the failed link", "error", err)
+	}
 	if err := state.RemoveLinkState(ctx, r.tgtConn, r.cfg.Name); err != nil {
 		r.log.Warn("could not remove the state of the failed link", "error", err)
 	}
@@ -366,7 +384,13 @@ func (r *runner) recordError(ctx context.Context, err error) {
 		return
 	}
 	rerr := state.ControlQuery(context.WithoutCancel(ctx), endpoint.Target, "the record of an error", func(ctx context.Context) error {
-		return state.SetError(ctx, r.tgtConn, r.cfg.Name, err.Error(), remedyFor(err))
+		remedy := remedyFor(err)
+		var refused *apply.SchemaChangeError
+		var held *ErrDDLHeld
+		if errors.As(err, &refused) && !errors.As(err, &held) {
+			remedy = "the target refused the source's schema change; " + ddlRemedy(r.cfg.Name)
+		}
+		return state.SetError(ctx, r.tgtConn, r.cfg.Name, err.Error(), remedy)
 	})
 	if rerr != nil {
 		r.log.Warn("could not record the error in the target", "error", rerr)
@@ -375,6 +399,10 @@ func (r *runner) recordError(ctx context.Context, err error) {
 
 // remedyFor gives the fix for an error when the error carries one.
 func remedyFor(err error) string {
+	var held *ErrDDLHeld
+	if errors.As(err, &held) {
+		return ddlRemedy(held.Link)
+	}
 	var ee *endpoint.Error
 	if errors.As(err, &ee) {
 		return ee.Remedy

@@ -39,6 +39,10 @@ type Status struct {
 	// both sides take writes (split brain: fence the old source).
 	SourceFenced *bool `json:"source_fenced,omitempty"`
 	SplitBrain   bool  `json:"split_brain,omitempty"`
+	// What the link does with the source's schema changes, and the last
+	// ones it carried, skipped or left out, newest first.
+	DDLMode string            `json:"ddl_mode,omitempty"`
+	DDL     []state.DDLRecord `json:"ddl,omitempty"`
 }
 
 // Table is one table's seeding state.

@@ -200,7 +200,20 @@ func dumpSection(ctx context.Context, o SchemaOptions, section string) ([]statem
 	if err != nil {
 		return nil, rep, err
 	}
-	return splitScript(string(script)), rep, nil
+	return withoutOwnObjects(splitScript(string(script))), rep, nil
+}
+
+// withoutOwnObjects leaves out pglink's event triggers on the source (its
+// DDL capture, whose functions are in the schema pg_dump leaves out).
+func withoutOwnObjects(stmts []statement) []statement {
+	out := stmts[:0]
+	for _, s := range stmts {
+		if s.Type == "EVENT TRIGGER" && strings.HasPrefix(s.Name, "pglink_") {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // exclusions returns pg_dump patterns (quoted, so taken literally) for the

@@ -163,3 +163,14 @@ func dollarTag(s string, i int) (string, bool) {
 func isIdentChar(c byte) bool {
 	return c == '_' || c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
 }
+
+// SplitStatements cuts SQL text into its statements (without their final
+// semicolons), by the same lexical rules as pg_dump scripts.
+func SplitStatements(sql string) []string {
+	stmts := splitScript(sql)
+	out := make([]string, len(stmts))
+	for i, s := range stmts {
+		out[i] = s.SQL
+	}
+	return out
+}

@@ -316,5 +316,6 @@ func DropSourceSlots(ctx context.Context, src *pgx.Conn, name string) (int, erro
 			n++
 		}
 	}
-	return n, nil
+	// The capture feeds the slot: without it, it has no one to write for.
+	return n, RemoveCapture(ctx, src, name)
 }

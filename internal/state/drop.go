@@ -69,6 +69,9 @@ func DropSourceSide(ctx context.Context, src *endpoint.Endpoint, name string, lo
 			log.Info("dropped replication slot", "slot", slot)
 		}
 	}
+	if err := RemoveCapture(ctx, conn, name); err != nil {
+		return err
+	}
 	exists, ours, err := PublicationOwner(ctx, conn, names.Publication, name)
 	if err != nil {
 		return err

@@ -78,6 +78,21 @@ CREATE TABLE IF NOT EXISTS pglink.history (
 	event  text NOT NULL,
 	detail text
 );
+-- Schema changes carried from the source (pglink start --ddl).
+ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS ddl_mode text NOT NULL DEFAULT 'replicate';
+ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS ddl_key text;
+ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS ddl_note text;
+ALTER TABLE pglink.history ADD COLUMN IF NOT EXISTS source_lsn pg_lsn;
+ALTER TABLE pglink.history ADD COLUMN IF NOT EXISTS source_at timestamptz;
+-- A schema change the link holds before: by --ddl stop, or because the
+-- target refused it; pglink resume-ddl writes the decision.
+CREATE TABLE IF NOT EXISTS pglink.ddl_held (
+	link       text PRIMARY KEY REFERENCES pglink.links (name) ON DELETE CASCADE,
+	source_lsn pg_lsn NOT NULL,
+	statement  text NOT NULL,
+	reason     text NOT NULL,
+	decision   text
+);
 CREATE OR REPLACE FUNCTION pglink.refuse_write() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
 	RAISE EXCEPTION 'table %.% is the target of a pglink link and read-only until failover', TG_TABLE_SCHEMA, TG_TABLE_NAME

@@ -116,6 +116,7 @@ func targetStatus(ctx context.Context, conn *pgx.Conn, name string) (*report.Sta
 	}
 	st := &report.Status{Name: name, Phase: row.Phase, Running: running, Tables: statusTables(tables),
 		CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt, SlotName: state.NamesFor(name).Slot, Warnings: warnings}
+	ddlStatus(ctx, conn, st)
 	if row.LastError != nil {
 		st.LastError = *row.LastError
 	}

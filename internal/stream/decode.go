@@ -116,7 +116,7 @@ func (rc relationCache) otherChange(msg pglogrepl.Message) (*change.Change, erro
 		}
 		// Content points into the receive buffer, which the next receive
 		// overwrites.
-		return &change.Change{Kind: change.Message, Prefix: m.Prefix, Content: bytes.Clone(m.Content)}, nil
+		return &change.Change{Kind: change.Message, Prefix: m.Prefix, Content: bytes.Clone(m.Content), MessageLSN: m.LSN}, nil
 	}
 	return nil, fmt.Errorf("unexpected pgoutput message %s", msg.Type())
 }

@@ -3,6 +3,7 @@ package termui
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -43,6 +44,13 @@ func Status(w io.Writer, st *report.Status) error {
 	}
 	for _, warning := range st.Warnings {
 		fmt.Fprintf(tw, "warning\t%s\n", warning)
+	}
+	if st.DDLMode != "" {
+		fmt.Fprintf(tw, "schema changes\t--ddl %s\n", st.DDLMode)
+	}
+	for _, d := range st.DDL {
+		fmt.Fprintf(tw, "  %s\t%s at source %s: %s\n", d.At.Local().Format(time.DateTime), strings.TrimPrefix(string(d.Event), "ddl_"),
+			orDash(d.SourceLSN), strings.Join(strings.Fields(d.Statement), " "))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

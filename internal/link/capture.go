@@ -1,0 +1,63 @@
+package link
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pglink/pglink/internal/state"
+)
+
+// setUpCapture installs the source's DDL capture for mode, signing with
+// key (a new key when empty), and records the mode. A source that cannot
+// have it falls back to --ddl ignore, said in the log and in status.
+func (r *runner) setUpCapture(ctx context.Context, mode, key string) error {
+	note := ""
+	if mode != state.DDLIgnore {
+		var err error
+		if key == "" {
+			if key, err = state.NewDDLKey(); err != nil {
+				return err
+			}
+		}
+		why, err := state.InstallCapture(ctx, r.srcConn, r.cfg.Name, key)
+		if err != nil {
+			return err
+		}
+		if why != "" {
+			r.log.Warn("source: schema changes are not carried; the link goes on with --ddl ignore", "reason", why)
+			mode, note = state.DDLIgnore, fmt.Sprintf("--ddl %s asked, but %s", mode, why)
+		}
+	}
+	return state.SetDDL(ctx, r.tgtConn, r.cfg.Name, mode, key, note)
+}
+
+// resumeCapture puts the capture back when the link's mode needs it and
+// it is missing (a link made by an older pglink, or one whose capture was
+// removed), or changes the mode when --ddl was given. Schema changes made
+// while it was missing are not carried.
+func (r *runner) resumeCapture(ctx context.Context) error {
+	if r.row.Phase == state.PhaseFailedOver {
+		return nil
+	}
+	s, err := state.LoadDDL(ctx, r.tgtConn, r.cfg.Name)
+	if err != nil {
+		return err
+	}
+	mode := s.Mode
+	if r.cfg.DDL != "" {
+		mode = r.cfg.DDL
+	} else if s.Note != "" {
+		mode = state.DDLReplicate // the fallback: try again
+	}
+	if mode == state.DDLIgnore {
+		return state.SetDDL(ctx, r.tgtConn, r.cfg.Name, mode, "", "")
+	}
+	installed, err := state.CaptureInstalled(ctx, r.srcConn, r.cfg.Name)
+	if err != nil {
+		return err
+	}
+	if installed && s.Key != "" {
+		return state.SetDDL(ctx, r.tgtConn, r.cfg.Name, mode, "", "")
+	}
+	return r.setUpCapture(ctx, mode, s.Key)
+}
