@@ -5,11 +5,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pglink/pglink/internal/state"
+	"github.com/pglink/pglink/internal/failover"
 )
 
 func newDropCmd() *cobra.Command {
 	var lf linkFlags
+	var release bool
 	c := &cobra.Command{
 		Use:   "drop",
 		Short: "Remove a link: its slot and publication on the source, its origin and state on the target",
@@ -21,13 +22,18 @@ func newDropCmd() *cobra.Command {
 			if err := lf.resolve(c, true); err != nil {
 				return err
 			}
-			if err := state.Drop(c.Context(), lf.name, lf.source, lf.target, newLogger(c.ErrOrStderr(), false)); err != nil {
+			said, err := failover.Drop(c.Context(), lf.name, lf.source, lf.target, release, newLogger(c.ErrOrStderr(), false))
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(c.OutOrStdout(), "link %s dropped\n", lf.name)
+			if said != "" {
+				fmt.Fprintln(c.OutOrStdout(), said)
+			}
 			return nil
 		},
 	}
 	lf.add(c, true)
+	c.Flags().BoolVar(&release, "release-source", false, "also make the target writable (for a reverse link: its target is the old source of a failover, fenced until then)")
 	return c
 }

@@ -24,6 +24,7 @@ type failoverFlags struct {
 	maxLag, catchUpTimeout, timeout time.Duration
 	margin                          int64
 	script                          string
+	reverse                         bool
 }
 
 func newFailoverCmd() *cobra.Command {
@@ -54,6 +55,7 @@ func newFailoverCmd() *cobra.Command {
 	f.BoolVar(&ff.forced, "forced", false, "forced failover: the source is gone; make the target writable now")
 	f.BoolVar(&ff.cleanup, "cleanup", false, "also drop the publication, the target's origin and the link's state (the data stays)")
 	f.BoolVar(&ff.release, "release-source", false, "make the source writable again at the end (planned)")
+	f.BoolVar(&ff.reverse, "reverse", false, "planned: make a reverse link from the target back to the source, which keeps it in step for a failback")
 	f.DurationVar(&ff.maxLag, "max-lag", time.Second, "planned: fence the source only once the link lags less than this")
 	f.DurationVar(&ff.catchUpTimeout, "catch-up-timeout", 5*time.Minute, "planned: how long to wait for the lag to fall under --max-lag before giving up")
 	f.DurationVar(&ff.timeout, "timeout", time.Minute, "how long the target may take to catch up (planned)")
@@ -87,7 +89,7 @@ func runFailover(c *cobra.Command, ff *failoverFlags) error {
 		}
 	}
 	opts := failover.Options{Name: ff.lf.name, Source: ff.lf.source, Target: ff.lf.target, Cleanup: ff.cleanup,
-		ReleaseSource: ff.release, MaxLag: ff.maxLag, CatchUpTimeout: ff.catchUpTimeout, Timeout: ff.timeout, Validate: ff.validate,
+		ReleaseSource: ff.release, Reverse: ff.reverse, MaxLag: ff.maxLag, CatchUpTimeout: ff.catchUpTimeout, Timeout: ff.timeout, Validate: ff.validate,
 		SequenceMargin: ff.margin, Kind: failover.Planned}
 	if ff.forced {
 		opts.Kind = failover.Forced
@@ -97,6 +99,9 @@ func runFailover(c *cobra.Command, ff *failoverFlags) error {
 		return usagef(c, "%v", err)
 	}
 	if ff.script != "" {
+		if ff.reverse {
+			return usagef(c, "--reverse cannot be written as a script: run the failover with pglink")
+		}
 		return writeScript(c, plan, ff.script)
 	}
 	if !wizard && !ff.yes {

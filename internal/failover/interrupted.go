@@ -42,6 +42,9 @@ func (x *execution) recoverInterrupted(ctx context.Context, in state.Info) (stri
 		return "", fmt.Errorf("an interrupted planned failover left link %s failing over, and the source must answer to undo or finish it (if the source is gone, pglink failover --forced finishes it): %w", x.ctl.Name, err)
 	}
 	if in.FailoverStep.Opened() {
+		if err := x.sameReverse(ctx); err != nil {
+			return "", err
+		}
 		x.finishing, x.opened = true, true
 		x.endLSN = in.FailoverLSN
 		if in.FailoverStep == state.FailoverStepCut {
@@ -60,6 +63,11 @@ func (x *execution) recoverInterrupted(ctx context.Context, in state.Info) (stri
 	}
 	if err := x.ctl.ReleaseHold(ctx); err != nil {
 		return "", err
+	}
+	if in.FailoverStep == state.FailoverStepReverse {
+		if err := dropReverseSlot(ctx, x); err != nil {
+			return "", fmt.Errorf("undo the interrupted failover's reverse slot: %w", err)
+		}
 	}
 	if err := x.ctl.AbortFailover(ctx, "an interrupted failover was undone"); err != nil {
 		return "", err

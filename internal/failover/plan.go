@@ -34,6 +34,7 @@ type Options struct {
 	Kind                 string        // Planned or Forced
 	Cleanup              bool          // also drop the publication, the origins and the link's state
 	ReleaseSource        bool          // make the source writable again at the end (planned)
+	Reverse              bool          // planned: make a reverse link from the target back to the source (failback)
 	MaxLag               time.Duration // planned: fence the source only once the link lags less; default 1s
 	CatchUpTimeout       time.Duration // planned: how long to wait for the lag to fall under MaxLag; default 5m
 	Timeout              time.Duration // planned: how long to wait for the catch-up; default 60s

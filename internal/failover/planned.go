@@ -43,13 +43,26 @@ func plannedSteps(o Options) []Step {
 		Step{ID: "matviews", Title: "Refresh materialized views", Side: "target",
 			What: "Refreshes every materialized view in the link's schemas on the target (and those they read in other schemas), each after those it reads, so they hold the final data when the target opens (logical replication does not carry their contents). A view that cannot be refreshed stops the failover.",
 			run:  matViewsStep, Script: scriptMatViews(o)},
+	)
+	if o.Reverse {
+		steps = append(steps, reverseSlotStep(o))
+	}
+	steps = append(steps,
 		Step{ID: "open", Title: "Make the target writable", Side: "target", Commits: true,
 			What: "Removes the link's read-only guard from the target's tables and the database's read-only default, and checks from a new session that it may write. From here on the target takes writes and nothing is undone.",
 			run:  openStep, undo: closeStep, Script: scriptOpen(o), finish: true},
+	)
+	if o.Reverse {
+		steps = append(steps, handOverStep(o))
+	}
+	steps = append(steps,
 		Step{ID: "cut", Title: "Cut the link", Side: "both",
 			What: cutWhat(o),
 			run:  cutStep, Script: scriptCut(o), finish: true},
 	)
+	if o.Reverse {
+		return steps
+	}
 	src := Step{ID: "source", Title: "Keep the source read-only", Side: "source",
 		What: "The source stays fenced, so no write lands on the old side unnoticed; pglink release-source lifts the fence later.",
 		run:  keepFenceStep, Script: "# pglink release-source (or the SQL of step 2's undo) lifts the fence later\n" + ok("the source stays read-only"), finish: true}
@@ -110,6 +123,11 @@ func plannedPreflight(ctx context.Context, x *execution) (string, error) {
 			err = errors.New("source: the database is fenced already (schema pglink_fence exists): an earlier failover left it read-only; run pglink release-source first if the source should take writes")
 		}
 		return "", err
+	}
+	if x.opts.Reverse {
+		if err := x.checkReverse(ctx, src); err != nil {
+			return "", err
+		}
 	}
 	started := ""
 	if !in.Running {
@@ -315,6 +333,9 @@ func openStep(ctx context.Context, x *execution) (string, error) {
 		}
 	}
 	if err := x.ctl.OpenTarget(ctx); err != nil {
+		return "", err
+	}
+	if err := liftOldFence(ctx, x); err != nil {
 		return "", err
 	}
 	x.writableAt = time.Now()

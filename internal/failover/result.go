@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/quote"
+	"github.com/pglink/pglink/internal/state"
 )
 
 // Result is what a failover did, step by step, for the table and the JSON
@@ -81,7 +82,9 @@ func (r *Result) finish(x *execution) {
 		r.EndLSN = x.endLSN.String()
 	}
 	r.Next = append(r.Next, "Point the application at the target database: it takes writes now.")
-	if x.plan.Kind == Planned && !x.opts.ReleaseSource {
+	if x.opts.Reverse {
+		r.Next = append(r.Next, fmt.Sprintf("Run the reverse link, which keeps the old source in step with the target: pglink start --name %s --source <the target> --target <the old source> (or add it to pglink serve's file). A planned failover of it fails back.", state.ReverseName(x.plan.Link)))
+	} else if x.plan.Kind == Planned && !x.opts.ReleaseSource {
 		r.Next = append(r.Next, "The source stays read-only, so no write lands there unnoticed; pglink release-source --source ... makes it writable again when you no longer need it as a fallback.")
 	}
 	if x.plan.Kind == Forced {

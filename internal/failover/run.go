@@ -65,8 +65,19 @@ func checkOptions(o Options) error {
 		if o.ReleaseSource {
 			return errors.New("--release-source needs the source: it cannot go with --forced (use pglink release-source once the source is back)")
 		}
+		if o.Reverse {
+			return errors.New("--reverse needs the source: it cannot go with --forced")
+		}
 	default:
 		return fmt.Errorf("unknown failover kind %q: use --planned or --forced", o.Kind)
+	}
+	if o.Reverse && o.ReleaseSource {
+		return errors.New("--reverse keeps the source for the reverse link: it cannot go with --release-source")
+	}
+	if o.Reverse {
+		if err := state.ValidateName(state.ReverseName(o.Name)); err != nil {
+			return fmt.Errorf("--reverse: the reverse link's name %s: %w", state.ReverseName(o.Name), err)
+		}
 	}
 	if o.MaxLag < 0 || o.CatchUpTimeout < 0 || o.Timeout < 0 || o.SequenceMargin < 0 {
 		return errors.New("--max-lag, --catch-up-timeout, --timeout and --sequence-margin must not be negative")

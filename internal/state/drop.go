@@ -125,7 +125,7 @@ func RemoveLinkState(ctx context.Context, conn *pgx.Conn, name string) error {
 	if err := UnguardTables(ctx, conn, NamesFor(name), others > 0); err != nil {
 		return err
 	}
-	sql := `DELETE FROM pglink.links WHERE name = $1`
+	sql := deleteLinkSQL
 	args := []any{name}
 	if others == 0 {
 		sql, args = `DROP SCHEMA pglink CASCADE`, nil
@@ -135,3 +135,10 @@ func RemoveLinkState(ctx context.Context, conn *pgx.Conn, name string) error {
 	}
 	return nil
 }
+
+// deleteLinkSQL removes link $1's rows. pglink's sessions on the target
+// run with session_replication_role = replica, in which foreign keys do
+// not act: the rows that refer to the link go first, by name.
+const deleteLinkSQL = `WITH t AS (DELETE FROM pglink.tables WHERE link = $1),
+	p AS (DELETE FROM pglink.progress WHERE link = $1)
+DELETE FROM pglink.links WHERE name = $1`

@@ -36,10 +36,13 @@ type FailoverStep string
 
 // Failover steps, and the mark of a script's.
 const (
-	FailoverStepOpen FailoverStep = "open"
-	FailoverStepCut  FailoverStep = "cut"
-	FailoverStepDone FailoverStep = "done"
-	ScriptMark                    = " (script)"
+	// FailoverStepReverse: a planned failover with --reverse creates the
+	// reverse link's slot and publication on the target (before it opens).
+	FailoverStepReverse FailoverStep = "reverse"
+	FailoverStepOpen    FailoverStep = "open"
+	FailoverStepCut     FailoverStep = "cut"
+	FailoverStepDone    FailoverStep = "done"
+	ScriptMark                       = " (script)"
 )
 
 // ByScript says whether the step was recorded by a failover script.

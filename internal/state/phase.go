@@ -36,4 +36,6 @@ const (
 	EventFailoverStarted  Event = "failover started"
 	EventFailoverUndone   Event = "failover undone"
 	EventFailedOver       Event = "failed over"
+	EventReverseSlot      Event = "reverse slot created"
+	EventReversed         Event = "reverse link made"
 )

@@ -72,6 +72,9 @@ ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS failover_kind text;
 ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS failover_step text;
 ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS failover_at timestamptz;
 ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS failover_lsn pg_lsn;
+-- A reverse link, made by a planned failover with --reverse, names the
+-- link it reverses.
+ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS reverse_of text;
 CREATE TABLE IF NOT EXISTS pglink.history (
 	link   text NOT NULL,
 	at     timestamptz NOT NULL DEFAULT now(),
@@ -128,6 +131,7 @@ type Link struct {
 	FailoverStep                   *FailoverStep
 	PauseState                     *string
 	FailoverLSN                    change.LSN
+	ReverseOf                      *string // the link this one reverses
 }
 
 var ErrNoLink = errors.New("no such link")
@@ -172,12 +176,12 @@ func Load(ctx context.Context, conn *pgx.Conn, name string) (*Link, error) {
 		schema_mode, tables_include, tables_exclude, p.applied_lsn::text, p.applied_commit_time, p.applied_at,
 		coalesce(p.txns_applied, 0), coalesce(p.changes_applied, 0), lag_seconds, txn_per_sec, changes_per_sec,
 		server_wal_end::text, last_error, remedy, created_at, updated_at, failover_kind, failover_step,
-		pause_state, failover_lsn::text
+		pause_state, failover_lsn::text, reverse_of
 		FROM pglink.links l LEFT JOIN pglink.progress p ON p.link = l.name WHERE l.name = $1`, name).Scan(&r.Name, &r.Phase, &r.SeedStep, &r.SourceDesc,
 		&r.SourceSystem, &r.SourceDB, &r.TargetDB, &r.SchemaMode, &r.Include, &r.Exclude, &applied,
 		&r.AppliedCommitTime, &r.AppliedAt, &r.TxnsApplied, &r.ChangesApplied, &r.LagSeconds, &r.TxnPerSec,
 		&r.ChangesPerSec, &walEnd, &r.LastError, &r.Remedy, &r.CreatedAt, &r.UpdatedAt, &r.FailoverKind,
-		&r.FailoverStep, &r.PauseState, &failoverLSN)
+		&r.FailoverStep, &r.PauseState, &failoverLSN, &r.ReverseOf)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNoLink
 	}
