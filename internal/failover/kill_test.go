@@ -69,3 +69,69 @@ func TestKillPlannedFailover(t *testing.T) {
 		})
 	}
 }
+
+// TestKillFailoverReverse kills a pglink failover --reverse with SIGKILL
+// at a different moment of each run, under a writing client, then runs
+// the same failover again: the link must end failed over with its reverse
+// link in place (recorded on the source, its slot on the target and no
+// slot left on the source), and the reverse link must carry a write on the
+// new primary to the old source.
+func TestKillFailoverReverse(t *testing.T) {
+	bin := pgtest.PglinkBinary(t)
+	for i, delay := range []time.Duration{200 * time.Millisecond, 450 * time.Millisecond, 700 * time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) {
+			name := fmt.Sprintf("rkill%d", i)
+			f := newFixture(t, name)
+			f.startLink()
+			ctx, stop := context.WithCancel(context.Background())
+			defer stop()
+			w, wdone := f.startWriter(ctx)
+
+			failover := func() *exec.Cmd {
+				cmd := exec.Command(bin, "failover", "--name", name, "--planned", "--reverse", "--yes", "--max-lag", "30s", "--timeout", "1m")
+				cmd.Env = append(os.Environ(), "PGLINK_SOURCE="+f.source, "PGLINK_TARGET="+f.target)
+				return cmd
+			}
+			first := failover()
+			var out bytes.Buffer
+			first.Stdout, first.Stderr = &out, &out
+			if err := first.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(delay)
+			first.Process.Kill()
+			first.Wait()
+			t.Logf("killed after %s; its output:\n%s", delay, out.String())
+			stop()
+			<-wdone
+
+			step := f.targetString(`SELECT phase || ' ' || coalesce(failover_step, '') FROM pglink.links WHERE name = $1`, name)
+			out2, err := failover().CombinedOutput()
+			t.Logf("after the kill the link was %q; the next failover: %v\n%s", step, err, out2)
+			if err != nil && !(step == "failed_over done" && strings.Contains(string(out2), "failed over already")) {
+				t.Fatalf("the failover after the kill: %v", err)
+			}
+			if n := missingOrders(t, f.target, w); n != 0 {
+				t.Fatalf("%d committed orders are not on the target", n)
+			}
+			rev := name + "_back"
+			if ph := queryString(f.source, `SELECT phase FROM pglink.links WHERE name = $1`, rev); ph != "replicating" {
+				t.Fatalf("the reverse link on the source: %q", ph)
+			}
+			if n := queryString(f.target, `SELECT string_agg(slot_name, ',') FROM pg_replication_slots`); n != "pglink_"+rev {
+				t.Fatalf("slots on the target: %q", n)
+			}
+			if n := queryString(f.source, `SELECT count(*)::text FROM pg_replication_slots`); n != "0" {
+				t.Fatalf("slots left on the source: %s", n)
+			}
+			runLink(t, rev, f.target, f.source)
+			if err := pgtest.ExecOn(f.target, `INSERT INTO accounts (owner) VALUES ('after the failover')`); err != nil {
+				t.Fatalf("the new primary refuses writes: %v", err)
+			}
+			f.waitFor("the new primary's write on the old source", time.Minute, func() bool {
+				return queryString(f.source, `SELECT owner FROM accounts WHERE owner = 'after the failover'`) != ""
+			})
+			f.assertSame()
+		})
+	}
+}
