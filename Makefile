@@ -11,7 +11,7 @@ PGBIN   ?= /usr/lib/postgresql/15/bin
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all deps build demo test bench clean
+.PHONY: all deps build demo demo-ui test bench clean
 
 all: build
 
@@ -42,6 +42,12 @@ build:
 
 demo: deps build
 	bin/pglink demo
+
+# demo-ui runs the demo's link under pglink serve and keeps its dashboard up
+# until Ctrl-C: watch it seed and replicate, and fail it over in the browser.
+DEMO_UI ?= 127.0.0.1:9187
+demo-ui: deps build
+	bin/pglink demo --ui $(DEMO_UI)
 
 # test checks formatting (listing the files to fix), vets, and runs every
 # test with the race detector against real PostgreSQL clusters.

@@ -114,7 +114,8 @@ function wizard(name) {
   const base = "/api/links/" + encodeURIComponent(name) + "/failover";
   const choice = () => {
     const f = $("#choose");
-    return {kind: f.kind.value, validate: f.validate.checked, release_source: f.release_source.checked, cleanup: f.cleanup.checked};
+    return {kind: f.kind.value, validate: f.validate.checked, release_source: f.release_source.checked, cleanup: f.cleanup.checked,
+      max_lag_seconds: parseFloat(f.max_lag_seconds.value) || 0};
   };
   const showError = (e) => { $("#w-error").hidden = false; $("#w-error").textContent = e.message || String(e); };
   const stepsHTML = (steps) => steps.map((s) => `<li data-step="${esc(s.id)}"><strong>${esc(s.title)}</strong> (${esc(s.side)})
