@@ -11,21 +11,26 @@ PGBIN   ?= /usr/lib/postgresql/15/bin
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all deps build demo versions test test-versions bench clean
+.PHONY: all deps build demo demo-ui versions test test-versions bench clean
 
 all: build
 
 # deps installs the PostgreSQL 15 server and client when they are missing
 # (the tests and the demo start throwaway clusters with them), makes sure
 # the operating-system user postgres exists when we run as root (the server
-# refuses to run as root; the package creates the user), and downloads the
-# Go modules.
+# refuses to run as root; the package creates the user), installs Chromium
+# for the dashboard's browser test, and downloads the Go modules.
 deps:
 	@command -v $(GO) >/dev/null || { echo "Go not found: install Go 1.26 into /usr/local/go (https://go.dev/dl/)" >&2; exit 1; }
 	@if [ ! -x $(PGBIN)/pg_ctl ]; then \
 		echo "installing PostgreSQL 15 (postgresql-15, postgresql-client-15)"; \
 		$(SUDO) apt-get update; \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql-15 postgresql-client-15; \
+	fi
+	@if ! command -v chromium >/dev/null; then \
+		echo "installing chromium (the dashboard's browser test drives it headless)"; \
+		$(SUDO) apt-get update; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	fi
 	@if [ "$$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then \
 		useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres; \
@@ -45,6 +50,12 @@ build:
 
 demo: deps build
 	bin/pglink demo
+
+# demo-ui runs the demo's link under pglink serve and keeps its dashboard up
+# until Ctrl-C: watch it seed and replicate, and fail it over in the browser.
+DEMO_UI ?= 127.0.0.1:9187
+demo-ui: deps build
+	bin/pglink demo --ui $(DEMO_UI)
 
 # test checks formatting (listing the files to fix), vets, and runs every
 # test with the race detector against real PostgreSQL clusters, with the

@@ -36,6 +36,7 @@ func newDemoCmd() *cobra.Command {
 	c.Flags().IntVar(&opts.Scale, "scale", demo.DefaultScale, "shop size: about 13.5 rows per unit")
 	c.Flags().IntVar(&opts.Clients, "clients", 4, "workload sessions writing to the source")
 	c.Flags().DurationVar(&opts.Live, "live", 15*time.Second, "how long to show live replication under the workload")
+	c.Flags().StringVar(&opts.UI, "ui", "", "run the link under pglink serve with its dashboard at this address (like 127.0.0.1:9187) until Ctrl-C, and fail it over from the browser")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "show the link's log")
 	return c
 }

@@ -31,6 +31,10 @@ type Options struct {
 	Dir           string       // parent of the two data directories; a fresh temporary one when empty (and then removed)
 	Out           io.Writer    // the report; os.Stdout when nil
 	Logger        *slog.Logger // the link's log; warnings to stderr when nil
+	// UI, when set (host:port), runs the link under pglink serve with its
+	// dashboard there, until ctx ends, instead of the scripted failover
+	// and check.
+	UI string
 }
 
 const linkName = "demo"
@@ -70,6 +74,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	if err := d.fillSource(ctx); err != nil {
 		return err
+	}
+	if d.opts.UI != "" {
+		return d.runUI(ctx)
 	}
 	if err := d.runLink(ctx); err != nil {
 		return err

@@ -1,6 +1,8 @@
 package link
 
 import (
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,7 +30,7 @@ type Live struct {
 	ended     apply.Stats // sums of the sessions that ended
 	// Seeding: rows and bytes per table part of this process's copy, and
 	// what earlier copies (or processes) had copied.
-	seedParts               map[string][2]int64
+	seedParts               map[string]partProgress
 	seedRows, seedBytes     int64
 	tablesLeft              int
 	retained                *int64
@@ -39,7 +41,7 @@ type Live struct {
 
 // NewLive returns the live view of link name, in state "starting".
 func NewLive(name string) *Live {
-	return &Live{name: name, state: report.LiveStarting, seedParts: map[string][2]int64{}}
+	return &Live{name: name, state: report.LiveStarting, seedParts: map[string]partProgress{}}
 }
 
 // SetState sets the state shown (a state.Phase or a report.Live* state).
@@ -78,9 +80,10 @@ func (l *Live) Snapshot() report.Live {
 		SeedTablesLeft: l.tablesLeft, WALWarnBytes: l.walWarn, Reconnects: l.reconnects, Errors: l.errorsCount,
 		LastError: l.lastError, SeedRowsCopied: l.seedRows, SeedBytesCopied: l.seedBytes}
 	for _, p := range l.seedParts {
-		out.SeedRowsCopied += p[0]
-		out.SeedBytesCopied += p[1]
+		out.SeedRowsCopied += p.Rows
+		out.SeedBytesCopied += p.Bytes
 	}
+	out.SeedTables = seedTables(l.seedParts)
 	if l.retained != nil {
 		r := *l.retained
 		out.SlotRetainedBytes = &r
@@ -159,7 +162,7 @@ func (l *Live) seedTodo(n int, rows, bytes int64) {
 // copyProgress takes one copy job's report.
 func (l *Live) copyProgress(cp report.CopyProgress) {
 	l.mu.Lock()
-	l.seedParts[cp.Table+"\x00"+cp.Part] = [2]int64{cp.Rows, cp.Bytes}
+	l.seedParts[cp.Table+"\x00"+cp.Part] = partProgress{table: cp.Table, CopyProgress: cp}
 	l.mu.Unlock()
 }
 
@@ -174,4 +177,37 @@ func (l *Live) slot(retained, threshold int64) {
 	l.mu.Lock()
 	l.retained, l.walWarn = &retained, threshold
 	l.mu.Unlock()
+}
+
+// partProgress is the last report of one table part's copy.
+type partProgress struct {
+	table string
+	report.CopyProgress
+}
+
+// seedTables sums the parts' reports by table: rows, bytes, and the rate
+// of the parts still copying.
+func seedTables(parts map[string]partProgress) []report.LiveTable {
+	byName := map[string]*report.LiveTable{}
+	var out []report.LiveTable
+	for _, p := range parts {
+		t := byName[p.table]
+		if t == nil {
+			t = &report.LiveTable{Name: p.table, Done: true}
+			byName[p.table] = t
+		}
+		t.Rows += p.Rows
+		t.Bytes += p.Bytes
+		if !p.Done {
+			t.Done = false
+			if p.Elapsed > 0 {
+				t.BytesPerSec += float64(p.Bytes) / p.Elapsed.Seconds()
+			}
+		}
+	}
+	for _, t := range byName {
+		out = append(out, *t)
+	}
+	slices.SortFunc(out, func(a, b report.LiveTable) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

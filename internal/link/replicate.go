@@ -16,6 +16,7 @@ import (
 	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/quote"
+	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/stream"
 	"github.com/pglink/pglink/internal/wait"
@@ -56,6 +57,7 @@ func (r *runner) replicate(ctx context.Context) error {
 		}
 		if errors.Is(err, state.ErrFailedOver) || errors.Is(err, state.ErrLinkGone) {
 			r.log.Info("the link has ended; this process stops", "reason", err)
+			r.noteEnded(err)
 			return nil
 		}
 		if errors.Is(err, state.ErrLeaseTaken) {
@@ -89,6 +91,7 @@ func (r *runner) replicate(ctx context.Context) error {
 		if err := r.sleepUnlessEnded(ctx, delay); err != nil {
 			if errors.Is(err, state.ErrFailedOver) || errors.Is(err, state.ErrLinkGone) {
 				r.log.Info("the link has ended; this process stops", "reason", err)
+				r.noteEnded(err)
 			}
 			return nil
 		}
@@ -479,4 +482,13 @@ func (r *runner) sleepUnlessEnded(ctx context.Context, d time.Duration) error {
 			return err
 		}
 	}
+}
+
+// noteEnded shows in the live view why the link stopped for good.
+func (r *runner) noteEnded(err error) {
+	if errors.Is(err, state.ErrFailedOver) {
+		r.cfg.Live.SetState(string(state.PhaseFailedOver))
+		return
+	}
+	r.cfg.Live.SetState(report.LiveEnded)
 }

@@ -157,7 +157,7 @@ func (r *runner) drive(ctx context.Context) error {
 		case state.PhaseFailingOver:
 			return fmt.Errorf("link %s is failing over: a pglink failover runs it, or one was interrupted (pglink status says which); run that failover again to undo or finish an interrupted one", r.cfg.Name)
 		case state.PhaseFailedOver:
-			return fmt.Errorf("link %s is %s: it cannot be started again; use pglink status, or pglink drop to remove what is left", r.cfg.Name, r.row.Phase)
+			return failedOverError(fmt.Sprintf("link %s is %s: it cannot be started again; use pglink status, or pglink drop to remove what is left", r.cfg.Name, r.row.Phase))
 		default:
 			return fmt.Errorf("link %s has an unknown phase %q", r.cfg.Name, r.row.Phase)
 		}
@@ -416,3 +416,11 @@ func remedyFor(err error) string {
 	}
 	return "fix the cause named in the error; pglink retries, or run pglink start again"
 }
+
+// failedOverError refuses to start a failed-over link. It is
+// state.ErrFailedOver for callers that run links on their own (serve's
+// supervisor), so that they leave such a link alone instead of retrying.
+type failedOverError string
+
+func (e failedOverError) Error() string        { return string(e) }
+func (e failedOverError) Is(target error) bool { return target == state.ErrFailedOver }

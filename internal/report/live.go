@@ -27,6 +27,8 @@ type Live struct {
 	SeedRowsCopied  int64 `json:"seed_rows_copied"`
 	SeedBytesCopied int64 `json:"seed_bytes_copied"`
 	SeedTablesLeft  int   `json:"seed_tables_left"`
+	// SeedTables is this process's copy, by table (parts summed).
+	SeedTables []LiveTable `json:"seed_tables,omitempty"`
 
 	SlotRetainedBytes *int64 `json:"slot_retained_bytes"`
 	WALWarnBytes      int64  `json:"wal_warn_bytes"` // the WAL guard's threshold
@@ -35,6 +37,15 @@ type Live struct {
 	Reconnects int64  `json:"reconnects"`
 	Errors     int64  `json:"errors"`
 	LastError  string `json:"last_error,omitempty"`
+}
+
+// LiveTable is one table's copy as this process's copy jobs report it.
+type LiveTable struct {
+	Name        string  `json:"name"` // schema.table
+	Rows        int64   `json:"rows"`
+	Bytes       int64   `json:"bytes"`
+	BytesPerSec float64 `json:"bytes_per_sec"` // of its parts still copying
+	Done        bool    `json:"done"`
 }
 
 // Process states of Live.State besides the link's phases.

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pglink/pglink/internal/report"
+	"github.com/pglink/pglink/internal/web"
 )
 
 // DefaultListen is where pglink serve listens unless told otherwise.
@@ -38,6 +39,7 @@ type Server struct {
 	sup  *Supervisor
 	ln   net.Listener
 	http *http.Server
+	web  *web.Web
 }
 
 // Start checks the options and the links file, listens, and starts every
@@ -61,6 +63,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s: %w (another pglink serve, or another service, may use it: give --listen another address)", opts.Listen, err)
 	}
 	s := &Server{opts: opts, sup: NewSupervisor(opts.Logger), ln: ln}
+	s.web = web.New(web.Options{Links: s.sup, Logger: opts.Logger})
 	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
 	go s.http.Serve(ln)
 	opts.Logger.Info("serving", "address", ln.Addr().String(), "links", len(specs))
@@ -86,6 +89,7 @@ func (s *Server) Reload(ctx context.Context) error {
 // Close stops every link (each cleanly, as Ctrl-C stops pglink start),
 // then the HTTP side.
 func (s *Server) Close(ctx context.Context) {
+	s.web.Close() // a failover running here first: it steers the links
 	s.sup.Stop()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
@@ -125,7 +129,8 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(newRegistry(s.sup.Snapshot), promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.ready)
-	return requireToken(s.opts.Token, mux)
+	s.web.Register(mux)
+	return requireToken(s.opts.Token, web.SameOrigin(mux))
 }
 
 // ready answers 200 when every link is seeding or replicating (or left to
@@ -155,6 +160,18 @@ func requireToken(token string, next http.Handler) http.Handler {
 	}
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A browser cannot send the header with a page's links: it opens
+		// the dashboard once at /?token=..., which sets a cookie for the
+		// rest (SameSite=Strict: no other site's page sends it).
+		if q := r.URL.Query().Get("token"); q != "" && subtle.ConstantTimeCompare([]byte(q), []byte(token)) == 1 {
+			http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+			http.Redirect(w, r, r.URL.Path, http.StatusSeeOther)
+			return
+		}
+		if c, err := r.Cookie(tokenCookie); err == nil && subtle.ConstantTimeCompare([]byte(c.Value), []byte(token)) == 1 {
+			next.ServeHTTP(w, r)
+			return
+		}
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pglink"`)
 			http.Error(w, "pglink serve needs the token: send Authorization: Bearer <token>", http.StatusUnauthorized)
@@ -163,6 +180,8 @@ func requireToken(token string, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+const tokenCookie = "pglink_token"
 
 // ErrNoConfig says pglink serve was given no links file.
 var ErrNoConfig = errors.New("no links file: give --config links.yaml")

@@ -37,6 +37,17 @@ type running struct {
 	live   *link.Live
 	cancel context.CancelFunc
 	done   chan struct{}
+	wake   chan struct{} // starts a link whose run ended (see Wake)
+}
+
+// ended shows a link whose run ended for good: failed over (the runner
+// says so, or refused to start a failed-over link), else ended.
+func (r *running) ended(err error) {
+	if errors.Is(err, state.ErrFailedOver) || r.live.Snapshot().State == string(state.PhaseFailedOver) {
+		r.live.SetState(string(state.PhaseFailedOver))
+		return
+	}
+	r.live.SetState(report.LiveEnded)
 }
 
 // NewSupervisor returns a supervisor that runs no link yet.
@@ -69,7 +80,7 @@ func (s *Supervisor) Apply(ctx context.Context, specs []Spec) {
 			continue
 		}
 		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		r := &running{spec: sp, live: link.NewLive(sp.Config.Name), cancel: cancel, done: make(chan struct{})}
+		r := &running{spec: sp, live: link.NewLive(sp.Config.Name), cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 		if src, tgt, err := state.ParseEndpoints(sp.Config.Source, sp.Config.Target); err == nil {
 			r.live.SetEndpoints(src.Describe(), tgt.Describe())
 		}
@@ -98,6 +109,31 @@ func stopAll(rs []*running) {
 	for _, r := range rs {
 		<-r.done
 	}
+}
+
+// Wake starts link name again if its run has ended: a failover that
+// stopped it and then undid its steps leaves it to replicate again.
+func (s *Supervisor) Wake(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.links[name]; ok {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Endpoints returns link name's connection strings (with their secrets:
+// for connecting only, never for showing).
+func (s *Supervisor) Endpoints(name string) (source, target string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.links[name]
+	if !ok {
+		return "", "", false
+	}
+	return r.spec.Config.Source, r.spec.Config.Target, true
 }
 
 // Snapshot returns every link's live view, by name.
@@ -131,11 +167,18 @@ func (s *Supervisor) run(ctx context.Context, r *running) {
 		}
 		var pause time.Duration
 		switch {
-		case err == nil:
-			r.live.SetState(report.LiveEnded)
+		case err == nil || errors.Is(err, state.ErrFailedOver):
+			r.ended(err)
 			log.Info("the link has ended (failed over or dropped); remove it from the file")
-			<-ctx.Done()
-			return
+			select {
+			case <-ctx.Done():
+				log.Info("link stopped")
+				return
+			case <-r.wake:
+				log.Info("starting the link again")
+				delay = 0
+				continue
+			}
 		case errors.Is(err, state.ErrLeaseHeld):
 			if r.live.Snapshot().State != report.LiveStandby {
 				log.Info("another pglink process runs this link; this one takes it over when that one stops")
