@@ -41,6 +41,8 @@ func failoverWizard(c *cobra.Command, ff *failoverFlags, in *bufio.Reader) (bool
 		ff.planned = true
 		fmt.Fprint(w, "Compare every row before the target takes writes (longer downtime)? [y/N] ")
 		ff.validate = yes(readLine(in))
+		fmt.Fprint(w, "Keep the source in step for a failback (a reverse link from the target back to it)? [y/N] ")
+		ff.reverse = yes(readLine(in))
 	case "f", "forced":
 		fmt.Fprint(w, "A forced failover may lose the transactions the target has not applied.\nType the link's name to acknowledge: ")
 		if readLine(in) != ff.lf.name {
@@ -53,7 +55,7 @@ func failoverWizard(c *cobra.Command, ff *failoverFlags, in *bufio.Reader) (bool
 	fmt.Fprint(w, "Also remove the publication, the origins and the link's state (the data stays)? [y/N] ")
 	ff.cleanup = yes(readLine(in))
 	opts := failover.Options{Name: ff.lf.name, Source: ff.lf.source, Target: ff.lf.target, Cleanup: ff.cleanup,
-		MaxLag: ff.maxLag, CatchUpTimeout: ff.catchUpTimeout, Timeout: ff.timeout, Validate: ff.validate, SequenceMargin: ff.margin, Kind: failover.Planned}
+		Reverse: ff.reverse, MaxLag: ff.maxLag, CatchUpTimeout: ff.catchUpTimeout, Timeout: ff.timeout, Validate: ff.validate, SequenceMargin: ff.margin, Kind: failover.Planned}
 	if ff.forced {
 		opts.Kind = failover.Forced
 	}
@@ -68,6 +70,9 @@ func failoverWizard(c *cobra.Command, ff *failoverFlags, in *bufio.Reader) (bool
 		ff.yes = true
 		return true, nil
 	case "s", "save":
+		if ff.reverse {
+			return false, errors.New("a failover with a reverse link cannot be written as a script: nothing was changed")
+		}
 		fmt.Fprint(w, "File name [failover.sh]: ")
 		path := readLine(in)
 		if path == "" {

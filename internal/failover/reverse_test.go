@@ -182,3 +182,42 @@ func TestReverseRefusedWithoutLogicalWAL(t *testing.T) {
 		}
 	}
 }
+
+// TestDropReverseKeepsSourceFenced drops a reverse link: the old source
+// stays fenced (its linked tables refuse writes again, the rest never
+// stopped refusing), the target keeps no slot, and release-source then
+// makes the old source writable.
+func TestDropReverseKeepsSourceFenced(t *testing.T) {
+	f := newFixture(t, "dr")
+	f.startLink()
+	p, err := Build(Options{Name: "dr", Source: f.source, Target: f.target, Kind: Planned, Reverse: true, MaxLag: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := runLogged(context.Background(), t, p); err != nil {
+		t.Fatalf("failover with --reverse: %v\n%+v", err, res)
+	}
+	said, err := Drop(context.Background(), "dr_back", f.target, f.source, false, nil)
+	if err != nil {
+		t.Fatalf("drop the reverse link: %v", err)
+	}
+	t.Logf("drop: %s", said)
+	for _, table := range []string{"accounts", "orders", "notes"} {
+		err := pgtest.ExecOn(f.source, `SET default_transaction_read_only = off`, `DELETE FROM `+table+` WHERE false`)
+		if err == nil || !strings.Contains(err.Error(), "fenced") {
+			t.Errorf("table %s of the old source after the drop: %v", table, err)
+		}
+	}
+	if n := queryString(f.target, `SELECT count(*)::text FROM pg_replication_slots`); n != "0" {
+		t.Fatalf("slots left on the target: %s", n)
+	}
+	if ok := queryString(f.source, `SELECT (to_regclass('pglink.links') IS NULL)::text`); ok != "true" {
+		t.Errorf("the reverse link's state is left on the old source")
+	}
+	if err := ReleaseSource(context.Background(), f.source); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.ExecOn(f.source, `INSERT INTO accounts (owner) VALUES ('released')`); err != nil {
+		t.Fatalf("the released old source refuses writes: %v", err)
+	}
+}

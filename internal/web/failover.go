@@ -25,6 +25,7 @@ type FailoverRequest struct {
 	Confirm               string  `json:"confirm"`
 	Validate              bool    `json:"validate"`
 	ReleaseSource         bool    `json:"release_source"`
+	Reverse               bool    `json:"reverse"`
 	Cleanup               bool    `json:"cleanup"`
 	MaxLagSeconds         float64 `json:"max_lag_seconds"`
 	CatchUpTimeoutSeconds float64 `json:"catch_up_timeout_seconds"`
@@ -143,7 +144,7 @@ func (w *Web) plan(name string, req FailoverRequest) (*failover.Plan, int, error
 		return nil, http.StatusNotFound, fmt.Errorf("no link %s in this pglink serve's file", name)
 	}
 	p, err := failover.Build(failover.Options{Name: name, Source: source, Target: target, Kind: req.Kind,
-		Validate: req.Validate, ReleaseSource: req.ReleaseSource, Cleanup: req.Cleanup,
+		Validate: req.Validate, ReleaseSource: req.ReleaseSource, Reverse: req.Reverse, Cleanup: req.Cleanup,
 		MaxLag: seconds(req.MaxLagSeconds), CatchUpTimeout: seconds(req.CatchUpTimeoutSeconds), Timeout: seconds(req.TimeoutSeconds)})
 	if err != nil {
 		return nil, http.StatusBadRequest, err
@@ -207,13 +208,18 @@ func (w *Web) apiFailoverGet(rw http.ResponseWriter, r *http.Request) {
 }
 
 // apiFailoverScript answers the plan as a bash script; the options come
-// as query parameters (kind, validate, release_source, cleanup).
+// as query parameters (kind, validate, release_source, cleanup; reverse is
+// refused: it has no script).
 func (w *Web) apiFailoverScript(rw http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	flag := func(k string) bool { b, _ := strconv.ParseBool(q.Get(k)); return b }
 	req := FailoverRequest{Kind: q.Get("kind"), Validate: flag("validate"), ReleaseSource: flag("release_source"), Cleanup: flag("cleanup")}
 	if req.Kind == "" {
 		req.Kind = failover.Planned
+	}
+	if flag("reverse") {
+		apiError(rw, http.StatusBadRequest, "a failover with a reverse link cannot be written as a script: run it from the wizard")
+		return
 	}
 	p, code, err := w.plan(r.PathValue("name"), req)
 	if err != nil {

@@ -114,8 +114,8 @@ function wizard(name) {
   const base = "/api/links/" + encodeURIComponent(name) + "/failover";
   const choice = () => {
     const f = $("#choose");
-    return {kind: f.kind.value, validate: f.validate.checked, release_source: f.release_source.checked, cleanup: f.cleanup.checked,
-      max_lag_seconds: parseFloat(f.max_lag_seconds.value) || 0};
+    return {kind: f.kind.value, validate: f.validate.checked, release_source: f.release_source.checked, reverse: f.reverse.checked,
+      cleanup: f.cleanup.checked, max_lag_seconds: parseFloat(f.max_lag_seconds.value) || 0};
   };
   const showError = (e) => { $("#w-error").hidden = false; $("#w-error").textContent = e.message || String(e); };
   const stepsHTML = (steps) => steps.map((s) => `<li data-step="${esc(s.id)}"><strong>${esc(s.title)}</strong> (${esc(s.side)})
@@ -130,7 +130,7 @@ function wizard(name) {
       const p = await api(base + "/plan", {method: "POST", body: JSON.stringify(c)});
       $("#plan-warning").textContent = p.warning;
       $("#plan-steps").innerHTML = stepsHTML(p.steps);
-      const q = new URLSearchParams({kind: c.kind, validate: c.validate, release_source: c.release_source, cleanup: c.cleanup});
+      const q = new URLSearchParams({kind: c.kind, validate: c.validate, release_source: c.release_source, reverse: c.reverse, cleanup: c.cleanup});
       $("#script").href = base + "/script?" + q;
       $("#w-plan").hidden = false;
       $("#confirm").focus();
