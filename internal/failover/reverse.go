@@ -118,6 +118,9 @@ func createReverseSlot(ctx context.Context, x *execution) (string, error) {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	rev := state.ReverseName(x.ctl.Name)
+	if err := x.reverseCapture(ctx, conn); err != nil {
+		return "", err
+	}
 	at, err := state.CreateReverseSlot(ctx, conn, rev, tables)
 	if err != nil {
 		return "", err
@@ -134,7 +137,38 @@ func dropReverseSlot(ctx context.Context, x *execution) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	return state.DropReverseSlot(ctx, conn, state.ReverseName(x.ctl.Name))
+	rev := state.ReverseName(x.ctl.Name)
+	if err := state.DropReverseSlot(ctx, conn, rev); err != nil {
+		return err
+	}
+	return state.RemoveCapture(ctx, conn, rev)
+}
+
+// reverseCapture installs the reverse link's DDL capture on the target
+// before it opens, in the forward link's DDL mode, so that a schema change
+// the new primary takes before the reverse link first runs is carried
+// too.
+func (x *execution) reverseCapture(ctx context.Context, conn *pgx.Conn) error {
+	s, err := state.LoadDDL(ctx, x.ctl.Conn(), x.ctl.Name)
+	if err != nil {
+		return err
+	}
+	s.Note = ""
+	if s.Mode != state.DDLIgnore {
+		if s.Key, err = state.NewDDLKey(); err != nil {
+			return err
+		}
+		why, err := state.InstallCapture(ctx, conn, state.ReverseName(x.ctl.Name), s.Key)
+		if err != nil {
+			return fmt.Errorf("reverse link: %w", err)
+		}
+		if why != "" {
+			s.Note = fmt.Sprintf("--ddl %s asked, but %s", s.Mode, why)
+			s.Mode, s.Key = state.DDLIgnore, ""
+		}
+	}
+	x.reverseDDL = &s
+	return nil
 }
 
 func handOver(ctx context.Context, x *execution) (string, error) {
@@ -167,6 +201,13 @@ func handOver(ctx context.Context, x *execution) (string, error) {
 	})
 	if err != nil {
 		return "", err
+	}
+	// A failover that finishes an interrupted one does not know the key:
+	// the reverse link's first start installs its capture again.
+	if d := x.reverseDDL; d != nil {
+		if err := state.SetDDL(ctx, conn, rev, d.Mode, d.Key, d.Note); err != nil {
+			return "", err
+		}
 	}
 	fenced := true
 	x.res.SourceFenced = &fenced

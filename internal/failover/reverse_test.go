@@ -91,6 +91,13 @@ func TestFailbackUnderLoad(t *testing.T) {
 		t.Fatalf("%d orders committed on the source are not on the target", n)
 	}
 
+	// A schema change on the new primary before the reverse link first
+	// runs is carried to the old source all the same.
+	if err := pgtest.ExecOn(f.target, `ALTER TABLE notes ADD COLUMN tag text DEFAULT 'new'`,
+		`INSERT INTO notes (body, tag) VALUES ('after the failover', 'x')`); err != nil {
+		t.Fatal(err)
+	}
+
 	// The reverse link runs from the new primary into the old source.
 	back := runLink(t, "fb_back", f.target, f.source)
 	f.waitFor("the reverse link replicating", time.Minute, func() bool {
@@ -99,6 +106,9 @@ func TestFailbackUnderLoad(t *testing.T) {
 	w2, done2 := f.startWriterOn(ctx, f.target)
 	f.waitFor("the new primary's orders on the old source", time.Minute, func() bool {
 		return missingOrders(t, f.source, w2) == 0
+	})
+	f.waitFor("the new primary's schema change on the old source", time.Minute, func() bool {
+		return queryString(f.source, `SELECT tag FROM notes WHERE body = 'after the failover'`) == "x"
 	})
 	if err := pgtest.ExecOn(f.source, `SET default_transaction_read_only = off`, `INSERT INTO accounts (owner) VALUES ('stray')`); err == nil {
 		t.Fatal("the old source took a write that is not the reverse link's")
