@@ -44,11 +44,11 @@ type execution struct {
 	lease      func()     // the link's lease, once its process has stopped
 	res        *Result
 
-	step  int  // the step running now, for its progress (tell)
+	step int // the step running now, for its progress (tell)
 	// reverseDDL: the reverse link's DDL settings, once its capture is on
 	// the target (see reverseCapture).
 	reverseDDL *state.DDLSettings
-	began bool // this failover moved the link to failing_over (see undoBegin)
+	began      bool // this failover moved the link to failing_over (see undoBegin)
 	// opened: an interrupted failover of this link had begun to make the
 	// target writable, so nothing is undone from the start; finishing:
 	// only the steps from there on run (see recoverInterrupted).
