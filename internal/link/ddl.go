@@ -47,10 +47,10 @@ type ddlCarrier struct {
 	link    string
 	mode    string
 	key     string
-	schemas map[string]bool // schemas of the linked tables
-	rels    map[uint32]bool // source oids of the linked tables and their partitions
-	roots   map[uint32]string         // the same oids' linked table (schema.name)
-	syncAt  map[string]change.LSN     // where each linked table's copy was taken
+	schemas map[string]bool       // schemas of the linked tables
+	rels    map[uint32]bool       // source oids of the linked tables and their partitions
+	roots   map[uint32]string     // the same oids' linked table (schema.name)
+	syncAt  map[string]change.LSN // where each linked table's copy was taken
 	tgt     *endpoint.Endpoint
 	conn    *pgx.Conn // its own target session, for held schema changes
 	log     *slog.Logger
