@@ -67,12 +67,10 @@ REVOKE ALL ON FUNCTION ` + fn + `() FROM PUBLIC;
 // publication's tables that lacks it the link's trigger, enabled ALWAYS
 // (a source that is itself a replica carries its truncates as it carries
 // its rows), and leaves the partitions the role may not have it on
-// (owner or superuser only) in the setting pglink.truncate_missing. The
-// trigger is no schema change for the target: pglink's capture is off.
+// (owner or superuser only) in the setting pglink.truncate_missing.
 func truncateTriggersSQL(link, pub string) string {
 	trig, fn := quote.Literal(TruncateTrigger(link)), quote.Literal(truncateFunction(link))
-	return `SET LOCAL pglink.ddl_capture = off;
-DO $d$ DECLARE r record; missing text[] := '{}'; BEGIN
+	return `DO $d$ DECLARE r record; missing text[] := '{}'; BEGIN
 	FOR r IN SELECT t.relid::regclass AS rel
 		FROM pg_publication p JOIN pg_publication_rel pr ON pr.prpubid = p.oid
 		CROSS JOIN LATERAL pg_partition_tree(pr.prrelid) t
@@ -116,7 +114,8 @@ func InstallTruncateCapture(ctx context.Context, src *pgx.Conn, link, pub, key s
 		return "", fmt.Errorf("source: install the truncate capture: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	sql := "SET LOCAL transaction_read_only = off;\n" + keySQL(link, key) + "\n" + truncateFunctionSQL(link) + truncateTriggersSQL(link, pub)
+	// The capture's objects are no schema change for the target.
+	sql := "SET LOCAL transaction_read_only = off;\nSET LOCAL pglink.ddl_capture = off;\n" + keySQL(link, key) + "\n" + truncateFunctionSQL(link) + truncateTriggersSQL(link, pub)
 	if _, err := tx.Exec(ctx, sql); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
