@@ -71,9 +71,10 @@ REVOKE ALL ON FUNCTION ` + fn + `() FROM PUBLIC;
 func truncateTriggersSQL(link, pub string) string {
 	trig, fn := quote.Literal(TruncateTrigger(link)), quote.Literal(truncateFunction(link))
 	return `DO $d$ DECLARE r record; missing text[] := '{}'; BEGIN
-	FOR r IN SELECT t.relid::regclass AS rel
+	FOR r IN SELECT format('%I.%I', n.nspname, c.relname) AS rel
 		FROM pg_publication p JOIN pg_publication_rel pr ON pr.prpubid = p.oid
 		CROSS JOIN LATERAL pg_partition_tree(pr.prrelid) t
+		JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE p.pubname = ` + quote.Literal(pub) + ` AND t.relid <> pr.prrelid
 			AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t.relid AND g.tgname = ` + trig + `)
 		ORDER BY 1
@@ -82,7 +83,7 @@ func truncateTriggersSQL(link, pub string) string {
 			EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()', ` + trig + `, r.rel, ` + fn + `);
 			EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', r.rel, ` + trig + `);
 		EXCEPTION WHEN insufficient_privilege THEN
-			missing := missing || r.rel::text;
+			missing := missing || r.rel;
 		END;
 	END LOOP;
 	PERFORM set_config('pglink.truncate_missing', array_to_string(missing, ', '), true);
