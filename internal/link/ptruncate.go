@@ -60,7 +60,8 @@ func (d *ddlCarrier) truncate(ctx context.Context, c *change.Change) ([]apply.St
 	}
 	d.last = state.HeldDDL{LSN: c.MessageLSN, Statement: what}
 	out := []apply.Statement{
-		{SQL: `SELECT pg_catalog.set_config('pglink.truncate', $1, true)`, Args: []string{name}, What: "name the truncated partition"},
+		{SQL: `SELECT pg_catalog.set_config('pglink.truncate_schema', $1, true), pg_catalog.set_config('pglink.truncate_name', $2, true)`,
+			Args: []string{p.Schema, p.Name}, What: "name the truncated partition"},
 		{SQL: truncateGuardedSQL(d.link), What: "apply " + what},
 	}
 	if held == state.ResumeApply {
@@ -69,30 +70,35 @@ func (d *ddlCarrier) truncate(ctx context.Context, c *change.Change) ([]apply.St
 	return out, nil
 }
 
-// truncateGuardedSQL truncates the relation the source named (its quoted
-// name in the setting pglink.truncate, never in the statement's text), on
-// the target, only when it is a relation of the link there (guarded, or a
-// partition of a guarded table: one made since the link guarded its
-// tables); and so is every table it reaches through foreign keys, which
-// the source's TRUNCATE truncated too (it fails otherwise), so CASCADE
-// takes them with it as it did there. Anything else is refused: the name
-// is the source's word only.
+// truncateGuardedSQL truncates the relation the source named (its schema
+// and name in the settings pglink.truncate_schema and
+// pglink.truncate_name, never in the statement's text) on the target,
+// only when it is a relation of the link there (guarded, or a partition of
+// a guarded table: one made since the link guarded its tables); and so is
+// every table it reaches through foreign keys, which the source's TRUNCATE
+// truncated too (it fails otherwise), so CASCADE takes them with it as it
+// did there. Anything else is refused: the name is the source's word only.
 func truncateGuardedSQL(link string) string {
 	lit := quote.Literal(link)
-	return `DO $t$ DECLARE name text := pg_catalog.current_setting('pglink.truncate');
-	rel regclass := pg_catalog.to_regclass(name); other regclass; BEGIN
+	return `DO $t$ DECLARE
+	nsp text := pg_catalog.current_setting('pglink.truncate_schema');
+	name text := pg_catalog.current_setting('pglink.truncate_name');
+	rel regclass; other regclass;
+BEGIN
+	SELECT c.oid INTO rel FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = nsp AND c.relname = name AND c.relkind IN ('r', 'p');
 	IF rel IS NOT NULL THEN
 		WITH RECURSIVE reach(r) AS (
-			SELECT t.relid FROM pg_catalog.pg_partition_tree(rel) t
-			UNION SELECT t.relid FROM reach JOIN pg_catalog.pg_constraint c ON c.confrelid = reach.r AND c.contype = 'f'
-				CROSS JOIN LATERAL pg_catalog.pg_partition_tree(c.conrelid) t
+			SELECT rel::oid UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(rel) t
+			UNION SELECT x.r FROM reach JOIN pg_catalog.pg_constraint c ON c.confrelid = reach.r AND c.contype = 'f'
+				CROSS JOIN LATERAL (SELECT c.conrelid UNION SELECT relid FROM pg_catalog.pg_partition_tree(c.conrelid)) x(r)
 		)
-		SELECT r INTO other FROM reach WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(reach.r) a
-			JOIN pglink.guards g ON g.rel = a.relid AND g.link = ` + lit + `) LIMIT 1;
+		SELECT r INTO other FROM reach WHERE NOT EXISTS (SELECT 1 FROM pglink.guards g WHERE g.link = ` + lit + `
+			AND (g.rel = reach.r OR g.rel IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(reach.r) a))) LIMIT 1;
 	END IF;
 	IF rel IS NULL OR other IS NOT NULL THEN
-		RAISE EXCEPTION 'the source truncated %, but the target has no such table of link %', name, ` + lit + `
-			USING ERRCODE = '42P01', DETAIL = pg_catalog.coalesce(pg_catalog.format('%s is not a table of the link', other), ''),
+		RAISE EXCEPTION 'the source truncated %.%, but the target has no such table of link %', pg_catalog.quote_ident(nsp), pg_catalog.quote_ident(name), ` + lit + `
+			USING ERRCODE = '42P01', DETAIL = coalesce(pg_catalog.format('%s is not a table of the link', other), ''),
 			HINT = 'give the target the same partition as the source and run pglink resume-ddl --apply, or empty it by hand and run pglink resume-ddl --skip';
 	END IF;
 	EXECUTE pg_catalog.format('TRUNCATE %s CASCADE', rel);
