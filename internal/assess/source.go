@@ -78,6 +78,11 @@ func CheckSource(ctx context.Context, conn *pgx.Conn, tables []catalog.Table) ([
 		return nil, err
 	}
 	fs = append(fs, rights...)
+	parts, err := partitionTruncateFinding(ctx, conn, tables, s)
+	if err != nil {
+		return nil, err
+	}
+	fs = append(fs, parts...)
 	objs, err := objectFindings(ctx, conn)
 	if err != nil {
 		return nil, err
@@ -215,23 +220,45 @@ func tableFindings(tables []catalog.Table) []Finding {
 			"run on the source: "+strings.Join(fixes, " ")+" (it rewrites the table under an exclusive lock), or leave them out with --exclude-tables",
 			fixes...))
 	}
-	return append(fs, partitionTruncateFinding(tables)...)
+	return fs
 }
 
-// partitionTruncateFinding warns about what PostgreSQL does not send: a
-// link publishes partitions through their root, and then a TRUNCATE of
-// one partition is not replicated.
-func partitionTruncateFinding(tables []catalog.Table) []Finding {
-	var roots []string
+// partitionTruncateFinding warns about partitions whose TRUNCATE alone
+// will not reach the target. A link publishes partitions through their
+// root, and then PostgreSQL sends no TRUNCATE of one partition; pglink
+// carries it with a trigger on each partition, which a PostgreSQL 13
+// source cannot (its pgoutput has no logical messages), and which only
+// the partition's owner or a superuser may create.
+func partitionTruncateFinding(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, s sourceSettings) ([]Finding, error) {
+	var roots, quoted []string
 	for _, t := range tables {
 		if t.Partitioned {
-			roots = append(roots, t.Key())
+			roots, quoted = append(roots, t.Key()), append(quoted, t.QualifiedName())
 		}
 	}
 	if len(roots) == 0 {
-		return nil
+		return nil, nil
+	}
+	const remedy = "while linked, empty a partition with DELETE, or TRUNCATE the partitioned table; pglink validate finds a partition emptied otherwise"
+	if s.VersionNum < 140000 {
+		return []Finding{finding(Warning, endpoint.Source, "partition_truncate",
+			"a TRUNCATE of a single partition on the source does not reach the target (PostgreSQL publishes partitions through their partitioned table and sends no TRUNCATE of one partition, and on PostgreSQL 13 pglink cannot carry it with a logical message): "+list(roots),
+			remedy+"; or upgrade the source to 14 or later")}, nil
+	}
+	if s.Superuser {
+		return nil, nil
+	}
+	rows, err := conn.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM unnest($1::text[]) r(name)
+		CROSS JOIN LATERAL pg_partition_tree(to_regclass(r.name)) p JOIN pg_class c ON c.oid = p.relid
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.relid <> to_regclass(r.name) AND NOT pg_has_role(current_user, c.relowner, 'USAGE') ORDER BY 1`, quoted)
+	if err != nil {
+		return nil, fmt.Errorf("source: read the owners of the partitions: %w", err)
+	}
+	others, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(others) == 0 {
+		return nil, err
 	}
 	return []Finding{finding(Warning, endpoint.Source, "partition_truncate",
-		"a TRUNCATE of a single partition on the source does not reach the target (PostgreSQL publishes partitions through their partitioned table, and then sends no TRUNCATE of one partition): "+list(roots),
-		"while linked, empty a partition with DELETE, or TRUNCATE the partitioned table; pglink validate finds a partition emptied otherwise")}
+		"a TRUNCATE of one of these partitions alone does not reach the target: pglink carries it with a trigger on the partition, which only its owner or a superuser may create, and the user is neither: "+list(others),
+		"link as the partitions' owner or a superuser; or, "+remedy)}, nil
 }

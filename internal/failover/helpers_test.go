@@ -243,6 +243,9 @@ func (f *fixture) assertFailedOver(t *testing.T, w *writer, cleaned bool) {
 	if n := queryString(f.source, `SELECT count(*)::text FROM pg_replication_slots`); n != "0" {
 		t.Errorf("%s replication slots left on the source", n)
 	}
+	if n := queryString(f.source, `SELECT count(*)::text FROM pg_trigger WHERE tgname LIKE 'pglink\_truncate\_%'`); n != "0" {
+		t.Errorf("%s of the link's truncate triggers left on the source after the cut", n)
+	}
 	if cleaned {
 		left := f.targetString(`SELECT concat_ws(', ',
 			(SELECT 'origin' FROM pg_replication_origin WHERE roname IN ('pglink_' || $1, 'pglink_' || $1 || '.2') LIMIT 1),

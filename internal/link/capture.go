@@ -7,18 +7,21 @@ import (
 	"github.com/pglink/pglink/internal/state"
 )
 
-// setUpCapture installs the source's DDL capture for mode, signing with
-// key (a new key when empty), and records the mode. A source that cannot
+// setUpCapture installs the source's DDL capture for mode and the truncate
+// capture, signing with key (a new key when empty), and records the mode. A source that cannot
 // have it falls back to --ddl ignore, said in the log and in status.
 func (r *runner) setUpCapture(ctx context.Context, mode, key string) error {
 	note := ""
-	if mode != state.DDLIgnore {
+	if key == "" {
 		var err error
-		if key == "" {
-			if key, err = state.NewDDLKey(); err != nil {
-				return err
-			}
+		if key, err = state.NewDDLKey(); err != nil {
+			return err
 		}
+	}
+	if err := r.setUpTruncateCapture(ctx, key); err != nil {
+		return err
+	}
+	if mode != state.DDLIgnore {
 		why, err := state.InstallCapture(ctx, r.srcConn, r.cfg.Name, key)
 		if err != nil {
 			return err
@@ -49,15 +52,31 @@ func (r *runner) resumeCapture(ctx context.Context) error {
 	} else if s.Note != "" {
 		mode = state.DDLReplicate // the fallback: try again
 	}
-	if mode == state.DDLIgnore {
-		return state.SetDDL(ctx, r.tgtConn, r.cfg.Name, mode, "", "")
+	installed := false
+	if mode != state.DDLIgnore {
+		if installed, err = state.CaptureInstalled(ctx, r.srcConn, r.cfg.Name); err != nil {
+			return err
+		}
 	}
-	installed, err := state.CaptureInstalled(ctx, r.srcConn, r.cfg.Name)
-	if err != nil {
-		return err
-	}
-	if installed && s.Key != "" {
+	if (installed || mode == state.DDLIgnore) && s.Key != "" {
+		if err := r.setUpTruncateCapture(ctx, s.Key); err != nil {
+			return err
+		}
 		return state.SetDDL(ctx, r.tgtConn, r.cfg.Name, mode, "", "")
 	}
 	return r.setUpCapture(ctx, mode, s.Key)
+}
+
+// setUpTruncateCapture gives the source's partitions of the linked tables
+// the trigger that carries a TRUNCATE of one of them (see
+// state.TruncatePrefix); those that cannot have it are only logged.
+func (r *runner) setUpTruncateCapture(ctx context.Context, key string) error {
+	why, err := state.InstallTruncateCapture(ctx, r.srcConn, r.cfg.Name, r.names.Publication, key)
+	if err != nil {
+		return err
+	}
+	if why != "" {
+		r.log.Warn("source: a TRUNCATE of a single partition is not carried", "reason", why)
+	}
+	return nil
 }

@@ -47,8 +47,10 @@ type ddlCarrier struct {
 	link    string
 	mode    string
 	key     string
-	schemas map[string]bool // schemas of the linked tables
-	rels    map[uint32]bool // source oids of the linked tables and their partitions
+	schemas map[string]bool       // schemas of the linked tables
+	rels    map[uint32]bool       // source oids of the linked tables and their partitions
+	roots   map[uint32]string     // the same oids' linked table (schema.name)
+	syncAt  map[string]change.LSN // where each linked table's copy was taken
 	tgt     *endpoint.Endpoint
 	conn    *pgx.Conn // its own target session, for held schema changes
 	log     *slog.Logger
@@ -57,32 +59,34 @@ type ddlCarrier struct {
 	last state.HeldDDL
 }
 
-// linkedRelsSQL lists the publication's tables with their partitions, and
-// their schemas.
+// linkedRelsSQL lists the publication's tables with their partitions,
+// their schemas and the linked table each is or belongs to.
 const linkedRelsSQL = `WITH pub AS (
 	SELECT pr.prrelid AS rel FROM pg_publication p JOIN pg_publication_rel pr ON pr.prpubid = p.oid WHERE p.pubname = $1
 ), tree AS (
-	SELECT rel FROM pub UNION SELECT t.relid FROM pub CROSS JOIN LATERAL pg_partition_tree(pub.rel) t
+	SELECT rel, rel AS root FROM pub UNION SELECT t.relid, pub.rel FROM pub CROSS JOIN LATERAL pg_partition_tree(pub.rel) t
 )
-SELECT c.oid, n.nspname FROM tree JOIN pg_class c ON c.oid = tree.rel JOIN pg_namespace n ON n.oid = c.relnamespace`
+SELECT c.oid, n.nspname, rn.nspname || '.' || r.relname FROM tree JOIN pg_class c ON c.oid = tree.rel
+	JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_class r ON r.oid = tree.root JOIN pg_namespace rn ON rn.oid = r.relnamespace`
 
 // newDDLCarrier reads what the carrier needs: the link's DDL settings from
-// the target and the linked tables from the source.
-func (r *runner) newDDLCarrier(ctx context.Context) (*ddlCarrier, error) {
+// the target and the linked tables from the source; syncAt is where each
+// linked table's copy was taken.
+func (r *runner) newDDLCarrier(ctx context.Context, syncAt map[string]change.LSN) (*ddlCarrier, error) {
 	s, err := state.LoadDDL(ctx, r.tgtConn, r.cfg.Name)
 	if err != nil {
 		return nil, err
 	}
 	d := &ddlCarrier{link: r.cfg.Name, mode: s.Mode, key: s.Key, schemas: map[string]bool{}, rels: map[uint32]bool{},
-		tgt: r.tgt, log: r.log}
+		roots: map[uint32]string{}, syncAt: syncAt, tgt: r.tgt, log: r.log}
 	rows, err := r.srcConn.Query(ctx, linkedRelsSQL, r.names.Publication)
 	if err != nil {
 		return nil, fmt.Errorf("source: list the tables of publication %s: %w", r.names.Publication, err)
 	}
 	var oid uint32
-	var schema string
-	_, err = pgx.ForEachRow(rows, []any{&oid, &schema}, func() error {
-		d.rels[oid], d.schemas[schema] = true, true
+	var schema, root string
+	_, err = pgx.ForEachRow(rows, []any{&oid, &schema, &root}, func() error {
+		d.rels[oid], d.schemas[schema], d.roots[oid] = true, true, root
 		return nil
 	})
 	if err != nil {
@@ -100,6 +104,9 @@ func (d *ddlCarrier) close(ctx context.Context) {
 // change returns the statements that carry the message c to the target,
 // or none when c is no schema change of this link's tables.
 func (d *ddlCarrier) change(ctx context.Context, c *change.Change) ([]apply.Statement, error) {
+	if c.Prefix == state.TruncatePrefix {
+		return d.truncate(ctx, c)
+	}
 	if c.Prefix != state.DDLPrefix {
 		return nil, nil
 	}

@@ -280,7 +280,7 @@ func (r *runner) streamSession(ctx context.Context) error {
 		StartLSN: start, SpoolDir: spoolDir, StatusInterval: statusInterval, Logger: r.log,
 	})
 	pause := state.NewPauser(r.tgt, r.cfg.Name)
-	ddl, err := r.newDDLCarrier(ctx)
+	ddl, err := r.newDDLCarrier(ctx, syncAt)
 	if err != nil {
 		return err
 	}

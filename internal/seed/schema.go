@@ -203,12 +203,18 @@ func dumpSection(ctx context.Context, o SchemaOptions, section string) ([]statem
 	return withoutOwnObjects(splitScript(string(script))), rep, nil
 }
 
-// withoutOwnObjects leaves out pglink's event triggers on the source (its
-// DDL capture, whose functions are in the schema pg_dump leaves out).
+// withoutOwnObjects leaves out pglink's triggers on the source: the event
+// triggers of its DDL capture and the partitions' truncate triggers
+// (named "<table> pglink_truncate_<link>" in pg_dump's headers, with the
+// ALTER TABLE that enables them ALWAYS), whose functions are in the
+// schema pg_dump leaves out.
 func withoutOwnObjects(stmts []statement) []statement {
 	out := stmts[:0]
 	for _, s := range stmts {
 		if s.Type == "EVENT TRIGGER" && strings.HasPrefix(s.Name, "pglink_") {
+			continue
+		}
+		if f := strings.Fields(s.Name); s.Type == "TRIGGER" && len(f) > 0 && strings.HasPrefix(f[len(f)-1], "pglink_truncate_") {
 			continue
 		}
 		out = append(out, s)

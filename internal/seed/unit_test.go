@@ -55,6 +55,37 @@ CREATE TABLE "Odd"."T" (
 	}
 }
 
+// pglink's own triggers on the source (the DDL capture's event triggers,
+// the partitions' truncate triggers) never reach the target.
+func TestWithoutOwnObjects(t *testing.T) {
+	script := `--
+-- Name: p2 pglink_truncate_shop; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER pglink_truncate_shop AFTER TRUNCATE ON public.p2 FOR EACH STATEMENT EXECUTE FUNCTION pglink.truncate_shop();
+
+ALTER TABLE public.p2 ENABLE ALWAYS TRIGGER pglink_truncate_shop;
+
+--
+-- Name: p2 audit; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER audit AFTER TRUNCATE ON public.p2 FOR EACH STATEMENT EXECUTE FUNCTION public.audit();
+
+--
+-- Name: pglink_ddl_shop; Type: EVENT TRIGGER; Schema: -; Owner: postgres
+--
+
+CREATE EVENT TRIGGER pglink_ddl_shop ON ddl_command_end EXECUTE FUNCTION pglink.ddl_capture_shop();
+`
+	got := withoutOwnObjects(splitScript(script))
+	want := []statement{{SQL: "CREATE TRIGGER audit AFTER TRUNCATE ON public.p2 FOR EACH STATEMENT EXECUTE FUNCTION public.audit()",
+		Type: "TRIGGER", Name: "p2 audit"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("withoutOwnObjects:\ngot  %#v\nwant %#v", got, want)
+	}
+}
+
 func TestDropMissingRoles(t *testing.T) {
 	stmts := []statement{
 		{SQL: "CREATE TABLE public.t (a int)", Type: "TABLE"},

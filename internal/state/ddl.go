@@ -65,12 +65,7 @@ func captureNamesFor(link string) captureNames {
 func captureSQL(link, key string) string {
 	n := captureNamesFor(link)
 	guc := quote.Literal(n.droppedGUC)
-	return `CREATE SCHEMA IF NOT EXISTS pglink;
-GRANT USAGE ON SCHEMA pglink TO PUBLIC;
-CREATE TABLE IF NOT EXISTS pglink.ddl_keys (link text PRIMARY KEY, key text NOT NULL);
-REVOKE ALL ON pglink.ddl_keys FROM PUBLIC;
-INSERT INTO pglink.ddl_keys VALUES (` + quote.Literal(link) + `, ` + quote.Literal(key) + `)
-	ON CONFLICT (link) DO UPDATE SET key = excluded.key;
+	return keySQL(link, key) + `
 CREATE OR REPLACE FUNCTION ` + n.emit + `(search_path text, role text, tag text, seq int, dropped text) RETURNS text
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE cmds jsonb; drops jsonb; payload text; k text;
@@ -152,12 +147,26 @@ CREATE EVENT TRIGGER ` + n.endTrigger + ` ON ddl_command_end EXECUTE FUNCTION ` 
 `
 }
 
-// UncaptureSQL removes a link's DDL capture from the source (and schema
-// pglink when nothing else is left in it). It runs in a read-write
+// keySQL makes the source's schema pglink and records the link's key
+// there, readable by its owner only; the DDL and the truncate capture
+// sign with it.
+func keySQL(link, key string) string {
+	return `CREATE SCHEMA IF NOT EXISTS pglink;
+GRANT USAGE ON SCHEMA pglink TO PUBLIC;
+CREATE TABLE IF NOT EXISTS pglink.ddl_keys (link text PRIMARY KEY, key text NOT NULL);
+REVOKE ALL ON pglink.ddl_keys FROM PUBLIC;
+INSERT INTO pglink.ddl_keys VALUES (` + quote.Literal(link) + `, ` + quote.Literal(key) + `)
+	ON CONFLICT (link) DO UPDATE SET key = excluded.key;`
+}
+
+// UncaptureSQL removes a link's DDL and truncate capture from the source
+// (and schema pglink when nothing else is left in it). It runs in a read-write
 // transaction of its own: a fenced source starts its sessions read-only.
 func UncaptureSQL(link string) string {
 	n := captureNamesFor(link)
 	return `BEGIN READ WRITE;
+SET LOCAL pglink.ddl_capture = off; -- other links' capture: dropping pglink's triggers is no schema change
+DROP FUNCTION IF EXISTS ` + truncateFunction(link) + `() CASCADE; -- and its triggers
 DROP EVENT TRIGGER IF EXISTS ` + n.endTrigger + `;
 DROP EVENT TRIGGER IF EXISTS ` + n.dropTrigger + `;
 DROP FUNCTION IF EXISTS ` + n.capture + `();

@@ -1,0 +1,138 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pglink/pglink/internal/quote"
+)
+
+// TruncatePrefix marks the logical decoding messages of the source's
+// truncate capture: a partition of a linked table was truncated.
+//
+// The publication sends a partition's changes as its root's
+// (publish_via_partition_root), and pgoutput then sends no TRUNCATE of a
+// partition truncated on its own. A statement trigger AFTER TRUNCATE on
+// every partition writes this message instead, at the truncate's place in
+// its transaction, and the target truncates the same partition there.
+const TruncatePrefix = "pglink_truncate"
+
+// TruncateTrigger is the name of the link's truncate trigger on each
+// partition of the source.
+func TruncateTrigger(link string) string { return "pglink_truncate_" + link }
+
+func truncateFunction(link string) string {
+	return "pglink." + quote.Ident("truncate_"+link)
+}
+
+// truncateFunctionSQL makes the trigger function. It is SECURITY DEFINER
+// so that any role that may truncate a partition can sign with the link's
+// key, which only the function's owner can read; a trigger function
+// cannot be called other than by a trigger, and only pglink's role may
+// create triggers with it. The message tells the truncate happened on
+// that relation (TG_RELID), nothing the role did not do. The message is
+// written outside the exception block (a message written in a
+// subtransaction is decoded after its transaction's changes), and
+// nothing else can make the source's TRUNCATE fail.
+func truncateFunctionSQL(link string) string {
+	fn := truncateFunction(link)
+	return `CREATE OR REPLACE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp AS $f$
+DECLARE payload text; k text; content text;
+BEGIN
+	BEGIN
+		payload := jsonb_build_object('link', ` + quote.Literal(link) + `, 'rel', TG_RELID::bigint,
+			'schema', TG_TABLE_SCHEMA, 'name', TG_TABLE_NAME, 'at', clock_timestamp())::text;
+		SELECT d.key INTO STRICT k FROM pglink.ddl_keys d WHERE d.link = ` + quote.Literal(link) + `;
+		content := encode(sha256(convert_to(k || encode(sha256(convert_to(k || payload, 'UTF8')), 'hex'), 'UTF8')), 'hex') || E'\n' || payload;
+	EXCEPTION WHEN OTHERS THEN
+		RAISE WARNING 'pglink: the TRUNCATE of %.% was not captured for link ` + link + `: %', TG_TABLE_SCHEMA, TG_TABLE_NAME, SQLERRM
+			USING HINT = 'the statement succeeded on the source; empty the partition on the target by hand (after pglink failover), or pglink validate shows the difference';
+		RETURN NULL;
+	END;
+	PERFORM pg_logical_emit_message(true, ` + quote.Literal(TruncatePrefix) + `, content);
+	RETURN NULL;
+END
+$f$;
+REVOKE ALL ON FUNCTION ` + fn + `() FROM PUBLIC;
+`
+}
+
+// truncateTriggersSQL gives every partition (leaf or not) of the
+// publication's tables that lacks it the link's trigger, enabled ALWAYS
+// (a source that is itself a replica carries its truncates as it carries
+// its rows), and leaves the partitions the role may not have it on
+// (owner or superuser only) in the setting pglink.truncate_missing.
+func truncateTriggersSQL(link, pub string) string {
+	trig, fn := quote.Literal(TruncateTrigger(link)), quote.Literal(truncateFunction(link))
+	return `DO $d$ DECLARE r record; missing text[] := '{}'; BEGIN
+	FOR r IN SELECT format('%I.%I', n.nspname, c.relname) AS rel
+		FROM pg_publication p JOIN pg_publication_rel pr ON pr.prpubid = p.oid
+		CROSS JOIN LATERAL pg_partition_tree(pr.prrelid) t
+		JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE p.pubname = ` + quote.Literal(pub) + ` AND t.relid <> pr.prrelid
+			AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t.relid AND g.tgname = ` + trig + `)
+		ORDER BY 1
+	LOOP
+		BEGIN
+			EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()', ` + trig + `, r.rel, ` + fn + `);
+			EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', r.rel, ` + trig + `);
+		EXCEPTION WHEN insufficient_privilege THEN
+			missing := missing || r.rel;
+		END;
+	END LOOP;
+	PERFORM set_config('pglink.truncate_missing', array_to_string(missing, ', '), true);
+END $d$;`
+}
+
+// TruncateVersionWhy says why a PostgreSQL 13 source gets no truncate
+// capture.
+const TruncateVersionWhy = "the source is PostgreSQL 13, whose pgoutput does not carry logical messages: a TRUNCATE of a single partition on the source does not reach the target; " +
+	"while linked, empty a partition with DELETE or truncate its partitioned table (pglink validate finds a partition emptied otherwise), or upgrade the source to 14 or later"
+
+// truncateRightsWhy says why partitions get no truncate capture.
+func truncateRightsWhy(partitions string) string {
+	return "the source role may not create triggers on " + partitions + " (only their owner or a superuser can): a TRUNCATE of one of these partitions alone does not reach the target; " +
+		"run pglink start as their owner or a superuser of the source (it adds the trigger at each start), or, while linked, empty such a partition with DELETE or truncate its partitioned table"
+}
+
+// InstallTruncateCapture puts the link's truncate trigger on every
+// partition of the publication's tables that lacks it (a partition made
+// since the last start gets it), signing with key. It is safe to run at
+// every start. When some or all partitions cannot have it, why says
+// which, and the fix; the link goes on without.
+func InstallTruncateCapture(ctx context.Context, src *pgx.Conn, link, pub, key string) (why string, err error) {
+	if serverMajor(src) < 14 {
+		return TruncateVersionWhy, nil
+	}
+	tx, err := src.Begin(ctx)
+	if err != nil {
+		return "", fmt.Errorf("source: install the truncate capture: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	// The capture's objects are no schema change for the target.
+	sql := "SET LOCAL transaction_read_only = off;\nSET LOCAL pglink.ddl_capture = off;\n" + keySQL(link, key) + "\n" + truncateFunctionSQL(link) + truncateTriggersSQL(link, pub)
+	if _, err := tx.Exec(ctx, sql); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+			return truncateRightsWhy("the partitions of the linked tables (it may not create schema pglink or its function: " + pgErr.Message + ")"), nil
+		}
+		return "", fmt.Errorf("source: install the truncate capture: %w", err)
+	}
+	var missing string
+	if err := tx.QueryRow(ctx, `SELECT current_setting('pglink.truncate_missing')`).Scan(&missing); err != nil {
+		return "", fmt.Errorf("source: install the truncate capture: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return "", fmt.Errorf("source: install the truncate capture: %w", err)
+	}
+	if strings.TrimSpace(missing) != "" {
+		return truncateRightsWhy(missing), nil
+	}
+	return "", nil
+}
