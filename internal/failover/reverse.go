@@ -125,6 +125,14 @@ func createReverseSlot(ctx context.Context, x *execution) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// The partitions' truncate triggers need the publication's tables.
+	why, err := state.InstallTruncateCapture(ctx, conn, rev, state.NamesFor(rev).Publication, x.reverseDDL.Key)
+	if err != nil {
+		return "", fmt.Errorf("reverse link: %w", err)
+	}
+	if why != "" {
+		x.log.Warn("target: a TRUNCATE of a single partition is not carried back by the reverse link", "reason", why)
+	}
 	if err := x.ctl.History(ctx, state.EventReverseSlot, fmt.Sprintf("slot %s of reverse link %s at %s", state.NamesFor(rev).Slot, rev, at)); err != nil {
 		return "", err
 	}
@@ -147,24 +155,25 @@ func dropReverseSlot(ctx context.Context, x *execution) error {
 // reverseCapture installs the reverse link's DDL capture on the target
 // before it opens, in the forward link's DDL mode, so that a schema change
 // the new primary takes before the reverse link first runs is carried
-// too.
+// too (the partitions' truncate triggers follow the slot, see
+// createReverseSlot).
 func (x *execution) reverseCapture(ctx context.Context, conn *pgx.Conn) error {
 	s, err := state.LoadDDL(ctx, x.ctl.Conn(), x.ctl.Name)
 	if err != nil {
 		return err
 	}
 	s.Note = ""
+	if s.Key, err = state.NewDDLKey(); err != nil {
+		return err
+	}
 	if s.Mode != state.DDLIgnore {
-		if s.Key, err = state.NewDDLKey(); err != nil {
-			return err
-		}
 		why, err := state.InstallCapture(ctx, conn, state.ReverseName(x.ctl.Name), s.Key)
 		if err != nil {
 			return fmt.Errorf("reverse link: %w", err)
 		}
 		if why != "" {
 			s.Note = fmt.Sprintf("--ddl %s asked, but %s", s.Mode, why)
-			s.Mode, s.Key = state.DDLIgnore, ""
+			s.Mode = state.DDLIgnore
 		}
 	}
 	x.reverseDDL = &s

@@ -91,10 +91,11 @@ func TestFailbackUnderLoad(t *testing.T) {
 		t.Fatalf("%d orders committed on the source are not on the target", n)
 	}
 
-	// A schema change on the new primary before the reverse link first
-	// runs is carried to the old source all the same.
+	// A schema change, and a partition's TRUNCATE, on the new primary
+	// before the reverse link first runs are carried to the old source all
+	// the same.
 	if err := pgtest.ExecOn(f.target, `ALTER TABLE notes ADD COLUMN tag text DEFAULT 'new'`,
-		`INSERT INTO notes (body, tag) VALUES ('after the failover', 'x')`); err != nil {
+		`INSERT INTO notes (body, tag) VALUES ('after the failover', 'x')`, `TRUNCATE events_old`); err != nil {
 		t.Fatal(err)
 	}
 
@@ -110,6 +111,9 @@ func TestFailbackUnderLoad(t *testing.T) {
 	f.waitFor("the new primary's schema change on the old source", time.Minute, func() bool {
 		return queryString(f.source, `SELECT tag FROM notes WHERE body = 'after the failover'`) == "x"
 	})
+	if n := queryString(f.source, `SELECT count(*)::text FROM events_old`); n != "0" {
+		t.Fatalf("the partition truncated on the new primary holds %s rows on the old source", n)
+	}
 	if err := pgtest.ExecOn(f.source, `SET default_transaction_read_only = off`, `INSERT INTO accounts (owner) VALUES ('stray')`); err == nil {
 		t.Fatal("the old source took a write that is not the reverse link's")
 	}
