@@ -63,16 +63,16 @@ func testManagedTargetRole(t *testing.T, version int) {
 	}{
 		{"target_rights", []string{"REVOKE SET ON PARAMETER session_replication_role FROM admin"},
 			[]string{"GRANT SET ON PARAMETER session_replication_role TO admin"},
-			[]string{"session_replication_role", "GRANT SET ON PARAMETER session_replication_role TO admin;"}},
+			[]string{"session_replication_role", `GRANT SET ON PARAMETER session_replication_role TO "admin";`}},
 		{"origin_rights", []string{"REVOKE EXECUTE ON FUNCTION pg_replication_origin_session_setup(text) FROM admin"},
 			[]string{"GRANT EXECUTE ON FUNCTION pg_replication_origin_session_setup(text) TO admin"},
-			[]string{"GRANT EXECUTE ON FUNCTION pg_replication_origin_session_setup(text) TO admin;"}},
+			[]string{`GRANT EXECUTE ON FUNCTION pg_replication_origin_session_setup(text) TO "admin";`}},
 		{"database_owner", []string{"ALTER DATABASE shop_copy OWNER TO postgres", "GRANT CREATE ON DATABASE shop_copy TO admin"},
 			[]string{"REVOKE CREATE ON DATABASE shop_copy FROM admin", "ALTER DATABASE shop_copy OWNER TO admin"},
-			[]string{"does not own database shop_copy", "default_transaction_read_only", "ALTER DATABASE shop_copy OWNER TO admin;"}},
+			[]string{"does not own database shop_copy", "default_transaction_read_only", `ALTER DATABASE "shop_copy" OWNER TO "admin";`}},
 		{"database_create", []string{"REVOKE CREATE ON DATABASE shop_copy FROM admin"},
 			[]string{"GRANT CREATE ON DATABASE shop_copy TO admin"},
-			[]string{"may not create schemas in database shop_copy", "GRANT CREATE ON DATABASE shop_copy TO admin;"}},
+			[]string{"may not create schemas in database shop_copy", `GRANT CREATE ON DATABASE "shop_copy" TO "admin";`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.check, func(t *testing.T) {
