@@ -21,7 +21,7 @@ const (
 // CheckTarget runs the checks that need only the target database: the
 // user's rights and the tables the schema mode expects there or not.
 func CheckTarget(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, schemaMode string, truncateExisting bool) ([]Finding, error) {
-	fs, err := targetRights(ctx, conn)
+	fs, err := TargetRights(ctx, conn, true)
 	if err != nil {
 		return nil, err
 	}
@@ -129,6 +129,7 @@ func tableModeFindings(tables []catalog.Table, existing []string, schemaMode str
 // originFunctions are the replication origin functions pglink calls on
 // the target; only superusers may call them unless granted.
 var originFunctions = []string{
+	"pg_replication_origin_advance(text, pg_lsn)",
 	"pg_replication_origin_create(text)", "pg_replication_origin_drop(text)",
 	"pg_replication_origin_progress(text, boolean)", "pg_replication_origin_session_is_setup()",
 	"pg_replication_origin_session_reset()", "pg_replication_origin_session_setup(text)",
@@ -220,4 +221,56 @@ func originCapacityFinding(limit, used int) Finding {
 			fix+", or start the link with --apply-sessions 1 to say so", sql)
 	}
 	return finding(Info, endpoint.Target, "replication_origins", fmt.Sprintf("%d of %d replication origin entries free (a link uses two)", free, limit), "")
+}
+
+// TargetRights checks that the user may do on the target database what a
+// link does there: apply (targetRights) and keep its state and guard
+// (databaseRights, when conn is in the target database: one that does not
+// exist yet is the user's own once pglink creates it). A superuser may; a
+// managed service's admin role may once granted what the findings name.
+func TargetRights(ctx context.Context, conn *pgx.Conn, inDatabase bool) ([]Finding, error) {
+	fs, err := targetRights(ctx, conn)
+	if err != nil || !inDatabase {
+		return fs, err
+	}
+	dfs, err := databaseRights(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	return append(fs, dfs...), nil
+}
+
+// databaseRights checks the user's rights on the target database itself:
+// CREATE, for pglink's schema and the schemas --schema copy makes, and
+// ownership, for the read-only default the guard gives the database while
+// linked (ALTER DATABASE ... SET is for its owner only).
+func databaseRights(ctx context.Context, conn *pgx.Conn) ([]Finding, error) {
+	var user, db, owner string
+	var super, owns, create bool
+	err := conn.QueryRow(ctx, `SELECT current_user, d.datname, o.rolname, u.rolsuper,
+			pg_has_role(d.datdba, 'USAGE'), has_database_privilege(d.oid, 'CREATE')
+		FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba JOIN pg_roles u ON u.rolname = current_user
+		WHERE d.datname = current_database()`).Scan(&user, &db, &owner, &super, &owns, &create)
+	if err != nil {
+		return nil, fmt.Errorf("target: read the user's rights on the database: %w", err)
+	}
+	if super {
+		return nil, nil
+	}
+	var fs []Finding
+	if !create {
+		sql := fmt.Sprintf("GRANT CREATE ON DATABASE %s TO %s;", quote.Ident(db), quote.Ident(user))
+		fs = append(fs, finding(Blocker, endpoint.Target, "database_create",
+			fmt.Sprintf("user %s may not create schemas in database %s: pglink keeps the link's state in schema pglink there, and --schema copy creates the source's schemas", user, db),
+			"run as the database's owner or a superuser on the target: "+sql, sql))
+	}
+	if !owns {
+		sql := fmt.Sprintf("ALTER DATABASE %s OWNER TO %s;", quote.Ident(db), quote.Ident(user))
+		fs = append(fs, finding(Blocker, endpoint.Target, "database_owner",
+			fmt.Sprintf("user %s does not own database %s (its owner is %s): while linked pglink makes the database read-only for every other session (ALTER DATABASE %s SET default_transaction_read_only = on), which only its owner may do",
+				user, db, owner, quote.Ident(db)),
+			"run as a superuser on the target (on a managed service, its admin role): "+sql+
+				" (or link into a database the user creates, or link as its owner)", sql))
+	}
+	return fs, nil
 }

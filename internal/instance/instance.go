@@ -42,6 +42,10 @@ type Options struct {
 	// Settings are extra postgresql.conf lines (name -> value), on top of
 	// the defaults that logical replication needs.
 	Settings map[string]string
+	// Files are written into the data directory before the server first
+	// starts, readable by the server's user only (mode 0600): a TLS key and
+	// certificates, say, which settings then name.
+	Files map[string][]byte
 }
 
 // Instance is a local PostgreSQL data directory and the server on it.
@@ -125,6 +129,11 @@ func Create(ctx context.Context, opts Options) (*Instance, error) {
 	if _, err := inst.run(ctx, "initdb", "-D", dir, "-U", Superuser, "-E", "UTF8", "--locale=C.UTF-8",
 		"--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"); err != nil {
 		return nil, fmt.Errorf("initdb in %s: %w", dir, err)
+	}
+	for name, data := range opts.Files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			return nil, fmt.Errorf("write %s into %s: %w", name, dir, err)
+		}
 	}
 	if err := inst.writeConfig(opts.Settings); err != nil {
 		return nil, err

@@ -200,12 +200,14 @@ func (d *ddlCarrier) scope(p ddlPayload) ddlScope {
 }
 
 // statements runs stmt as the source ran it: as its role when the target
-// has it, with its search path, then records it.
+// has it and the link's role may take it (a managed target's admin role
+// is no superuser), with its search path, then records it.
 func (d *ddlCarrier) statements(c *change.Change, p ddlPayload, stmt string) []apply.Statement {
 	out := []apply.Statement{
 		{SQL: `SELECT set_config('pglink.search_path', current_setting('search_path'), true),
 			set_config('search_path', $1, true)`, Args: []string{p.SearchPath}, What: "set the source's search path"},
-		{SQL: `SELECT set_config('role', rolname, true) FROM pg_roles WHERE rolname = $1`, Args: []string{p.Role},
+		{SQL: `SELECT set_config('role', rolname, true) FROM pg_roles WHERE rolname = $1
+			AND CASE WHEN current_setting('server_version_num')::int >= 160000 THEN pg_has_role(oid, 'SET') ELSE pg_has_role(oid, 'MEMBER') END`, Args: []string{p.Role},
 			What: "take the role that changed the source's schema"},
 		{SQL: stmt, What: "run the source's schema change " + quote.FirstLine(stmt, 200)},
 		{SQL: `RESET ROLE`, What: "go back to the link's role"},

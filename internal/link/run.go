@@ -107,11 +107,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	if r.tgtConn, r.createdDB, err = connectTarget(ctx, r.tgt); err != nil {
-		return err
+		return explainTargetRefusal(ctx, cfg.Target, err)
 	}
 	// Before anything is made or changed on either side: a target that is
 	// the source itself would have its tables emptied.
 	if r.srcID, err = state.SourceIdentity(ctx, r.srcConn, r.tgtConn, r.src, r.tgt); err != nil {
+		return err
+	}
+	if err := checkTargetRights(ctx, r.tgtConn, true); err != nil {
+		r.dropCreatedDB(context.WithoutCancel(ctx))
 		return err
 	}
 	if err := state.Ensure(ctx, r.tgtConn); err != nil {
@@ -368,13 +372,19 @@ func (r *runner) undoCreate(ctx context.Context) {
 	if err := state.RemoveLinkState(ctx, r.tgtConn, r.cfg.Name); err != nil {
 		r.log.Warn("could not remove the state of the failed link", "error", err)
 	}
-	if r.createdDB {
-		r.tgtConn.Close(ctx)
-		r.tgtConn = nil
-		sql := "DROP DATABASE IF EXISTS " + pgx.Identifier{r.tgt.Database()}.Sanitize() + " WITH (FORCE)"
-		if err := adminExec(ctx, r.tgt, sql); err != nil {
-			r.log.Warn("could not remove the target database created for the failed link", "error", err)
-		}
+	r.dropCreatedDB(ctx)
+}
+
+// dropCreatedDB removes the target database when this process created it.
+func (r *runner) dropCreatedDB(ctx context.Context) {
+	if !r.createdDB {
+		return
+	}
+	r.tgtConn.Close(ctx)
+	r.tgtConn = nil
+	sql := "DROP DATABASE IF EXISTS " + pgx.Identifier{r.tgt.Database()}.Sanitize() + " WITH (FORCE)"
+	if err := adminExec(ctx, r.tgt, sql); err != nil {
+		r.log.Warn("could not remove the target database created for the failed link", "error", err)
 	}
 }
 

@@ -72,3 +72,48 @@ func checkTarget(ctx context.Context, conn *pgx.Conn, tables []catalog.Table, cf
 	logWarnings(log, fs)
 	return problems(fs), nil
 }
+
+// checkTargetRights refuses a target user that lacks a right the link
+// needs there (assess.TargetRights), before anything is made on either
+// side: a managed service's admin role is no superuser, and without the
+// check it would fail half-way (the read-only default after the copy).
+func checkTargetRights(ctx context.Context, conn *pgx.Conn, inDatabase bool) error {
+	fs, err := assess.TargetRights(ctx, conn, inDatabase)
+	if err != nil {
+		return err
+	}
+	if probs := problems(fs); len(probs) > 0 {
+		return &ProblemsError{Problems: probs}
+	}
+	return nil
+}
+
+// explainTargetRefusal says which rights the user lacks when the target
+// refused pglink's session: session_replication_role is one of its startup
+// settings, so a user who may not set it cannot even log in with it. The
+// rights are read in a session without pglink's settings; err stands when
+// none is missing.
+func explainTargetRefusal(ctx context.Context, target string, err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+		return err
+	}
+	ep, perr := endpoint.Parse(endpoint.Target, target)
+	if perr != nil {
+		return err
+	}
+	inDatabase := true
+	conn, cerr := pgx.ConnectConfig(ctx, ep.Config.Copy())
+	if errors.As(cerr, &pgErr) && pgErr.Code == "3D000" {
+		inDatabase = false
+		conn, cerr = pgx.ConnectConfig(ctx, ep.WithDatabase("postgres").Config.Copy())
+	}
+	if cerr != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if rerr := checkTargetRights(ctx, conn, inDatabase); rerr != nil {
+		return rerr
+	}
+	return err
+}

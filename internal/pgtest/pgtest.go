@@ -32,6 +32,9 @@ type Options struct {
 	// Version is the server's major version (13 to 18, see BinDir); 0 is
 	// the default server (Debian's 15).
 	Version int
+	// Files are written into the data directory before the server starts
+	// (instance.Options.Files): see CA.Server for TLS.
+	Files map[string][]byte
 }
 
 // Start creates and starts a cluster; t.Cleanup stops and removes it.
@@ -59,7 +62,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 		if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		inst, err := instance.Create(ctx, instance.Options{Dir: dir + "/data", BinDir: bin, Settings: opts.Settings})
+		inst, err := instance.Create(ctx, instance.Options{Dir: dir + "/data", BinDir: bin, Settings: opts.Settings, Files: opts.Files})
 		if err != nil {
 			os.RemoveAll(dir)
 			t.Fatal(err)

@@ -97,3 +97,39 @@ func dropMissingRoles(stmts []statement, targetRoles map[string]bool, rep *Repor
 	}
 	return kept
 }
+
+// actingRoles returns the roles a statement makes the target user act as:
+// the new owner of ALTER ... OWNER TO, and the role of ALTER DEFAULT
+// PRIVILEGES FOR ROLE. Only a member of such a role may run it.
+func actingRoles(sql string) []string {
+	var roles []string
+	for _, re := range []*regexp.Regexp{roleREs()[0], roleREs()[3]} {
+		if m := re.FindStringSubmatch(sql); m != nil && !pseudoRoles[strings.ToLower(m[1])] {
+			roles = append(roles, unquoteIdent(m[1]))
+		}
+	}
+	return roles
+}
+
+// dropForeignOwners removes the statements that make the target user act
+// as a role it is no member of, which the target would refuse (a managed
+// service's admin role is no superuser, and the source's owner is often
+// one): the objects stay owned by the user that links, as reported.
+func dropForeignOwners(stmts []statement, member map[string]bool, rep *Report) []statement {
+	kept := stmts[:0:0]
+	for _, s := range stmts {
+		var foreign []string
+		for _, r := range actingRoles(s.SQL) {
+			if !member[r] {
+				foreign = append(foreign, r)
+			}
+		}
+		if len(foreign) == 0 {
+			kept = append(kept, s)
+			continue
+		}
+		rep.skip(s.label() + ": the target user is not a member of role " + strings.Join(foreign, ", ") +
+			", so the object stays owned by the user that links: " + quote.FirstLine(s.SQL, 200))
+	}
+	return kept
+}

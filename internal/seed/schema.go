@@ -102,25 +102,39 @@ var createSchemaRE = regexp.MustCompile(`(?i)^CREATE SCHEMA ("(?:[^"]|"")+"|[A-Z
 // missing roles), and lets schemas that already exist on the target (made
 // by hand, or by the user's template database) be reused.
 func filterForTarget(ctx context.Context, conn *pgx.Conn, stmts []statement, rep *Report) ([]statement, error) {
-	rows, err := conn.Query(ctx, "SELECT rolname FROM pg_roles")
+	roles, member, err := targetRoles(ctx, conn)
 	if err != nil {
-		return nil, fmt.Errorf("target: list roles: %w", err)
+		return nil, err
 	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("target: list roles: %w", err)
-	}
-	roles := make(map[string]bool, len(names))
-	for _, n := range names {
-		roles[n] = true
-	}
-	stmts = dropMissingRoles(stmts, roles, rep)
+	stmts = dropForeignOwners(dropMissingRoles(stmts, roles, rep), member, rep)
 	for i := range stmts {
 		if m := createSchemaRE.FindStringSubmatch(stmts[i].SQL); m != nil {
 			stmts[i].SQL = "CREATE SCHEMA IF NOT EXISTS " + m[1]
 		}
 	}
 	return stmts, nil
+}
+
+// targetRoles lists the target's roles, and those the user may act as
+// (make an object's owner): on PostgreSQL 16+ with the SET option of its
+// membership, before as a member.
+func targetRoles(ctx context.Context, conn *pgx.Conn) (roles, member map[string]bool, err error) {
+	rows, err := conn.Query(ctx, `SELECT rolname, CASE WHEN current_setting('server_version_num')::int >= 160000
+		THEN pg_has_role(oid, 'SET') ELSE pg_has_role(oid, 'MEMBER') END FROM pg_roles`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("target: list roles: %w", err)
+	}
+	roles, member = map[string]bool{}, map[string]bool{}
+	var name string
+	var can bool
+	_, err = pgx.ForEachRow(rows, []any{&name, &can}, func() error {
+		roles[name], member[name] = true, can
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("target: list roles: %w", err)
+	}
+	return roles, member, nil
 }
 
 // execStatement runs one statement with the simple query protocol, as psql

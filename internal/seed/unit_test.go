@@ -209,3 +209,27 @@ func TestMeterReportsOnRowsOrBytes(t *testing.T) {
 		t.Fatalf("after a wide row: %+v, want a second report", reports)
 	}
 }
+
+func TestDropForeignOwners(t *testing.T) {
+	stmts := []statement{
+		{SQL: "CREATE TABLE public.t (a int)", Type: "TABLE"},
+		{SQL: "ALTER TABLE public.t OWNER TO alice", Type: "TABLE"},
+		{SQL: `ALTER TABLE public.u OWNER TO "Bob Smith"`, Type: "TABLE"},
+		{SQL: "GRANT SELECT ON TABLE public.t TO bob", Type: "ACL"},
+		{SQL: "ALTER DEFAULT PRIVILEGES FOR ROLE erin IN SCHEMA public GRANT SELECT ON TABLES TO alice", Type: "DEFAULT ACL"},
+		{SQL: "ALTER TABLE public.v OWNER TO CURRENT_USER", Type: "TABLE"},
+	}
+	var rep Report
+	kept := dropForeignOwners(stmts, map[string]bool{"alice": true}, &rep)
+	var keptSQL []string
+	for _, s := range kept {
+		keptSQL = append(keptSQL, s.SQL)
+	}
+	wantKept := []string{stmts[0].SQL, stmts[1].SQL, stmts[3].SQL, stmts[5].SQL}
+	if !reflect.DeepEqual(keptSQL, wantKept) {
+		t.Errorf("kept:\ngot  %q\nwant %q", keptSQL, wantKept)
+	}
+	if len(rep.Skipped) != 2 || !strings.Contains(rep.Skipped[0], "Bob Smith") || !strings.Contains(rep.Skipped[1], "erin") {
+		t.Errorf("skipped: %q", rep.Skipped)
+	}
+}

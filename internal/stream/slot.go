@@ -79,21 +79,23 @@ func ReplicationConfig(cfg *pgconn.Config) *pgconn.Config {
 // With exportSnapshot the snapshot stays valid only until the next command on
 // conn or until conn closes: the caller keeps conn open and idle while copy
 // jobs import it (SET TRANSACTION SNAPSHOT). A temporary slot vanishes when
-// conn closes. The legacy syntax used here (TEMPORARY, EXPORT_SNAPSHOT,
-// NOEXPORT_SNAPSHOT) is accepted by every server from 10 to 17.
+// conn closes.
+//
+// On PostgreSQL 17+ a permanent slot is created with FAILOVER true: a
+// standby that synchronizes slots (sync_replication_slots = on) keeps a copy
+// of it, so the link resumes from the standby once it is promoted instead
+// of being seeded again. Without such standbys the flag changes nothing.
+// Older servers take the legacy syntax (TEMPORARY, EXPORT_SNAPSHOT,
+// NOEXPORT_SNAPSHOT), which every server from 10 on accepts.
 func CreateSlot(ctx context.Context, conn *pgconn.PgConn, name string, temporary, exportSnapshot bool) (SlotInfo, error) {
 	if err := checkSlotName(name); err != nil {
 		return SlotInfo{}, err
 	}
-	action := "NOEXPORT_SNAPSHOT"
-	if exportSnapshot {
-		action = "EXPORT_SNAPSHOT"
+	version, err := serverVersionNum(ctx, conn)
+	if err != nil {
+		return SlotInfo{}, err
 	}
-	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, name, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
-		Temporary:      temporary,
-		SnapshotAction: action,
-		Mode:           pglogrepl.LogicalReplication,
-	})
+	res, err := pglogrepl.ParseCreateReplicationSlot(conn.Exec(ctx, createSlotCommand(name, version, temporary, exportSnapshot)))
 	if err != nil {
 		return SlotInfo{}, fmt.Errorf("source: create replication slot %s: %w", name, err)
 	}
@@ -102,6 +104,31 @@ func CreateSlot(ctx context.Context, conn *pgconn.PgConn, name string, temporary
 		return SlotInfo{}, fmt.Errorf("source: create replication slot %s: consistent point: %w", name, err)
 	}
 	return SlotInfo{Name: res.SlotName, ConsistentPoint: lsn, SnapshotName: res.SnapshotName}, nil
+}
+
+// createSlotCommand is CREATE_REPLICATION_SLOT for a logical pgoutput
+// slot; name is checked already. A temporary slot cannot fail over.
+func createSlotCommand(name string, versionNum int, temporary, exportSnapshot bool) string {
+	tmp := ""
+	if temporary {
+		tmp = " TEMPORARY"
+	}
+	if versionNum < 170000 {
+		action := "NOEXPORT_SNAPSHOT"
+		if exportSnapshot {
+			action = "EXPORT_SNAPSHOT"
+		}
+		return fmt.Sprintf("CREATE_REPLICATION_SLOT %s%s LOGICAL pgoutput %s", name, tmp, action)
+	}
+	action := "nothing"
+	if exportSnapshot {
+		action = "export"
+	}
+	opts := fmt.Sprintf("SNAPSHOT '%s'", action)
+	if !temporary {
+		opts += ", FAILOVER true"
+	}
+	return fmt.Sprintf("CREATE_REPLICATION_SLOT %s%s LOGICAL pgoutput (%s)", name, tmp, opts)
 }
 
 // dropRetryFor bounds how long DropSlot waits for the slot's walsender to
