@@ -35,33 +35,7 @@ func TestKillPlannedFailover(t *testing.T) {
 			ctx, stop := context.WithCancel(context.Background())
 			defer stop()
 			w, wdone := f.startWriter(ctx)
-
-			failover := func() *exec.Cmd {
-				cmd := exec.Command(bin, "failover", "--name", name, "--planned", "--yes", "--max-lag", "30s", "--timeout", "1m")
-				cmd.Env = append(os.Environ(), "PGLINK_SOURCE="+f.source, "PGLINK_TARGET="+f.target)
-				return cmd
-			}
-			first := failover()
-			var out bytes.Buffer
-			first.Stdout, first.Stderr = &out, &out
-			if err := first.Start(); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(delay)
-			first.Process.Kill()
-			first.Wait()
-			t.Logf("killed after %s; its output:\n%s", delay, out.String())
-			stop() // the writer stops here, if the fence has not stopped it
-			<-wdone
-
-			// The killed failover may have ended before the kill: the next
-			// one then has nothing to do.
-			step := f.targetString(`SELECT phase || ' ' || coalesce(failover_step, '') FROM pglink.links WHERE name = $1`, name)
-			out2, err := failover().CombinedOutput()
-			t.Logf("after the kill the link was %q; the next failover: %v\n%s", step, err, out2)
-			if err != nil && !(step == "failed_over done" && strings.Contains(string(out2), "failed over already")) {
-				t.Fatalf("the failover after the kill: %v", err)
-			}
+			f.killThenFailover(t, bin, delay, stop, wdone)
 			if w.stopErr == nil || strings.Contains(w.stopErr.Error(), "context canceled") {
 				w.stopErr = fmt.Errorf("fenced") // stopped by the test, not by the fence: assertFailedOver need not see the fence's error
 			}
@@ -86,31 +60,7 @@ func TestKillFailoverReverse(t *testing.T) {
 			ctx, stop := context.WithCancel(context.Background())
 			defer stop()
 			w, wdone := f.startWriter(ctx)
-
-			failover := func() *exec.Cmd {
-				cmd := exec.Command(bin, "failover", "--name", name, "--planned", "--reverse", "--yes", "--max-lag", "30s", "--timeout", "1m")
-				cmd.Env = append(os.Environ(), "PGLINK_SOURCE="+f.source, "PGLINK_TARGET="+f.target)
-				return cmd
-			}
-			first := failover()
-			var out bytes.Buffer
-			first.Stdout, first.Stderr = &out, &out
-			if err := first.Start(); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(delay)
-			first.Process.Kill()
-			first.Wait()
-			t.Logf("killed after %s; its output:\n%s", delay, out.String())
-			stop()
-			<-wdone
-
-			step := f.targetString(`SELECT phase || ' ' || coalesce(failover_step, '') FROM pglink.links WHERE name = $1`, name)
-			out2, err := failover().CombinedOutput()
-			t.Logf("after the kill the link was %q; the next failover: %v\n%s", step, err, out2)
-			if err != nil && !(step == "failed_over done" && strings.Contains(string(out2), "failed over already")) {
-				t.Fatalf("the failover after the kill: %v", err)
-			}
+			f.killThenFailover(t, bin, delay, stop, wdone, "--reverse")
 			if n := missingOrders(t, f.target, w); n != 0 {
 				t.Fatalf("%d committed orders are not on the target", n)
 			}
@@ -133,5 +83,38 @@ func TestKillFailoverReverse(t *testing.T) {
 			})
 			f.assertSame()
 		})
+	}
+}
+
+// killThenFailover starts pglink failover --planned (with args) under the
+// writer that stop ends, kills it with SIGKILL after delay, and runs the
+// same failover again, which must finish or redo the killed one; the
+// killed one may have ended before the kill, and the next one then has
+// nothing to do.
+func (f *fixture) killThenFailover(t *testing.T, bin string, delay time.Duration, stop func(), wdone chan struct{}, args ...string) {
+	t.Helper()
+	failover := func() *exec.Cmd {
+		cmd := exec.Command(bin, append([]string{"failover", "--name", f.name, "--planned", "--yes", "--max-lag", "30s", "--timeout", "1m"}, args...)...)
+		cmd.Env = append(os.Environ(), "PGLINK_SOURCE="+f.source, "PGLINK_TARGET="+f.target)
+		return cmd
+	}
+	first := failover()
+	var out bytes.Buffer
+	first.Stdout, first.Stderr = &out, &out
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(delay)
+	first.Process.Kill()
+	first.Wait()
+	t.Logf("killed after %s; its output:\n%s", delay, out.String())
+	stop() // the writer stops here, if the fence has not stopped it
+	<-wdone
+
+	step := f.targetString(`SELECT phase || ' ' || coalesce(failover_step, '') FROM pglink.links WHERE name = $1`, f.name)
+	out2, err := failover().CombinedOutput()
+	t.Logf("after the kill the link was %q; the next failover: %v\n%s", step, err, out2)
+	if err != nil && !(step == "failed_over done" && strings.Contains(string(out2), "failed over already")) {
+		t.Fatalf("the failover after the kill: %v", err)
 	}
 }
