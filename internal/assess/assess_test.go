@@ -104,6 +104,7 @@ func TestAssessFindings(t *testing.T) {
 		`ALTER TABLE "public"."events_2024" REPLICA IDENTITY FULL;`)
 	wantFinding(t, fs, "unlogged_tables", Blocker, "public.scratch", `ALTER TABLE "public"."scratch" SET LOGGED;`)
 	noFinding(t, fs, "partition_truncate") // a superuser gives each partition pglink's truncate trigger
+	noFinding(t, fs, "ddl_capture")        // and captures its schema changes
 	wantFinding(t, fs, "large_objects", Warning, "1 large object:", "--blobs")
 	wantFinding(t, fs, "materialized_views", Info, "public.ok_count", "pglink refreshes them", `REFRESH MATERIALIZED VIEW public.ok_count;`)
 	wantFinding(t, fs, "sequences", Info, "1 sequence:")
@@ -205,6 +206,7 @@ func TestAssessRights(t *testing.T) {
 	fs := rep.Findings
 	wantFinding(t, fs, "replication_right", Blocker, `ALTER ROLE "weak" WITH REPLICATION;`)
 	wantFinding(t, fs, "create_right", Blocker, `GRANT CREATE ON DATABASE "app" TO "weak";`)
+	wantFinding(t, fs, "ddl_capture", Warning, `role weak is not a superuser`, "--ddl ignore")
 	wantFinding(t, fs, "select_right", Blocker, "public.secret", `GRANT SELECT ON public.secret TO "weak";`)
 	// Only a partition's owner may give it the trigger that carries its
 	// TRUNCATE.

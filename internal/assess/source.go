@@ -83,6 +83,7 @@ func CheckSource(ctx context.Context, conn *pgx.Conn, tables []catalog.Table) ([
 		return nil, err
 	}
 	fs = append(fs, parts...)
+	fs = append(fs, ddlCaptureFindings(s)...)
 	objs, err := objectFindings(ctx, conn)
 	if err != nil {
 		return nil, err
@@ -261,4 +262,24 @@ func partitionTruncateFinding(ctx context.Context, conn *pgx.Conn, tables []cata
 	return []Finding{finding(Warning, endpoint.Source, "partition_truncate",
 		"a TRUNCATE of one of these partitions alone does not reach the target: pglink carries it with a trigger on the partition, which only its owner or a superuser may create, and the user is neither: "+list(others),
 		"link as the partitions' owner or a superuser; or, "+remedy)}, nil
+}
+
+// ddlCaptureFindings warns when the source's schema changes cannot be
+// carried: the capture is an event trigger, which only a superuser may
+// create, and it travels as a logical message, which PostgreSQL 13's
+// pgoutput does not send. pglink start then goes on with --ddl ignore.
+func ddlCaptureFindings(s sourceSettings) []Finding {
+	const what = "schema changes made on the source while linked will not reach the target: "
+	const after = "; the link goes on with --ddl ignore, and stops at the first change its rows need (then alter the target's table the same way by hand, as a superuser there, and restart the link)"
+	switch {
+	case s.VersionNum < 140000:
+		return []Finding{finding(Warning, endpoint.Source, "ddl_capture",
+			what+"PostgreSQL 13's pgoutput does not carry the logical messages pglink sends them in",
+			"upgrade the source to 14 or later, or make no schema change while linked"+after)}
+	case !s.Superuser:
+		return []Finding{finding(Warning, endpoint.Source, "ddl_capture",
+			what+"role "+s.User+" is not a superuser, and only a superuser may create the event trigger that captures them",
+			"connect as a superuser of the source (or the managed service's admin role), or make no schema change while linked"+after)}
+	}
+	return nil
 }
