@@ -4,7 +4,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/pglink/pglink/internal/failover"
 	"github.com/pglink/pglink/internal/report"
+	"github.com/pglink/pglink/internal/web"
 )
 
 // The metrics, each labelled by link. Values are read from the links'
@@ -25,14 +27,21 @@ var (
 	descWALWarn    = prometheus.NewDesc("pglink_slot_wal_warn_bytes", "The WAL guard's threshold: pglink warns when the slot retains more.", []string{"link"}, nil)
 	descReconnects = prometheus.NewDesc("pglink_reconnects_total", "Times the link's work was started again after an error.", []string{"link"}, nil)
 	descErrors     = prometheus.NewDesc("pglink_errors_total", "Errors that stopped the link's work.", []string{"link"}, nil)
+	descFoState    = prometheus.NewDesc("pglink_failover_state", "The last failover of the link run by this process: 1 for its state (running, done, failed), 0 for the others.", []string{"link", "kind", "state"}, nil)
+	descFoStep     = prometheus.NewDesc("pglink_failover_step", "The step of the last failover run by this process: 1 for the step running now, or where it ended; 0 for the others.", []string{"link", "step"}, nil)
+	descDowntime   = prometheus.NewDesc("pglink_failover_downtime_seconds", "The write downtime of the last planned failover run by this process (from the source refusing writes to the target taking them).", []string{"link"}, nil)
 )
 
-// collector exports the links' live views.
-type collector struct{ links func() []report.Live }
+// collector exports the links' live views, and the failovers run here.
+type collector struct {
+	links     func() []report.Live
+	failovers func() []web.FailoverView
+}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descInfo, descPhase, descLagBytes, descLagSeconds, descTxns, descRows, descLastApply,
-		descSeedRows, descSeedBytes, descSeedLeft, descRetained, descWALWarn, descReconnects, descErrors} {
+		descSeedRows, descSeedBytes, descSeedLeft, descRetained, descWALWarn, descReconnects, descErrors,
+		descFoState, descFoStep, descDowntime} {
 		ch <- d
 	}
 }
@@ -72,6 +81,36 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descReconnects, float64(l.Reconnects), l.Name)
 		counter(descErrors, float64(l.Errors), l.Name)
 	}
+	if c.failovers == nil {
+		return
+	}
+	for _, f := range c.failovers() {
+		for _, st := range []string{"running", "done", "failed"} {
+			gauge(descFoState, boolValue(f.State == st), f.Link, f.Kind, st)
+		}
+		at := failoverAt(f.Steps)
+		for i, st := range f.Steps {
+			gauge(descFoStep, boolValue(i == at), f.Link, st.ID)
+		}
+		if f.Result != nil && f.Result.DowntimeSeconds != nil {
+			gauge(descDowntime, *f.Result.DowntimeSeconds, f.Link)
+		}
+	}
+}
+
+// failoverAt is the index of the step running now, or of the last one
+// that ran.
+func failoverAt(steps []web.PlanStep) int {
+	at := -1
+	for i, st := range steps {
+		if st.State != "" && st.State != failover.StepSkipped {
+			at = i
+		}
+		if st.State == failover.StepRunning {
+			return i
+		}
+	}
+	return at
 }
 
 func boolValue(b bool) float64 {
@@ -83,9 +122,9 @@ func boolValue(b bool) float64 {
 
 // newRegistry returns pglink's own registry (no process-global one): the
 // links' metrics, and the process's and Go runtime's.
-func newRegistry(links func() []report.Live) *prometheus.Registry {
+func newRegistry(links func() []report.Live, failovers func() []web.FailoverView) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{links: links},
+	reg.MustRegister(collector{links: links, failovers: failovers},
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector())
 	return reg

@@ -118,6 +118,16 @@ func TestAPI(t *testing.T) {
 	}
 	w.assertWritesOnTarget(t, f.dst, "shop")
 	assertSame(t, f.src, f.dst, "shop", "shop")
+	fams := scrape(t, strings.TrimPrefix(f.base, "http://"))
+	if v, ok := metric(fams, "pglink_failover_state", "link", "shop", "kind", "planned", "state", "done"); !ok || v != 1 {
+		t.Errorf("pglink_failover_state done: %v %v", v, ok)
+	}
+	if v, ok := metric(fams, "pglink_failover_step", "link", "shop", "step", "source"); !ok || v != 1 {
+		t.Errorf("pglink_failover_step at its last step: %v %v", v, ok)
+	}
+	if d, ok := metric(fams, "pglink_failover_downtime_seconds", "link", "shop"); !ok || d != *v.Result.DowntimeSeconds {
+		t.Errorf("pglink_failover_downtime_seconds: %v %v, want %v", d, ok, *v.Result.DowntimeSeconds)
+	}
 
 	// The link is failed over, and stays so: not started again.
 	waitUntil(t, "the link shown failed over", 30*time.Second, func() bool { return f.link("shop").State == "failed_over" })

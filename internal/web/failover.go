@@ -86,6 +86,23 @@ func (f *failovers) get(name string) *FailoverView {
 
 func (f *failovers) wait() { f.wg.Wait() }
 
+// all returns a copy of the last failover of every link run here.
+func (f *failovers) all() []FailoverView {
+	f.mu.Lock()
+	names := make([]string, 0, len(f.runs))
+	for name := range f.runs {
+		names = append(names, name)
+	}
+	f.mu.Unlock()
+	out := make([]FailoverView, 0, len(names))
+	for _, name := range names {
+		if v := f.get(name); v != nil {
+			out = append(out, *v)
+		}
+	}
+	return out
+}
+
 // start runs plan in a goroutine of the server's, unless a failover of
 // the link runs here already.
 func (f *failovers) start(plan *failover.Plan) error {

@@ -60,6 +60,10 @@ func New(opts Options) *Web {
 	return w
 }
 
+// Failovers returns the last failover of each link run by this server,
+// for the metrics.
+func (w *Web) Failovers() []FailoverView { return w.failovers.all() }
+
 // Close stops the sampler and interrupts the failovers running here (a
 // planned one undoes its steps, as on Ctrl-C), and waits for them.
 func (w *Web) Close() {
