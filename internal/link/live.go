@@ -94,7 +94,7 @@ func (l *Live) Snapshot() report.Live {
 		st = addStats(st, l.applier.Stats())
 		l.lag(&out, st)
 	}
-	out.AppliedTxns, out.LastAppliedAt = st.Txns, st.LastAppliedAt
+	out.AppliedTxns, out.AppliedBatches, out.LastAppliedAt = st.Txns, st.Batches, st.LastAppliedAt
 	out.AppliedRows = map[string]int64{"insert": st.Inserts, "update": st.Updates, "delete": st.Deletes, "truncate": st.Truncates}
 	return out
 }
@@ -126,6 +126,7 @@ func (l *Live) lag(out *report.Live, st apply.Stats) {
 // when it has any.
 func addStats(a, b apply.Stats) apply.Stats {
 	a.Txns += b.Txns
+	a.Batches += b.Batches
 	a.Changes += b.Changes
 	a.Inserts += b.Inserts
 	a.Updates += b.Updates

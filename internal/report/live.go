@@ -20,9 +20,12 @@ type Live struct {
 	LagBytes   *int64   `json:"lag_bytes"`
 	LagSeconds *float64 `json:"lag_seconds"`
 
-	AppliedTxns   int64            `json:"applied_txns"`
-	AppliedRows   map[string]int64 `json:"applied_rows"` // by kind: insert, update, delete, truncate
-	LastAppliedAt time.Time        `json:"last_applied_at,omitzero"`
+	AppliedTxns int64 `json:"applied_txns"`
+	// AppliedBatches counts the target transactions the apply committed:
+	// with AppliedTxns it gives the batch size.
+	AppliedBatches int64            `json:"applied_batches"`
+	AppliedRows    map[string]int64 `json:"applied_rows"` // by kind: insert, update, delete, truncate
+	LastAppliedAt  time.Time        `json:"last_applied_at,omitzero"`
 
 	SeedRowsCopied  int64 `json:"seed_rows_copied"`
 	SeedBytesCopied int64 `json:"seed_bytes_copied"`

@@ -18,6 +18,7 @@ var (
 	descLagBytes   = prometheus.NewDesc("pglink_lag_bytes", "Source WAL not yet applied on the target, in bytes.", []string{"link"}, nil)
 	descLagSeconds = prometheus.NewDesc("pglink_lag_seconds", "How far the target is behind the source, in seconds (0 when caught up).", []string{"link"}, nil)
 	descTxns       = prometheus.NewDesc("pglink_applied_transactions_total", "Source transactions applied on the target by this process.", []string{"link"}, nil)
+	descBatches    = prometheus.NewDesc("pglink_apply_batches_total", "Target transactions the apply committed, each holding one or more source transactions: rate(pglink_applied_transactions_total) / rate(pglink_apply_batches_total) is the batch size.", []string{"link"}, nil)
 	descRows       = prometheus.NewDesc("pglink_applied_rows_total", "Row changes applied on the target by this process, by kind (insert, update, delete, truncate).", []string{"link", "kind"}, nil)
 	descLastApply  = prometheus.NewDesc("pglink_last_apply_timestamp_seconds", "When the target last committed applied changes (Unix time).", []string{"link"}, nil)
 	descSeedRows   = prometheus.NewDesc("pglink_seed_copied_rows", "Rows the seeding has copied.", []string{"link"}, nil)
@@ -39,7 +40,7 @@ type collector struct {
 }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descInfo, descPhase, descLagBytes, descLagSeconds, descTxns, descRows, descLastApply,
+	for _, d := range []*prometheus.Desc{descInfo, descPhase, descLagBytes, descLagSeconds, descTxns, descBatches, descRows, descLastApply,
 		descSeedRows, descSeedBytes, descSeedLeft, descRetained, descWALWarn, descReconnects, descErrors,
 		descFoState, descFoStep, descDowntime} {
 		ch <- d
@@ -65,6 +66,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descLagSeconds, *l.LagSeconds, l.Name)
 		}
 		counter(descTxns, float64(l.AppliedTxns), l.Name)
+		counter(descBatches, float64(l.AppliedBatches), l.Name)
 		for _, kind := range []string{"insert", "update", "delete", "truncate"} {
 			counter(descRows, float64(l.AppliedRows[kind]), l.Name, kind)
 		}

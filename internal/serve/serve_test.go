@@ -57,6 +57,11 @@ func TestServeLinks(t *testing.T) {
 		if a-b < 3 { // the three writes, and heartbeats
 			t.Errorf("%s: pglink_applied_transactions_total went from %v to %v", name, b, a)
 		}
+		bb, _ := metric(before, "pglink_apply_batches_total", "link", name)
+		ba, ok := metric(after, "pglink_apply_batches_total", "link", name)
+		if !ok || ba <= bb || ba-bb > a-b { // a batch holds one source transaction or more
+			t.Errorf("%s: pglink_apply_batches_total went from %v to %v, with %v transactions", name, bb, ba, a-b)
+		}
 		if v, ok := metric(after, "pglink_link_phase", "link", name, "phase", "replicating"); !ok || v != 1 {
 			t.Errorf("%s: pglink_link_phase{phase=replicating} = %v, %v", name, v, ok)
 		}
