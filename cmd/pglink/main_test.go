@@ -49,6 +49,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"version", "extra"}, `unexpected argument "extra"`},
 		{[]string{"bogus"}, `unknown command "bogus"`},
 		{[]string{"instance", "bogus"}, `unknown instance command "bogus"`},
+		{[]string{"serve", "--config", "c.yaml", "--token", "x", "--token-file", "f"}, "--token and --token-file exclude each other"},
+		{[]string{"serve", "--config", "c.yaml", "--token-file", "/nonexistent/token"}, "--token-file: open /nonexistent/token"},
 	} {
 		code, _, stderr := pglink(t, c.args...)
 		if code != exitUsage || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "--help") {

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -14,6 +15,7 @@ import (
 func newServeCmd() *cobra.Command {
 	var opts serve.Options
 	var verbose bool
+	var tokenFile string
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run every link of a file in one process, with Prometheus metrics and health checks over HTTP",
@@ -29,6 +31,18 @@ func newServeCmd() *cobra.Command {
 				return usageError{command: commandName(c), err: serve.ErrNoConfig}
 			}
 			fromEnv(&opts.Token, "PGLINK_TOKEN")
+			if tokenFile != "" {
+				if opts.Token != "" {
+					return usagef(c, "--token and --token-file exclude each other")
+				}
+				b, err := os.ReadFile(tokenFile)
+				if err != nil {
+					return usagef(c, "--token-file: %v", err)
+				}
+				if opts.Token = strings.TrimSpace(string(b)); opts.Token == "" {
+					return usagef(c, "--token-file %s is empty", tokenFile)
+				}
+			}
 			if err := serve.CheckListen(opts.Listen, opts.Token); err != nil {
 				return usageError{command: commandName(c), err: err}
 			}
@@ -40,6 +54,9 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&opts.ConfigPath, "config", "", "the links file (YAML: a links: list of name, source, target and pglink start's options)")
 	f.StringVar(&opts.Listen, "listen", serve.DefaultListen, "address of the metrics and health endpoints; any but loopback needs --token")
 	f.StringVar(&opts.Token, "token", "", "bearer token every HTTP request must send (env PGLINK_TOKEN)")
+	f.StringVar(&tokenFile, "token-file", "", "read the token from this file (keeps it out of the process list)")
+	f.StringVar(&opts.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM), with --tls-key")
+	f.StringVar(&opts.TLSKey, "tls-key", "", "the certificate's private key (PEM)")
 	f.Var((*link.SizeValue)(&opts.WALWarnBytes), "wal-warn", "warn when a link's slot retains more WAL than this, like 2GB, for links whose entry sets no wal-warn (default: half of the source's max_slot_wal_keep_size, else 1GB)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug details")
 	return c

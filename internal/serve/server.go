@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,9 @@ type Options struct {
 	// Token, when set, must come as "Authorization: Bearer <token>" with
 	// every HTTP request.
 	Token string
+	// TLSCert and TLSKey, when both are set, make the HTTP side speak
+	// HTTPS with that certificate and key (PEM files).
+	TLSCert, TLSKey string
 	// WALWarnBytes is the WAL guard's threshold for links whose entry
 	// sets none (0: the default rule, see report.WALWarnThreshold).
 	WALWarnBytes int64
@@ -58,9 +62,16 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	tlsConfig, err := loadTLS(opts.TLSCert, opts.TLSKey)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w (another pglink serve, or another service, may use it: give --listen another address)", opts.Listen, err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
 	}
 	s := &Server{opts: opts, sup: NewSupervisor(opts.Logger), ln: ln}
 	s.web = web.New(web.Options{Links: s.sup, Logger: opts.Logger})
@@ -185,3 +196,19 @@ const tokenCookie = "pglink_token"
 
 // ErrNoConfig says pglink serve was given no links file.
 var ErrNoConfig = errors.New("no links file: give --config links.yaml")
+
+// loadTLS reads the dashboard's certificate and key; with neither given
+// the HTTP side stays plain.
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil, nil
+	case certFile == "" || keyFile == "":
+		return nil, errors.New("--tls-cert and --tls-key go together: give both, or neither")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", certFile, keyFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}

@@ -2,10 +2,17 @@ package serve
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pglink/pglink/internal/pgtest"
 )
 
 func TestListenNeedsToken(t *testing.T) {
@@ -104,5 +111,50 @@ func TestReadyAndNoSecrets(t *testing.T) {
 		if strings.Contains(s, "pw-9x7") {
 			t.Errorf("%s shows the password", what)
 		}
+	}
+}
+
+// TestTLS serves HTTPS with a certificate of a test authority: a client
+// that trusts it gets /healthz, a plain HTTP request gets no answer of
+// the endpoint, and a certificate without its key is refused at start.
+func TestTLS(t *testing.T) {
+	ca := pgtest.NewCA(t, "dashboard")
+	files := ca.Server(t, pgtest.Options{}).Files
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	if err := os.WriteFile(certFile, files["server.crt"], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, files["server.key"], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tempFile(t, "links.yaml")
+	writeConfig(t, cfg, "links: []\n")
+	ctx := context.Background()
+	if _, err := Start(ctx, Options{ConfigPath: cfg, Listen: "127.0.0.1:0", TLSCert: certFile}); err == nil || !strings.Contains(err.Error(), "--tls-key") {
+		t.Fatalf("a certificate without its key: %v", err)
+	}
+	srv, err := Start(ctx, Options{ConfigPath: cfg, Listen: "127.0.0.1:0", TLSCert: certFile, TLSKey: keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close(ctx)
+	pool := x509.NewCertPool()
+	pem, err := os.ReadFile(ca.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get("https://" + srv.Addr() + "/healthz")
+	if err != nil {
+		t.Fatalf("https: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("https /healthz: %d", resp.StatusCode)
+	}
+	if code, _ := get(t, "http://"+srv.Addr()+"/healthz", ""); code == 200 {
+		t.Fatal("plain HTTP got an answer from the endpoint")
 	}
 }
