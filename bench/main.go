@@ -42,6 +42,8 @@ type config struct {
 	bigRows    []int // figure 5's transaction sizes
 	applyTxns  int   // figure 2b's backlog
 	cutoverFor time.Duration
+	idleLinks  int           // figure 7's links in one pglink serve
+	idleFor    time.Duration // figure 7's idle and loaded phases
 }
 
 func parseFlags(args []string) (config, error) {
@@ -54,7 +56,8 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&c.quick, "quick", false, "scale 5, 1 run, shorter phases: a check in a few minutes")
 	fs.StringVar(&c.resultsDir, "results", "bench/results", "where the Markdown report goes")
 	fs.StringVar(&c.profileDir, "profile", "", "write CPU and allocation profiles of every pglink process here")
-	fs.StringVar(&c.only, "only", "", "comma-separated figures to run: seed (1 and 6), catchup (2), apply (2b), lag (3), cutover (4), memory (5); default all")
+	fs.StringVar(&c.only, "only", "", "comma-separated figures to run: seed (1 and 6), catchup (2), apply (2b), lag (3), cutover (4), memory (5), idle (7); default all")
+	fs.IntVar(&c.idleLinks, "idle-links", 100, "figure 7: links in one pglink serve process")
 	fs.StringVar(&c.variants, "variants", "", "figure 2b: only the variants whose names contain one of these comma-separated words; default all")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -64,6 +67,7 @@ func parseFlags(args []string) (config, error) {
 	c.backlogFor, c.lagFor, c.lagRate, c.cutoverFor = 30*time.Second, 60*time.Second, 1000, 30*time.Second
 	c.bigRows = []int{1_000_000, 2_000_000}
 	c.applyTxns = 20000
+	c.idleFor = time.Minute
 	if c.quick {
 		if !set["scale"] {
 			c.scale = 5
@@ -74,13 +78,17 @@ func parseFlags(args []string) (config, error) {
 		c.backlogFor, c.lagFor, c.cutoverFor = 10*time.Second, 15*time.Second, 15*time.Second
 		c.bigRows = []int{200_000, 400_000}
 		c.applyTxns = 5000
+		c.idleFor = 20 * time.Second
+		if !set["idle-links"] {
+			c.idleLinks = 10
+		}
 	}
-	if c.runs < 1 || c.scale < 1 || c.jobs < 1 {
-		return c, errors.New("--runs, --scale and --jobs must be positive")
+	if c.runs < 1 || c.scale < 1 || c.jobs < 1 || c.idleLinks < 1 {
+		return c, errors.New("--runs, --scale, --jobs and --idle-links must be positive")
 	}
 	for _, f := range strings.Split(c.only, ",") {
 		switch strings.TrimSpace(f) {
-		case "", "seed", "catchup", "apply", "lag", "cutover", "memory":
+		case "", "seed", "catchup", "apply", "lag", "cutover", "memory", "idle":
 		default:
 			return c, fmt.Errorf("--only: unknown figure %q", f)
 		}
@@ -203,6 +211,7 @@ func runBench(ctx context.Context, cfg config) (err error) {
 		{"apply", func() error { return figApply(ctx, cfg, tgt, res) }},
 		{"memory", func() error { return figMemory(ctx, cfg, pg, src, tgt, res) }},
 		{"cutover", func() error { return figCutover(ctx, cfg, pg, src, tgt, res) }},
+		{"idle", func() error { return figIdle(ctx, cfg, pg, res) }},
 	}
 	for _, f := range figures {
 		if f.name == "catchup" && !cfg.wants("catchup") && !cfg.wants("lag") {

@@ -35,6 +35,7 @@ type results struct {
 	CutoverNote string
 	Memory      [][]bigTxnRun // per run, one per size
 	MemoryNote  string
+	Idle        []idleRun
 	Errors      []string
 }
 
@@ -102,6 +103,7 @@ func (r *results) render(w io.Writer) {
 	r.renderCutover(p)
 	r.renderMemory(p)
 	r.renderValidate(p)
+	r.renderIdle(p)
 	if len(r.Errors) > 0 {
 		p("## Errors\n\n")
 		for _, e := range r.Errors {
@@ -324,4 +326,23 @@ func (r *results) renderValidate(p printer) {
 	ratio := collect(r.Seeding, func(s seedRun) float64 { return s.Validate.Seconds() / s.Pglink.Seconds() })
 	p("`pglink validate` on the whole database, right after the seeding, while the link runs: median %.1f s (runs: %s);\n", v.median(), v.list("%.1f"))
 	p("validate / seeding: **%.2fx** (runs: %s). Target: no slower than seeding: %s.\n\n", ratio.median(), ratio.list("%.2f"), verdict(ratio.median() <= 1))
+}
+
+func (r *results) renderIdle(p printer) {
+	if len(r.Idle) == 0 {
+		return
+	}
+	p("## 7. Many links in one process\n\n")
+	p("`pglink serve` runs N links, each from a small database of its own (one table of 100 rows) on one source server\n")
+	p("into one of its own on one target server (`jobs: 1`, `apply-sessions: 1`). Memory is the process's VmRSS once\n")
+	p("every link replicates and is idle; CPU is its share of one core, idle and then while each source database takes\n")
+	p("one insert per second; lag is every link's `pglink_lag_seconds`, read from `/metrics` each second under that load.\n")
+	p("Targets: under 10 MB and 1%% of a core per idle link, lag p99 under 1 s.\n\n")
+	p("| links | ready after | RSS | per link | CPU per idle link | CPU per loaded link | lag p99 | lag max |\n|---|---|---|---|---|---|---|---|\n")
+	for _, x := range r.Idle {
+		p("| %d | %.0f s | %.0f MB | %.2f MB %s | %.3f%% %s | %.3f%% | %.2f s %s | %.2f s |\n", x.Links, secs(x.Ready), mb(x.RSS),
+			x.RSSPerLink(), verdict(x.RSSPerLink() < 10), x.CPUPerLink(), verdict(x.CPUPerLink() < 1), x.LoadCPUPerLink(),
+			secs(x.LagP99), verdict(x.LagP99 < time.Second), secs(x.LagMax))
+	}
+	p("\n")
 }
