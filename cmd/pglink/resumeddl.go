@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/state"
 )
 
@@ -51,11 +50,7 @@ func resumeDDL(ctx context.Context, target, name, decision string) (*state.HeldD
 	if err := state.ValidateName(name); err != nil {
 		return nil, err
 	}
-	tgt, err := endpoint.Parse(endpoint.Target, target)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := tgt.Connect(ctx)
+	conn, err := state.ConnectTarget(ctx, target)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/pglink/pglink/internal/compare"
 	"github.com/pglink/pglink/internal/pgtest"
 	"github.com/pglink/pglink/internal/state"
@@ -24,6 +25,20 @@ const columnsSQL = `(SELECT string_agg(attname || ' ' || format_type(atttypid, a
 // ddlWriteLoad inserts into and updates public.t until stop is closed, with
 // the columns every step of the test keeps (id, v).
 func ddlWriteLoad(t *testing.T, src *pgtest.Cluster, stop <-chan struct{}, wg *sync.WaitGroup, writes *atomic.Int64) {
+	loopWrites(t, src, stop, wg, writes, func(ctx context.Context, conn *pgx.Conn, i int) error {
+		_, err := conn.Exec(ctx, `INSERT INTO public.t (v) VALUES ($1)`, fmt.Sprintf("load %d", i))
+		if err == nil {
+			_, err = conn.Exec(ctx, `UPDATE public.t SET v = v || '+' WHERE id = (SELECT max(id) - 3 FROM public.t)`)
+		}
+		return err
+	})
+}
+
+// loopWrites runs write on a session of its own in database app of src,
+// every 2 ms, until stop is closed, counting the writes; the first error
+// fails the test and ends it.
+func loopWrites(t *testing.T, src *pgtest.Cluster, stop <-chan struct{}, wg *sync.WaitGroup, writes *atomic.Int64,
+	write func(ctx context.Context, conn *pgx.Conn, i int) error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -35,11 +50,7 @@ func ddlWriteLoad(t *testing.T, src *pgtest.Cluster, stop <-chan struct{}, wg *s
 				return
 			default:
 			}
-			_, err := conn.Exec(ctx, `INSERT INTO public.t (v) VALUES ($1)`, fmt.Sprintf("load %d", i))
-			if err == nil {
-				_, err = conn.Exec(ctx, `UPDATE public.t SET v = v || '+' WHERE id = (SELECT max(id) - 3 FROM public.t)`)
-			}
-			if err != nil {
+			if err := write(ctx, conn, i); err != nil {
 				t.Errorf("write load: %v", err)
 				return
 			}

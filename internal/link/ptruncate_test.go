@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/pglink/pglink/internal/pgtest"
 	"github.com/pglink/pglink/internal/state"
 )
@@ -15,26 +16,10 @@ import (
 // partitionWriteLoad inserts into every partition of public.ev (k 1 to 4;
 // 4 has no partition until the test makes one) until stop is closed.
 func partitionWriteLoad(t *testing.T, src *pgtest.Cluster, stop <-chan struct{}, wg *sync.WaitGroup, writes *atomic.Int64) {
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		conn := src.Connect("app")
-		ctx := context.Background()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			_, err := conn.Exec(ctx, `INSERT INTO public.ev (k, v) SELECT k, $1 FROM generate_series(1, 3) k`, fmt.Sprintf("load %d", i))
-			if err != nil {
-				t.Errorf("write load: %v", err)
-				return
-			}
-			writes.Add(1)
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
+	loopWrites(t, src, stop, wg, writes, func(ctx context.Context, conn *pgx.Conn, i int) error {
+		_, err := conn.Exec(ctx, `INSERT INTO public.ev (k, v) SELECT k, $1 FROM generate_series(1, 3) k`, fmt.Sprintf("load %d", i))
+		return err
+	})
 }
 
 // TestPartitionTruncateCarried truncates single partitions of a linked

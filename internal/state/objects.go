@@ -152,6 +152,17 @@ func ParseEndpoints(source, target string) (src, tgt *endpoint.Endpoint, err err
 	return src, TargetEndpoint(tgt), nil
 }
 
+// ConnectTarget opens a session on target as the user's connection string
+// gives it, without pglink's settings: for one read or write of the
+// pglink schema by a command or the dashboard.
+func ConnectTarget(ctx context.Context, target string) (*pgx.Conn, error) {
+	tgt, err := endpoint.Parse(endpoint.Target, target)
+	if err != nil {
+		return nil, err
+	}
+	return tgt.Connect(ctx)
+}
+
 // TargetEndpoint returns the target endpoint with pglink's session settings.
 func TargetEndpoint(ep *endpoint.Endpoint) *endpoint.Endpoint {
 	return ep.WithRuntimeParams(TargetSessionParams)

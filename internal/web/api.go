@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/pglink/pglink/internal/assess"
-	"github.com/pglink/pglink/internal/endpoint"
 	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/status"
@@ -117,11 +116,7 @@ func (w *Web) detail(ctx context.Context, name string) (*Detail, int, error) {
 }
 
 func readHistory(ctx context.Context, name, target string) ([]state.HistoryEvent, error) {
-	tgt, err := endpoint.Parse(endpoint.Target, target)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := tgt.Connect(ctx)
+	conn, err := state.ConnectTarget(ctx, target)
 	if err != nil {
 		return nil, err
 	}
