@@ -36,8 +36,9 @@ type config struct {
 	only       string
 	variants   string // figure 2b: only the variants whose names hold one of these, comma-separated
 
-	backlogFor time.Duration // figure 2's pgbench
-	lagFor     time.Duration // figure 3's pgbench
+	seedScales []int           // figure 1's pgbench scales
+	backlogs   []time.Duration // figure 2's pgbench backlogs
+	lagFor     time.Duration   // figure 3's pgbench
 	lagRate    int
 	bigRows    []int // figure 5's transaction sizes
 	applyTxns  int   // figure 2b's backlog
@@ -58,13 +59,16 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.profileDir, "profile", "", "write CPU and allocation profiles of every pglink process here")
 	fs.StringVar(&c.only, "only", "", "comma-separated figures to run: seed (1 and 6), catchup (2), apply (2b), lag (3), cutover (4), memory (5), idle (7); default all")
 	fs.IntVar(&c.idleLinks, "idle-links", 100, "figure 7: links in one pglink serve process")
+	scales := fs.String("seed-scales", "", "figure 1: comma-separated pgbench scales to seed (default 5,20,50,200; --quick: --scale)")
+	backlogs := fs.String("backlogs", "", "figure 2: comma-separated backlog lengths (default 10s,30s,120s; --quick: 10s)")
 	fs.StringVar(&c.variants, "variants", "", "figure 2b: only the variants whose names contain one of these comma-separated words; default all")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	c.backlogFor, c.lagFor, c.lagRate, c.cutoverFor = 30*time.Second, 60*time.Second, 1000, 30*time.Second
+	c.lagFor, c.lagRate, c.cutoverFor = 60*time.Second, 1000, 30*time.Second
+	defScales, defBacklogs := "5,20,50,200", "10s,30s,120s"
 	c.bigRows = []int{1_000_000, 2_000_000}
 	c.applyTxns = 20000
 	c.idleFor = time.Minute
@@ -75,13 +79,29 @@ func parseFlags(args []string) (config, error) {
 		if !set["runs"] {
 			c.runs = 1
 		}
-		c.backlogFor, c.lagFor, c.cutoverFor = 10*time.Second, 15*time.Second, 15*time.Second
+		c.lagFor, c.cutoverFor = 15*time.Second, 15*time.Second
+		defScales, defBacklogs = "", "10s"
 		c.bigRows = []int{200_000, 400_000}
 		c.applyTxns = 5000
 		c.idleFor = 20 * time.Second
 		if !set["idle-links"] {
 			c.idleLinks = 10
 		}
+	}
+	if *scales == "" {
+		*scales = defScales
+	}
+	if *backlogs == "" {
+		*backlogs = defBacklogs
+	}
+	var err error
+	if *scales == "" { // --quick: the main scale only
+		c.seedScales = []int{c.scale}
+	} else if c.seedScales, err = parseScales(*scales); err != nil {
+		return c, err
+	}
+	if c.backlogs, err = parseDurations(*backlogs); err != nil {
+		return c, err
 	}
 	if c.runs < 1 || c.scale < 1 || c.jobs < 1 || c.idleLinks < 1 {
 		return c, errors.New("--runs, --scale, --jobs and --idle-links must be positive")
@@ -234,29 +254,6 @@ func runBench(ctx context.Context, cfg config) (err error) {
 	return nil
 }
 
-func figSeeding(ctx context.Context, cfg config, pg pglinkCmd, src, tgt *instance.Instance, db string, res *results) error {
-	s := &seeding{pg: pg, src: src, tgt: tgt, srcDB: db, jobs: cfg.jobs}
-	if p, err := exec.LookPath("pgcopydb"); err == nil {
-		s.pgcopydb = p
-	} else {
-		res.SeedNote = "pgcopydb is not installed (make bench installs it with apt-get install pgcopydb)"
-	}
-	for i := range cfg.runs {
-		logf("figures 1 and 6, run %d of %d: pglink, pgcopydb, pg_dump/pg_restore, pglink validate", i+1, cfg.runs)
-		r, err := s.run(ctx, i, profileName(cfg, "seed", i))
-		if err != nil {
-			return err
-		}
-		copydb := "not installed"
-		if !r.pgcopydbSkipped {
-			copydb = fmt.Sprintf("%.1fs", secs(r.Pgcopydb))
-		}
-		logf("  pglink %.1fs (validate %.1fs), pgcopydb %s, pg_dump+pg_restore %.1fs", secs(r.Pglink), secs(r.Validate), copydb, secs(r.DumpRestore()))
-		res.Seeding = append(res.Seeding, r)
-	}
-	return nil
-}
-
 func figReplicas(ctx context.Context, cfg config, pg pglinkCmd, src, tgt *instance.Instance, db string, res *results) (err error) {
 	r := newReplicas(pg, src, tgt, db, cfg.jobs)
 	defer func() {
@@ -271,15 +268,8 @@ func figReplicas(ctx context.Context, cfg config, pg pglinkCmd, src, tgt *instan
 	}
 	res.Replicas = &replicasSetup{PglinkSeed: r.PglinkSeed, NativeSync: r.NativeSync}
 	if cfg.wants("catchup") {
-		w := workload{Clients: 4, Duration: cfg.backlogFor}
-		for i := range cfg.runs {
-			logf("figure 2, run %d of %d: a %s pgbench backlog", i+1, cfg.runs, cfg.backlogFor)
-			b, err := r.backlog(ctx, w, i%2 == 0, profileName(cfg, "catchup", i))
-			if err != nil {
-				return err
-			}
-			logf("  %d txns: pglink %.2fs (%.0f txn/s), native %.2fs (%.0f txn/s)", b.Txns, secs(b.Pglink), b.PglinkTPS(), secs(b.Native), b.NativeTPS())
-			res.Catchup = append(res.Catchup, b)
+		if err := catchUpSizes(ctx, cfg, r, res); err != nil {
+			return err
 		}
 		if err := sameRows(ctx, r); err != nil {
 			return err

@@ -22,10 +22,10 @@ type results struct {
 	DBSize   string
 	Settings string
 
-	Seeding     []seedRun
+	Seeding     []seedSize // figure 1, per scale
 	SeedNote    string
 	Replicas    *replicasSetup
-	Catchup     []backlogRun
+	Catchup     []backlogSize // figure 2, per backlog
 	CatchupNote string
 	ApplyExp    [][]applyResult
 	Lag         []liveLag
@@ -94,7 +94,7 @@ func (r *results) render(w io.Writer) {
 	p("- Machine: %s\n", r.Machine)
 	p("- PostgreSQL: %s; two local instances on this machine (source and target), 127.0.0.1, %s\n", r.Postgres, r.Settings)
 	p("- %s; pgcopydb: %s\n", r.Pglink, r.Pgcopydb)
-	p("- Data: pgbench scale %d (%s); %d run(s), figures are medians; %d jobs for every tool\n", r.Scale, r.DBSize, r.Runs, r.Jobs)
+	p("- Data: pgbench scale %d (%s) for figures 2 to 5, figure 1 at the scales it names; %d run(s), figures are medians; %d jobs for every tool\n", r.Scale, r.DBSize, r.Runs, r.Jobs)
 	p("- Every comparison is made side by side within each run (the order of the tools turns from run to run); ratios are medians of the per-run ratios.\n\n")
 	r.renderSeeding(p)
 	r.renderCatchup(p)
@@ -113,96 +113,6 @@ func (r *results) render(w io.Writer) {
 }
 
 type printer func(format string, args ...any)
-
-func (r *results) renderSeeding(p printer) {
-	p("## 1. Seeding\n\n")
-	if len(r.Seeding) == 0 {
-		p("Not measured. %s\n\n", r.SeedNote)
-		return
-	}
-	pgl := collect(r.Seeding, func(s seedRun) float64 { return secs(s.Pglink) })
-	pgc := collect(r.Seeding, func(s seedRun) float64 { return secs(s.Pgcopydb) })
-	dump := collect(r.Seeding, func(s seedRun) float64 { return secs(s.DumpRestore()) })
-	p("From the start of the command until the target is ready: for pglink until the link's phase is `replicating`\n")
-	p("(schema, data, indexes and constraints, slot created, streaming).\n\n")
-	p("| tool | median | runs | CPU s (source / target / client), median |\n| --- | --- | --- | --- |\n")
-	cpu := func(f func(seedRun) cpuUse) string {
-		return fmt.Sprintf("%.1f / %.1f / %.1f",
-			collect(r.Seeding, func(s seedRun) float64 { return secs(f(s).Source) }).median(),
-			collect(r.Seeding, func(s seedRun) float64 { return secs(f(s).Target) }).median(),
-			collect(r.Seeding, func(s seedRun) float64 { return secs(f(s).Client) }).median())
-	}
-	p("| `pglink start` | %.1f s | %s | %s |\n", pgl.median(), pgl.list("%.1f"), cpu(func(s seedRun) cpuUse { return s.PglinkCPU }))
-	skipped := r.Seeding[0].pgcopydbSkipped
-	if !skipped {
-		p("| `pgcopydb clone` | %.1f s | %s | %s |\n", pgc.median(), pgc.list("%.1f"), cpu(func(s seedRun) cpuUse { return s.PgcopydbCPU }))
-	}
-	p("| `pg_dump -Fd -j N` + `pg_restore -j N` | %.1f s | %s | %s |\n\n", dump.median(), dump.list("%.1f"), cpu(func(s seedRun) cpuUse { return s.DumpCPU }))
-	st := func(f func(seedSteps) time.Duration) float64 {
-		return collect(r.Seeding, func(s seedRun) float64 { return secs(f(s.PglinkSteps)) }).median()
-	}
-	p("pglink's steps (median): start and checks %.1f s, schema (pre-data) %.1f s, copy %.1f s, indexes and constraints (post-data) %.1f s.\n",
-		st(func(s seedSteps) time.Duration { return s.Start }), st(func(s seedSteps) time.Duration { return s.Schema }),
-		st(func(s seedSteps) time.Duration { return s.Copy }), st(func(s seedSteps) time.Duration { return s.Post }))
-	dumps := collect(r.Seeding, func(s seedRun) float64 { return secs(s.Dump) })
-	p("pg_dump alone (median): %.1f s.\n\n", dumps.median())
-	if skipped {
-		p("pgcopydb: not measured (%s).\n\n", r.SeedNote)
-		return
-	}
-	ratio := collect(r.Seeding, func(s seedRun) float64 { return s.Pglink.Seconds() / s.Pgcopydb.Seconds() })
-	vsDump := collect(r.Seeding, func(s seedRun) float64 { return s.Pglink.Seconds() / s.DumpRestore().Seconds() })
-	p("pglink / pgcopydb: **%.2fx** (runs: %s); pglink / pg_dump+pg_restore: %.2fx. Target: at most 0.8x pgcopydb: %s.\n\n",
-		ratio.median(), ratio.list("%.2f"), vsDump.median(), verdict(ratio.median() <= 0.8))
-	if r.SeedNote != "" {
-		p("%s\n\n", r.SeedNote)
-	}
-}
-
-func (r *results) renderCatchup(p printer) {
-	p("## 2. Catch-up\n\n")
-	if len(r.Catchup) == 0 {
-		p("Not measured. %s\n\n", r.CatchupNote)
-		return
-	}
-	p("With the link stopped and the native subscription disabled at the same marker, pgbench writes a backlog;\n")
-	p("then each alone applies it up to one final marker (the same source position): pglink from the start of its\n")
-	p("process, the subscription from ALTER SUBSCRIPTION ENABLE, until the target holds the marker. Both copies are\n")
-	p("vacuumed once after the initial copy, and both servers checkpoint before each catch-up.\n\n")
-	txns := collect(r.Catchup, func(b backlogRun) float64 { return float64(b.Txns) })
-	wrote := collect(r.Catchup, func(b backlogRun) float64 { return secs(b.Written.Elapsed) })
-	pt := collect(r.Catchup, func(b backlogRun) float64 { return secs(b.Pglink) })
-	nt := collect(r.Catchup, func(b backlogRun) float64 { return secs(b.Native) })
-	ptps := collect(r.Catchup, func(b backlogRun) float64 { return b.PglinkTPS() })
-	ntps := collect(r.Catchup, func(b backlogRun) float64 { return b.NativeTPS() })
-	srcTPS := collect(r.Catchup, func(b backlogRun) float64 { return b.Written.TPS })
-	p("Backlog: %s transactions (median %.0f), written by pgbench in %s s (%.0f txn/s on the source).\n\n",
-		txns.list("%.0f"), txns.median(), wrote.list("%.0f"), srcTPS.median())
-	p("| | time, median | runs | txn/s, median | CPU s (source / target / pglink), median |\n| --- | --- | --- | --- | --- |\n")
-	cpu := func(f func(backlogRun) cpuUse) string {
-		return fmt.Sprintf("%.1f / %.1f / %.1f",
-			collect(r.Catchup, func(b backlogRun) float64 { return secs(f(b).Source) }).median(),
-			collect(r.Catchup, func(b backlogRun) float64 { return secs(f(b).Target) }).median(),
-			collect(r.Catchup, func(b backlogRun) float64 { return secs(f(b).Client) }).median())
-	}
-	p("| pglink | %.2f s | %s | %.0f | %s |\n", pt.median(), pt.list("%.2f"), ptps.median(), cpu(func(b backlogRun) cpuUse { return b.PglinkCPU }))
-	p("| native subscription | %.2f s | %s | %.0f | %s |\n\n", nt.median(), nt.list("%.2f"), ntps.median(), cpu(func(b backlogRun) cpuUse { return b.NativeCPU }))
-	ratio := collect(r.Catchup, func(b backlogRun) float64 { return b.Native.Seconds() / b.Pglink.Seconds() })
-	p("pglink / native, transactions per second: **%.2fx** (runs: %s). Target: at least 2x: %s.\n\n",
-		ratio.median(), ratio.list("%.2f"), verdict(ratio.median() >= 2))
-	mb := func(n int64) float64 { return float64(n) / (1 << 20) }
-	plag := collect(r.Catchup, func(b backlogRun) float64 { return mb(b.PglinkRestartLag) })
-	nlag := collect(r.Catchup, func(b backlogRun) float64 { return mb(b.NativeRestartLag) })
-	p("Each slot's restart point behind its confirmed position at the start, in MB (the WAL sender decodes that again\n")
-	p("before it sends anything): pglink %s; native %s.\n\n", plag.list("%.0f"), nlag.list("%.0f"))
-	if r.Replicas != nil {
-		p("Setup (one measurement each, informational): pglink seeded the target in %.1f s; the native subscription's initial\n", secs(r.Replicas.PglinkSeed))
-		p("sync (copy_data, into tables created with their indexes by pg_dump --schema-only) took %.1f s.\n\n", secs(r.Replicas.NativeSync))
-	}
-	if r.CatchupNote != "" {
-		p("%s\n\n", r.CatchupNote)
-	}
-}
 
 func (r *results) renderApply(p printer) {
 	if len(r.ApplyExp) == 0 {
@@ -314,18 +224,6 @@ func (r *results) renderMemory(p printer) {
 	growth := peaks[len(peaks)-1] / peaks[0]
 	p("\nTarget: under 300 MB: %s (largest %.0f MB); not growing with the transaction size: %s (%.2fx the memory for %dx the rows).\n\n",
 		verdict(maxPeak < 300), maxPeak, verdict(growth < 1.25), growth, r.Memory[0][sizes-1].Rows/r.Memory[0][0].Rows)
-}
-
-func (r *results) renderValidate(p printer) {
-	p("## 6. Validation\n\n")
-	if len(r.Seeding) == 0 {
-		p("Not measured. %s\n\n", r.SeedNote)
-		return
-	}
-	v := collect(r.Seeding, func(s seedRun) float64 { return secs(s.Validate) })
-	ratio := collect(r.Seeding, func(s seedRun) float64 { return s.Validate.Seconds() / s.Pglink.Seconds() })
-	p("`pglink validate` on the whole database, right after the seeding, while the link runs: median %.1f s (runs: %s);\n", v.median(), v.list("%.1f"))
-	p("validate / seeding: **%.2fx** (runs: %s). Target: no slower than seeding: %s.\n\n", ratio.median(), ratio.list("%.2f"), verdict(ratio.median() <= 1))
 }
 
 func (r *results) renderIdle(p printer) {

@@ -27,13 +27,20 @@ type seeding struct {
 // seedRun is one measurement of each tool, side by side.
 type seedRun struct {
 	Pglink, Pgcopydb, Dump, Restore time.Duration
+	// PgcopydbSplit is pgcopydb clone splitting tables at pglink's split
+	// size; Pgcopydb is pgcopydb clone with its defaults, as its users run
+	// it (no split).
+	PgcopydbSplit time.Duration
 	// Validate is pglink validate on the whole database right after the
 	// seeding, while the link runs.
-	Validate                        time.Duration
-	PglinkCPU, PgcopydbCPU, DumpCPU cpuUse
-	PglinkSteps                     seedSteps
-	pgcopydbSkipped                 bool
+	Validate                                          time.Duration
+	PglinkCPU, PgcopydbCPU, PgcopydbSplitCPU, DumpCPU cpuUse
+	PglinkSteps                                       seedSteps
+	PgcopydbSkipped                                   bool
 }
+
+// PgcopydbBest is pgcopydb's faster configuration in this run.
+func (r seedRun) PgcopydbBest() time.Duration { return min(r.Pgcopydb, r.PgcopydbSplit) }
 
 func (r seedRun) DumpRestore() time.Duration { return r.Dump + r.Restore }
 
@@ -43,7 +50,8 @@ func (s *seeding) run(ctx context.Context, i int, profile string) (seedRun, erro
 	var r seedRun
 	steps := []func() error{
 		func() error { return s.pglink(ctx, &r, profile) },
-		func() error { return s.pgcopydbClone(ctx, &r) },
+		func() error { return s.pgcopydbClone(ctx, &r, false) },
+		func() error { return s.pgcopydbClone(ctx, &r, true) },
 		func() error { return s.dumpRestore(ctx, &r) },
 	}
 	for k := range steps {
@@ -101,10 +109,10 @@ func (s *seeding) pglink(ctx context.Context, r *seedRun, profile string) error 
 }
 
 // pgcopydbClone times pgcopydb clone with as many table and index jobs as
-// pglink has jobs, splitting tables at pglink's size.
-func (s *seeding) pgcopydbClone(ctx context.Context, r *seedRun) error {
+// pglink has jobs: with its defaults, or splitting tables at pglink's size.
+func (s *seeding) pgcopydbClone(ctx context.Context, r *seedRun, split bool) error {
 	if s.pgcopydb == "" {
-		r.pgcopydbSkipped = true
+		r.PgcopydbSkipped = true
 		return nil
 	}
 	db := s.srcDB + "_seed_pgcopydb"
@@ -124,18 +132,25 @@ func (s *seeding) pgcopydbClone(ctx context.Context, r *seedRun) error {
 	jobs := strconv.Itoa(s.jobs)
 	cpu := startCPU(s.src, s.tgt)
 	start := time.Now()
-	p, err := startProc(env, s.pgcopydb, "clone", "--source", s.src.URL(s.srcDB), "--target", s.tgt.URL(db),
-		"--dir", filepath.Join(dir, "work"), "--table-jobs", jobs, "--index-jobs", jobs,
-		"--split-tables-larger-than", strconv.FormatInt(seed.DefaultSplitBytes, 10))
+	args := []string{"clone", "--source", s.src.URL(s.srcDB), "--target", s.tgt.URL(db),
+		"--dir", filepath.Join(dir, "work"), "--table-jobs", jobs, "--index-jobs", jobs}
+	if split {
+		args = append(args, "--split-tables-larger-than", strconv.FormatInt(seed.DefaultSplitBytes, 10))
+	}
+	p, err := startProc(env, s.pgcopydb, args...)
 	if err != nil {
 		return err
 	}
 	if err := p.wait(ctx); err != nil {
 		return fmt.Errorf("pgcopydb clone: %w", err)
 	}
-	r.Pgcopydb = time.Since(start)
-	r.PgcopydbCPU = cpu.stop()
-	r.PgcopydbCPU.Client = procCPUTotal(p)
+	took, use := time.Since(start), cpu.stop()
+	use.Client = procCPUTotal(p)
+	if split {
+		r.PgcopydbSplit, r.PgcopydbSplitCPU = took, use
+	} else {
+		r.Pgcopydb, r.PgcopydbCPU = took, use
+	}
 	return dropDB(ctx, s.tgt, db)
 }
 
