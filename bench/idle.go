@@ -76,7 +76,11 @@ func figIdle(ctx context.Context, cfg config, pg pglinkCmd, res *results) (err e
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	start := time.Now()
-	p, err := startProc(nil, pg.bin, "serve", "--config", file, "--listen", addr)
+	var env []string
+	if cfg.profileDir != "" {
+		env = []string{"PGLINK_PPROF=1"}
+	}
+	p, err := startProc(env, pg.bin, "serve", "--config", file, "--listen", addr)
 	if err != nil {
 		return err
 	}
@@ -89,9 +93,11 @@ func figIdle(ctx context.Context, cfg config, pg pglinkCmd, res *results) (err e
 	if err := wait.Sleep(ctx, 10*time.Second); err != nil { // the first analyze and refreshes pass
 		return err
 	}
+	profiled := profileServe(ctx, cfg, addr, "idle")
 	if run.IdleCPU, err = cpuShare(ctx, p.pid(), cfg.idleFor); err != nil {
 		return err
 	}
+	<-profiled
 	if run.RSS, err = residentMemory(p.pid()); err != nil {
 		return err
 	}
@@ -100,7 +106,9 @@ func figIdle(ctx context.Context, cfg config, pg pglinkCmd, res *results) (err e
 	go func() { loadDone <- idleLoad(loadCtx, src, n) }()
 	lags := make(chan []time.Duration, 1)
 	go func() { lags <- sampleLags(loadCtx, addr) }()
+	profiled = profileServe(ctx, cfg, addr, "idle-load")
 	run.LoadCPU, err = cpuShare(ctx, p.pid(), cfg.idleFor)
+	<-profiled
 	stopLoad()
 	if lerr := <-loadDone; lerr != nil && err == nil && loadCtx.Err() == nil {
 		err = lerr
@@ -114,6 +122,45 @@ func figIdle(ctx context.Context, cfg config, pg pglinkCmd, res *results) (err e
 	logf("figure 7: %d links ready in %s; idle: %.1f MB and %.2f%% of a core per link; lag p99 %s under the load",
 		n, run.Ready.Round(time.Second), run.RSSPerLink(), run.CPUPerLink(), run.LagP99)
 	return nil
+}
+
+// profileServe, when the benchmark was given --profile, writes a CPU
+// profile of the serve process at addr over the next idle period into
+// the profile folder as name.cpu.pprof (see serve's PGLINK_PPROF). The
+// channel closes when it is written.
+func profileServe(ctx context.Context, cfg config, addr, name string) <-chan struct{} {
+	done := make(chan struct{})
+	if cfg.profileDir == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		secs := max(1, int(cfg.idleFor.Seconds())-2)
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			logf("figure 7: no profile: %v", err)
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			logf("figure 7: no profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s: %s", resp.Status, b)
+		}
+		if err == nil {
+			err = os.WriteFile(filepath.Join(cfg.profileDir, name+".cpu.pprof"), b, 0o644)
+		}
+		if err != nil {
+			logf("figure 7: no profile: %v", err)
+		}
+	}()
+	return done
 }
 
 // idleConfig makes n source databases with a small table and n empty
