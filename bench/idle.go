@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,16 +22,24 @@ import (
 // idleRun is figure 7: many small links in one pglink serve process, idle
 // and then under a light write load.
 type idleRun struct {
-	Links     int
-	Ready     time.Duration // from serve's start until every link replicates
-	RSS       int64         // resident memory of the process once idle (VmRSS)
-	IdleCPU   float64       // share of one core the process used while idle
-	LoadCPU   float64       // ... and under the light load
-	LagP99    time.Duration // over every link's lag sampled each second under the load
-	LagMax    time.Duration
-	LoadRate  int // inserts per second per link
-	IdleFor   time.Duration
-	LoadedFor time.Duration
+	Links   int
+	Ready   time.Duration // from serve's start until every link replicates
+	RSS     int64         // resident memory of the process once idle (VmRSS)
+	IdleCPU float64       // share of one core the process used while idle
+	LoadCPU float64       // ... and under the light load
+	LagP99  time.Duration // over every link's lag sampled each second under the load
+	LagMax  time.Duration
+	// The same seen from the target's data: each second, the age of the
+	// oldest insert (since its INSERT returned) whose row the link's
+	// target database does not show yet, 0 when it shows every one.
+	SeenP99, SeenMax time.Duration
+	// The servers' share of one core, idle and under the load, and the
+	// machine's load average at the end of each (the machine is shared).
+	SrcIdleCPU, TgtIdleCPU, SrcLoadCPU, TgtLoadCPU float64
+	LoadAvgIdle, LoadAvgLoaded                     string
+	LoadRate                                       int // inserts per second per link
+	IdleFor                                        time.Duration
+	LoadedFor                                      time.Duration
 }
 
 func (r idleRun) RSSPerLink() float64     { return mb(r.RSS) / float64(r.Links) }
@@ -76,7 +85,11 @@ func figIdle(ctx context.Context, cfg config, pg pglinkCmd, res *results) (err e
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	start := time.Now()
-	p, err := startProc(nil, pg.bin, "serve", "--config", file, "--listen", addr)
+	var env []string
+	if cfg.profileDir != "" {
+		env = []string{"PGLINK_PPROF=1"}
+	}
+	p, err := startProc(env, pg.bin, "serve", "--config", file, "--listen", addr)
 	if err != nil {
 		return err
 	}
@@ -89,31 +102,86 @@ func figIdle(ctx context.Context, cfg config, pg pglinkCmd, res *results) (err e
 	if err := wait.Sleep(ctx, 10*time.Second); err != nil { // the first analyze and refreshes pass
 		return err
 	}
+	profiled := profileServe(ctx, cfg, addr, "idle")
+	servers0 := serversCPU(src, tgt)
 	if run.IdleCPU, err = cpuShare(ctx, p.pid(), cfg.idleFor); err != nil {
 		return err
 	}
+	run.SrcIdleCPU, run.TgtIdleCPU = serversShare(servers0, serversCPU(src, tgt), cfg.idleFor)
+	run.LoadAvgIdle = loadAvg()
+	<-profiled
 	if run.RSS, err = residentMemory(p.pid()); err != nil {
 		return err
 	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	loadDone := make(chan error, 1)
-	go func() { loadDone <- idleLoad(loadCtx, src, n) }()
+	inserts := newInsertLog(n)
+	go func() { loadDone <- idleLoad(loadCtx, src, n, inserts) }()
 	lags := make(chan []time.Duration, 1)
 	go func() { lags <- sampleLags(loadCtx, addr) }()
+	seen := make(chan []time.Duration, 1)
+	go func() { seen <- sampleSeen(loadCtx, tgt, inserts) }()
+	profiled = profileServe(ctx, cfg, addr, "idle-load")
+	servers0 = serversCPU(src, tgt)
 	run.LoadCPU, err = cpuShare(ctx, p.pid(), cfg.idleFor)
+	run.SrcLoadCPU, run.TgtLoadCPU = serversShare(servers0, serversCPU(src, tgt), cfg.idleFor)
+	run.LoadAvgLoaded = loadAvg()
+	<-profiled
 	stopLoad()
 	if lerr := <-loadDone; lerr != nil && err == nil && loadCtx.Err() == nil {
 		err = lerr
 	}
-	samples := <-lags
+	samples, seenSamples := <-lags, <-seen
 	if err != nil {
 		return err
 	}
 	_, run.LagP99, run.LagMax = percentiles(samples)
+	_, run.SeenP99, run.SeenMax = percentiles(seenSamples)
 	res.Idle = append(res.Idle, run)
-	logf("figure 7: %d links ready in %s; idle: %.1f MB and %.2f%% of a core per link; lag p99 %s under the load",
-		n, run.Ready.Round(time.Second), run.RSSPerLink(), run.CPUPerLink(), run.LagP99)
+	logf("figure 7: %d links ready in %s; idle: %.1f MB and %.2f%% of a core per link (servers: source %.0f%%, target %.0f%% of a core; load average %s); "+
+		"under the load: lag p99 %s (max %s), seen on the target p99 %s (max %s); servers: source %.0f%%, target %.0f%%; load average %s",
+		n, run.Ready.Round(time.Second), run.RSSPerLink(), run.CPUPerLink(), 100*run.SrcIdleCPU, 100*run.TgtIdleCPU, run.LoadAvgIdle,
+		run.LagP99, run.LagMax, run.SeenP99, run.SeenMax, 100*run.SrcLoadCPU, 100*run.TgtLoadCPU, run.LoadAvgLoaded)
 	return nil
+}
+
+// profileServe, when the benchmark was given --profile, writes a CPU
+// profile of the serve process at addr over the next idle period into
+// the profile folder as name.cpu.pprof (see serve's PGLINK_PPROF). The
+// channel closes when it is written.
+func profileServe(ctx context.Context, cfg config, addr, name string) <-chan struct{} {
+	done := make(chan struct{})
+	if cfg.profileDir == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		secs := max(1, int(cfg.idleFor.Seconds())-2)
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			logf("figure 7: no profile: %v", err)
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			logf("figure 7: no profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s: %s", resp.Status, b)
+		}
+		if err == nil {
+			err = os.WriteFile(filepath.Join(cfg.profileDir, name+".cpu.pprof"), b, 0o644)
+		}
+		if err != nil {
+			logf("figure 7: no profile: %v", err)
+		}
+	}()
+	return done
 }
 
 // idleConfig makes n source databases with a small table and n empty
@@ -208,9 +276,46 @@ func residentMemory(pid int) (int64, error) {
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
 
+// insertLog keeps, per link, the inserts of the load whose rows the
+// target has not been seen to show: id and when the INSERT returned.
+type insertLog struct {
+	mu    sync.Mutex
+	links [][]insertAt
+}
+
+type insertAt struct {
+	id int64
+	at time.Time
+}
+
+func newInsertLog(n int) *insertLog { return &insertLog{links: make([][]insertAt, n)} }
+
+func (l *insertLog) add(i int, id int64, at time.Time) {
+	l.mu.Lock()
+	l.links[i] = append(l.links[i], insertAt{id, at})
+	l.mu.Unlock()
+}
+
+// seen forgets link i's inserts up to id, and returns when the oldest
+// insert after it returned (zero when there is none).
+func (l *insertLog) seen(i int, id int64) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ins := l.links[i]
+	k := 0
+	for k < len(ins) && ins[k].id <= id {
+		k++
+	}
+	l.links[i] = ins[k:]
+	if k < len(ins) {
+		return ins[k].at
+	}
+	return time.Time{}
+}
+
 // idleLoad inserts one row per second into each of the n source
-// databases until ctx ends.
-func idleLoad(ctx context.Context, src *instance.Instance, n int) error {
+// databases until ctx ends, logging each insert.
+func idleLoad(ctx context.Context, src *instance.Instance, n int, log *insertLog) error {
 	conns := make([]*pgx.Conn, n)
 	defer func() {
 		for _, c := range conns {
@@ -229,10 +334,12 @@ func idleLoad(ctx context.Context, src *instance.Instance, n int) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		for _, c := range conns {
-			if _, err := c.Exec(ctx, `INSERT INTO items (v) VALUES ('load')`); err != nil {
+		for i, c := range conns {
+			var id int64
+			if err := c.QueryRow(ctx, `INSERT INTO items (v) VALUES ('load') RETURNING id`).Scan(&id); err != nil {
 				return err
 			}
+			log.add(i, id, time.Now())
 		}
 		select {
 		case <-ctx.Done():
@@ -240,6 +347,74 @@ func idleLoad(ctx context.Context, src *instance.Instance, n int) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// sampleSeen reads, each second until ctx ends, the newest row of each
+// link's target database, and returns the age of the oldest insert each
+// did not show yet (0 when it showed every one): the lag as a reader of
+// the target sees it, measured without pglink's help.
+func sampleSeen(ctx context.Context, tgt *instance.Instance, log *insertLog) []time.Duration {
+	conns := make([]*pgx.Conn, len(log.links))
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close(context.Background())
+			}
+		}
+	}()
+	for i := range conns {
+		c, err := connect(ctx, tgt, fmt.Sprintf("idle%03d", i))
+		if err != nil {
+			logf("figure 7: no lag seen on the target: %v", err)
+			return nil
+		}
+		conns[i] = c
+	}
+	var out []time.Duration
+	for wait.Sleep(ctx, time.Second) == nil {
+		for i, c := range conns {
+			var id int64
+			if err := c.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM items`).Scan(&id); err != nil {
+				if ctx.Err() == nil {
+					logf("figure 7: no lag seen on the target: %v", err)
+				}
+				return out
+			}
+			now := time.Now()
+			if at := log.seen(i, id); !at.IsZero() {
+				out = append(out, now.Sub(at))
+			} else {
+				out = append(out, 0)
+			}
+		}
+	}
+	return out
+}
+
+// serversCPU is the CPU time the source and target servers have used.
+func serversCPU(src, tgt *instance.Instance) [2]time.Duration {
+	s, _ := serverCPU(src)
+	t, _ := serverCPU(tgt)
+	return [2]time.Duration{s, t}
+}
+
+// serversShare is each server's share of one core between two readings d
+// apart.
+func serversShare(before, after [2]time.Duration, d time.Duration) (src, tgt float64) {
+	return (after[0] - before[0]).Seconds() / d.Seconds(), (after[1] - before[1]).Seconds() / d.Seconds()
+}
+
+// loadAvg is the machine's load average over 1, 5 and 15 minutes.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // sampleLags reads every link's pglink_lag_seconds each second until ctx

@@ -234,13 +234,16 @@ func (r *results) renderIdle(p printer) {
 	p("`pglink serve` runs N links, each from a small database of its own (one table of 100 rows) on one source server\n")
 	p("into one of its own on one target server (`jobs: 1`, `apply-sessions: 1`). Memory is the process's VmRSS once\n")
 	p("every link replicates and is idle; CPU is its share of one core, idle and then while each source database takes\n")
-	p("one insert per second; lag is every link's `pglink_lag_seconds`, read from `/metrics` each second under that load.\n")
+	p("one insert per second; lag is every link's `pglink_lag_seconds`, read from `/metrics` each second under that load,\n")
+	p("and, seen on the target, the age of the oldest insert whose row each target database does not show yet, read each\n")
+	p("second. The servers' CPU and the machine's load average (1, 5, 15 minutes) are at the end of each phase.\n")
 	p("Targets: under 10 MB and 1%% of a core per idle link, lag p99 under 1 s.\n\n")
-	p("| links | ready after | RSS | per link | CPU per idle link | CPU per loaded link | lag p99 | lag max |\n|---|---|---|---|---|---|---|---|\n")
+	p("| links | ready after | RSS | per link | CPU per idle link | CPU per loaded link | lag p99 | lag max | seen on the target p99 / max | servers' CPU idle / loaded (source, target) | load average idle / loaded |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, x := range r.Idle {
-		p("| %d | %.0f s | %.0f MB | %.2f MB %s | %.3f%% %s | %.3f%% | %.2f s %s | %.2f s |\n", x.Links, secs(x.Ready), mb(x.RSS),
+		p("| %d | %.0f s | %.0f MB | %.2f MB %s | %.3f%% %s | %.3f%% | %.2f s %s | %.2f s | %.2f / %.2f s | %.0f%%, %.0f%% / %.0f%%, %.0f%% | %s / %s |\n", x.Links, secs(x.Ready), mb(x.RSS),
 			x.RSSPerLink(), verdict(x.RSSPerLink() < 10), x.CPUPerLink(), verdict(x.CPUPerLink() < 1), x.LoadCPUPerLink(),
-			secs(x.LagP99), verdict(x.LagP99 < time.Second), secs(x.LagMax))
+			secs(x.LagP99), verdict(x.LagP99 < time.Second), secs(x.LagMax), secs(x.SeenP99), secs(x.SeenMax),
+			100*x.SrcIdleCPU, 100*x.TgtIdleCPU, 100*x.SrcLoadCPU, 100*x.TgtLoadCPU, x.LoadAvgIdle, x.LoadAvgLoaded)
 	}
 	p("\n")
 }

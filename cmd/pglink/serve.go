@@ -66,6 +66,7 @@ func newServeCmd() *cobra.Command {
 // reloads the file, and a file with a mistake leaves the links as they are.
 func runServe(c *cobra.Command, opts serve.Options) error {
 	ctx := c.Context()
+	opts.Pprof = os.Getenv("PGLINK_PPROF") == "1" // for measuring pglink itself (bench/)
 	srv, err := serve.Start(ctx, opts)
 	if err != nil {
 		return err

@@ -101,7 +101,8 @@ func (l *Live) Snapshot() report.Live {
 
 // lag fills the lag of the running session: in bytes, the source's last
 // known WAL position (heartbeat or the stream's keepalive) past the
-// applied one; in seconds, as the status report measures it.
+// applied one; in seconds, as the status report measures it (see
+// lagSeconds), at the moment of the call.
 func (l *Live) lag(out *report.Live, st apply.Stats) {
 	ss := l.streamer.Stats()
 	src := max(ss.ServerWALEnd, ss.ReceivedLSN)
@@ -117,7 +118,7 @@ func (l *Live) lag(out *report.Live, st apply.Stats) {
 		out.LagBytes = &b
 	}
 	if !ss.LastMessage.IsZero() {
-		s := lagSeconds(st, ss, time.Now())
+		s := lagSeconds(st, ss, l.streamer.OldestPending, time.Now())
 		out.LagSeconds = &s
 	}
 }

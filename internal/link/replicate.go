@@ -385,6 +385,12 @@ func (r *runner) report(ctx context.Context, s *stream.Streamer, a *apply.Applie
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	// The report is rewritten every second: one lost in a crash of the
+	// target is worth no WAL flush of its own (a hundred links, a hundred
+	// flushes a second).
+	if _, err := conn.Exec(ctx, `SET synchronous_commit = off`); err != nil {
+		return fmt.Errorf("target: status report session: %w", err)
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	prev, prevAt := a.Stats(), time.Now()
@@ -397,7 +403,7 @@ func (r *runner) report(ctx context.Context, s *stream.Streamer, a *apply.Applie
 		}
 		st, ss, now := a.Stats(), s.Stats(), time.Now()
 		secs := now.Sub(prevAt).Seconds()
-		lag := lagSeconds(st, ss, now)
+		lag := lagSeconds(st, ss, s.OldestPending, now)
 		err := state.ControlQuery(ctx, endpoint.Target, "the status report", func(ctx context.Context) error {
 			_, err := conn.Exec(ctx, `UPDATE pglink.links SET lag_seconds = $2, txn_per_sec = $3, changes_per_sec = $4,
 			server_wal_end = coalesce(nullif($5, '0/0')::pg_lsn, server_wal_end), updated_at = now() WHERE name = $1`, r.cfg.Name, lag,
@@ -431,10 +437,17 @@ func (r *runner) markHealthy(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// lagSeconds is 0 when everything received has been applied and the
-// stream is current; otherwise the age of the last applied source commit,
-// an upper bound of the real lag.
-func lagSeconds(a apply.Stats, s stream.Stats, now time.Time) float64 {
+// lagSeconds is how far the target is behind the source at now: the age
+// of the oldest source transaction the stream has passed on that the
+// target has not applied (its source commit time, so the source's and
+// pglink's clocks are compared), or 0 when the target has applied
+// everything received and the stream is current. When neither holds (a
+// transaction still being received, or a stream gone quiet) it is the
+// age of the last applied source commit, an upper bound.
+func lagSeconds(a apply.Stats, s stream.Stats, oldest func(applied change.LSN) (time.Time, bool), now time.Time) float64 {
+	if at, ok := oldest(a.LastEndLSN); ok {
+		return max(0, now.Sub(at).Seconds())
+	}
 	if a.LastEndLSN >= s.ReceivedLSN && now.Sub(s.LastMessage) < 3*HeartbeatInterval+5*time.Second {
 		return 0
 	}

@@ -29,6 +29,7 @@ type apiFixture struct {
 	src, dst *pgtest.Cluster
 	srv      *Server
 	base     string
+	cfg      string
 }
 
 func newAPIFixture(t *testing.T, pw string) *apiFixture {
@@ -46,12 +47,26 @@ func newAPIFixture(t *testing.T, pw string) *apiFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close(ctx) })
-	f := &apiFixture{t: t, src: src, dst: dst, srv: srv, base: "http://" + srv.Addr()}
+	f := &apiFixture{t: t, src: src, dst: dst, srv: srv, base: "http://" + srv.Addr(), cfg: cfg}
 	waitUntil(t, "shop replicating", 2*time.Minute, func() bool {
 		l, _ := liveOf(srv, "shop")
 		return l.State == "replicating"
 	})
 	return f
+}
+
+// restart stops the fixture's pglink serve cleanly and starts another on
+// the same file.
+func (f *apiFixture) restart() {
+	f.t.Helper()
+	ctx := context.Background()
+	f.srv.Close(ctx)
+	srv, err := Start(ctx, Options{ConfigPath: f.cfg, Listen: "127.0.0.1:0", Logger: testLogger(f.t)})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { srv.Close(ctx) })
+	f.srv, f.base = srv, "http://"+srv.Addr()
 }
 
 // getJSON fetches path and decodes its JSON answer into v.

@@ -119,6 +119,13 @@ func TestServeTakeover(t *testing.T) {
 	b := startServe(t, cfg, env)
 	b.up(t)
 	waitUntil(t, "the second process standing by", 30*time.Second, func() bool { return b.phase(t, "shop") == "standby" })
+	// Standing by is cheap: one session on the target, kept, not one (or
+	// more) opened at each look at the lease.
+	opened := targetSessions(t, dst.URL("shop"))
+	time.Sleep(3*LeaseRetry + time.Second)
+	if n := targetSessions(t, dst.URL("shop")) - opened; n > 2 {
+		t.Errorf("the standby opened %d sessions on the target in %s", n, 3*LeaseRetry+time.Second)
+	}
 
 	ctx, stopWriter := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -189,4 +196,21 @@ func peakRSS(pid int) int64 {
 		}
 	}
 	return -1
+}
+
+// targetSessions is how many sessions were ever opened on url's database
+// (besides the one that asks), once the servers' statistics are current.
+func targetSessions(t *testing.T, url string) int64 {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	time.Sleep(1500 * time.Millisecond) // every session's counters flushed (at most a second after its last query)
+	var n int64
+	if err := conn.QueryRow(context.Background(), `SELECT sessions FROM pg_stat_database WHERE datname = current_database()`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n - 1
 }

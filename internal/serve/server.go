@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -34,7 +35,11 @@ type Options struct {
 	// WALWarnBytes is the WAL guard's threshold for links whose entry
 	// sets none (0: the default rule, see report.WALWarnThreshold).
 	WALWarnBytes int64
-	Logger       *slog.Logger
+	// Pprof mounts Go's profiler under /debug/pprof/ (behind the token,
+	// as everything else). For measuring pglink itself: the command
+	// sets it from the environment (PGLINK_PPROF=1), not from a flag.
+	Pprof  bool
+	Logger *slog.Logger
 }
 
 // Server is a running pglink serve: its links and its HTTP side.
@@ -141,6 +146,11 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.ready)
 	s.web.Register(mux)
+	if s.opts.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return requireToken(s.opts.Token, web.SameOrigin(mux))
 }
 

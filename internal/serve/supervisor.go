@@ -9,15 +9,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pglink/pglink/internal/link"
 	"github.com/pglink/pglink/internal/report"
 	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/wait"
 )
 
-// LeaseRetry is how often a link whose lease another process holds is
-// tried again: when that process dies, this one takes the link over
-// within about this long. Tests shorten it.
+// LeaseRetry is how often a standby looks whether the process that holds
+// a link's lease still does: when that process dies, this one takes the
+// link over within about this long. Tests shorten it.
 var LeaseRetry = 3 * time.Second
 
 // backoffMax bounds the wait before a failed link is started again.
@@ -184,7 +186,8 @@ func (s *Supervisor) run(ctx context.Context, r *running) {
 				log.Info("another pglink process runs this link; this one takes it over when that one stops")
 			}
 			r.live.SetState(report.LiveStandby)
-			delay, pause = 0, LeaseRetry
+			standby(ctx, r.spec.Config.Target, r.spec.Config.Name)
+			delay = 0
 		default:
 			r.live.NoteError(err, true)
 			r.live.SetState(report.LiveRetrying)
@@ -197,6 +200,35 @@ func (s *Supervisor) run(ctx context.Context, r *running) {
 		}
 		if wait.Sleep(ctx, pause) != nil {
 			log.Info("link stopped")
+			return
+		}
+	}
+}
+
+// standby waits while another process holds link name's lease: on one
+// target session kept open, one look at the lease every LeaseRetry (a
+// hundred standby links cost a few queries a second, and no connections).
+// It returns when the lease is free, when the look fails (the link's
+// start then says what is wrong), or when ctx ends.
+func standby(ctx context.Context, target, name string) {
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	for wait.Sleep(ctx, LeaseRetry) == nil {
+		if conn == nil {
+			c, err := state.ConnectTarget(ctx, target)
+			if err != nil {
+				return
+			}
+			conn = c
+		}
+		qctx, cancel := context.WithTimeout(ctx, state.ControlTimeout)
+		held, err := state.LeaseHeld(qctx, conn, name)
+		cancel()
+		if err != nil || !held {
 			return
 		}
 	}

@@ -36,11 +36,20 @@ var (
 // knows when it has applied everything before X. The user's writes on the
 // source never stop. A pause that nobody releases ends by itself after
 // pauseLimit, so a crashed validation cannot stall the link.
+//
+// The link's row tells the link at once when one of these moves (see
+// LinkChannel); the poll behind it is only a safety net while nothing is
+// under way, and a fast one while something is.
 const (
-	pausePoll     = 100 * time.Millisecond
+	pausePoll     = 2 * time.Second
 	pausePollBusy = 20 * time.Millisecond // while a pause or a failover runs
 	pauseLimit    = 2 * time.Minute
 )
+
+// LinkChannel is the LISTEN channel on which the target says that a
+// link's pause state, phase or failover changed, or that the link was
+// removed (payload: the link's name; see the trigger notify_link).
+const LinkChannel = "pglink_link"
 
 // Pauser is the link's side of the protocol, fed by a poller of the
 // link's row and asked by the apply before each source transaction.
@@ -58,13 +67,17 @@ func NewPauser(tgt *endpoint.Endpoint, link string) *Pauser {
 	return &Pauser{tgt: tgt, link: link}
 }
 
-// Poll reads the link's pause state until ctx ends.
+// Poll reads the link's pause state until ctx ends: again as soon as the
+// target says it changed (LinkChannel), else every pausePoll.
 func (p *Pauser) Poll(ctx context.Context) error {
 	conn, err := p.tgt.Connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+LinkChannel); err != nil {
+		return fmt.Errorf("target: listen for the link's changes: %w", err)
+	}
 	for {
 		var state, at, kind *string
 		var phase Phase
@@ -95,8 +108,29 @@ func (p *Pauser) Poll(ctx context.Context) error {
 		if Deref(state) != "" || phase == PhaseFailingOver {
 			every = pausePollBusy
 		}
-		if err := wait.Sleep(ctx, every); err != nil {
+		if err := p.waitChange(ctx, conn, every); err != nil {
 			return err
+		}
+	}
+}
+
+// waitChange waits up to d for the target to say that the link's row
+// changed; another link's news (the channel is the database's) is passed
+// over.
+func (p *Pauser) waitChange(ctx context.Context, conn *pgx.Conn, d time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		n, err := conn.WaitForNotification(wctx)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case wctx.Err() != nil:
+			return nil // the poll's time
+		case err != nil:
+			return fmt.Errorf("target: wait for the link's changes: %w", err)
+		case n.Payload == p.link:
+			return nil
 		}
 	}
 }

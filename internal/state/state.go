@@ -96,6 +96,32 @@ CREATE TABLE IF NOT EXISTS pglink.ddl_held (
 	reason     text NOT NULL,
 	decision   text
 );
+-- The last failover of each link run from pglink serve's dashboard or
+-- API: its steps and result as the dashboard shows them (JSON), so that a
+-- serve started again shows it too.
+CREATE TABLE IF NOT EXISTS pglink.failover_records (
+	link       text PRIMARY KEY,
+	record     jsonb NOT NULL,
+	updated_at timestamptz NOT NULL DEFAULT now()
+);
+-- A running link listens for changes of its pause state, phase and
+-- failover (channel pglink_link, the link's name): whoever writes them, a
+-- failover script too. ALWAYS: pglink's own sessions write as replicas.
+CREATE OR REPLACE FUNCTION pglink.notify_link() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+	IF TG_OP = 'DELETE' THEN
+		PERFORM pg_notify('pglink_link', OLD.name);
+	ELSIF NEW.pause_state IS DISTINCT FROM OLD.pause_state OR NEW.pause_at IS DISTINCT FROM OLD.pause_at
+		OR NEW.phase IS DISTINCT FROM OLD.phase OR NEW.failover_kind IS DISTINCT FROM OLD.failover_kind THEN
+		PERFORM pg_notify('pglink_link', NEW.name);
+	END IF;
+	RETURN NULL;
+END
+$f$;
+DROP TRIGGER IF EXISTS notify_link ON pglink.links;
+CREATE TRIGGER notify_link AFTER UPDATE OF pause_state, pause_at, phase, failover_kind OR DELETE ON pglink.links
+	FOR EACH ROW EXECUTE FUNCTION pglink.notify_link();
+ALTER TABLE pglink.links ENABLE ALWAYS TRIGGER notify_link;
 CREATE OR REPLACE FUNCTION pglink.refuse_write() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
 	RAISE EXCEPTION 'table %.% is the target of a pglink link and read-only until failover', TG_TABLE_SCHEMA, TG_TABLE_NAME

@@ -44,7 +44,7 @@ func (ss *session) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitMe
 	if err := ss.emit(ctx, c); err != nil {
 		return err
 	}
-	ss.committed(c.EndLSN, true)
+	ss.committed(c, true)
 	ss.log.Debug("streamed transaction replayed", "xid", m.Xid, "commit_lsn", m.CommitLSN.String(),
 		"end_lsn", m.TransactionEndLSN.String(), "records", records, "spooled_bytes", t.size)
 	return nil

@@ -235,15 +235,16 @@ func (ss *session) commit(ctx context.Context, m *pglogrepl.CommitMessage) error
 	if err := ss.emit(ctx, c); err != nil {
 		return err
 	}
-	ss.committed(c.EndLSN, false)
+	ss.committed(c, false)
 	return nil
 }
 
 // committed records that a transaction's Commit went out on out.
-func (ss *session) committed(end change.LSN, streamed bool) {
+func (ss *session) committed(c *change.Change, streamed bool) {
 	ss.txnOpen = false
-	ss.lastSentEnd = max(ss.lastSentEnd, end)
+	ss.lastSentEnd = max(ss.lastSentEnd, c.EndLSN)
 	ss.updateStats(func(st *Stats) {
+		ss.notePending(c.EndLSN, c.CommitTime)
 		st.Transactions++
 		if streamed {
 			st.StreamedTxns++

@@ -69,8 +69,9 @@ type Streamer struct {
 	applied atomic.Uint64
 	waker   atomic.Pointer[waker] // of the running session; nil between runs
 
-	mu    sync.Mutex
-	stats Stats
+	mu      sync.Mutex
+	stats   Stats
+	pending []pendingTxn // see OldestPending
 }
 
 // New returns a Streamer for opts.

@@ -90,38 +90,62 @@ func (w *Web) apiLink(rw http.ResponseWriter, r *http.Request) {
 }
 
 // detail reads link name's status and history from its target (and
-// source), and adds what this process knows.
+// source), at most every readEvery however many pages poll, and adds what
+// this process knows.
 func (w *Web) detail(ctx context.Context, name string) (*Detail, int, error) {
-	live, ok := w.liveOf(name)
+	lives := w.links.Snapshot()
+	names := make(map[string]bool, len(lives))
+	var live report.Live
+	for _, l := range lives {
+		names[l.Name] = true
+		if l.Name == name {
+			live = l
+		}
+	}
+	w.reads.forget(names)
 	source, target, _ := w.links.Endpoints(name)
-	if !ok {
+	if !names[name] {
 		return nil, http.StatusNotFound, fmt.Errorf("no link %s in this pglink serve's file", name)
 	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	d := &Detail{Link: w.view(live), Lag: w.samples.lag(name), Failover: w.failovers.get(name), History: []state.HistoryEvent{}}
-	st, err := status.Read(ctx, name, target, source)
-	if err != nil {
-		d.StatusError = err.Error()
-	} else {
-		d.Status = st
+	got := w.reads.get(ctx, name, func(ctx context.Context) stored {
+		return readStored(ctx, name, source, target)
+	})
+	d := &Detail{Link: w.view(live), Lag: w.samples.lag(name), Status: got.Status, StatusError: got.StatusError,
+		History: got.History, Tables: mergeTables(got.Status, live.SeedTables)}
+	if d.History == nil {
+		d.History = []state.HistoryEvent{}
 	}
-	d.Tables = mergeTables(st, live.SeedTables)
-	if h, err := readHistory(ctx, name, target); err != nil {
-		d.StatusError = strings.TrimSpace(d.StatusError + "\n" + err.Error())
-	} else {
-		d.History = h
+	if d.Failover = w.failovers.get(name); d.Failover == nil {
+		d.Failover = got.Failover
 	}
 	return d, http.StatusOK, nil
 }
 
-func readHistory(ctx context.Context, name, target string) ([]state.HistoryEvent, error) {
-	conn, err := state.ConnectTarget(ctx, target)
+// readStored reads what the link page shows of link name from its
+// servers. The read is shared by every request of the next readEvery: it
+// does not end with the request that started it.
+func readStored(ctx context.Context, name, source, target string) stored {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
+	defer cancel()
+	var out stored
+	st, err := status.Read(ctx, name, target, source)
 	if err != nil {
-		return nil, err
+		out.StatusError = err.Error()
+	} else {
+		out.Status = st
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	return state.LoadHistory(ctx, conn, name, 100)
+	conn, err := state.ConnectTarget(ctx, target)
+	if err == nil {
+		defer conn.Close(context.WithoutCancel(ctx))
+		out.History, err = state.LoadHistory(ctx, conn, name, 100)
+	}
+	if err == nil {
+		out.Failover, err = readFailover(ctx, conn, name)
+	}
+	if err != nil {
+		out.StatusError = strings.TrimSpace(out.StatusError + "\n" + err.Error())
+	}
+	return out
 }
 
 // mergeTables takes each table's state and estimates from the target's

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -79,6 +80,11 @@ func (f *failovers) get(name string) *FailoverView {
 	if v == nil {
 		return nil
 	}
+	return copyView(v)
+}
+
+// copyView copies v, whose lock (failovers.mu) is held.
+func copyView(v *FailoverView) *FailoverView {
 	c := *v
 	c.Steps = append([]PlanStep(nil), v.Steps...)
 	return &c
@@ -104,8 +110,9 @@ func (f *failovers) all() []FailoverView {
 }
 
 // start runs plan in a goroutine of the server's, unless a failover of
-// the link runs here already.
-func (f *failovers) start(plan *failover.Plan) error {
+// the link runs here already. Its record goes to the link's target as it
+// runs (see recorder), so that a pglink serve started again shows it.
+func (f *failovers) start(plan *failover.Plan, target string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if v := f.runs[plan.Link]; v != nil && v.State == failoverRunning {
@@ -113,6 +120,11 @@ func (f *failovers) start(plan *failover.Plan) error {
 	}
 	v := &FailoverView{Link: plan.Link, Kind: plan.Kind, State: failoverRunning, StartedAt: time.Now(), Steps: planSteps(plan)}
 	f.runs[plan.Link] = v
+	rec := startRecorder(plan.Link, target, func() FailoverView {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return *copyView(v)
+	}, f.log)
 	plan.Opts.Logger = f.log.With("failover", plan.Kind)
 	plan.Opts.Progress = func(e failover.Event) {
 		f.mu.Lock()
@@ -122,6 +134,7 @@ func (f *failovers) start(plan *failover.Plan) error {
 		if e.Took > 0 {
 			st.Seconds = e.Took.Seconds()
 		}
+		rec.changed()
 	}
 	f.wg.Add(1)
 	go func() {
@@ -134,6 +147,7 @@ func (f *failovers) start(plan *failover.Plan) error {
 			v.State = failoverFailed
 		}
 		f.mu.Unlock()
+		rec.finish()
 		if v.State == failoverFailed {
 			f.log.Error("failover failed", "link", plan.Link, "error", err)
 			// A forced failover stops the link before it may fail and
@@ -208,20 +222,51 @@ func (w *Web) apiFailoverStart(rw http.ResponseWriter, r *http.Request) {
 		apiError(rw, code, err.Error())
 		return
 	}
-	if err := w.failovers.start(p); err != nil {
+	_, target, _ := w.links.Endpoints(name)
+	if err := w.failovers.start(p, target); err != nil {
 		apiError(rw, http.StatusConflict, err.Error())
 		return
 	}
 	writeJSON(rw, http.StatusAccepted, w.failovers.get(name))
 }
 
+// apiFailoverGet answers the link's last failover: the one run here, or
+// else the last one recorded on its target by a pglink serve.
 func (w *Web) apiFailoverGet(rw http.ResponseWriter, r *http.Request) {
-	v := w.failovers.get(r.PathValue("name"))
-	if v == nil {
-		apiError(rw, http.StatusNotFound, "no failover of link "+r.PathValue("name")+" was started by this pglink serve")
+	name := r.PathValue("name")
+	if _, _, ok := w.links.Endpoints(name); !ok {
+		apiError(rw, http.StatusNotFound, fmt.Sprintf("no link %s in this pglink serve's file", name))
 		return
 	}
-	writeJSON(rw, http.StatusOK, v)
+	v, err := w.lastFailover(r.Context(), name)
+	switch {
+	case err != nil:
+		apiError(rw, http.StatusBadGateway, "could not read the link's last failover: "+err.Error())
+	case v == nil:
+		apiError(rw, http.StatusNotFound, "no failover of link "+name+" was run from pglink serve")
+	default:
+		writeJSON(rw, http.StatusOK, v)
+	}
+}
+
+// lastFailover returns link name's failover run here, or else the one
+// recorded on its target (read at most every readEvery), or nil.
+func (w *Web) lastFailover(ctx context.Context, name string) (*FailoverView, error) {
+	if v := w.failovers.get(name); v != nil {
+		return v, nil
+	}
+	_, target, _ := w.links.Endpoints(name)
+	got := w.reads.get(ctx, name+"\x00failover", func(ctx context.Context) stored {
+		v, err := loadFailover(ctx, name, target)
+		if err != nil {
+			return stored{StatusError: err.Error()}
+		}
+		return stored{Failover: v}
+	})
+	if got.StatusError != "" {
+		return nil, errors.New(got.StatusError)
+	}
+	return got.Failover, nil
 }
 
 // apiFailoverScript answers the plan as a bash script; the options come

@@ -38,6 +38,7 @@ type Web struct {
 	links     Links
 	log       *slog.Logger
 	samples   *sampler
+	reads     *readCache
 	failovers *failovers
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -50,7 +51,7 @@ func New(opts Options) *Web {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &Web{links: opts.Links, log: opts.Logger, cancel: cancel, samples: newSampler()}
+	w := &Web{links: opts.Links, log: opts.Logger, cancel: cancel, samples: newSampler(), reads: newReadCache()}
 	w.failovers = newFailovers(ctx, opts.Links, opts.Logger)
 	w.wg.Add(1)
 	go func() {

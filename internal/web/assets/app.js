@@ -99,7 +99,8 @@ function linkPage(name) {
       `<tr><td colspan="7">No table recorded.</td></tr>`;
     const facts = [["Source", l.source], ["Target", l.target], ["Source WAL position", st.source_lsn], ["Applied position", st.applied_lsn],
       ["Last applied commit", st.last_applied_commit_time], ["Slot", st.slot_name], ["Slot retains", bytes(l.slot_retained_bytes)],
-      ["Process holds the lease", st.running == null ? "" : String(st.running)], ["Reconnects", l.reconnects]];
+      ["Process holds the lease", st.running == null ? "" : String(st.running)], ["Reconnects", l.reconnects],
+      ["Last failover", d.failover ? `${d.failover.kind}, ${d.failover.state}, started ${new Date(d.failover.started_at).toLocaleString()}` : ""]];
     $("#positions").innerHTML = facts.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v ?? "")}</dd>`).join("");
     $("#history tbody").innerHTML = d.history.map((e) => `<tr><td>${esc(new Date(e.at).toLocaleString())}</td><td>${esc(e.event)}</td><td>${esc(e.detail)}</td></tr>`).join("") ||
       `<tr><td colspan="3">No event yet.</td></tr>`;
