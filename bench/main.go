@@ -35,6 +35,7 @@ type config struct {
 	profileDir string
 	only       string
 	variants   string // figure 2b: only the variants whose names hold one of these, comma-separated
+	pglinkArgs string // more flags of every pglink start, space-separated
 
 	backlogFor time.Duration // figure 2's pgbench
 	lagFor     time.Duration // figure 3's pgbench
@@ -59,6 +60,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.only, "only", "", "comma-separated figures to run: seed (1 and 6), catchup (2), apply (2b), lag (3), cutover (4), memory (5), idle (7); default all")
 	fs.IntVar(&c.idleLinks, "idle-links", 100, "figure 7: links in one pglink serve process")
 	fs.StringVar(&c.variants, "variants", "", "figure 2b: only the variants whose names contain one of these comma-separated words; default all")
+	fs.StringVar(&c.pglinkArgs, "pglink-flags", "", "more flags of every pglink start, space-separated, like '--binary off'")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -155,7 +157,7 @@ func runBench(ctx context.Context, cfg config) (err error) {
 			return err
 		}
 	}
-	pg := pglinkCmd{bin: bin, profileDir: cfg.profileDir}
+	pg := pglinkCmd{bin: bin, profileDir: cfg.profileDir, args: strings.Fields(cfg.pglinkArgs)}
 	reapOrphans()
 	res := &results{Started: time.Now(), Mode: cfg.mode(), Scale: cfg.scale, Runs: cfg.runs, Jobs: cfg.jobs,
 		Machine: machine(), Pglink: pg.version(ctx), Pgcopydb: pgcopydbVersion(ctx),
