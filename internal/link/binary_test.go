@@ -2,6 +2,7 @@ package link
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -110,10 +111,13 @@ func TestBinaryStream(t *testing.T) {
 	runBinaryFixture(t, 15, 15)
 }
 
-// TestBinaryStreamCrossVersion does the same from PostgreSQL 14 into 17:
-// the target's receive functions read the older source's binary forms.
+// TestBinaryStreamCrossVersion does the same from PostgreSQL 14 into 17
+// and 15 into 18: the target's receive functions read the older source's
+// binary forms.
 func TestBinaryStreamCrossVersion(t *testing.T) {
-	runBinaryFixture(t, 14, 17)
+	for _, p := range [][2]int{{14, 17}, {15, 18}} {
+		t.Run(fmt.Sprintf("%d-%d", p[0], p[1]), func(t *testing.T) { runBinaryFixture(t, p[0], p[1]) })
+	}
 }
 
 // TestBinaryStreamUserTypes: a linked table with an enum, a domain and a
