@@ -31,7 +31,7 @@ type Config struct {
 	// state.DDLReplicate (the default for a new link), DDLStop or
 	// DDLIgnore. Empty on a link that exists keeps its mode.
 	DDL string
-	// Binary is BinaryAuto (the default, empty) or BinaryOff: whether a
+	// Binary is BinaryAuto or BinaryOff (the default, also when empty): whether a
 	// replication session may ask for values in binary form (see
 	// runner.streamFormat).
 	Binary string

@@ -16,7 +16,7 @@ import (
 // Binary modes of Config.Binary.
 const (
 	BinaryAuto = "auto" // stream in binary when every linked column's type allows it
-	BinaryOff  = "off"  // always stream values as text
+	BinaryOff  = "off"  // always stream values as text (the default: see README, Versions)
 )
 
 // Stream formats a session uses, as the log and the live view show them.
@@ -50,7 +50,7 @@ type linkedType struct {
 }
 
 // streamFormat decides, at the start of a replication session, whether
-// pgoutput sends values in binary form: with --binary auto, on a source of
+// pgoutput sends values in binary form: only with --binary auto, on a source of
 // PostgreSQL 14 or later (pgoutput's binary option), a target of the same
 // or a later version (whose receive functions read the source's binary
 // forms), and only when every column of every linked table has a built-in
@@ -62,7 +62,7 @@ type linkedType struct {
 // It returns the format and, for the log, why.
 func (r *runner) streamFormat(ctx context.Context, target *pgx.Conn) (string, string, error) {
 	switch {
-	case r.cfg.Binary == BinaryOff:
+	case r.cfg.Binary != BinaryAuto:
 		return formatText, "--binary off", nil
 	case r.binaryOff.Load():
 		return formatText, "a binary value the apply could not pass ended an earlier session", nil

@@ -79,7 +79,7 @@ func runBinaryFixture(t *testing.T, srcV, dstV int) {
 	dst := pgtest.Start(t, pgtest.Options{Version: dstV})
 	src.CreateDB("shop")
 	execFile(t, src, "shop", "testdata/binary_fixture.sql")
-	cfg := Config{Name: "bin", Source: src.URL("shop"), Target: dst.URL("shop_copy")}
+	cfg := Config{Name: "bin", Source: src.URL("shop"), Target: dst.URL("shop_copy"), Binary: BinaryAuto}
 	l, log := loggedLink(t, cfg)
 	waitPhase(t, l, "replicating", 2*time.Minute)
 	waitFormat(t, l, src, "shop", formatBinary)
@@ -121,8 +121,8 @@ func TestBinaryStreamCrossVersion(t *testing.T) {
 }
 
 // TestBinaryStreamUserTypes: a linked table with an enum, a domain and a
-// composite column makes the session stream in text, and --binary off
-// does too for built-in types only.
+// composite column makes the session stream in text with --binary auto,
+// and the default (off) does too for built-in types only.
 func TestBinaryStreamUserTypes(t *testing.T) {
 	src := pgtest.Start(t, pgtest.Options{})
 	dst := pgtest.Start(t, pgtest.Options{})
@@ -131,7 +131,7 @@ func TestBinaryStreamUserTypes(t *testing.T) {
 	src.CreateDB("plain")
 	src.Exec("plain", `CREATE TABLE t (id int PRIMARY KEY, v text)`, `INSERT INTO t VALUES (1, 'a')`)
 
-	l, log := loggedLink(t, Config{Name: "usertypes", Source: src.URL("shop"), Target: dst.URL("shop_copy")})
+	l, log := loggedLink(t, Config{Name: "usertypes", Source: src.URL("shop"), Target: dst.URL("shop_copy"), Binary: BinaryAuto})
 	waitPhase(t, l, "replicating", 2*time.Minute)
 	waitFormat(t, l, src, "shop", formatText)
 	if !strings.Contains(log.String(), "user-defined type") {
@@ -142,7 +142,7 @@ func TestBinaryStreamUserTypes(t *testing.T) {
 	assertSame(t, src, dst, "shop", "shop_copy")
 	l.stop()
 
-	off, _ := loggedLink(t, Config{Name: "off", Source: src.URL("plain"), Target: dst.URL("plain_copy"), Binary: BinaryOff})
+	off, _ := loggedLink(t, Config{Name: "off", Source: src.URL("plain"), Target: dst.URL("plain_copy")})
 	waitPhase(t, off, "replicating", 2*time.Minute)
 	waitFormat(t, off, src, "plain", formatText)
 	src.Exec("plain", `INSERT INTO t VALUES (2, 'b')`)
@@ -163,7 +163,7 @@ func TestBinaryStreamFallsBackToText(t *testing.T) {
 		`INSERT INTO public.t SELECT g, 'seeded ' || g, g FROM generate_series(1, 500) g`)
 	dst.CreateDB("app")
 	dst.Exec("app", `CREATE TABLE public.t (id int PRIMARY KEY, v text, n numeric)`)
-	l, log := loggedLink(t, Config{Name: "fallback", Source: src.URL("app"), Target: dst.URL("app"), Schema: SchemaExisting})
+	l, log := loggedLink(t, Config{Name: "fallback", Source: src.URL("app"), Target: dst.URL("app"), Schema: SchemaExisting, Binary: BinaryAuto})
 	waitPhase(t, l, "replicating", 2*time.Minute)
 	waitFormat(t, l, src, "app", formatBinary)
 	src.Exec("app", `UPDATE public.t SET n = n * 2 WHERE id % 2 = 0`, `INSERT INTO public.t VALUES (1000, 'binary', 1)`)
