@@ -35,6 +35,7 @@ type config struct {
 	profileDir string
 	only       string
 	variants   string // figure 2b: only the variants whose names hold one of these, comma-separated
+	pglinkArgs string // more flags of every pglink start, space-separated
 
 	seedScales []int           // figure 1's pgbench scales
 	backlogs   []time.Duration // figure 2's pgbench backlogs
@@ -62,6 +63,7 @@ func parseFlags(args []string) (config, error) {
 	scales := fs.String("seed-scales", "", "figure 1: comma-separated pgbench scales to seed (default 5,20,50,200; --quick: --scale)")
 	backlogs := fs.String("backlogs", "", "figure 2: comma-separated backlog lengths (default 10s,30s,120s; --quick: 10s)")
 	fs.StringVar(&c.variants, "variants", "", "figure 2b: only the variants whose names contain one of these comma-separated words; default all")
+	fs.StringVar(&c.pglinkArgs, "pglink-flags", "", "more flags of every pglink start, space-separated, like '--binary off'")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -175,7 +177,7 @@ func runBench(ctx context.Context, cfg config) (err error) {
 			return err
 		}
 	}
-	pg := pglinkCmd{bin: bin, profileDir: cfg.profileDir}
+	pg := pglinkCmd{bin: bin, profileDir: cfg.profileDir, args: strings.Fields(cfg.pglinkArgs)}
 	reapOrphans()
 	res := &results{Started: time.Now(), Mode: cfg.mode(), Scale: cfg.scale, Runs: cfg.runs, Jobs: cfg.jobs,
 		Machine: machine(), Pglink: pg.version(ctx), Pgcopydb: pgcopydbVersion(ctx),

@@ -24,6 +24,7 @@ type pglinkCmd struct {
 	// profileDir, when set, receives a CPU and an allocation profile of
 	// every pglink start process, named after what it ran for.
 	profileDir string
+	args       []string // more flags of pglink start (--pglink-flags)
 }
 
 // link is one link the benchmark runs: a source and a target database.
@@ -51,7 +52,7 @@ func (c pglinkCmd) start(l link, jobs int, profile string) (*proc, error) {
 			"PGLINK_CPUPROFILE="+filepath.Join(c.profileDir, profile+".cpu.pprof"),
 			"PGLINK_MEMPROFILE="+filepath.Join(c.profileDir, profile+".allocs.pprof"))
 	}
-	p, err := startProc(env, c.bin, "start", "--jobs", strconv.Itoa(jobs))
+	p, err := startProc(env, c.bin, append([]string{"start", "--jobs", strconv.Itoa(jobs)}, c.args...)...)
 	if err == nil && c.profileDir != "" && profile != "" {
 		go func() { // its log goes next to its profiles
 			<-p.done

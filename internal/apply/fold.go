@@ -112,7 +112,7 @@ const (
 // add folds change c of table t, of shape s identified by where, or says
 // why it cannot.
 func (f *fold) add(t *table, c *change.Change, s *shape, where change.Tuple, keyBuf []byte) (foldResult, []byte) {
-	if hasBinary(c.New) || hasBinary(c.Old) {
+	if !sameWire(t, c.New) || !sameWire(t, c.Old) {
 		return unfoldable, keyBuf
 	}
 	var tf *tableFold
@@ -317,15 +317,6 @@ func hasUnchanged(tup change.Tuple, cols []int) bool {
 	}
 	for _, i := range cols {
 		if tup[i].Kind == change.ValueUnchanged {
-			return true
-		}
-	}
-	return false
-}
-
-func hasBinary(tup change.Tuple) bool {
-	for _, v := range tup {
-		if v.Kind == change.ValueBinary {
 			return true
 		}
 	}

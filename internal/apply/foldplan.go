@@ -142,6 +142,14 @@ func planBulk(t *table, op byte, cols []int, rows []change.Tuple) bulkReq {
 			vals[j] = row[i]
 		}
 		c := &t.cols[i]
+		if anyBinary(vals) {
+			// In binary form from the source (all of them: see sameWire).
+			if fmts == nil {
+				fmts = make([]int16, len(cols)+1)
+			}
+			args[n], fmts[n] = appendPassedArray(nil, vals, c.typeOID), 1
+			continue
+		}
 		if c.elem != nil {
 			if b, ok := appendBinaryArray(nil, vals, c.typeOID, c.elem); ok {
 				if fmts == nil {
@@ -155,6 +163,15 @@ func planBulk(t *table, op byte, cols []int, rows []change.Tuple) bulkReq {
 	}
 	args = append(args, strconv.AppendInt(nil, int64(len(rows)), 10))
 	return bulkReq{t: t, op: op, cols: cols, args: args, fmts: fmts}
+}
+
+func anyBinary(vals []change.Value) bool {
+	for _, v := range vals {
+		if v.Kind == change.ValueBinary {
+			return true
+		}
+	}
+	return false
 }
 
 // appendArray appends the text form of an array of vals to buf: each

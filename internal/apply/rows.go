@@ -64,6 +64,9 @@ func (l *loop) rowChange(ctx context.Context, c *change.Change) error {
 		l.skipped++
 		return nil
 	}
+	if err := checkBinary(t, c); err != nil {
+		return err
+	}
 	where, err := shapeOf(&l.shape, t, c)
 	if err != nil {
 		return fmt.Errorf("apply %s %s %s at source %s: %w", c.Kind, preposition(c.Kind), t.quoted, c.CommitLSN, err)

@@ -386,6 +386,12 @@ func describeKey(t *table, where change.Tuple) string {
 			b.WriteString("NULL")
 		case change.ValueUnchanged:
 			b.WriteString("(unchanged)")
+		case change.ValueBinary:
+			d := v.Data
+			if len(d) > 32 {
+				d = d[:32]
+			}
+			fmt.Fprintf(&b, "(binary %x)", d)
 		default:
 			d := v.Data
 			if len(d) > 64 {

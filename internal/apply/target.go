@@ -23,7 +23,10 @@ type table struct {
 	// the target: PostgreSQL refuses values for it unless an INSERT says
 	// OVERRIDING SYSTEM VALUE, and an UPDATE may only set it to DEFAULT.
 	identityAlways bool
-	cols           []targetCol
+	// binaryOK says that every column may take values in binary form
+	// (targetCol.binaryOK): no value needs checking.
+	binaryOK bool
+	cols     []targetCol
 	// extra are the target's own columns that the source does not send
 	// (quoted, not generated): an UPDATE that moves a row keeps them.
 	extra []string
@@ -68,6 +71,12 @@ type targetCol struct {
 	// elem encodes the column's values for the binary form of its array
 	// (see binarray.go); nil for types whose arrays go in text form.
 	elem elemEncoder
+	// binaryOK says that the source column's values may come in binary
+	// form: the source and target types are the same built-in type (see
+	// binvalue.go). wire is the form (change.ValueText or ValueBinary) in
+	// which set-based statements take the column's values (sameWire).
+	binaryOK bool
+	wire     byte
 }
 
 // targetColumnsSQL reads the target table's kind and columns with the
@@ -132,6 +141,7 @@ func loadTable(ctx context.Context, conn *pgx.Conn, rel *change.Relation) (*tabl
 		return nil, fmt.Errorf("look up columns of target table %s: %w", t.quoted, err)
 	}
 	var missing, generated []string
+	t.binaryOK = true
 	sent := make(map[string]bool, len(rel.Columns))
 	for _, c := range rel.Columns {
 		sent[c.Name] = true
@@ -142,6 +152,8 @@ func loadTable(ctx context.Context, conn *pgx.Conn, rel *change.Relation) (*tabl
 		case tc.generated:
 			generated = append(generated, quote.Ident(c.Name))
 		}
+		tc.binaryOK = ok && passesBinary(c, &tc.targetCol)
+		t.binaryOK = t.binaryOK && tc.binaryOK
 		t.cols = append(t.cols, tc.targetCol)
 		t.identityAlways = t.identityAlways || tc.identityAlways
 	}

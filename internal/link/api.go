@@ -31,6 +31,10 @@ type Config struct {
 	// state.DDLReplicate (the default for a new link), DDLStop or
 	// DDLIgnore. Empty on a link that exists keeps its mode.
 	DDL string
+	// Binary is BinaryAuto or BinaryOff (the default, also when empty): whether a
+	// replication session may ask for values in binary form (see
+	// runner.streamFormat).
+	Binary string
 	// TruncateExisting lets a new link with SchemaExisting empty target
 	// tables that hold rows (it refuses them otherwise).
 	TruncateExisting bool

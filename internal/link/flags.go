@@ -20,6 +20,7 @@ func AddFlags(fs *pflag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.Schema, "schema", SchemaCopy, "copy: copy the schema with pg_dump; existing: the target already holds the tables (pglink empties them before it copies)")
 	fs.BoolVar(&cfg.TruncateExisting, "truncate-existing", false, "with --schema existing: empty target tables that hold rows (refused otherwise)")
 	fs.StringVar(&cfg.DDL, "ddl", "", "the source's schema changes: replicate (carry them to the target in order; the default for a new link), stop (hold the link at each until pglink resume-ddl) or ignore; default for a link that exists: keep its mode")
+	fs.StringVar(&cfg.Binary, "binary", BinaryOff, "auto: stream values in binary form when every linked column has a built-in type the target shares (source PostgreSQL 14+, target as new or newer), else as text; off: always as text")
 	fs.Var((*SizeValue)(&cfg.WALWarnBytes), "wal-warn", "warn when the link's slot retains more WAL than this on the source, like 512MB or 2GB (default: half of the source's max_slot_wal_keep_size, else 1GB)")
 }
 
@@ -33,6 +34,8 @@ func (c *Config) Check() error {
 		return fmt.Errorf("--jobs %d: give a positive number of parallel copy jobs (0: one per CPU)", c.Jobs)
 	case c.ApplySessions != 1 && c.ApplySessions != 2:
 		return fmt.Errorf("--apply-sessions %d: give 1 or 2", c.ApplySessions)
+	case c.Binary != "" && c.Binary != BinaryAuto && c.Binary != BinaryOff:
+		return fmt.Errorf("--binary %q: use auto (binary values where every linked column allows them) or off (text)", c.Binary)
 	}
 	if c.DDL != "" {
 		return state.ValidDDLMode(c.DDL)

@@ -14,3 +14,14 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckBinary(t *testing.T) {
+	for _, v := range []string{"", BinaryAuto, BinaryOff} {
+		if err := (&Config{Schema: SchemaCopy, ApplySessions: 2, Binary: v}).Check(); err != nil {
+			t.Errorf("--binary %q: %v", v, err)
+		}
+	}
+	if err := (&Config{Schema: SchemaCopy, ApplySessions: 2, Binary: "on"}).Check(); err == nil {
+		t.Errorf("--binary on accepted")
+	}
+}

@@ -35,6 +35,7 @@ type Live struct {
 	tablesLeft              int
 	retained                *int64
 	walWarn                 int64
+	streamFormat            string
 	reconnects, errorsCount int64
 	lastError               string
 }
@@ -55,6 +56,14 @@ func (l *Live) SetState(s string) {
 func (l *Live) SetEndpoints(source, target string) {
 	l.mu.Lock()
 	l.source, l.target = source, target
+	l.mu.Unlock()
+}
+
+// SetStreamFormat sets the format ("binary" or "text") in which the
+// replication session that starts receives values.
+func (l *Live) SetStreamFormat(f string) {
+	l.mu.Lock()
+	l.streamFormat = f
 	l.mu.Unlock()
 }
 
@@ -79,6 +88,9 @@ func (l *Live) Snapshot() report.Live {
 	out := report.Live{Name: l.name, State: l.state, Source: l.source, Target: l.target,
 		SeedTablesLeft: l.tablesLeft, WALWarnBytes: l.walWarn, Reconnects: l.reconnects, Errors: l.errorsCount,
 		LastError: l.lastError, SeedRowsCopied: l.seedRows, SeedBytesCopied: l.seedBytes}
+	if l.applier != nil {
+		out.StreamFormat = l.streamFormat
+	}
 	for _, p := range l.seedParts {
 		out.SeedRowsCopied += p.Rows
 		out.SeedBytesCopied += p.Bytes

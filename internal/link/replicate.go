@@ -67,6 +67,11 @@ func (r *runner) replicate(ctx context.Context) error {
 			r.markBroken(ctx, lost)
 			return lost
 		}
+		if r.binaryFallback(err) {
+			r.cfg.Live.NoteError(err, true)
+			r.reconnectControlOrLog(ctx)
+			continue // at once, in text: nothing is wrong with the link
+		}
 		if r.healthy.Load() {
 			delay = 0 // a session that worked: this failure is a new one
 		}
@@ -273,11 +278,17 @@ func (r *runner) streamSession(ctx context.Context) error {
 			defer second.Close(context.WithoutCancel(ctx))
 		}
 	}
+	format, why, err := r.streamFormat(ctx, applyConn)
+	if err != nil {
+		return err
+	}
+	r.cfg.Live.SetStreamFormat(format)
 	spoolDir := spoolDir(os.TempDir(), r.cfg.Name)
 	defer os.Remove(spoolDir) // the streamer removes its files; an empty folder is no use to anyone
 	streamer := stream.New(stream.Options{
 		Conn: sourceStreamConfig(r.src), Slot: r.names.Slot, Publication: r.names.Publication,
 		StartLSN: start, SpoolDir: spoolDir, StatusInterval: statusInterval, Logger: r.log,
+		Binary: format == formatBinary,
 	})
 	pause := state.NewPauser(r.tgt, r.cfg.Name)
 	ddl, err := r.newDDLCarrier(ctx, syncAt)
@@ -299,7 +310,7 @@ func (r *runner) streamSession(ctx context.Context) error {
 			WHERE link = ` + quote.Literal(r.cfg.Name),
 	})
 	defer r.cfg.Live.session(applier, streamer, start, func() change.LSN { return change.LSN(r.heartbeatLSN.Load()) })()
-	r.log.Info("streaming", "from", start.String(), "slot", r.names.Slot)
+	r.log.Info("streaming", "from", start.String(), "slot", r.names.Slot, "stream_format", format, "because", why)
 	changes := make(chan *change.Change, queueSize)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return onSide(endpoint.Source, streamer.Run(gctx, changes)) })

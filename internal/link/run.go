@@ -50,6 +50,10 @@ type runner struct {
 	lease *state.Lease
 	// srcID is the source database's identity, recorded with the link.
 	srcID catalog.Identity
+	// binaryOff is set once a session ended on a value in binary form the
+	// apply could not pass (see binaryFallback): the process streams in
+	// text from then on.
+	binaryOff atomic.Bool
 }
 
 func newRunner(cfg Config) (*runner, error) {

@@ -37,6 +37,10 @@ type Live struct {
 	WALWarnBytes      int64  `json:"wal_warn_bytes"` // the WAL guard's threshold
 	WALWarning        string `json:"wal_warning,omitempty"`
 
+	// StreamFormat is how the running replication session receives
+	// values: "binary" or "text"; empty between sessions.
+	StreamFormat string `json:"stream_format,omitempty"`
+
 	Reconnects int64  `json:"reconnects"`
 	Errors     int64  `json:"errors"`
 	LastError  string `json:"last_error,omitempty"`

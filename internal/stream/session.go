@@ -191,7 +191,7 @@ func (ss *session) handlePgoutput(ctx context.Context, data []byte) error {
 		ss.rels.update(&m.RelationMessage) // inside a stream too: at once, never spooled
 		return nil
 	case *pglogrepl.TypeMessageV2, *pglogrepl.OriginMessage:
-		return nil // values stay text, and origins are not filtered here
+		return nil // the apply maps types on the target by the relation's columns; origins are not filtered here
 	case *pglogrepl.StreamStartMessageV2:
 		ss.inStream = true
 		return ss.spool.start(m.Xid, m.FirstSegment == 1)

@@ -196,16 +196,23 @@ func serverVersionNum(ctx context.Context, conn *pgconn.PgConn) (int, error) {
 // pluginArgs returns pgoutput's START_REPLICATION options for a server.
 // Protocol 2 with streaming of in-progress transactions and logical messages
 // exist from PostgreSQL 14; PostgreSQL 13 only speaks protocol 1 and sends
-// neither. Values stay text (no "binary"): type OIDs of user-defined types
-// differ between source and target.
-func pluginArgs(versionNum int, publication string) []string {
+// neither. With binary (PostgreSQL 14+), pgoutput sends each value of a
+// type with a send function in its binary form; the caller asks for it only
+// when every published column has a built-in type that the target knows by
+// the same OID (the binary forms of arrays and records embed type OIDs,
+// and user-defined types have other OIDs on the target).
+func pluginArgs(versionNum int, publication string, binary bool) []string {
 	args := []string{
 		// pgoutput splits the value as a list of identifiers
 		// (SplitIdentifierString), so the name is quoted as one first.
 		"publication_names " + quote.Literal(quote.Ident(publication)),
 	}
 	if versionNum >= 140000 {
-		return append([]string{"proto_version '2'"}, append(args, "streaming 'on'", "messages 'true'")...)
+		args = append([]string{"proto_version '2'"}, append(args, "streaming 'on'", "messages 'true'")...)
+		if binary {
+			args = append(args, "binary 'true'")
+		}
+		return args
 	}
 	return append([]string{"proto_version '1'"}, args...)
 }
