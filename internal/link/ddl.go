@@ -50,6 +50,7 @@ type ddlCarrier struct {
 	schemas map[string]bool       // schemas of the linked tables
 	rels    map[uint32]bool       // source oids of the linked tables and their partitions
 	roots   map[uint32]string     // the same oids' linked table (schema.name)
+	tops    map[uint32]bool       // the oids of the linked tables themselves
 	syncAt  map[string]change.LSN // where each linked table's copy was taken
 	tgt     *endpoint.Endpoint
 	conn    *pgx.Conn // its own target session, for held schema changes
@@ -66,7 +67,7 @@ const linkedRelsSQL = `WITH pub AS (
 ), tree AS (
 	SELECT rel, rel AS root FROM pub UNION SELECT t.relid, pub.rel FROM pub CROSS JOIN LATERAL pg_partition_tree(pub.rel) t
 )
-SELECT c.oid, n.nspname, rn.nspname || '.' || r.relname FROM tree JOIN pg_class c ON c.oid = tree.rel
+SELECT c.oid, n.nspname, rn.nspname || '.' || r.relname, tree.rel = tree.root FROM tree JOIN pg_class c ON c.oid = tree.rel
 	JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_class r ON r.oid = tree.root JOIN pg_namespace rn ON rn.oid = r.relnamespace`
 
 // newDDLCarrier reads what the carrier needs: the link's DDL settings from
@@ -78,15 +79,16 @@ func (r *runner) newDDLCarrier(ctx context.Context, syncAt map[string]change.LSN
 		return nil, err
 	}
 	d := &ddlCarrier{link: r.cfg.Name, mode: s.Mode, key: s.Key, schemas: map[string]bool{}, rels: map[uint32]bool{},
-		roots: map[uint32]string{}, syncAt: syncAt, tgt: r.tgt, log: r.log}
+		roots: map[uint32]string{}, tops: map[uint32]bool{}, syncAt: syncAt, tgt: r.tgt, log: r.log}
 	rows, err := r.srcConn.Query(ctx, linkedRelsSQL, r.names.Publication)
 	if err != nil {
 		return nil, fmt.Errorf("source: list the tables of publication %s: %w", r.names.Publication, err)
 	}
 	var oid uint32
 	var schema, root string
-	_, err = pgx.ForEachRow(rows, []any{&oid, &schema, &root}, func() error {
-		d.rels[oid], d.schemas[schema], d.roots[oid] = true, true, root
+	var top bool
+	_, err = pgx.ForEachRow(rows, []any{&oid, &schema, &root, &top}, func() error {
+		d.rels[oid], d.schemas[schema], d.roots[oid], d.tops[oid] = true, true, root, top
 		return nil
 	})
 	if err != nil {
@@ -201,9 +203,11 @@ func (d *ddlCarrier) scope(p ddlPayload) ddlScope {
 
 // statements runs stmt as the source ran it: as its role when the target
 // has it and the link's role may take it (a managed target's admin role
-// is no superuser), with its search path, then records it.
+// is no superuser), with its search path, then records it; the link's
+// records of its tables follow (see followTables).
 func (d *ddlCarrier) statements(c *change.Change, p ddlPayload, stmt string) []apply.Statement {
-	out := []apply.Statement{
+	d.followInMemory(p)
+	out := d.followTables([]apply.Statement{
 		{SQL: `SELECT set_config('pglink.search_path', current_setting('search_path'), true),
 			set_config('search_path', $1, true)`, Args: []string{p.SearchPath}, What: "set the source's search path"},
 		{SQL: `SELECT set_config('role', rolname, true) FROM pg_roles WHERE rolname = $1
@@ -212,7 +216,7 @@ func (d *ddlCarrier) statements(c *change.Change, p ddlPayload, stmt string) []a
 		{SQL: stmt, What: "run the source's schema change " + quote.FirstLine(stmt, 200)},
 		{SQL: `RESET ROLE`, What: "go back to the link's role"},
 		{SQL: `SELECT set_config('search_path', current_setting('pglink.search_path'), true)`, What: "go back to the link's search path"},
-	}
+	})
 	return append(out, d.record(c, p, state.EventDDLApplied, stmt)...)
 }
 
