@@ -31,6 +31,7 @@ type ddlPayload struct {
 	At         string      `json:"at"`
 	Commands   []ddlObject `json:"commands"`
 	Dropped    []ddlObject `json:"dropped"`
+	XID        *uint32     `json:"xid"` // the source transaction that wrote it (see state.MarkCaptureBound)
 }
 
 type ddlObject struct {
@@ -39,6 +40,7 @@ type ddlObject struct {
 	Schema   *string `json:"schema"`
 	Identity string  `json:"identity"`
 	Rel      *uint32 `json:"rel"` // the source table it is or belongs to
+	Top      *uint32 `json:"top"` // a partition's partitioned table at the top of its tree
 }
 
 // ddlCarrier turns the source's schema changes into the statements the
@@ -47,6 +49,7 @@ type ddlCarrier struct {
 	link    string
 	mode    string
 	key     string
+	bound   change.LSN            // from here on, a message names its transaction
 	schemas map[string]bool       // schemas of the linked tables
 	rels    map[uint32]bool       // source oids of the linked tables and their partitions
 	roots   map[uint32]string     // the same oids' linked table (schema.name)
@@ -78,7 +81,7 @@ func (r *runner) newDDLCarrier(ctx context.Context, syncAt map[string]change.LSN
 	if err != nil {
 		return nil, err
 	}
-	d := &ddlCarrier{link: r.cfg.Name, mode: s.Mode, key: s.Key, schemas: map[string]bool{}, rels: map[uint32]bool{},
+	d := &ddlCarrier{link: r.cfg.Name, mode: s.Mode, key: s.Key, bound: s.BoundFrom, schemas: map[string]bool{}, rels: map[uint32]bool{},
 		roots: map[uint32]string{}, tops: map[uint32]bool{}, syncAt: syncAt, tgt: r.tgt, log: r.log}
 	rows, err := r.srcConn.Query(ctx, linkedRelsSQL, r.names.Publication)
 	if err != nil {
@@ -116,6 +119,10 @@ func (d *ddlCarrier) change(ctx context.Context, c *change.Change) ([]apply.Stat
 	if !ok {
 		d.log.Warn("source: a schema change message not signed by this link's capture was left out", "at", c.MessageLSN.String())
 		return nil, nil
+	}
+	if why := d.replayed(c, p.XID); why != "" {
+		d.log.Warn("source: a schema change message was refused and left out", "reason", why, "at", c.MessageLSN.String())
+		return d.record(c, p, state.EventDDLIgnored, p.Query+" -- refused: "+why), nil
 	}
 	d.log.Debug("schema change of the source", "at", c.MessageLSN.String(), "tag", p.Tag, "scope", d.scope(p), "mode", d.mode)
 	switch d.scope(p) {
@@ -183,7 +190,7 @@ func (d *ddlCarrier) scope(p ddlPayload) ddlScope {
 			inSchema = true
 		}
 		if o.Rel != nil {
-			if d.rels[*o.Rel] {
+			if d.rels[*o.Rel] || d.newPartition(o) {
 				linked = true
 			} else {
 				unlinked = true
@@ -297,7 +304,8 @@ var concurrentlyRE = regexp.MustCompile(`(?is)^(\s*(?:CREATE\s+(?:UNIQUE\s+)?IND
 // isolate finds the statement of the schema change in what the client
 // sent: the one statement sent, or the seq-th schema change of several.
 // It refuses one it cannot tell apart (made inside a DO block or a
-// function, or several statements it cannot match), which is held.
+// function, or several statements it cannot match), which is held (see
+// notAlone).
 func isolate(p ddlPayload) (string, error) {
 	stmts := seed.SplitStatements(p.Query)
 	if len(stmts) == 1 && tagMatches(stmts[0], p.Tag) {
@@ -312,7 +320,23 @@ func isolate(p ddlPayload) (string, error) {
 	if p.Seq < len(cands) && tagMatches(cands[p.Seq], p.Tag) {
 		return concurrentlyRE.ReplaceAllString(cands[p.Seq], "$1"), nil
 	}
-	return "", fmt.Errorf("the %s cannot be told apart in what the source ran (a DO block, a function, or several statements at once)", p.Tag)
+	return "", notAlone(p, len(stmts) == 1)
+}
+
+// notAlone says why a schema change that cannot be told apart from what
+// the source ran is held, and what to do. Running what the source ran
+// again on the target is never safe: a DO block or a function also
+// changes rows, and those reach the target through the stream already.
+func notAlone(p ddlPayload, inside bool) error {
+	what := p.Tag
+	if len(p.Commands) > 0 && p.Commands[0].Identity != "" {
+		what += " of " + p.Commands[0].Identity
+	}
+	where := "was sent with other statements at once, and pglink cannot tell which is the schema change"
+	if inside {
+		where = "was made inside a DO block or a function called by the statement the source ran, which pglink cannot run alone; running the whole statement again on the target would repeat its data changes, which reach the target through the stream"
+	}
+	return fmt.Errorf("the %s %s: make the same schema change on the target by hand (BEGIN READ WRITE; SET LOCAL session_replication_role = replica; the change; COMMIT), then run pglink resume-ddl --skip", what, where)
 }
 
 // leadWords returns the first n words of a statement, upper-cased.

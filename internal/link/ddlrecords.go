@@ -1,9 +1,11 @@
 package link
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/pglink/pglink/internal/apply"
+	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/quote"
 )
 
@@ -59,7 +61,8 @@ func (d *ddlCarrier) followTables(change []apply.Statement) []apply.Statement {
 
 // followInMemory updates the carrier's own maps after a schema change it
 // hands to the apply: a dropped table or partition is no longer the
-// link's, and a renamed or moved table is known by its new name. A
+// link's, a new partition of a linked table is, and a renamed or moved
+// table is known by its new name. A
 // session that fails is started again with maps read afresh.
 func (d *ddlCarrier) followInMemory(p ddlPayload) {
 	for _, o := range p.Dropped {
@@ -67,6 +70,11 @@ func (d *ddlCarrier) followInMemory(p ddlPayload) {
 			delete(d.rels, *o.Rel)
 			delete(d.roots, *o.Rel)
 			delete(d.tops, *o.Rel)
+		}
+	}
+	for _, o := range p.Commands {
+		if d.newPartition(o) {
+			d.rels[*o.Rel], d.roots[*o.Rel] = true, d.roots[*o.Top]
 		}
 	}
 	for _, o := range p.Commands {
@@ -113,4 +121,27 @@ func identityName(identity string) (string, bool) {
 		return "", false
 	}
 	return parts[1], true
+}
+
+// newPartition tells whether o is a partition, made or attached since the
+// carrier read the linked tables, of a linked table: it is the link's, as
+// its rows reach the target through its partitioned table.
+func (d *ddlCarrier) newPartition(o ddlObject) bool {
+	return o.Rel != nil && o.Top != nil && !d.rels[*o.Rel] && d.tops[*o.Top]
+}
+
+// replayed says why a signed message of the capture may not be run, or
+// "": the capture names in it the transaction that wrote it, so one that
+// arrives in another transaction was written again by someone who read it
+// (pg_logical_emit_message is open to any role). A message without one
+// is an older pglink's, taken only before the position from which this
+// link's capture names its transactions.
+func (d *ddlCarrier) replayed(c *change.Change, xid *uint32) string {
+	switch {
+	case xid != nil && *xid != c.XID:
+		return fmt.Sprintf("it was written in source transaction %d but arrived in transaction %d: a copy of a captured message written again, not a schema change", *xid, c.XID)
+	case xid == nil && d.bound != 0 && c.MessageLSN >= d.bound:
+		return "it names no source transaction, though the link's capture names one in every message since " + d.bound.String()
+	}
+	return ""
 }
