@@ -135,6 +135,12 @@ func (d *ddlCarrier) change(ctx context.Context, c *change.Change) ([]apply.Stat
 		d.log.Warn("a schema change of the source was left out (--ddl ignore)", "statement", quote.FirstLine(p.Query, 200))
 		return d.record(c, p, state.EventDDLIgnored, p.Query), nil
 	}
+	if other, err := d.dropsOtherIndex(ctx, p); err != nil || other {
+		if err != nil {
+			return nil, err
+		}
+		return d.record(c, p, state.EventDDLIgnored, p.Query+" -- drops no index of a table the link carries on the target"), nil
+	}
 	stmt, err := isolate(p)
 	held, herr := d.held(ctx, c.MessageLSN)
 	if herr != nil {
