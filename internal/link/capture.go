@@ -31,12 +31,16 @@ func (r *runner) setUpCapture(ctx context.Context, mode, key string) error {
 			mode, note = state.DDLIgnore, fmt.Sprintf("--ddl %s asked, but %s", mode, why)
 		}
 	}
+	if err := state.MarkCaptureBound(ctx, r.srcConn, r.tgtConn, r.cfg.Name); err != nil {
+		return err
+	}
 	return state.SetDDL(ctx, r.tgtConn, r.cfg.Name, mode, key, note)
 }
 
-// resumeCapture puts the capture back when the link's mode needs it and
-// it is missing (a link made by an older pglink, or one whose capture was
-// removed), or changes the mode when --ddl was given. Schema changes made
+// resumeCapture installs the capture again when the link's mode needs it
+// (this pglink's version of it, in place of an older one), puts it back
+// when it is missing (a link made by an older pglink, or one whose capture
+// was removed), or changes the mode when --ddl was given. Schema changes made
 // while it was missing are not carried.
 func (r *runner) resumeCapture(ctx context.Context) error {
 	if r.row.Phase == state.PhaseFailedOver {
@@ -60,6 +64,20 @@ func (r *runner) resumeCapture(ctx context.Context) error {
 	}
 	if (installed || mode == state.DDLIgnore) && s.Key != "" {
 		if err := r.setUpTruncateCapture(ctx, s.Key); err != nil {
+			return err
+		}
+		if installed {
+			// Put this pglink's capture in place of the one installed
+			// by the last start, which may be older.
+			why, err := state.InstallCapture(ctx, r.srcConn, r.cfg.Name, s.Key)
+			if err != nil {
+				return err
+			}
+			if why != "" {
+				r.log.Warn("source: the DDL capture installed earlier is left as it was", "reason", why)
+			}
+		}
+		if err := state.MarkCaptureBound(ctx, r.srcConn, r.tgtConn, r.cfg.Name); err != nil {
 			return err
 		}
 		return state.SetDDL(ctx, r.tgtConn, r.cfg.Name, mode, "", "")

@@ -31,6 +31,7 @@ type ddlPayload struct {
 	At         string      `json:"at"`
 	Commands   []ddlObject `json:"commands"`
 	Dropped    []ddlObject `json:"dropped"`
+	XID        *uint32     `json:"xid"` // the source transaction that wrote it (see state.MarkCaptureBound)
 }
 
 type ddlObject struct {
@@ -39,6 +40,7 @@ type ddlObject struct {
 	Schema   *string `json:"schema"`
 	Identity string  `json:"identity"`
 	Rel      *uint32 `json:"rel"` // the source table it is or belongs to
+	Top      *uint32 `json:"top"` // a partition's partitioned table at the top of its tree
 }
 
 // ddlCarrier turns the source's schema changes into the statements the
@@ -47,9 +49,11 @@ type ddlCarrier struct {
 	link    string
 	mode    string
 	key     string
+	bound   change.LSN            // from here on, a message names its transaction
 	schemas map[string]bool       // schemas of the linked tables
 	rels    map[uint32]bool       // source oids of the linked tables and their partitions
 	roots   map[uint32]string     // the same oids' linked table (schema.name)
+	tops    map[uint32]bool       // the oids of the linked tables themselves
 	syncAt  map[string]change.LSN // where each linked table's copy was taken
 	tgt     *endpoint.Endpoint
 	conn    *pgx.Conn // its own target session, for held schema changes
@@ -66,7 +70,7 @@ const linkedRelsSQL = `WITH pub AS (
 ), tree AS (
 	SELECT rel, rel AS root FROM pub UNION SELECT t.relid, pub.rel FROM pub CROSS JOIN LATERAL pg_partition_tree(pub.rel) t
 )
-SELECT c.oid, n.nspname, rn.nspname || '.' || r.relname FROM tree JOIN pg_class c ON c.oid = tree.rel
+SELECT c.oid, n.nspname, rn.nspname || '.' || r.relname, tree.rel = tree.root FROM tree JOIN pg_class c ON c.oid = tree.rel
 	JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_class r ON r.oid = tree.root JOIN pg_namespace rn ON rn.oid = r.relnamespace`
 
 // newDDLCarrier reads what the carrier needs: the link's DDL settings from
@@ -77,16 +81,17 @@ func (r *runner) newDDLCarrier(ctx context.Context, syncAt map[string]change.LSN
 	if err != nil {
 		return nil, err
 	}
-	d := &ddlCarrier{link: r.cfg.Name, mode: s.Mode, key: s.Key, schemas: map[string]bool{}, rels: map[uint32]bool{},
-		roots: map[uint32]string{}, syncAt: syncAt, tgt: r.tgt, log: r.log}
+	d := &ddlCarrier{link: r.cfg.Name, mode: s.Mode, key: s.Key, bound: s.BoundFrom, schemas: map[string]bool{}, rels: map[uint32]bool{},
+		roots: map[uint32]string{}, tops: map[uint32]bool{}, syncAt: syncAt, tgt: r.tgt, log: r.log}
 	rows, err := r.srcConn.Query(ctx, linkedRelsSQL, r.names.Publication)
 	if err != nil {
 		return nil, fmt.Errorf("source: list the tables of publication %s: %w", r.names.Publication, err)
 	}
 	var oid uint32
 	var schema, root string
-	_, err = pgx.ForEachRow(rows, []any{&oid, &schema, &root}, func() error {
-		d.rels[oid], d.schemas[schema], d.roots[oid] = true, true, root
+	var top bool
+	_, err = pgx.ForEachRow(rows, []any{&oid, &schema, &root, &top}, func() error {
+		d.rels[oid], d.schemas[schema], d.roots[oid], d.tops[oid] = true, true, root, top
 		return nil
 	})
 	if err != nil {
@@ -115,6 +120,10 @@ func (d *ddlCarrier) change(ctx context.Context, c *change.Change) ([]apply.Stat
 		d.log.Warn("source: a schema change message not signed by this link's capture was left out", "at", c.MessageLSN.String())
 		return nil, nil
 	}
+	if why := d.replayed(c, p.XID); why != "" {
+		d.log.Warn("source: a schema change message was refused and left out", "reason", why, "at", c.MessageLSN.String())
+		return d.record(c, p, state.EventDDLIgnored, p.Query+" -- refused: "+why), nil
+	}
 	d.log.Debug("schema change of the source", "at", c.MessageLSN.String(), "tag", p.Tag, "scope", d.scope(p), "mode", d.mode)
 	switch d.scope(p) {
 	case scopeOther:
@@ -125,6 +134,12 @@ func (d *ddlCarrier) change(ctx context.Context, c *change.Change) ([]apply.Stat
 	if d.mode == state.DDLIgnore {
 		d.log.Warn("a schema change of the source was left out (--ddl ignore)", "statement", quote.FirstLine(p.Query, 200))
 		return d.record(c, p, state.EventDDLIgnored, p.Query), nil
+	}
+	if other, err := d.dropsOtherIndex(ctx, p); err != nil || other {
+		if err != nil {
+			return nil, err
+		}
+		return d.record(c, p, state.EventDDLIgnored, p.Query+" -- drops no index of a table the link carries on the target"), nil
 	}
 	stmt, err := isolate(p)
 	held, herr := d.held(ctx, c.MessageLSN)
@@ -181,7 +196,7 @@ func (d *ddlCarrier) scope(p ddlPayload) ddlScope {
 			inSchema = true
 		}
 		if o.Rel != nil {
-			if d.rels[*o.Rel] {
+			if d.rels[*o.Rel] || d.newPartition(o) {
 				linked = true
 			} else {
 				unlinked = true
@@ -201,9 +216,11 @@ func (d *ddlCarrier) scope(p ddlPayload) ddlScope {
 
 // statements runs stmt as the source ran it: as its role when the target
 // has it and the link's role may take it (a managed target's admin role
-// is no superuser), with its search path, then records it.
+// is no superuser), with its search path, then records it; the link's
+// records of its tables follow (see followTables).
 func (d *ddlCarrier) statements(c *change.Change, p ddlPayload, stmt string) []apply.Statement {
-	out := []apply.Statement{
+	d.followInMemory(p)
+	out := d.followTables([]apply.Statement{
 		{SQL: `SELECT set_config('pglink.search_path', current_setting('search_path'), true),
 			set_config('search_path', $1, true)`, Args: []string{p.SearchPath}, What: "set the source's search path"},
 		{SQL: `SELECT set_config('role', rolname, true) FROM pg_roles WHERE rolname = $1
@@ -212,7 +229,7 @@ func (d *ddlCarrier) statements(c *change.Change, p ddlPayload, stmt string) []a
 		{SQL: stmt, What: "run the source's schema change " + quote.FirstLine(stmt, 200)},
 		{SQL: `RESET ROLE`, What: "go back to the link's role"},
 		{SQL: `SELECT set_config('search_path', current_setting('pglink.search_path'), true)`, What: "go back to the link's search path"},
-	}
+	})
 	return append(out, d.record(c, p, state.EventDDLApplied, stmt)...)
 }
 
@@ -293,7 +310,8 @@ var concurrentlyRE = regexp.MustCompile(`(?is)^(\s*(?:CREATE\s+(?:UNIQUE\s+)?IND
 // isolate finds the statement of the schema change in what the client
 // sent: the one statement sent, or the seq-th schema change of several.
 // It refuses one it cannot tell apart (made inside a DO block or a
-// function, or several statements it cannot match), which is held.
+// function, or several statements it cannot match), which is held (see
+// notAlone).
 func isolate(p ddlPayload) (string, error) {
 	stmts := seed.SplitStatements(p.Query)
 	if len(stmts) == 1 && tagMatches(stmts[0], p.Tag) {
@@ -308,7 +326,23 @@ func isolate(p ddlPayload) (string, error) {
 	if p.Seq < len(cands) && tagMatches(cands[p.Seq], p.Tag) {
 		return concurrentlyRE.ReplaceAllString(cands[p.Seq], "$1"), nil
 	}
-	return "", fmt.Errorf("the %s cannot be told apart in what the source ran (a DO block, a function, or several statements at once)", p.Tag)
+	return "", notAlone(p, len(stmts) == 1)
+}
+
+// notAlone says why a schema change that cannot be told apart from what
+// the source ran is held, and what to do. Running what the source ran
+// again on the target is never safe: a DO block or a function also
+// changes rows, and those reach the target through the stream already.
+func notAlone(p ddlPayload, inside bool) error {
+	what := p.Tag
+	if len(p.Commands) > 0 && p.Commands[0].Identity != "" {
+		what += " of " + p.Commands[0].Identity
+	}
+	where := "was sent with other statements at once, and pglink cannot tell which is the schema change"
+	if inside {
+		where = "was made inside a DO block or a function called by the statement the source ran, which pglink cannot run alone; running the whole statement again on the target would repeat its data changes, which reach the target through the stream"
+	}
+	return fmt.Errorf("the %s %s: make the same schema change on the target by hand (BEGIN READ WRITE; SET LOCAL session_replication_role = replica; the change; COMMIT), then run pglink resume-ddl --skip", what, where)
 }
 
 // leadWords returns the first n words of a statement, upper-cased.

@@ -14,11 +14,12 @@ import (
 // truncatePayload is what the source's truncate trigger sends
 // (state.truncateFunctionSQL): the partition truncated, by oid and name.
 type truncatePayload struct {
-	Link   string `json:"link"`
-	Rel    uint32 `json:"rel"`
-	Schema string `json:"schema"`
-	Name   string `json:"name"`
-	At     string `json:"at"`
+	Link   string  `json:"link"`
+	Rel    uint32  `json:"rel"`
+	Schema string  `json:"schema"`
+	Name   string  `json:"name"`
+	At     string  `json:"at"`
+	XID    *uint32 `json:"xid"` // the source transaction that wrote it
 }
 
 // truncate carries a TRUNCATE of one partition of the source: the target
@@ -38,6 +39,11 @@ func (d *ddlCarrier) truncate(ctx context.Context, c *change.Change) ([]apply.St
 		return nil, nil
 	}
 	name := quote.Ident(p.Schema) + "." + quote.Ident(p.Name)
+	if why := d.replayed(c, p.XID); why != "" {
+		d.log.Warn("source: a partition's TRUNCATE message was refused and left out", "table", name, "reason", why, "at", c.MessageLSN.String())
+		return []apply.Statement{{SQL: state.DDLHistorySQL, Args: []string{d.link, string(state.EventDDLIgnored),
+			"TRUNCATE " + name + " -- refused: " + why, c.MessageLSN.String(), p.At}, What: "record the refused TRUNCATE in pglink.history"}}, nil
+	}
 	root, ok := d.roots[p.Rel]
 	if !ok {
 		d.log.Warn("source: a TRUNCATE of a table that is no partition of a linked table was left out", "table", name, "at", c.MessageLSN.String())

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pglink/pglink/internal/change"
 	"github.com/pglink/pglink/internal/quote"
 )
 
@@ -65,7 +66,7 @@ func captureNamesFor(link string) captureNames {
 func captureSQL(link, key string) string {
 	n := captureNamesFor(link)
 	guc := quote.Literal(n.droppedGUC)
-	return keySQL(link, key) + `
+	return keySQL(link, key) + "\n" + partitionCaptureSQL(link, NamesFor(link).Publication) + `
 CREATE OR REPLACE FUNCTION ` + n.emit + `(search_path text, role text, tag text, seq int, dropped text) RETURNS text
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE cmds jsonb; drops jsonb; payload text; k text;
@@ -82,14 +83,17 @@ BEGIN
 			WHEN 'pg_trigger'::regclass THEN (SELECT tgrelid FROM pg_trigger WHERE oid = c.objid)
 			WHEN 'pg_constraint'::regclass THEN (SELECT nullif(conrelid, 0) FROM pg_constraint WHERE oid = c.objid)
 			WHEN 'pg_policy'::regclass THEN (SELECT polrelid FROM pg_policy WHERE oid = c.objid)
-			END)::bigint)), '[]') INTO cmds
+			END)::bigint,
+		'top', (SELECT a.relid FROM pg_partition_ancestors(c.objid) a JOIN pg_class ac ON ac.oid = a.relid
+			WHERE c.classid = 'pg_class'::regclass AND a.relid <> c.objid AND NOT ac.relispartition)::bigint)), '[]') INTO cmds
 		FROM pg_event_trigger_ddl_commands() c;
 	drops := coalesce(nullif(dropped, ''), '[]')::jsonb;
 	IF cmds = '[]' AND drops = '[]' THEN
 		RETURN NULL;
 	END IF;
 	payload := jsonb_build_object('query', current_query(), 'search_path', search_path, 'role', role,
-		'tag', tag, 'seq', seq, 'at', clock_timestamp(), 'commands', cmds, 'dropped', drops)::text;
+		'tag', tag, 'seq', seq, 'at', clock_timestamp(), 'commands', cmds, 'dropped', drops,
+		'xid', txid_current() % 4294967296)::text;
 	SELECT d.key INTO STRICT k FROM pglink.ddl_keys d WHERE d.link = ` + quote.Literal(link) + `;
 	RETURN encode(sha256(convert_to(k || encode(sha256(convert_to(k || payload, 'UTF8')), 'hex'), 'UTF8')), 'hex') || E'\n' || payload;
 END
@@ -125,6 +129,12 @@ BEGIN
 	IF content IS NOT NULL THEN
 		PERFORM pg_catalog.pg_logical_emit_message(true, ` + quote.Literal(DDLPrefix) + `, content);
 	END IF;
+	BEGIN
+		PERFORM ` + partitionCaptureFunction(link) + `();
+	EXCEPTION WHEN OTHERS THEN
+		RAISE WARNING 'pglink: a new partition did not get the truncate trigger of link ` + link + `: %', SQLERRM
+			USING HINT = 'it gets it at the next start of the link; until then a TRUNCATE of that partition alone does not reach the target: empty it with DELETE';
+	END;
 END
 $f$;
 CREATE OR REPLACE FUNCTION ` + n.dropped + `() RETURNS event_trigger LANGUAGE plpgsql AS $f$
@@ -172,6 +182,7 @@ DROP EVENT TRIGGER IF EXISTS ` + n.dropTrigger + `;
 DROP FUNCTION IF EXISTS ` + n.capture + `();
 DROP FUNCTION IF EXISTS ` + n.dropped + `();
 DROP FUNCTION IF EXISTS ` + n.emit + `(text, text, text, int, text);
+DROP FUNCTION IF EXISTS ` + partitionCaptureFunction(link) + `();
 DO $d$ BEGIN
 	IF to_regclass('pglink.ddl_keys') IS NOT NULL THEN
 		DELETE FROM pglink.ddl_keys WHERE link = ` + quote.Literal(link) + `;
@@ -275,19 +286,51 @@ func SetDDL(ctx context.Context, conn *pgx.Conn, link, mode, key, note string) e
 	return nil
 }
 
-// DDLSettings are the link's DDL mode, key and note (see SetDDL).
+// DDLSettings are the link's DDL mode, key and note (see SetDDL), and
+// the source position from which its capture's messages name their
+// transaction (see MarkCaptureBound; 0 when not yet).
 type DDLSettings struct {
 	Mode, Key, Note string
+	BoundFrom       change.LSN
 }
 
 // LoadDDL reads the link's DDL settings.
 func LoadDDL(ctx context.Context, conn *pgx.Conn, link string) (DDLSettings, error) {
 	var s DDLSettings
-	var key, note *string
-	err := conn.QueryRow(ctx, `SELECT ddl_mode, ddl_key, ddl_note FROM pglink.links WHERE name = $1`, link).Scan(&s.Mode, &key, &note)
+	var key, note, bound *string
+	err := conn.QueryRow(ctx, `SELECT ddl_mode, ddl_key, ddl_note, ddl_bound_from::text FROM pglink.links WHERE name = $1`, link).Scan(&s.Mode, &key, &note, &bound)
 	if err != nil {
 		return s, fmt.Errorf("target: read the DDL mode of link %s: %w", link, err)
 	}
-	s.Key, s.Note = Deref(key), Deref(note)
+	s.Key, s.Note, s.BoundFrom = Deref(key), Deref(note), ParseLSN(bound)
 	return s, nil
+}
+
+// MarkCaptureBound records, the first time the link's capture of this
+// pglink is in place on the source, the source's WAL position: every
+// message of the capture from there on names the transaction that wrote
+// it (a signed message is otherwise not bound to one, and a source role
+// that read one could write it again with pg_logical_emit_message). The
+// apply refuses a message whose transaction is another, and one without a
+// transaction from that position on; one before it, written by an older
+// pglink's capture, is taken as before. Nothing is recorded while a
+// function of an older capture is still in place (one this start could
+// not replace).
+func MarkCaptureBound(ctx context.Context, src, tgt *pgx.Conn, link string) error {
+	var at string
+	var bound bool
+	err := src.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text, NOT EXISTS (SELECT 1 FROM pg_proc p
+		WHERE p.oid IN (to_regprocedure($1), to_regprocedure($2)) AND p.prosrc NOT LIKE '%txid_current()%')`,
+		truncateFunction(link)+"()", captureNamesFor(link).emit+"(text, text, text, int, text)").Scan(&at, &bound)
+	if err != nil {
+		return fmt.Errorf("source: read the WAL position: %w", err)
+	}
+	if !bound {
+		return nil
+	}
+	_, err = tgt.Exec(ctx, `UPDATE pglink.links SET ddl_bound_from = $2::text::pg_lsn WHERE name = $1 AND ddl_bound_from IS NULL`, link, at)
+	if err != nil {
+		return fmt.Errorf("target: record where the capture of link %s binds its messages: %w", link, err)
+	}
+	return nil
 }

@@ -47,7 +47,8 @@ DECLARE payload text; k text; content text;
 BEGIN
 	BEGIN
 		payload := jsonb_build_object('link', ` + quote.Literal(link) + `, 'rel', TG_RELID::bigint,
-			'schema', TG_TABLE_SCHEMA, 'name', TG_TABLE_NAME, 'at', clock_timestamp())::text;
+			'schema', TG_TABLE_SCHEMA, 'name', TG_TABLE_NAME, 'at', clock_timestamp(),
+			'xid', txid_current() % 4294967296)::text;
 		SELECT d.key INTO STRICT k FROM pglink.ddl_keys d WHERE d.link = ` + quote.Literal(link) + `;
 		content := encode(sha256(convert_to(k || encode(sha256(convert_to(k || payload, 'UTF8')), 'hex'), 'UTF8')), 'hex') || E'\n' || payload;
 	EXCEPTION WHEN OTHERS THEN
@@ -88,6 +89,49 @@ func truncateTriggersSQL(link, pub string) string {
 	END LOOP;
 	PERFORM set_config('pglink.truncate_missing', array_to_string(missing, ', '), true);
 END $d$;`
+}
+
+func partitionCaptureFunction(link string) string {
+	return "pglink." + quote.Ident("ddl_partitions_"+link)
+}
+
+// partitionCaptureSQL makes the function the DDL capture calls at each
+// schema change: a partition of a linked table made or attached by it
+// gets the link's truncate trigger at once, in the same transaction, as
+// the next start would give it (truncateTriggersSQL). It is SECURITY
+// DEFINER, since the trigger function may be used by pglink's role only;
+// it only works inside an event trigger (it reads
+// pg_event_trigger_ddl_commands) and only adds that trigger, and its own
+// schema changes are not captured. The caller turns its errors into a
+// WARNING.
+func partitionCaptureSQL(link, pub string) string {
+	fn, trig, tfn := partitionCaptureFunction(link), quote.Literal(TruncateTrigger(link)), quote.Literal(truncateFunction(link))
+	return `CREATE OR REPLACE FUNCTION ` + fn + `() RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp AS $f$
+DECLARE r record; was text;
+BEGIN
+	IF to_regprocedure(` + tfn + ` || '()') IS NULL OR NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
+			JOIN pg_class k ON k.oid = c.objid WHERE c.classid = 'pg_class'::regclass AND (k.relkind = 'p' OR k.relispartition)) THEN
+		RETURN;
+	END IF;
+	was := current_setting('pglink.ddl_capture', true);
+	PERFORM set_config('pglink.ddl_capture', 'off', true);
+	FOR r IN SELECT format('%I.%I', n.nspname, c.relname) AS rel
+		FROM pg_publication p JOIN pg_publication_rel pr ON pr.prpubid = p.oid
+		CROSS JOIN LATERAL pg_partition_tree(pr.prrelid) t
+		JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE p.pubname = ` + quote.Literal(pub) + ` AND t.relid <> pr.prrelid
+			AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t.relid AND g.tgname = ` + trig + `)
+	LOOP
+		EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()', ` + trig + `, r.rel, ` + tfn + `);
+		EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', r.rel, ` + trig + `);
+	END LOOP;
+	PERFORM set_config('pglink.ddl_capture', coalesce(was, ''), true);
+END
+$f$;
+REVOKE ALL ON FUNCTION ` + fn + `() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ` + fn + `() TO PUBLIC;
+`
 }
 
 // TruncateVersionWhy says why a PostgreSQL 13 source gets no truncate

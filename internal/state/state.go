@@ -85,6 +85,9 @@ CREATE TABLE IF NOT EXISTS pglink.history (
 ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS ddl_mode text NOT NULL DEFAULT 'replicate';
 ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS ddl_key text;
 ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS ddl_note text;
+-- From this source position on, the capture binds each message to its
+-- transaction (see state.MarkCaptureBound).
+ALTER TABLE pglink.links ADD COLUMN IF NOT EXISTS ddl_bound_from pg_lsn;
 ALTER TABLE pglink.history ADD COLUMN IF NOT EXISTS source_lsn pg_lsn;
 ALTER TABLE pglink.history ADD COLUMN IF NOT EXISTS source_at timestamptz;
 -- A schema change the link holds before: by --ddl stop, or because the
