@@ -47,7 +47,7 @@ func JoinTableSQL(link string, record bool) string {
 	return `DO $j$ DECLARE r regclass := pg_catalog.current_setting('pglink.join_rel')::regclass; p regclass; s text; n text;
 BEGIN
 	SELECT ns.nspname, c.relname INTO s, n FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace WHERE c.oid = r;
-	FOR p IN SELECT relid FROM pg_catalog.pg_partition_tree(r) LOOP
+	FOR p IN SELECT r UNION SELECT relid FROM pg_catalog.pg_partition_tree(r) LOOP
 		EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON %s', ` + trig + `, p);
 		EXECUTE pg_catalog.format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION pglink.refuse_write()', ` + trig + `, p);
 		INSERT INTO pglink.guards (link, rel) VALUES (` + lit + `, p) ON CONFLICT DO NOTHING;
