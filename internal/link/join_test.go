@@ -48,7 +48,10 @@ func TestNewTableJoins(t *testing.T) {
 	dst := pgtest.Start(t, pgtest.Options{})
 	src.CreateDB("app")
 	src.Exec("app", `CREATE TABLE public.t (id bigserial PRIMARY KEY, v text, n int DEFAULT 1, c0 int)`,
-		`INSERT INTO public.t (v, c0) SELECT 'seeded ' || g, g FROM generate_series(1, 500) g`)
+		`INSERT INTO public.t (v, c0) SELECT 'seeded ' || g, g FROM generate_series(1, 500) g`,
+		`CREATE TABLE public.ev (id int, k int, v text, PRIMARY KEY (id, k)) PARTITION BY LIST (k)`,
+		`CREATE TABLE public.ev_1 PARTITION OF public.ev FOR VALUES IN (1)`,
+		`INSERT INTO public.ev SELECT g, 1, 'seeded' FROM generate_series(1, 50) g`)
 	cfg := Config{Name: "join", Source: src.URL("app"), Target: dst.URL("app"), ExcludeTables: []string{"public.skip_*"}}
 	l := startTestLink(t, cfg)
 	waitPhase(t, l, "replicating", time.Minute)
@@ -73,11 +76,21 @@ func TestNewTableJoins(t *testing.T) {
 	})
 	src.Exec("app", `BEGIN; CREATE TABLE public.n2 AS SELECT g AS id, 'ctas ' || g AS v FROM generate_series(1, 20000) g;
 		ALTER TABLE public.n2 ADD PRIMARY KEY (id); COMMIT`)
+	// A partition of a linked table: created on the target, its rows
+	// through its root. A new partitioned table with a partition joins.
+	src.Exec("app", `CREATE TABLE public.ev_2 PARTITION OF public.ev FOR VALUES IN (2)`,
+		`INSERT INTO public.ev SELECT g, 2, 'two' FROM generate_series(1, 50) g`,
+		`BEGIN; CREATE TABLE public.np (id int, k int, v text, PRIMARY KEY (id, k)) PARTITION BY LIST (k);
+		CREATE TABLE public.np_1 PARTITION OF public.np FOR VALUES IN (1);
+		INSERT INTO public.np SELECT g, 1, 'np' FROM generate_series(1, 70) g; COMMIT`,
+		`CREATE TABLE public.np_2 PARTITION OF public.np FOR VALUES IN (2)`,
+		`INSERT INTO public.np SELECT g, 2, 'np two' FROM generate_series(1, 30) g`)
 	src.Exec("app", `CREATE TABLE public.skip_me (id int PRIMARY KEY, v text)`, `INSERT INTO public.skip_me VALUES (1, 'out')`)
 	src.Exec("app", `UPDATE public.n2 SET v = v || ' changed' WHERE id % 7 = 0`, `INSERT INTO public.n2 VALUES (20001, 'after')`)
 
 	waitFor(t, "the new tables to join", 2*time.Minute, l, func() (bool, error) {
-		return tableState(t, dst, "join", "n1") == "copied" && tableState(t, dst, "join", "n2") == "copied", nil
+		return tableState(t, dst, "join", "n1") == "copied" && tableState(t, dst, "join", "n2") == "copied" &&
+			tableState(t, dst, "join", "np") == "copied", nil
 	})
 	before := newWrites.Load()
 	waitFor(t, "more writes to the new table", 10*time.Second, l, func() (bool, error) { return newWrites.Load() > before+20, nil })
@@ -86,7 +99,10 @@ func TestNewTableJoins(t *testing.T) {
 	wg.Wait()
 	waitCaughtUp(t, l, src, "app", time.Minute)
 
-	assertTablesSame(t, src, dst, "public.t", "public.n1", "public.n2")
+	assertTablesSame(t, src, dst, "public.t", "public.n1", "public.n2", "public.ev", "public.np")
+	if got := count(t, dst, "app", `SELECT count(*) FROM public.ev_2`) + count(t, dst, "app", `SELECT count(*) FROM public.np_2`); got != "5030" {
+		t.Fatalf("the new partitions hold %s rows on the target, want 50 and 30", got)
+	}
 	if got := count(t, dst, "app", `SELECT count(*) FROM public.n2`); got == "0" {
 		t.Fatal("the CREATE TABLE AS table is empty on the target")
 	}
@@ -96,11 +112,11 @@ func TestNewTableJoins(t *testing.T) {
 	if got := count(t, dst, "app", `SELECT count(*) FROM pglink.history WHERE link = 'join' AND event = 'ddl_ignored' AND detail LIKE 'CREATE TABLE public.skip_me%'`); got != "1" {
 		t.Fatalf("pglink.history holds %s records of the table left out, want 1", got)
 	}
-	if got := count(t, dst, "app", `SELECT count(*) FROM pglink.history WHERE link = 'join' AND event = 'table_joined'`); got != "2" {
-		t.Fatalf("pglink.history holds %s tables joined, want 2", got)
+	if got := count(t, dst, "app", `SELECT count(*) FROM pglink.history WHERE link = 'join' AND event = 'table_joined'`); got != "3" {
+		t.Fatalf("pglink.history holds %s tables joined, want 3", got)
 	}
-	if got := count(t, src, "app", `SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = 'pglink_join'`); got != "n1,n2,t" {
-		t.Fatalf("the link's publication holds %s, want n1,n2,t", got)
+	if got := count(t, src, "app", `SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = 'pglink_join'`); got != "ev,n1,n2,np,t" {
+		t.Fatalf("the link's publication holds %s, want ev,n1,n2,np,t", got)
 	}
 	// The new tables are guarded on the target like the seeded ones.
 	if err := execErr(dst, "app", `BEGIN READ WRITE; INSERT INTO public.n1 (v) VALUES ('by hand'); COMMIT`); err == nil {
