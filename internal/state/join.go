@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -127,4 +128,20 @@ func ForgetJoining(ctx context.Context, conn *pgx.Conn, link string, t Table) er
 		return fmt.Errorf("target: forget table %s: %w", t.Key(), err)
 	}
 	return nil
+}
+
+// RefuseJoining returns an error when a table created on the source while
+// linked is not copied yet: a planned failover would open a target that
+// lacks its rows.
+func (c *Control) RefuseJoining(ctx context.Context) error {
+	rows, err := LoadJoining(ctx, c.conn, c.Name)
+	if err != nil || len(rows) == 0 {
+		return err
+	}
+	names := make([]string, len(rows))
+	for i, t := range rows {
+		names[i] = t.Key()
+	}
+	return fmt.Errorf("target: table(s) %s, created on the source while linked, are not copied yet; nothing was changed; "+
+		"run the failover once pglink status shows them copied", strings.Join(names, ", "))
 }
