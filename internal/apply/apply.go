@@ -39,6 +39,14 @@ type Options struct {
 	// CommitLSN < the sync LSN are skipped (already in the copy), as native
 	// table sync does. nil: apply everything.
 	SyncLSN func(qualifiedName string) (change.LSN, bool)
+	// Joining, when set, is asked first about each row change and TRUNCATE
+	// of a table: handled says the table is joining the link (its copy is
+	// taken while the link streams), and then skip says whether its copy
+	// holds the change. It may wait until it knows (the copy's position is
+	// not known yet, or the change comes after it and the copy is not
+	// done); the apply has not touched that table in its open transaction
+	// then, so the copy does not wait for the apply.
+	Joining func(ctx context.Context, qualifiedName string, commitLSN change.LSN) (skip, handled bool, err error)
 	// ProgressSQL, when set, runs inside every target transaction just
 	// before COMMIT with ($1 text: end LSN of the last source commit in the
 	// batch, $2 timestamptz: its commit time, $3 bigint: source transactions

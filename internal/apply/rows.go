@@ -39,12 +39,18 @@ func (l *loop) table(ctx context.Context, rel *change.Relation) (*table, error) 
 // synced reports whether the seeding copy of t already holds changes of
 // the source transaction committed at lsn: native table sync applies a
 // table's changes only from its sync position on.
-func (l *loop) synced(t *table, lsn change.LSN) bool {
+func (l *loop) synced(ctx context.Context, t *table, lsn change.LSN) (bool, error) {
+	if j := l.a.opts.Joining; j != nil {
+		skip, handled, err := j(ctx, t.key, lsn)
+		if err != nil || handled {
+			return skip, err
+		}
+	}
 	if l.a.opts.SyncLSN == nil {
-		return false
+		return false, nil
 	}
 	at, ok := l.a.opts.SyncLSN(t.key)
-	return ok && lsn < at
+	return ok && lsn < at, nil
 }
 
 // rowChange folds an INSERT, UPDATE or DELETE into the open batch, or
@@ -60,9 +66,11 @@ func (l *loop) rowChange(ctx context.Context, c *change.Change) error {
 	if err != nil {
 		return err
 	}
-	if l.synced(t, c.CommitLSN) {
-		l.skipped++
-		return nil
+	if skip, err := l.synced(ctx, t, c.CommitLSN); err != nil || skip {
+		if skip {
+			l.skipped++
+		}
+		return err
 	}
 	if err := checkBinary(t, c); err != nil {
 		return err
@@ -118,7 +126,11 @@ func (l *loop) truncate(ctx context.Context, c *change.Change) error {
 		if err != nil {
 			return err
 		}
-		if !l.synced(t, c.CommitLSN) {
+		skip, err := l.synced(ctx, t, c.CommitLSN)
+		if err != nil {
+			return err
+		}
+		if !skip {
 			tables = append(tables, t)
 			names = append(names, t.quoted)
 		}

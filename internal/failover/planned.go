@@ -105,6 +105,9 @@ func plannedPreflight(ctx context.Context, x *execution) (string, error) {
 	if in.PauseState != "" {
 		return "", fmt.Errorf("a validation is pausing link %s right now; run the failover when it has ended", x.ctl.Name)
 	}
+	if err := x.ctl.RefuseJoining(ctx); err != nil {
+		return "", err
+	}
 	src, err := x.sourceConn(ctx)
 	if err != nil {
 		return "", err

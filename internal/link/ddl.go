@@ -57,6 +57,7 @@ type ddlCarrier struct {
 	syncAt  map[string]change.LSN // where each linked table's copy was taken
 	tgt     *endpoint.Endpoint
 	conn    *pgx.Conn // its own target session, for held schema changes
+	joins   *joins    // tables created on the source that join the link (join.go)
 	log     *slog.Logger
 	// last is the schema change last handed to the apply, for the record
 	// of one the target refuses.
@@ -104,6 +105,7 @@ func (d *ddlCarrier) close(ctx context.Context) {
 	if d.conn != nil {
 		d.conn.Close(context.WithoutCancel(ctx))
 	}
+	d.joins.close(ctx)
 }
 
 // change returns the statements that carry the message c to the target,
@@ -129,7 +131,10 @@ func (d *ddlCarrier) change(ctx context.Context, c *change.Change) ([]apply.Stat
 	case scopeOther:
 		return nil, nil
 	case scopeUnlinked:
-		return d.record(c, p, state.EventDDLIgnored, p.Query+" -- touches no table the link carries (a new table is not linked yet)"), nil
+		if out, ok, err := d.joinNew(ctx, c, p); ok || err != nil {
+			return out, err
+		}
+		return d.record(c, p, state.EventDDLIgnored, p.Query+" -- touches no table the link carries (a new table the link's filters leave out, or one it cannot carry)"), nil
 	}
 	if d.mode == state.DDLIgnore {
 		d.log.Warn("a schema change of the source was left out (--ddl ignore)", "statement", quote.FirstLine(p.Query, 200))
@@ -140,6 +145,9 @@ func (d *ddlCarrier) change(ctx context.Context, c *change.Change) ([]apply.Stat
 			return nil, err
 		}
 		return d.record(c, p, state.EventDDLIgnored, p.Query+" -- drops no index of a table the link carries on the target"), nil
+	}
+	if err := d.joins.waitDDL(ctx, p, c.CommitLSN); err != nil {
+		return nil, err
 	}
 	stmt, err := isolate(p)
 	held, herr := d.held(ctx, c.MessageLSN)

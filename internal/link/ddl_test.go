@@ -72,7 +72,8 @@ func TestDDLCarried(t *testing.T) {
 	src.CreateDB("app")
 	src.Exec("app", `CREATE TABLE public.t (id bigserial PRIMARY KEY, v text, n int DEFAULT 1, c0 int)`,
 		`INSERT INTO public.t (v, c0) SELECT 'seeded ' || g, g FROM generate_series(1, 500) g`)
-	cfg := Config{Name: "ddl", Source: src.URL("app"), Target: dst.URL("app")}
+	// public.later, created while linked, is left out by the filters.
+	cfg := Config{Name: "ddl", Source: src.URL("app"), Target: dst.URL("app"), ExcludeTables: []string{"later"}}
 	l := startTestLink(t, cfg)
 	waitPhase(t, l, "replicating", time.Minute)
 

@@ -291,16 +291,22 @@ func (r *runner) streamSession(ctx context.Context) error {
 		Binary: format == formatBinary,
 	})
 	pause := state.NewPauser(r.tgt, r.cfg.Name)
+	joins, err := r.loadJoins(ctx)
+	if err != nil {
+		return err
+	}
 	ddl, err := r.newDDLCarrier(ctx, syncAt)
 	if err != nil {
 		return err
 	}
+	ddl.joins = joins
 	defer ddl.close(ctx)
 	applier := apply.New(apply.Options{
 		SchemaChange: ddl.change,
 		Conn:         applyConn, Origin: r.names.Origin, Second: second, SecondOrigin: r.names.Origin2,
 		Logger: r.log, OnApplied: streamer.SetApplied, Gate: pause,
 		SourceAhead: func() change.LSN { return change.LSN(r.heartbeatLSN.Load()) },
+		Joining:     joins.decide,
 		SyncLSN: func(table string) (change.LSN, bool) {
 			lsn, ok := syncAt[table]
 			return lsn, ok
@@ -318,6 +324,7 @@ func (r *runner) streamSession(ctx context.Context) error {
 	g.Go(func() error { return r.heartbeat(gctx) })
 	g.Go(func() error { return pause.Poll(gctx) })
 	g.Go(func() error { return r.report(gctx, streamer, applier) })
+	g.Go(func() error { return r.joinTables(gctx, joins) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return ctx.Err()
