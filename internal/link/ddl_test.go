@@ -231,3 +231,26 @@ func TestDDLStop(t *testing.T) {
 		t.Fatalf("history %s", got)
 	}
 }
+
+// runningLoad is a write load started by startLoad: halt stops it and
+// waits for it, and runs again at the test's end if the test did not.
+type runningLoad struct {
+	stop   chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+	writes atomic.Int64
+}
+
+// startLoad starts one of the write loads (ddlWriteLoad,
+// partitionWriteLoad) on the source.
+func startLoad(t *testing.T, src *pgtest.Cluster, load func(*testing.T, *pgtest.Cluster, <-chan struct{}, *sync.WaitGroup, *atomic.Int64)) *runningLoad {
+	w := &runningLoad{stop: make(chan struct{})}
+	load(t, src, w.stop, &w.wg, &w.writes)
+	t.Cleanup(w.halt)
+	return w
+}
+
+func (w *runningLoad) halt() {
+	w.once.Do(func() { close(w.stop) })
+	w.wg.Wait()
+}

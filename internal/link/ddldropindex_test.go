@@ -2,8 +2,6 @@ package link
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,25 +25,13 @@ func TestDDLDropIndexOutsideLink(t *testing.T) {
 	l := startTestLink(t, cfg)
 	waitPhase(t, l, "replicating", time.Minute)
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var writes atomic.Int64
-	ddlWriteLoad(t, src, stop, &wg, &writes)
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}()
+	load := startLoad(t, src, ddlWriteLoad)
 	src.Exec("app", `CREATE INDEX t_v ON public.t (v)`)
 	waitCaughtUp(t, l, src, "app", time.Minute)
 	src.Exec("app", `DROP INDEX public.other_v`, `DROP INDEX public.t_v`)
-	before := writes.Load()
-	waitFor(t, "more writes", 30*time.Second, l, func() (bool, error) { return writes.Load() > before+20, nil })
-	close(stop)
-	wg.Wait()
+	before := load.writes.Load()
+	waitFor(t, "more writes", 30*time.Second, l, func() (bool, error) { return load.writes.Load() > before+20, nil })
+	load.halt()
 	waitCaughtUp(t, l, src, "app", time.Minute)
 
 	if got, want := count(t, dst, "app", columnsSQL), count(t, src, "app", columnsSQL); got != want {

@@ -3,8 +3,6 @@ package link
 import (
 	"context"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,18 +56,7 @@ func TestDDLReplayRefused(t *testing.T) {
 	l := startTestLink(t, cfg)
 	waitPhase(t, l, "replicating", time.Minute)
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var writes atomic.Int64
-	ddlWriteLoad(t, src, stop, &wg, &writes)
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}()
+	load := startLoad(t, src, ddlWriteLoad)
 
 	// What the capture writes, read the way a role with replication
 	// rights could read it.
@@ -94,10 +81,9 @@ func TestDDLReplayRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := writes.Load()
-	waitFor(t, "more writes", 30*time.Second, l, func() (bool, error) { return writes.Load() > before+20, nil })
-	close(stop)
-	wg.Wait()
+	before := load.writes.Load()
+	waitFor(t, "more writes", 30*time.Second, l, func() (bool, error) { return load.writes.Load() > before+20, nil })
+	load.halt()
 	waitCaughtUp(t, l, src, "app", time.Minute)
 
 	if got, want := count(t, dst, "app", columnsSQL), count(t, src, "app", columnsSQL); got != want {

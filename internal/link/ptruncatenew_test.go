@@ -1,8 +1,6 @@
 package link
 
 import (
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,18 +25,7 @@ func TestPartitionTruncateNewPartition(t *testing.T) {
 	l := startTestLink(t, cfg)
 	waitPhase(t, l, "replicating", time.Minute)
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var writes atomic.Int64
-	partitionWriteLoad(t, src, stop, &wg, &writes)
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}()
+	load := startLoad(t, src, partitionWriteLoad)
 	const triggerSQL = `SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = 'pglink_truncate_pnew' AND tgenabled = 'A'`
 	for _, s := range []struct{ make, part, fill, emptied string }{
 		{make: `CREATE TABLE public.ev_4 PARTITION OF public.ev FOR VALUES IN (4)`, part: "public.ev_4",
@@ -65,8 +52,7 @@ func TestPartitionTruncateNewPartition(t *testing.T) {
 			t.Fatalf("%s: the target's partition holds %s rows after the source's TRUNCATE, want 0", s.part, got)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	load.halt()
 	waitCaughtUp(t, l, src, "app", time.Minute)
 	assertSame(t, src, dst, "app", "app")
 }
