@@ -126,7 +126,7 @@ func createReverseSlot(ctx context.Context, x *execution) (string, error) {
 		return "", err
 	}
 	// The partitions' truncate triggers need the publication's tables.
-	why, err := state.InstallTruncateCapture(ctx, conn, rev, state.NamesFor(rev).Publication, x.reverseDDL.Key)
+	why, err := state.InstallTruncateCapture(ctx, conn, rev, state.NamesFor(rev).Publication, x.reverseDDL.Key, func(msg string) { x.log.Info(msg) })
 	if err != nil {
 		return "", fmt.Errorf("reverse link: %w", err)
 	}

@@ -89,7 +89,7 @@ func (r *runner) resumeCapture(ctx context.Context) error {
 // the trigger that carries a TRUNCATE of one of them (see
 // state.TruncatePrefix); those that cannot have it are only logged.
 func (r *runner) setUpTruncateCapture(ctx context.Context, key string) error {
-	why, err := state.InstallTruncateCapture(ctx, r.srcConn, r.cfg.Name, r.names.Publication, key)
+	why, err := state.InstallTruncateCapture(ctx, r.srcConn, r.cfg.Name, r.names.Publication, key, func(msg string) { r.log.Info(msg) })
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/pglink/pglink/internal/assess"
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/endpoint"
+	"github.com/pglink/pglink/internal/seed"
 	"github.com/pglink/pglink/internal/state"
 	"github.com/pglink/pglink/internal/wait"
 )
@@ -54,6 +55,9 @@ type runner struct {
 	// apply could not pass (see binaryFallback): the process streams in
 	// text from then on.
 	binaryOff atomic.Bool
+	// postDump is the post-data schema dumped while the tables copy (see
+	// copyTables), for the post-data step of the same process.
+	postDump *seed.SectionDump
 }
 
 func newRunner(cfg Config) (*runner, error) {

@@ -123,7 +123,9 @@ func (r *runner) guard(ctx context.Context) error {
 func (r *runner) seedPostData(ctx context.Context) error {
 	if r.row.SchemaMode == SchemaCopy {
 		r.log.Info("building indexes, constraints and triggers (post-data)", "jobs", r.cfg.Jobs)
-		rep, err := seed.PostData(ctx, r.schemaOptions(), r.cfg.Jobs)
+		o := r.schemaOptions()
+		o.Dumped, r.postDump = r.postDump, nil
+		rep, err := seed.PostData(ctx, o, r.cfg.Jobs)
 		if err != nil {
 			return fmt.Errorf("seed indexes and constraints: %w", err)
 		}
@@ -208,6 +210,23 @@ func (r *runner) copyTables(ctx context.Context, todo []catalog.Table) error {
 	if err != nil {
 		return err
 	}
+	// The post-data section is dumped while the tables copy, as of the
+	// copy's snapshot; the session that exported it closes once both the
+	// jobs and pg_dump have taken it.
+	imported := release
+	r.postDump = nil
+	if r.row.SchemaMode == SchemaCopy {
+		o := r.schemaOptions()
+		o.Snapshot = info.SnapshotName
+		dump := seed.DumpAhead(ctx, o, "post-data")
+		r.postDump = dump
+		imported = func() {
+			go func() {
+				<-dump.Done()
+				release()
+			}()
+		}
+	}
 	r.log.Info("copying tables", "tables", len(todo), "jobs", r.cfg.Jobs, "snapshot_lsn", info.ConsistentPoint.String())
 	prog := newProgressWriter(r.tgtConn.Config(), r.cfg.Name, func(cp report.CopyProgress) {
 		r.cfg.Live.copyProgress(cp)
@@ -230,7 +249,7 @@ func (r *runner) copyTables(ctx context.Context, todo []catalog.Table) error {
 		TableDone: func(ctx context.Context, t catalog.Table, rows, bytes int64) error {
 			return r.tableCopied(ctx, t, rows, bytes, info.ConsistentPoint)
 		},
-	}, release)
+	}, imported)
 	if err != nil {
 		return fmt.Errorf("seed data: %w", err)
 	}

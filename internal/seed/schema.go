@@ -29,7 +29,10 @@ type SchemaOptions struct {
 	// Snapshot, when set, makes pg_dump read the schema as of this exported
 	// snapshot (pg_dump --snapshot); its exporting session must stay open.
 	Snapshot string
-	Logger   *slog.Logger
+	// Dumped, when set, is the section dumped ahead (DumpAhead): PostData
+	// takes its statements from it instead of running pg_dump now.
+	Dumped *SectionDump
+	Logger *slog.Logger
 }
 
 func (o SchemaOptions) logger() *slog.Logger {
@@ -42,7 +45,14 @@ func (o SchemaOptions) logger() *slog.Logger {
 // targetSection dumps a section of the source's schema and keeps what the
 // target can take, with a session on the target to apply it.
 func targetSection(ctx context.Context, o SchemaOptions, section string) ([]statement, Report, *pgx.Conn, error) {
-	stmts, rep, err := dumpSection(ctx, o, section)
+	var stmts []statement
+	var rep Report
+	var err error
+	if o.Dumped != nil && o.Dumped.section == section {
+		stmts, rep, err = o.Dumped.result(ctx, o)
+	} else {
+		stmts, rep, err = dumpSection(ctx, o, section)
+	}
 	if err != nil {
 		return nil, rep, nil, err
 	}

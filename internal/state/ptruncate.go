@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -64,6 +65,37 @@ REVOKE ALL ON FUNCTION ` + fn + `() FROM PUBLIC;
 `
 }
 
+// partitionsLackingSQL lists, as rel, every partition (leaf or not) of
+// the publication's tables that lacks the link's truncate trigger.
+func partitionsLackingSQL(link, pub string) string {
+	return `SELECT format('%I.%I', n.nspname, c.relname) AS rel
+		FROM pg_publication p JOIN pg_publication_rel pr ON pr.prpubid = p.oid
+		CROSS JOIN LATERAL pg_partition_tree(pr.prrelid) t
+		JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE p.pubname = ` + quote.Literal(pub) + ` AND t.relid <> pr.prrelid
+			AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t.relid AND g.tgname = ` + quote.Literal(TruncateTrigger(link)) + `)
+		ORDER BY 1`
+}
+
+// lockPartitionsSQL takes, up front, the lock that creating the truncate
+// trigger takes on each partition lacking it (SHARE ROW EXCLUSIVE, which
+// waits for the applications' writes in progress and holds off new ones),
+// so that InstallTruncateCapture waits for locks in this one statement,
+// whose time it bounds. A partition the role may not lock is left to the
+// trigger's creation, which says whether the role may have it there.
+func lockPartitionsSQL(link, pub string) string {
+	return `DO $d$ DECLARE r record; BEGIN
+	FOR r IN ` + partitionsLackingSQL(link, pub) + `
+	LOOP
+		BEGIN
+			EXECUTE format('LOCK TABLE ONLY %s IN SHARE ROW EXCLUSIVE MODE', r.rel);
+		EXCEPTION WHEN insufficient_privilege THEN
+			NULL;
+		END;
+	END LOOP;
+END $d$;`
+}
+
 // truncateTriggersSQL gives every partition (leaf or not) of the
 // publication's tables that lacks it the link's trigger, enabled ALWAYS
 // (a source that is itself a replica carries its truncates as it carries
@@ -72,13 +104,7 @@ REVOKE ALL ON FUNCTION ` + fn + `() FROM PUBLIC;
 func truncateTriggersSQL(link, pub string) string {
 	trig, fn := quote.Literal(TruncateTrigger(link)), quote.Literal(truncateFunction(link))
 	return `DO $d$ DECLARE r record; missing text[] := '{}'; BEGIN
-	FOR r IN SELECT format('%I.%I', n.nspname, c.relname) AS rel
-		FROM pg_publication p JOIN pg_publication_rel pr ON pr.prpubid = p.oid
-		CROSS JOIN LATERAL pg_partition_tree(pr.prrelid) t
-		JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE p.pubname = ` + quote.Literal(pub) + ` AND t.relid <> pr.prrelid
-			AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t.relid AND g.tgname = ` + trig + `)
-		ORDER BY 1
+	FOR r IN ` + partitionsLackingSQL(link, pub) + `
 	LOOP
 		BEGIN
 			EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()', ` + trig + `, r.rel, ` + fn + `);
@@ -150,29 +176,33 @@ func truncateRightsWhy(partitions string) string {
 // since the last start gets it), signing with key. It is safe to run at
 // every start. When some or all partitions cannot have it, why says
 // which, and the fix; the link goes on without.
-func InstallTruncateCapture(ctx context.Context, src *pgx.Conn, link, pub, key string) (why string, err error) {
+func InstallTruncateCapture(ctx context.Context, src *pgx.Conn, link, pub, key string, logf func(string)) (why string, err error) {
 	if serverMajor(src) < 14 {
 		return TruncateVersionWhy, nil
 	}
-	tx, err := src.Begin(ctx)
+	var missing string
+	err = yieldingLocks(ctx, src, "install the truncate capture", logf, func(tx pgx.Tx, bound time.Duration) error {
+		// The capture's objects are no schema change for the target.
+		sql := "SET LOCAL transaction_read_only = off;\nSET LOCAL pglink.ddl_capture = off;\n" + keySQL(link, key) + "\n" + truncateFunctionSQL(link)
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return err
+		}
+		if err := boundedExec(ctx, tx, bound, lockPartitionsSQL(link, pub)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, truncateTriggersSQL(link, pub)); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT current_setting('pglink.truncate_missing')`).Scan(&missing)
+	})
 	if err != nil {
-		return "", fmt.Errorf("source: install the truncate capture: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	// The capture's objects are no schema change for the target.
-	sql := "SET LOCAL transaction_read_only = off;\nSET LOCAL pglink.ddl_capture = off;\n" + keySQL(link, key) + "\n" + truncateFunctionSQL(link) + truncateTriggersSQL(link, pub)
-	if _, err := tx.Exec(ctx, sql); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
 			return truncateRightsWhy("the partitions of the linked tables (it may not create schema pglink or its function: " + pgErr.Message + ")"), nil
 		}
-		return "", fmt.Errorf("source: install the truncate capture: %w", err)
-	}
-	var missing string
-	if err := tx.QueryRow(ctx, `SELECT current_setting('pglink.truncate_missing')`).Scan(&missing); err != nil {
-		return "", fmt.Errorf("source: install the truncate capture: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
+		if strings.HasPrefix(err.Error(), "source: ") {
+			return "", err
+		}
 		return "", fmt.Errorf("source: install the truncate capture: %w", err)
 	}
 	if strings.TrimSpace(missing) != "" {

@@ -36,7 +36,7 @@ func TestTruncateCaptureRights(t *testing.T) {
 	}
 	defer conn.Close(context.Background())
 	for i := 0; i < 2; i++ {
-		why, err := InstallTruncateCapture(ctx, conn, "rights", "pglink_rights", "k3y")
+		why, err := InstallTruncateCapture(ctx, conn, "rights", "pglink_rights", "k3y", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,5 +74,86 @@ func TestTruncateCaptureRights(t *testing.T) {
 	}
 	if got := src.QueryString("app", `SELECT count(*) FROM pg_namespace WHERE nspname = 'pglink'`); got != "0" {
 		t.Fatal("schema pglink left on the source")
+	}
+}
+
+// TestTruncateCaptureGivesWay installs the truncate capture while an
+// application's transaction writes to both partitions in the other order
+// than pglink locks them: it holds ev_2 when pglink locks ev_1 and waits
+// for ev_2, then writes to ev_1. Before, the server ended one of the two
+// for a deadlock after deadlock_timeout. pglink now gives way within a
+// tenth of it: the application's transaction goes on and commits, and the
+// capture is installed once it has.
+func TestTruncateCaptureGivesWay(t *testing.T) {
+	src := pgtest.Start(t, pgtest.Options{})
+	src.CreateDB("app")
+	src.Exec("app", `CREATE TABLE public.ev (id int, k int) PARTITION BY LIST (k)`,
+		`CREATE TABLE public.ev_1 PARTITION OF public.ev FOR VALUES IN (1)`,
+		`CREATE TABLE public.ev_2 PARTITION OF public.ev FOR VALUES IN (2)`,
+		`CREATE PUBLICATION pglink_busy FOR TABLE public.ev WITH (publish_via_partition_root = true)`)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	app, err := pgx.Connect(ctx, src.URL("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(context.Background())
+	link, err := pgx.Connect(ctx, src.URL("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer link.Close(context.Background())
+
+	tx, err := app.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO public.ev_2 VALUES (1, 2)`); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan string, 1)
+	installed := make(chan error, 1)
+	go func() {
+		_, err := InstallTruncateCapture(ctx, link, "busy", "pglink_busy", "k3y", func(msg string) { waited <- msg })
+		installed <- err
+	}()
+	// Wait until pglink holds ev_1 and waits for ev_2.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if src.QueryString("app", `SELECT count(*) FROM pg_locks WHERE relation = 'public.ev_2'::regclass AND NOT granted`) == "1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pglink never waited for the lock on ev_2")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	if _, err := tx.Exec(ctx, `INSERT INTO public.ev_1 VALUES (2, 1)`); err != nil {
+		t.Fatalf("the application's write to ev_1 failed: %v", err)
+	}
+	if took := time.Since(start); took > 900*time.Millisecond {
+		t.Errorf("the application waited %s for pglink's lock; want less than deadlock_timeout (1s)", took)
+	}
+	select {
+	case msg := <-waited:
+		if !strings.Contains(msg, "gives way") {
+			t.Errorf("log line %q does not say pglink waits", msg)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("pglink did not say that it waits for the application's locks")
+	}
+	time.Sleep(200 * time.Millisecond) // pglink tries again meanwhile
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("the application's transaction: %v", err)
+	}
+	if err := <-installed; err != nil {
+		t.Fatalf("install after the application committed: %v", err)
+	}
+	const triggers = `SELECT string_agg(tgrelid::regclass::text, ', ' ORDER BY 1) FROM pg_trigger WHERE tgname = 'pglink_truncate_busy'`
+	if got := src.QueryString("app", triggers); got != "ev_1, ev_2" {
+		t.Fatalf("truncate triggers on %q, want ev_1, ev_2", got)
+	}
+	if got := src.QueryString("app", `SELECT count(*) FROM public.ev`); got != "2" {
+		t.Fatalf("the application's rows: %s, want 2", got)
 	}
 }
