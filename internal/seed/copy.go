@@ -28,7 +28,7 @@ type CopyOptions struct {
 	Snapshot   string
 	Tables     []catalog.Table
 	Jobs       int   // parallel sessions on each side; runtime.NumCPU() when 0
-	SplitBytes int64 // relations bigger than this are copied in ranges; DefaultSplitBytes when 0
+	SplitBytes int64 // relations bigger than this are copied in ranges; when 0, pglink decides (splitFor)
 	// TextFormat forces COPY's text format, which converts between column
 	// types of different but compatible definitions (a target made by hand).
 	// Otherwise binary is used wherever it is portable (see
@@ -68,6 +68,7 @@ type tableState struct {
 type copier struct {
 	o      CopyOptions
 	start  time.Time
+	whole  string     // why no table is split, when so (see splitFor)
 	mu     sync.Mutex // guards stats and every tableState
 	stats  Stats
 	doneMu sync.Mutex // makes TableDone calls one at a time
@@ -84,6 +85,9 @@ type copier struct {
 // imported is not called when the sessions cannot be opened.
 func Copy(ctx context.Context, o CopyOptions, imported func()) (Stats, error) {
 	c := newCopier(o)
+	if c.whole != "" {
+		c.o.Logger.Info("copying whole tables", "reason", c.whole)
+	}
 	jobs := max(1, min(c.o.Jobs, estimateParts(o.Tables, c.o.SplitBytes, c.o.Jobs)))
 	g, gctx := errgroup.WithContext(ctx)
 	sources, err := openSnapshotSessions(gctx, o.Source, o.Snapshot, jobs)
@@ -123,8 +127,9 @@ func newCopier(o CopyOptions) *copier {
 	if o.Jobs <= 0 {
 		o.Jobs = runtime.NumCPU()
 	}
+	whole := ""
 	if o.SplitBytes <= 0 {
-		o.SplitBytes = DefaultSplitBytes
+		o.SplitBytes, whole = splitFor(o.Source, o.Target, runtime.NumCPU())
 	}
 	if o.StallTimeout <= 0 {
 		o.StallTimeout = DefaultStallTimeout
@@ -132,7 +137,7 @@ func newCopier(o CopyOptions) *copier {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &copier{o: o, start: time.Now()}
+	return &copier{o: o, start: time.Now(), whole: whole}
 }
 
 // plan cuts the tables into parts inside the snapshot, and reports at once

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/pgtest"
 )
@@ -77,6 +79,34 @@ INSERT INTO unkeyed SELECT 'late' FROM generate_series(1, 500)`)
 		total := src.QueryString("ranges", "SELECT count(*) FROM ONLY "+c.table)
 		if want := fmt.Sprintf("%s rows, %s distinct", total, total); got != want {
 			t.Errorf("%s cut into %q: got %s, want %s", c.table, c.preds, got, want)
+		}
+	}
+}
+
+// TestSplitFor: tables are kept whole (and frozen) when both servers
+// share pglink's few cores, and split at the default size otherwise.
+func TestSplitFor(t *testing.T) {
+	conf := func(host string) *pgx.ConnConfig {
+		c, err := pgx.ParseConfig("host=" + host + " dbname=x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, c := range []struct {
+		src, tgt string
+		cores    int
+		whole    bool
+	}{
+		{"127.0.0.1", "localhost", 2, true},
+		{"/var/run/postgresql", "::1", 3, true},
+		{"127.0.0.1", "127.0.0.1", 4, false},
+		{"127.0.0.1", "db.example.com", 2, false},
+		{"10.0.0.5", "127.0.0.1", 2, false},
+	} {
+		bytes, why := splitFor(conf(c.src), conf(c.tgt), c.cores)
+		if got := why != ""; got != c.whole || (c.whole && splitCount(1<<40, bytes) != 1) || (!c.whole && bytes != DefaultSplitBytes) {
+			t.Errorf("%s -> %s on %d cores: split at %d (%q), want whole=%v", c.src, c.tgt, c.cores, bytes, why, c.whole)
 		}
 	}
 }
