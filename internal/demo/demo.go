@@ -28,9 +28,12 @@ type Options struct {
 	// BrokenTimeout is how long the demo lets the link stay broken (it
 	// retries) before giving up, 20 s when 0.
 	BrokenTimeout time.Duration
-	Dir           string       // parent of the two data directories; a fresh temporary one when empty (and then removed)
-	Out           io.Writer    // the report; os.Stdout when nil
-	Logger        *slog.Logger // the link's log; warnings to stderr when nil
+	// MaxLag is the lag under which the planned failover fences the
+	// source; the failover's default (1 s) when 0.
+	MaxLag time.Duration
+	Dir    string       // parent of the two data directories; a fresh temporary one when empty (and then removed)
+	Out    io.Writer    // the report; os.Stdout when nil
+	Logger *slog.Logger // the link's log; warnings to stderr when nil
 	// UI, when set (host:port), runs the link under pglink serve with its
 	// dashboard there, until ctx ends, instead of the scripted failover
 	// and check.

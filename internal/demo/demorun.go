@@ -67,7 +67,7 @@ func (d *demo) failover(ctx context.Context, work *Workload) error {
 	d.say("planned failover while %d sessions write to the source", d.opts.Clients)
 	work.ExpectFence()
 	plan, err := failover.Build(failover.Options{Name: linkName, Source: d.srcURL, Target: d.tgtURL,
-		Kind: failover.Planned, Cleanup: true, MaxLag: 30 * time.Second, Timeout: catchUpTimeout, Logger: d.opts.Logger,
+		Kind: failover.Planned, Cleanup: true, MaxLag: d.opts.MaxLag, Timeout: catchUpTimeout, Logger: d.opts.Logger,
 		Progress: func(e failover.Event) {
 			if e.State != failover.StepRunning {
 				d.say("  [%d/%d] %s: %s %s", e.Index, e.Of, e.Step.Title, e.State, e.Detail)
