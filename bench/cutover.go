@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pglink/pglink/internal/demo"
 	"github.com/pglink/pglink/internal/instance"
 	"github.com/pglink/pglink/internal/wait"
 )
@@ -57,9 +58,79 @@ func parseFailover(out string) (time.Duration, error) {
 	return time.Duration(*rep.DowntimeSeconds * float64(time.Second)), nil
 }
 
-// run makes the database, links it, starts pgbench at a steady rate and,
-// a few seconds in, runs a planned failover; then removes everything.
-func (c *cutover) run(ctx context.Context, w workload) (cutoverRun, error) {
+// writer is the write load of a cutover run: pgbench, or the demo's shop
+// workload.
+type writer interface {
+	// fence says the failover begins: refusals are expected from now on.
+	fence()
+	// stop ends the load and says what it did.
+	stop(ctx context.Context) pgbenchResult
+}
+
+type pgbenchWriter struct{ p *proc }
+
+func (w pgbenchWriter) fence() {}
+
+// stop interrupts pgbench, which fails once the source stops taking
+// writes; its count says how far it got, not whether the failover worked.
+func (w pgbenchWriter) stop(ctx context.Context) pgbenchResult {
+	w.p.signal(syscall.SIGINT)
+	w.p.wait(ctx)
+	r, _ := parsePgbench(w.p.out.String())
+	return r
+}
+
+type shopWriter struct {
+	w      *demo.Workload
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (w *shopWriter) fence() { w.w.ExpectFence() }
+
+func (w *shopWriter) stop(ctx context.Context) pgbenchResult {
+	w.cancel()
+	<-w.done
+	return pgbenchResult{Txns: w.w.Committed()}
+}
+
+// startLoad fills the database for the load and starts it: pgbench at
+// w's rate, or, with shop, the demo's shop (its default size) and its
+// workload, w.Clients sessions writing as fast as they can.
+func (c *cutover) startLoad(ctx context.Context, w workload, shop bool) (writer, error) {
+	l := c.link
+	if !shop {
+		p, err := startPgbench(l.src, l.srcDB, w)
+		if err != nil {
+			return nil, err
+		}
+		return pgbenchWriter{p}, nil
+	}
+	wl := demo.NewWorkload(l.source(), w.Clients)
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	sw := &shopWriter{w: wl, cancel: cancel, done: make(chan error, 1)}
+	go func() { sw.done <- wl.Run(lctx) }()
+	return sw, nil
+}
+
+// fill makes the run's source data: pgbench's at scale 1, or the demo's
+// shop.
+func (c *cutover) fill(ctx context.Context, shop bool) error {
+	l := c.link
+	if !shop {
+		return pgbenchInit(ctx, l.src, l.srcDB, 1)
+	}
+	conn, err := connect(ctx, l.src, l.srcDB)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return demo.CreateShop(ctx, conn, demo.DefaultScale)
+}
+
+// run makes the database, links it, starts the load and, a few seconds
+// in, runs a planned failover; then removes everything.
+func (c *cutover) run(ctx context.Context, w workload, shop bool) (cutoverRun, error) {
 	var r cutoverRun
 	if !c.pg.hasCommand(ctx, "failover") {
 		return r, errNoFailover
@@ -76,7 +147,7 @@ func (c *cutover) run(ctx context.Context, w workload) (cutoverRun, error) {
 	if err := createDB(ctx, l.src, l.srcDB); err != nil {
 		return r, err
 	}
-	if err := pgbenchInit(ctx, l.src, l.srcDB, 1); err != nil {
+	if err := c.fill(ctx, shop); err != nil {
 		return r, err
 	}
 	p, err := c.pg.start(l, 2, "")
@@ -88,14 +159,26 @@ func (c *cutover) run(ctx context.Context, w workload) (cutoverRun, error) {
 		return r, err
 	}
 	loadStart := time.Now()
-	load, err := startPgbench(l.src, l.srcDB, w)
+	load, err := c.startLoad(ctx, w, shop)
 	if err != nil {
 		return r, err
 	}
-	defer load.kill()
-	if err := wait.Sleep(ctx, 5*time.Second); err != nil {
+	stopped := false
+	defer func() {
+		if !stopped {
+			load.stop(context.WithoutCancel(ctx))
+		}
+	}()
+	// The demo fails over after 15 s of its load; pgbench's steady rate
+	// is steady after 5.
+	before := 5 * time.Second
+	if shop {
+		before = 15 * time.Second
+	}
+	if err := wait.Sleep(ctx, before); err != nil {
 		return r, err
 	}
+	load.fence()
 	start := time.Now()
 	out, err := run(ctx, nil, c.pg.bin, "failover", "--name", l.name, "--source", l.source(), "--target", l.target(),
 		"--planned", "--yes", "--json")
@@ -106,11 +189,8 @@ func (c *cutover) run(ctx context.Context, w workload) (cutoverRun, error) {
 	if r.Downtime, err = parseFailover(out); err != nil {
 		return r, err
 	}
-	// pgbench fails once the source stops taking writes; its count says
-	// how far it got, not whether the failover worked.
-	load.signal(syscall.SIGINT)
-	load.wait(ctx)
-	r.Load, _ = parsePgbench(load.out.String())
+	r.Load = load.stop(ctx)
+	stopped = true
 	r.Load.Elapsed = time.Since(loadStart)
 	return r, nil
 }
