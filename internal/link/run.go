@@ -58,6 +58,8 @@ type runner struct {
 	// postDump is the post-data schema dumped while the tables copy (see
 	// copyTables), for the post-data step of the same process.
 	postDump *seed.SectionDump
+	// earlyBuilt are the post-data statements built during the copy.
+	earlyBuilt map[string]bool
 }
 
 func newRunner(cfg Config) (*runner, error) {

@@ -125,6 +125,7 @@ func (r *runner) seedPostData(ctx context.Context) error {
 		r.log.Info("building indexes, constraints and triggers (post-data)", "jobs", r.cfg.Jobs)
 		o := r.schemaOptions()
 		o.Dumped, r.postDump = r.postDump, nil
+		o.Built, r.earlyBuilt = r.earlyBuilt, nil
 		rep, err := seed.PostData(ctx, o, r.cfg.Jobs)
 		if err != nil {
 			return fmt.Errorf("seed indexes and constraints: %w", err)
@@ -227,6 +228,21 @@ func (r *runner) copyTables(ctx context.Context, todo []catalog.Table) error {
 			}()
 		}
 	}
+	// A table's indexes and key constraints are built as soon as its copy
+	// is committed, beside the copies of the others.
+	var early *seed.EarlyBuilds
+	r.earlyBuilt = nil
+	if r.postDump != nil {
+		o := r.schemaOptions()
+		o.Dumped = r.postDump
+		earlyCtx, stopEarly := context.WithCancel(ctx)
+		early = seed.StartEarlyBuilds(earlyCtx, o, max(1, r.cfg.Jobs/2))
+		defer func() {
+			// After a failed copy: no build session may outlive it.
+			stopEarly()
+			early.Finish()
+		}()
+	}
 	r.log.Info("copying tables", "tables", len(todo), "jobs", r.cfg.Jobs, "snapshot_lsn", info.ConsistentPoint.String())
 	prog := newProgressWriter(r.tgtConn.Config(), r.cfg.Name, func(cp report.CopyProgress) {
 		r.cfg.Live.copyProgress(cp)
@@ -247,11 +263,25 @@ func (r *runner) copyTables(ctx context.Context, todo []catalog.Table) error {
 		Source: srcCfg, Target: tgtCfg, Snapshot: info.SnapshotName, Tables: todo, Jobs: r.cfg.Jobs,
 		Progress: prog.report, Logger: r.log,
 		TableDone: func(ctx context.Context, t catalog.Table, rows, bytes int64) error {
-			return r.tableCopied(ctx, t, rows, bytes, info.ConsistentPoint)
+			if err := r.tableCopied(ctx, t, rows, bytes, info.ConsistentPoint); err != nil {
+				return err
+			}
+			if early != nil {
+				early.TableCopied(t)
+			}
+			return nil
 		},
 	}, imported)
 	if err != nil {
 		return fmt.Errorf("seed data: %w", err)
+	}
+	if early != nil {
+		built, err := early.Finish()
+		if err != nil {
+			return fmt.Errorf("seed indexes and constraints: %w", err)
+		}
+		r.earlyBuilt = built
+		r.log.Info("indexes and constraints built beside the copy", "statements", len(built))
 	}
 	r.log.Info("tables copied", "tables", stats.Tables, "rows", stats.Rows, "bytes", stats.Bytes, "elapsed", stats.Elapsed.Round(time.Millisecond))
 	return nil

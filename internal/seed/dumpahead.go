@@ -45,5 +45,5 @@ func (d *SectionDump) result(ctx context.Context, o SchemaOptions) ([]statement,
 		o.logger().Debug("dumping the schema again", "section", d.section, "earlier_error", d.err)
 		return dumpSection(ctx, o, d.section)
 	}
-	return d.stmts, d.rep, nil
+	return append([]statement(nil), d.stmts...), d.rep, nil
 }

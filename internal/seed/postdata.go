@@ -29,6 +29,15 @@ func PostData(ctx context.Context, o SchemaOptions, jobs int) (Report, error) {
 		return rep, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	if len(o.Built) > 0 {
+		kept := stmts[:0]
+		for _, s := range stmts {
+			if s.Type == "" || !o.Built[s.SQL] {
+				kept = append(kept, s)
+			}
+		}
+		stmts = kept
+	}
 	preamble, parallel, serial := splitPostData(stmts)
 	var skipped skipList
 	if err := runParallel(ctx, o.Target, preamble, parallel, max(jobs, 1), &skipped); err != nil {

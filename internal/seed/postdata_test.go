@@ -18,7 +18,8 @@ import (
 // statistics targets and comments on indexes, partitioned indexes and
 // constraints (on two levels) with their partitions' indexes attached, and
 // a foreign key to a unique constraint. Each run must succeed and leave
-// the target with the source's indexes, identities and attachments.
+// the target with the source's indexes, identities and attachments, also
+// when the ordinary tables' builds run early (EarlyBuilds).
 func TestPostDataDependentStatements(t *testing.T) {
 	src, tgt := twoClusters(t)
 	src.CreateDB("app")
@@ -85,6 +86,27 @@ func TestPostDataDependentStatements(t *testing.T) {
 		opts := SchemaOptions{Source: src.URL("app"), Target: tgt.URL(db), Tables: tables}
 		if _, err := PreData(ctx, opts); err != nil {
 			t.Fatalf("run %d: pre-data: %v", run, err)
+		}
+		if run%2 == 1 {
+			// Odd runs build each ordinary table's indexes and keys
+			// early, as a copy does when the table is copied, and
+			// post-data does the rest.
+			early := opts
+			early.Dumped = DumpAhead(ctx, opts, "post-data")
+			eb := StartEarlyBuilds(ctx, early, 2)
+			for _, tb := range tables {
+				eb.TableCopied(tb)
+			}
+			<-early.Dumped.Done()
+			time.Sleep(200 * time.Millisecond) // the builds get under way before Finish
+			built, err := eb.Finish()
+			if err != nil {
+				t.Fatalf("run %d: early builds: %v", run, err)
+			}
+			if len(built) == 0 {
+				t.Fatalf("run %d: nothing was built early", run)
+			}
+			opts.Dumped, opts.Built = early.Dumped, built
 		}
 		rep, err := PostData(ctx, opts, 4)
 		if err != nil {
@@ -217,4 +239,25 @@ ALTER TABLE ONLY public.fk
 		"ALTER INDEX public.parted_id ATTACH PARTITION public.parted_a_id_idx",
 		"ALTER TABLE ONLY public.fk ADD CONSTRAINT fk_code_fkey FOREIGN KEY (code) REFERENCES public.c(code)",
 	})
+}
+
+// TestBuiltTable names the table of each build statement pg_dump writes,
+// quoted or not, and none for the statements that are not builds.
+func TestBuiltTable(t *testing.T) {
+	for _, c := range []struct {
+		typ, sql, want string
+	}{
+		{"INDEX", `CREATE INDEX i ON public.t USING btree (v)`, "public\x00t"},
+		{"INDEX", `CREATE UNIQUE INDEX "Odd ""i""" ON ONLY "My Schema"."T.x" USING btree (v)`, "My Schema\x00T.x"},
+		{"CONSTRAINT", `ALTER TABLE ONLY public.pgbench_accounts
+    ADD CONSTRAINT pgbench_accounts_pkey PRIMARY KEY (aid)`, "public\x00pgbench_accounts"},
+		{"CONSTRAINT", `ALTER TABLE Sales.Orders ADD CONSTRAINT u UNIQUE (a)`, "sales\x00orders"},
+		{"INDEX", `CREATE INDEX i ON t USING btree (v)`, ""},
+		{"INDEX", `ALTER INDEX public.i ATTACH PARTITION public.j`, ""},
+	} {
+		got, ok := builtTable(statement{SQL: c.sql, Type: c.typ})
+		if got != c.want || ok != (c.want != "") {
+			t.Errorf("builtTable(%q) = %q, %v; want %q", c.sql, got, ok, c.want)
+		}
+	}
 }

@@ -32,6 +32,9 @@ type SchemaOptions struct {
 	// Dumped, when set, is the section dumped ahead (DumpAhead): PostData
 	// takes its statements from it instead of running pg_dump now.
 	Dumped *SectionDump
+	// Built are the post-data statements (by their SQL) built early
+	// (EarlyBuilds), which PostData leaves out.
+	Built  map[string]bool
 	Logger *slog.Logger
 }
 
