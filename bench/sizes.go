@@ -91,6 +91,14 @@ func seedAtScale(ctx context.Context, cfg config, pg pglinkCmd, src, tgt *instan
 	if size.DBSize, err = dbSize(ctx, src, db); err != nil {
 		return err
 	}
+	if size.Scale > cfg.scale {
+		// The target's WAL was warmed for the main scale (see warmWAL):
+		// a bigger one would make whichever tool copies first create
+		// and zero-fill its new WAL segments.
+		if err := warmWAL(ctx, tgt, int64(size.Scale)*32<<20); err != nil {
+			return err
+		}
+	}
 	s := &seeding{pg: pg, src: src, tgt: tgt, srcDB: db, jobs: cfg.jobs, pgcopydb: copydb}
 	for i := range cfg.runs {
 		logf("figures 1 and 6 at scale %d (%s), run %d of %d: pglink, pgcopydb (defaults, split), pg_dump/pg_restore, pglink validate",

@@ -236,7 +236,7 @@ func (r *runner) copyTables(ctx context.Context, todo []catalog.Table) error {
 		o := r.schemaOptions()
 		o.Dumped = r.postDump
 		earlyCtx, stopEarly := context.WithCancel(ctx)
-		early = seed.StartEarlyBuilds(earlyCtx, o, max(1, r.cfg.Jobs/2))
+		early = seed.StartEarlyBuilds(earlyCtx, o, max(1, r.cfg.Jobs/2), len(todo))
 		defer func() {
 			// After a failed copy: no build session may outlive it.
 			stopEarly()

@@ -32,6 +32,7 @@ type EarlyBuilds struct {
 	mu      sync.Mutex
 	built   map[string]bool // SQL of the statements run
 	queued  map[string]bool // tables whose builds are queued
+	left    int             // tables whose copy is not committed yet
 	closed  bool
 	// enqueuers are the goroutines of TableCopied that wait for the dump
 	// to queue their table's builds.
@@ -39,12 +40,12 @@ type EarlyBuilds struct {
 }
 
 // StartEarlyBuilds starts sessions target sessions that build the
-// post-data statements of the tables TableCopied names. o.Dumped must
-// hold the post-data section (DumpAhead).
-func StartEarlyBuilds(ctx context.Context, o SchemaOptions, sessions int) *EarlyBuilds {
+// post-data statements of the tables TableCopied names, tables of them in
+// all. o.Dumped must hold the post-data section (DumpAhead).
+func StartEarlyBuilds(ctx context.Context, o SchemaOptions, sessions, tables int) *EarlyBuilds {
 	g, gctx := errgroup.WithContext(ctx)
 	e := &EarlyBuilds{ctx: gctx, o: o, ready: make(chan struct{}), work: make(chan statement, 1024), g: g,
-		built: map[string]bool{}, queued: map[string]bool{}}
+		built: map[string]bool{}, queued: map[string]bool{}, left: tables}
 	g.Go(func() error {
 		defer close(e.ready)
 		stmts, _, conn, err := targetSection(gctx, o, "post-data")
@@ -113,15 +114,15 @@ func (e *EarlyBuilds) session(ctx context.Context, sessions int) error {
 }
 
 // TableCopied queues the builds of t, whose copy is committed, once the
-// post-data section's dump is there; it does not wait for it.
+// post-data section's dump is there; it does not wait for it. The last
+// table's builds are left to PostData: no copy is left for them to run
+// beside, and PostData builds them on more sessions.
 func (e *EarlyBuilds) TableCopied(t catalog.Table) {
-	if t.Partitioned {
-		return
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.left--
 	key := tableKey(t.Schema, t.Name)
-	if e.closed || e.queued[key] {
+	if t.Partitioned || e.left <= 0 || e.closed || e.queued[key] {
 		return
 	}
 	e.queued[key] = true

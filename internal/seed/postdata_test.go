@@ -93,7 +93,7 @@ func TestPostDataDependentStatements(t *testing.T) {
 			// post-data does the rest.
 			early := opts
 			early.Dumped = DumpAhead(ctx, opts, "post-data")
-			eb := StartEarlyBuilds(ctx, early, 2)
+			eb := StartEarlyBuilds(ctx, early, 2, len(tables)+1) // one table still copies
 			for _, tb := range tables {
 				eb.TableCopied(tb)
 			}
