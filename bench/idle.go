@@ -33,6 +33,7 @@ type idleRun struct {
 	// oldest insert (since its INSERT returned) whose row the link's
 	// target database does not show yet, 0 when it shows every one.
 	SeenP99, SeenMax time.Duration
+	SeenSamples      int // 0: the target's side was not measured (see the log)
 	// The servers' share of one core, idle and under the load, and the
 	// machine's load average at the end of each (the machine is shared).
 	SrcIdleCPU, TgtIdleCPU, SrcLoadCPU, TgtLoadCPU float64
@@ -56,7 +57,7 @@ func figIdle(ctx context.Context, cfg config, pg pglinkCmd, res *results) (err e
 	settings := maps.Clone(durableSettings)
 	settings["max_replication_slots"] = strconv.Itoa(n + 10)
 	settings["max_wal_senders"] = strconv.Itoa(n + 10)
-	settings["max_connections"] = strconv.Itoa(6*n + 50)
+	settings["max_connections"] = strconv.Itoa(8*n + 100) // the links' sessions and the benchmark's own, one per link
 	var servers []*server
 	defer func() {
 		for _, s := range servers {
@@ -137,6 +138,7 @@ func figIdle(ctx context.Context, cfg config, pg pglinkCmd, res *results) (err e
 	}
 	_, run.LagP99, run.LagMax = percentiles(samples)
 	_, run.SeenP99, run.SeenMax = percentiles(seenSamples)
+	run.SeenSamples = len(seenSamples)
 	res.Idle = append(res.Idle, run)
 	logf("figure 7: %d links ready in %s; idle: %.1f MB and %.2f%% of a core per link (servers: source %.0f%%, target %.0f%% of a core; load average %s); "+
 		"under the load: lag p99 %s (max %s), seen on the target p99 %s (max %s); servers: source %.0f%%, target %.0f%%; load average %s",

@@ -249,9 +249,13 @@ func (r *results) renderIdle(p printer) {
 	p("Targets: under 10 MB and 1%% of a core per idle link, lag p99 under 1 s.\n\n")
 	p("| links | ready after | RSS | per link | CPU per idle link | CPU per loaded link | lag p99 | lag max | seen on the target p99 / max | servers' CPU idle / loaded (source, target) | load average idle / loaded |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, x := range r.Idle {
-		p("| %d | %.0f s | %.0f MB | %.2f MB %s | %.3f%% %s | %.3f%% | %.2f s %s | %.2f s | %.2f / %.2f s | %.0f%%, %.0f%% / %.0f%%, %.0f%% | %s / %s |\n", x.Links, secs(x.Ready), mb(x.RSS),
+		seen := fmt.Sprintf("%.2f / %.2f s", secs(x.SeenP99), secs(x.SeenMax))
+		if x.SeenSamples == 0 {
+			seen = "not measured (see the log)"
+		}
+		p("| %d | %.0f s | %.0f MB | %.2f MB %s | %.3f%% %s | %.3f%% | %.2f s %s | %.2f s | %s | %.0f%%, %.0f%% / %.0f%%, %.0f%% | %s / %s |\n", x.Links, secs(x.Ready), mb(x.RSS),
 			x.RSSPerLink(), verdict(x.RSSPerLink() < 10), x.CPUPerLink(), verdict(x.CPUPerLink() < 1), x.LoadCPUPerLink(),
-			secs(x.LagP99), verdict(x.LagP99 < time.Second), secs(x.LagMax), secs(x.SeenP99), secs(x.SeenMax),
+			secs(x.LagP99), verdict(x.LagP99 < time.Second), secs(x.LagMax), seen,
 			100*x.SrcIdleCPU, 100*x.TgtIdleCPU, 100*x.SrcLoadCPU, 100*x.TgtLoadCPU, x.LoadAvgIdle, x.LoadAvgLoaded)
 	}
 	p("\n")
