@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -190,7 +191,7 @@ func guardDDL(ctx context.Context, conn *pgx.Conn) (ok bool, err error) {
 func UnguardSQL(link string) string {
 	trigger := quote.Literal(NamesFor(link).Trigger)
 	return `DO $g$ DECLARE r record; BEGIN
-	FOR r IN SELECT tgrelid::regclass AS rel FROM pg_trigger WHERE tgname = ` + trigger + ` LOOP
+	FOR r IN SELECT tgrelid::regclass AS rel FROM pg_trigger WHERE tgname = ` + trigger + ` ORDER BY tgrelid LOOP
 		EXECUTE format('DROP TRIGGER %I ON %s', ` + trigger + `, r.rel);
 	END LOOP;
 	IF to_regclass('pglink.guards') IS NOT NULL THEN
@@ -207,11 +208,33 @@ func UnguardSQL(link string) string {
 END $g$`
 }
 
+// unguardTries bounds the runs of the guard's removal that end in a
+// deadlock.
+const unguardTries = 5
+
 // UnguardTables removes the link's guard, and the database's read-only
 // default when no other link writes into it.
+//
+// Dropping a table's trigger locks the table exclusively, one table after
+// the other in one transaction; a session that locks two of them in the
+// other order (the apply, a reader) meets it in a deadlock, and the server
+// ends one of the two. When that is the guard's removal, nothing of it
+// stays, and it runs again, a few times, after a short pause.
 func UnguardTables(ctx context.Context, conn *pgx.Conn, names Names, otherLinks bool) error {
-	if _, err := conn.Exec(ctx, UnguardSQL(names.Link)); err != nil {
-		return fmt.Errorf("target: remove the read-only guard of link %s: %w", names.Link, err)
+	for try := 1; ; try++ {
+		_, err := conn.Exec(ctx, UnguardSQL(names.Link))
+		if err == nil {
+			break
+		}
+		var pgErr *pgconn.PgError
+		if try >= unguardTries || !errors.As(err, &pgErr) || pgErr.Code != "40P01" {
+			return fmt.Errorf("target: remove the read-only guard of link %s: %w", names.Link, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(try) * 50 * time.Millisecond):
+		}
 	}
 	if otherLinks {
 		return nil
