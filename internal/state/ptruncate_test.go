@@ -118,15 +118,7 @@ func TestTruncateCaptureGivesWay(t *testing.T) {
 		installed <- err
 	}()
 	// Wait until pglink holds ev_1 and waits for ev_2.
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if src.QueryString("app", `SELECT count(*) FROM pg_locks WHERE relation = 'public.ev_2'::regclass AND NOT granted`) == "1" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("pglink never waited for the lock on ev_2")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitForLockWait(t, src, "app", "public.ev_2", "pglink")
 	start := time.Now()
 	if _, err := tx.Exec(ctx, `INSERT INTO public.ev_1 VALUES (2, 1)`); err != nil {
 		t.Fatalf("the application's write to ev_1 failed: %v", err)

@@ -45,15 +45,7 @@ func TestUnguardGivesWayToDeadlock(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- UnguardTables(ctx, conn, NamesFor("dl"), true) }()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if tgt.QueryString("app", `SELECT count(*) FROM pg_locks WHERE relation = 'public.t2'::regclass AND NOT granted`) == "1" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the guard's removal never waited for t2")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitForLockWait(t, tgt, "app", "public.t2", "the guard's removal")
 	// Waits for t1, which the removal holds: the server ends the removal
 	// after deadlock_timeout (it waited first), and this lock is granted.
 	if _, err := tx.Exec(ctx, `LOCK TABLE public.t1 IN ROW EXCLUSIVE MODE`); err != nil {
@@ -68,5 +60,19 @@ func TestUnguardGivesWayToDeadlock(t *testing.T) {
 	}
 	if got := tgt.QueryString("app", `SELECT count(*) FROM pg_trigger WHERE tgname = '`+trig+`'`); got != "0" {
 		t.Fatalf("%s guard triggers left", got)
+	}
+}
+
+// waitForLockWait waits until a session waits for a lock on rel.
+func waitForLockWait(t *testing.T, c *pgtest.Cluster, db, rel, who string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if c.QueryString(db, `SELECT count(*) FROM pg_locks WHERE relation = '`+rel+`'::regclass AND NOT granted`) == "1" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never waited for the lock on %s", who, rel)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
