@@ -7,7 +7,7 @@ import (
 // SectionDump is a pg_dump of one schema section run in the background,
 // so that its time (pg_dump's start and its catalog reads, about half a
 // second even on a small database) overlaps the copy instead of adding to
-// the seeding. It is read once, by PostData.
+// the seeding. EarlyBuilds and PostData read it.
 type SectionDump struct {
 	section string
 	done    chan struct{}
