@@ -2,13 +2,13 @@ package assess
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/endpoint"
 )
 
 // freeDisk finds the free space under the server's data directory (sub, a
@@ -24,7 +24,7 @@ func freeDisk(ctx context.Context, conn *pgx.Conn, sub string) (*int64, string) 
 	if err != nil || dir == nil || *dir == "" {
 		return nil, "cannot be found out: the data directory is hidden from the user (it needs superuser or pg_read_all_settings); check it on the server with df -h"
 	}
-	if !isLocal(conn.Config().Host) {
+	if !endpoint.IsLocalHost(conn.Config().Host) {
 		return nil, "cannot be found out from SQL on a server on another machine; check it there with df -h " + filepath.Join(*dir, sub)
 	}
 	path := filepath.Join(*dir, sub)
@@ -37,13 +37,4 @@ func freeDisk(ctx context.Context, conn *pgx.Conn, sub string) (*int64, string) 
 	}
 	free := int64(st.Bavail) * int64(st.Bsize)
 	return &free, "measured on this machine under " + path
-}
-
-// isLocal tells whether a connection host is this machine.
-func isLocal(host string) bool {
-	if strings.HasPrefix(host, "/") || host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -287,3 +287,13 @@ func IsConnectionLost(err error) bool {
 	}
 	return false
 }
+
+// IsLocalHost tells whether a connection's host is this machine: a socket
+// directory, localhost or a loopback address.
+func IsLocalHost(host string) bool {
+	if strings.HasPrefix(host, "/") || host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

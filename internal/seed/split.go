@@ -3,10 +3,10 @@ package seed
 import (
 	"fmt"
 	"math"
-	"net"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/endpoint"
 )
 
 // splitCores is how many cores the servers need for a split table's
@@ -28,18 +28,8 @@ const splitCores = 4
 // DefaultSplitBytes so that the jobs share it. why says so when tables
 // are kept whole.
 func splitFor(src, tgt *pgx.ConnConfig, cores int) (bytes int64, why string) {
-	if cores >= splitCores || src == nil || tgt == nil || !localHost(src.Host) || !localHost(tgt.Host) {
+	if cores >= splitCores || src == nil || tgt == nil || !endpoint.IsLocalHost(src.Host) || !endpoint.IsLocalHost(tgt.Host) {
 		return DefaultSplitBytes, ""
 	}
 	return math.MaxInt64, fmt.Sprintf("both servers run on this machine, whose %d cores one stream keeps busy: every table is copied whole, and loaded frozen", cores)
-}
-
-// localHost tells whether a connection's host is this machine: a socket
-// directory, localhost or a loopback address.
-func localHost(host string) bool {
-	if strings.HasPrefix(host, "/") || host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pglink/pglink/internal/catalog"
 	"github.com/pglink/pglink/internal/quote"
+	"github.com/pglink/pglink/internal/wait"
 )
 
 // The target's guard keeps a linked table for the link alone. Three parts:
@@ -230,10 +231,8 @@ func UnguardTables(ctx context.Context, conn *pgx.Conn, names Names, otherLinks 
 		if try >= unguardTries || !errors.As(err, &pgErr) || pgErr.Code != "40P01" {
 			return fmt.Errorf("target: remove the read-only guard of link %s: %w", names.Link, err)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(try) * 50 * time.Millisecond):
+		if err := wait.Sleep(ctx, time.Duration(try)*50*time.Millisecond); err != nil {
+			return err
 		}
 	}
 	if otherLinks {

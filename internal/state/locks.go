@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pglink/pglink/internal/wait"
 )
 
 // lockRetryFor is how long pglink keeps trying to take the locks of a
@@ -54,10 +56,8 @@ func yieldingLocks(ctx context.Context, conn *pgx.Conn, what string, logf func(s
 			logf(fmt.Sprintf("source: %s waits for other sessions' locks; it gives way to them and tries again", what))
 		}
 		sleep := pause/2 + rand.N(pause)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(sleep):
+		if err := wait.Sleep(ctx, sleep); err != nil {
+			return err
 		}
 		pause = min(pause*2, time.Second)
 	}

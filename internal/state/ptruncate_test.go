@@ -93,16 +93,8 @@ func TestTruncateCaptureGivesWay(t *testing.T) {
 		`CREATE PUBLICATION pglink_busy FOR TABLE public.ev WITH (publish_via_partition_root = true)`)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	app, err := pgx.Connect(ctx, src.URL("app"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close(context.Background())
-	link, err := pgx.Connect(ctx, src.URL("app"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer link.Close(context.Background())
+	app := src.Connect("app")
+	link := src.Connect("app")
 
 	tx, err := app.Begin(ctx)
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pglink/pglink/internal/pgtest"
 )
 
@@ -25,16 +23,8 @@ func TestUnguardGivesWayToDeadlock(t *testing.T) {
 		`CREATE TRIGGER `+trig+` BEFORE INSERT ON public.t2 FOR EACH STATEMENT EXECUTE FUNCTION public.refuse()`)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	other, err := pgx.Connect(ctx, tgt.URL("app"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close(context.Background())
-	conn, err := pgx.Connect(ctx, tgt.URL("app"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	other := tgt.Connect("app")
+	conn := tgt.Connect("app")
 
 	tx, err := other.Begin(ctx)
 	if err != nil {
